@@ -1,0 +1,3 @@
+from vaultpeer.cli import main
+
+main()

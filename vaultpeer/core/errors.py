@@ -1,0 +1,83 @@
+"""Every error the pure core raises.
+
+Messages never contain secrets, item content or hints about which integrity check failed: like
+pyca's Fernet ``InvalidToken``, one :class:`IntegrityError` covers a bad signature, a bad MAC, a
+record moved to another item and a malformed encoding alike.
+"""
+
+
+class VaultpeerError(Exception):
+    """Base of every error vaultpeer reports to a person or a peer."""
+
+    #: A stable, machine-readable name (the local API will expose it as an error code).
+    code = "error"
+
+
+class IntegrityError(VaultpeerError):
+    """Data failed verification. Deliberately says nothing about which check failed."""
+
+    code = "integrity"
+
+    def __init__(self, message: str = "integrity check failed: the data was altered or is not from this vault"):
+        super().__init__(message)
+
+
+class WrongPassword(VaultpeerError):
+    code = "wrong_password"
+
+    def __init__(self, message: str = "wrong password"):
+        super().__init__(message)
+
+
+class WrongRecoveryKey(VaultpeerError):
+    code = "wrong_recovery_key"
+
+    def __init__(self, message: str = "wrong recovery key"):
+        super().__init__(message)
+
+
+class InvalidInput(VaultpeerError):
+    """A value given by the local user (not a peer) is malformed; the message says how."""
+
+    code = "invalid_params"
+
+
+class NotFound(VaultpeerError):
+    code = "not_found"
+
+
+class Ambiguous(VaultpeerError):
+    """A name matches several items; ``candidates`` lists (id, title) pairs to choose from."""
+
+    code = "ambiguous"
+
+    def __init__(self, message: str, candidates: list[tuple[str, str]]):
+        super().__init__(message)
+        self.candidates = candidates
+
+
+class WeakKdfParameters(VaultpeerError):
+    """KDF parameters below the floor, outside the loudly named test mode."""
+
+    code = "weak_kdf"
+
+
+class VaultLocked(VaultpeerError):
+    code = "locked"
+
+    def __init__(self, message: str = "the vault is locked: unlock it first"):
+        super().__init__(message)
+
+
+class NoVault(VaultpeerError):
+    code = "no_vault"
+
+    def __init__(self, message: str = "this device has no vault yet: run `vaultpeer init` (or join one)"):
+        super().__init__(message)
+
+
+class AlreadyInitialized(VaultpeerError):
+    code = "already_initialized"
+
+    def __init__(self, message: str = "this device already has a vault"):
+        super().__init__(message)

@@ -1,0 +1,111 @@
+"""Device identity: a Noise static X25519 key, an Ed25519 signing key, and the id derived from both.
+
+The device id is a SHA-256 fingerprint over both public keys, shown with check characters in
+groups (see :mod:`vaultpeer.core.checkcode`). Because the id commits to the keys, a roster entry or
+a pairing confirmation that names the id pins both keys at once.
+"""
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from vaultpeer.core.checkcode import DEVICE_ID_FORMAT
+
+_DEVICE_ID_DOMAIN = b"vaultpeer device id v1\x00"
+KEY_SIZE = 32
+
+
+@dataclass(frozen=True, order=True)
+class DeviceId:
+    """A device's fingerprint: 32 bytes, shown as ``XXXXXXX-XXXXXXX-...`` (8 groups)."""
+
+    raw: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.raw, bytes) or len(self.raw) != 32:
+            raise ValueError("a device id is 32 bytes")
+
+    @classmethod
+    def parse(cls, text: str) -> "DeviceId":
+        return cls(DEVICE_ID_FORMAT.parse(text))
+
+    @property
+    def short(self) -> str:
+        """The first group: enough to tell a person's few devices apart in a listing."""
+        return str(self)[:7]
+
+    def __str__(self) -> str:
+        return DEVICE_ID_FORMAT.format(self.raw)
+
+    def __repr__(self) -> str:
+        return f"DeviceId({self.short}…)"
+
+
+@dataclass(frozen=True)
+class DevicePublicKeys:
+    """What others know of a device: its two public keys (and so its id)."""
+
+    noise_public: bytes
+    signing_public: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.noise_public) != KEY_SIZE or len(self.signing_public) != KEY_SIZE:
+            raise ValueError("public keys are 32 bytes each")
+
+    @property
+    def device_id(self) -> DeviceId:
+        digest = hashlib.sha256(_DEVICE_ID_DOMAIN + self.noise_public + self.signing_public).digest()
+        return DeviceId(digest)
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        try:
+            Ed25519PublicKey.from_public_bytes(self.signing_public).verify(signature, message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+class DeviceKeys:
+    """A device's private keys. Never printed: the repr names the device only."""
+
+    __slots__ = ("_noise_private", "_signing_key", "public")
+
+    def __init__(self, noise_private: bytes, signing_seed: bytes):
+        if len(noise_private) != KEY_SIZE or len(signing_seed) != KEY_SIZE:
+            raise ValueError("private keys are 32 bytes each")
+        self._noise_private = bytes(noise_private)
+        self._signing_key = Ed25519PrivateKey.from_private_bytes(signing_seed)
+        noise_public = X25519PrivateKey.from_private_bytes(noise_private).public_key()
+        self.public = DevicePublicKeys(
+            noise_public=noise_public.public_bytes(Encoding.Raw, PublicFormat.Raw),
+            signing_public=self._signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+        )
+
+    @classmethod
+    def generate(cls, random_bytes: Callable[[int], bytes] = os.urandom) -> "DeviceKeys":
+        return cls(random_bytes(KEY_SIZE), random_bytes(KEY_SIZE))
+
+    @property
+    def device_id(self) -> DeviceId:
+        return self.public.device_id
+
+    @property
+    def noise_private(self) -> bytes:
+        """The raw X25519 private key, for the Noise handshake and for saving to the key file."""
+        return self._noise_private
+
+    @property
+    def signing_seed(self) -> bytes:
+        return self._signing_key.private_bytes_raw()
+
+    def sign(self, message: bytes) -> bytes:
+        return self._signing_key.sign(message)
+
+    def __repr__(self) -> str:
+        return f"DeviceKeys(device={self.device_id.short}…, private keys redacted)"

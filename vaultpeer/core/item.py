@@ -1,0 +1,177 @@
+"""Item content: a title and ordered fields. Only ever stored or sent sealed (see revision.py).
+
+Nothing here appears in a repr: item content is the thing vaultpeer exists to keep secret.
+"""
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from vaultpeer.core import encoding
+from vaultpeer.core.errors import Ambiguous, IntegrityError, InvalidInput, NotFound
+
+ITEM_ID_SIZE = 16
+STANDARD_FIELDS = ("username", "password", "url", "notes", "totp")
+#: Fields whose values are masked in human output unless revealed.
+SECRET_FIELDS = frozenset({"password", "totp"})
+MAX_TITLE_CHARS = 1_000
+MAX_FIELD_NAME_CHARS = 200
+MAX_FIELDS = 500
+#: The largest item plaintext (notes included) that one revision may carry.
+MAX_CONTENT_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, order=True)
+class ItemId:
+    raw: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.raw, bytes) or len(self.raw) != ITEM_ID_SIZE:
+            raise ValueError("an item id is 16 bytes")
+
+    @classmethod
+    def generate(cls, random_bytes: Callable[[int], bytes] = os.urandom) -> "ItemId":
+        return cls(random_bytes(ITEM_ID_SIZE))
+
+    @classmethod
+    def parse(cls, text: str) -> "ItemId":
+        try:
+            return cls(bytes.fromhex(text))
+        except ValueError:
+            raise InvalidInput("not an item id") from None
+
+    def __str__(self) -> str:
+        return self.raw.hex()
+
+    def __repr__(self) -> str:
+        return f"ItemId({self.raw.hex()})"
+
+
+@dataclass(frozen=True, repr=False)
+class Field:
+    name: str
+    value: str
+    secret: bool
+
+    def __repr__(self) -> str:
+        return "Field(redacted)"
+
+
+def is_secret_by_default(name: str) -> bool:
+    return name.lower() in SECRET_FIELDS
+
+
+@dataclass(frozen=True, repr=False)
+class ItemContent:
+    title: str
+    fields: tuple[Field, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_text(self.title, "title", MAX_TITLE_CHARS, allow_empty=False)
+        if len(self.fields) > MAX_FIELDS:
+            raise InvalidInput(f"an item has at most {MAX_FIELDS} fields")
+        names = set()
+        for field in self.fields:
+            _check_text(field.name, "field name", MAX_FIELD_NAME_CHARS, allow_empty=False)
+            if not isinstance(field.value, str):
+                raise InvalidInput("field values are text")
+            if field.name in names:
+                raise InvalidInput("field names must be unique within an item")
+            names.add(field.name)
+
+    def __repr__(self) -> str:
+        return f"ItemContent(redacted, {len(self.fields)} fields)"
+
+    @classmethod
+    def build(cls, title: str, fields: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> "ItemContent":
+        pairs = fields.items() if isinstance(fields, Mapping) else fields
+        return cls(title, tuple(Field(n, v, is_secret_by_default(n)) for n, v in pairs))
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def field_map(self) -> dict[str, str]:
+        return {f.name: f.value for f in self.fields}
+
+    def edited(
+        self,
+        set_fields: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        remove: Iterable[str] = (),
+        title: str | None = None,
+    ) -> "ItemContent":
+        """A copy with fields set (in place, or appended if new), removed, and the title changed."""
+        pairs = list(set_fields.items() if isinstance(set_fields, Mapping) else set_fields)
+        remove = list(remove)
+        missing = [name for name in remove if self.field(name) is None]
+        if missing:
+            raise InvalidInput(f"no field named {missing[0]!r} to remove")
+        updates = dict(pairs)
+        fields = [
+            Field(f.name, updates.pop(f.name), f.secret) if f.name in updates else f
+            for f in self.fields
+            if f.name not in remove
+        ]
+        fields += [Field(n, v, is_secret_by_default(n)) for n, v in updates.items()]
+        return ItemContent(self.title if title is None else title, tuple(fields))
+
+    def to_plaintext(self) -> bytes:
+        data = encoding.encode({"title": self.title, "fields": [[f.name, f.value, f.secret] for f in self.fields]})
+        if len(data) > MAX_CONTENT_BYTES:
+            raise InvalidInput(f"an item may hold at most {MAX_CONTENT_BYTES // 1024} KiB")
+        return data
+
+    @classmethod
+    def from_plaintext(cls, data: bytes) -> "ItemContent":
+        value = encoding.decode(data, max_size=MAX_CONTENT_BYTES)
+        try:
+            if not isinstance(value, dict) or set(value) != {"title", "fields"}:
+                raise ValueError
+            fields = []
+            for entry in value["fields"]:
+                name, field_value, secret = entry
+                if not isinstance(secret, bool):
+                    raise ValueError
+                fields.append(Field(name, field_value, secret))
+            return cls(value["title"], tuple(fields))
+        except (ValueError, TypeError, InvalidInput):
+            raise IntegrityError() from None
+
+
+def _check_text(text: object, what: str, limit: int, *, allow_empty: bool) -> None:
+    if not isinstance(text, str):
+        raise InvalidInput(f"the {what} must be text")
+    if not allow_empty and not text.strip():
+        raise InvalidInput(f"the {what} must not be empty")
+    if len(text) > limit:
+        raise InvalidInput(f"the {what} is longer than {limit} characters")
+    if any(ch in text for ch in "\x00\r\n"):
+        raise InvalidInput(f"the {what} must be a single line")
+
+
+MIN_ID_PREFIX = 6
+
+
+def resolve_reference(reference: str, items: Iterable[tuple[ItemId, str]]) -> ItemId:
+    """Find the one item that ``reference`` names: a full id, a unique id prefix of at least six
+    characters, or an exact unique title. Raises NotFound or Ambiguous (with the candidates)."""
+    items = list(items)
+    wanted = reference.strip()
+    lowered = wanted.lower()
+    for item_id, _ in items:
+        if str(item_id) == lowered:
+            return item_id
+    by_prefix = (
+        [(i, t) for i, t in items if str(i).startswith(lowered)]
+        if len(lowered) >= MIN_ID_PREFIX and all(c in "0123456789abcdef" for c in lowered)
+        else []
+    )
+    by_title = [(i, t) for i, t in items if t == wanted]
+    matches = list({i: (i, t) for i, t in by_prefix + by_title}.values())
+    if len(matches) == 1:
+        return matches[0][0]
+    if not matches:
+        raise NotFound("no item matches that name or id")
+    raise Ambiguous(
+        f"that name matches {len(matches)} items; name one by id",
+        sorted((str(i), t) for i, t in matches),
+    )

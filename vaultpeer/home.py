@@ -1,0 +1,59 @@
+"""Where a device keeps everything: its home directory, and the switches read from the environment.
+
+``--home DIR`` beats ``$VAULTPEER_HOME``, which beats the platform's user data directory. Every
+file of a device lives under its home, so several devices can run side by side on one machine.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+HOME_ENV = "VAULTPEER_HOME"
+
+#: The one switch that allows trivially cheap Argon2id parameters. It exists so the test suite can
+#: create hundreds of vaults in seconds. It must be set to exactly this value to take effect, every
+#: command run with it prints a warning, and a vault created with it refuses to open without it.
+INSECURE_TEST_KDF_ENV = "VAULTPEER_INSECURE_TEST_KDF"
+INSECURE_TEST_KDF_VALUE = "i-understand-this-vault-is-not-protected"
+
+
+def insecure_test_kdf_enabled(environ: dict[str, str] | None = None) -> bool:
+    environ = os.environ if environ is None else environ
+    return environ.get(INSECURE_TEST_KDF_ENV) == INSECURE_TEST_KDF_VALUE
+
+
+def resolve_home(option: str | os.PathLike | None, environ: dict[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    if option:
+        return Path(option).expanduser().absolute()
+    if environ.get(HOME_ENV):
+        return Path(environ[HOME_ENV]).expanduser().absolute()
+    return Path(platformdirs.user_data_dir("vaultpeer", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Home:
+    path: Path
+
+    @property
+    def database(self) -> Path:
+        return self.path / "vault.sqlite3"
+
+    @property
+    def identity_dir(self) -> Path:
+        return self.path / "identity"
+
+    @property
+    def device_file(self) -> Path:
+        return self.path / "device.json"
+
+    def ensure(self) -> "Home":
+        """Create the home (0700), or tighten an existing one to 0700."""
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.path, 0o700)
+        return self
+
+    def exists(self) -> bool:
+        return self.path.is_dir()

@@ -1,0 +1,276 @@
+"""The SQLite repository: the only module in vaultpeer that speaks SQL.
+
+One database per home, in WAL mode with ``synchronous=FULL``; every change is one transaction.
+What is readable in it by design: ids, counters, flags, sizes, public keys and signatures. Item
+titles, field names and values only ever exist here inside revision ciphertexts.
+"""
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from vaultpeer.core import encoding
+from vaultpeer.core.errors import IntegrityError
+from vaultpeer.core.identity import DeviceId, DevicePublicKeys
+from vaultpeer.core.item import ItemId
+from vaultpeer.core.revision import MAX_PARENTS, Revision, RevisionId
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS header (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    record BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+    device_id      BLOB PRIMARY KEY,
+    noise_public   BLOB NOT NULL,
+    signing_public BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS revisions (
+    author     BLOB    NOT NULL,
+    seq        INTEGER NOT NULL,
+    item_id    BLOB    NOT NULL,
+    parents    BLOB    NOT NULL,
+    deleted    INTEGER NOT NULL,
+    key_epoch  INTEGER NOT NULL,
+    nonce      BLOB    NOT NULL,
+    ciphertext BLOB    NOT NULL,
+    signature  BLOB    NOT NULL,
+    PRIMARY KEY (author, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS revisions_by_item ON revisions (item_id);
+-- parent -> child links, so a revision that arrives after its child is not taken for a head
+CREATE TABLE IF NOT EXISTS edges (
+    parent_author BLOB    NOT NULL,
+    parent_seq    INTEGER NOT NULL,
+    child_author  BLOB    NOT NULL,
+    child_seq     INTEGER NOT NULL,
+    PRIMARY KEY (parent_author, parent_seq, child_author, child_seq)
+) WITHOUT ROWID;
+-- the revisions of each item that no other revision supersedes
+CREATE TABLE IF NOT EXISTS heads (
+    item_id BLOB    NOT NULL,
+    author  BLOB    NOT NULL,
+    seq     INTEGER NOT NULL,
+    PRIMARY KEY (item_id, author, seq)
+) WITHOUT ROWID;
+"""
+
+_REVISION_COLUMNS = "r.author, r.seq, r.item_id, r.parents, r.deleted, r.key_epoch, r.nonce, r.ciphertext, r.signature"
+
+
+class Store:
+    def __init__(self, connection: sqlite3.Connection, path: Path):
+        self._db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> "Store":
+        # Created 0600 before SQLite opens it; the WAL and journal inherit the owner-only umask.
+        old_umask = os.umask(0o077)
+        try:
+            if not path.exists():
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.execute("PRAGMA busy_timeout = 5000")
+            store = cls(connection, path)
+            with store.transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                version = store._meta("schema_version")
+                if version is None:
+                    store._set_meta("schema_version", SCHEMA_VERSION)
+                    store._set_meta("store_id", os.urandom(16))
+                elif version != SCHEMA_VERSION:
+                    raise RuntimeError(f"{path} has schema version {version}; this vaultpeer reads {SCHEMA_VERSION}")
+        finally:
+            os.umask(old_umask)
+        return store
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic, durable change. Nested use joins the outer transaction."""
+        if self._db.in_transaction:
+            yield
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- meta -------------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> object:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def _set_meta(self, key: str, value: object) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def store_id(self) -> bytes:
+        """Random per database: a peer that sees it change knows this store was rebuilt."""
+        return self._meta("store_id")  # type: ignore[return-value]
+
+    # --- header and members ------------------------------------------------------------------
+
+    def header_record(self) -> bytes | None:
+        row = self._db.execute("SELECT record FROM header WHERE id = 1").fetchone()
+        return None if row is None else row[0]
+
+    def put_header_record(self, record: bytes) -> None:
+        self._db.execute("INSERT OR REPLACE INTO header (id, record) VALUES (1, ?)", (record,))
+
+    def put_member(self, keys: DevicePublicKeys) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO members (device_id, noise_public, signing_public) VALUES (?, ?, ?)",
+            (keys.device_id.raw, keys.noise_public, keys.signing_public),
+        )
+
+    def member(self, device_id: DeviceId) -> DevicePublicKeys | None:
+        row = self._db.execute(
+            "SELECT noise_public, signing_public FROM members WHERE device_id = ?", (device_id.raw,)
+        ).fetchone()
+        if row is None:
+            return None
+        keys = DevicePublicKeys(noise_public=row[0], signing_public=row[1])
+        return keys if keys.device_id == device_id else None
+
+    # --- revisions ----------------------------------------------------------------------------
+
+    def next_seq(self, author: DeviceId) -> int:
+        """The author's next counter value (call inside the transaction that inserts it)."""
+        row = self._db.execute("SELECT MAX(seq) FROM revisions WHERE author = ?", (author.raw,)).fetchone()
+        return (row[0] or 0) + 1
+
+    def insert_revisions(self, revisions: Iterable[Revision]) -> list[Revision]:
+        """Store revisions and keep heads current; returns those that were new.
+
+        A revision already stored with identical content is skipped (so replays are harmless); one
+        that reuses a stored id with different content is an IntegrityError and, raised inside the
+        caller's transaction, stores nothing of the batch.
+        """
+        added = []
+        with self.transaction():
+            for revision in revisions:
+                existing = self.revision(revision.revision_id)
+                if existing is not None:
+                    if existing != revision:
+                        raise IntegrityError()
+                    continue
+                self._insert(revision)
+                added.append(revision)
+        return added
+
+    def _insert(self, revision: Revision) -> None:
+        author, seq = revision.revision_id.author.raw, revision.revision_id.seq
+        self._db.execute(
+            "INSERT INTO revisions (author, seq, item_id, parents, deleted, key_epoch, nonce, ciphertext, signature)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                author,
+                seq,
+                revision.item_id.raw,
+                encoding.encode([p.to_record() for p in revision.parents]),
+                int(revision.deleted),
+                revision.key_epoch,
+                revision.nonce,
+                revision.ciphertext,
+                revision.signature,
+            ),
+        )
+        for parent in revision.parents:
+            self._db.execute(
+                "INSERT OR IGNORE INTO edges (parent_author, parent_seq, child_author, child_seq) VALUES (?, ?, ?, ?)",
+                (parent.author.raw, parent.seq, author, seq),
+            )
+            self._db.execute(
+                "DELETE FROM heads WHERE item_id = ? AND author = ? AND seq = ?",
+                (revision.item_id.raw, parent.author.raw, parent.seq),
+            )
+        superseded = self._db.execute(
+            "SELECT 1 FROM edges WHERE parent_author = ? AND parent_seq = ? LIMIT 1", (author, seq)
+        ).fetchone()
+        if not superseded:
+            self._db.execute(
+                "INSERT INTO heads (item_id, author, seq) VALUES (?, ?, ?)", (revision.item_id.raw, author, seq)
+            )
+
+    def revision(self, revision_id: RevisionId) -> Revision | None:
+        row = self._db.execute(
+            f"SELECT {_REVISION_COLUMNS} FROM revisions r WHERE r.author = ? AND r.seq = ?",
+            (revision_id.author.raw, revision_id.seq),
+        ).fetchone()
+        return None if row is None else _revision_from_row(row)
+
+    def revisions_of(self, item_id: ItemId) -> list[Revision]:
+        rows = self._db.execute(
+            f"SELECT {_REVISION_COLUMNS} FROM revisions r WHERE r.item_id = ?", (item_id.raw,)
+        ).fetchall()
+        return [_revision_from_row(row) for row in rows]
+
+    def heads_of(self, item_id: ItemId) -> list[Revision]:
+        rows = self._db.execute(
+            f"SELECT {_REVISION_COLUMNS} FROM heads h JOIN revisions r ON r.author = h.author AND r.seq = h.seq"
+            " WHERE h.item_id = ?",
+            (item_id.raw,),
+        ).fetchall()
+        return [_revision_from_row(row) for row in rows]
+
+    def all_heads(self) -> Iterator[Revision]:
+        cursor = self._db.execute(
+            f"SELECT {_REVISION_COLUMNS} FROM heads h JOIN revisions r ON r.author = h.author AND r.seq = h.seq"
+        )
+        for row in cursor:
+            yield _revision_from_row(row)
+
+    def all_revisions(self) -> Iterator[Revision]:
+        for row in self._db.execute(f"SELECT {_REVISION_COLUMNS} FROM revisions r"):
+            yield _revision_from_row(row)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "items": self._db.execute("SELECT COUNT(DISTINCT item_id) FROM heads").fetchone()[0],
+            "revisions": self._db.execute("SELECT COUNT(*) FROM revisions").fetchone()[0],
+            "members": self._db.execute("SELECT COUNT(*) FROM members").fetchone()[0],
+        }
+
+    def integrity_check(self) -> bool:
+        return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _revision_from_row(row: tuple) -> Revision:
+    author, seq, item_id, parents, deleted, key_epoch, nonce, ciphertext, signature = row
+    try:
+        parent_records = encoding.decode(parents, max_size=MAX_PARENTS * 64)
+        if not isinstance(parent_records, list):
+            raise IntegrityError()
+        return Revision(
+            item_id=ItemId(item_id),
+            revision_id=RevisionId(DeviceId(author), seq),
+            parents=tuple(RevisionId.from_record(p) for p in parent_records),
+            deleted=bool(deleted),
+            key_epoch=key_epoch,
+            nonce=nonce,
+            ciphertext=ciphertext,
+            signature=signature,
+        )
+    except (TypeError, ValueError):
+        raise IntegrityError() from None
