@@ -252,6 +252,12 @@ class Store:
             "members": self._db.execute("SELECT COUNT(*) FROM members").fetchone()[0],
         }
 
+    def conflicted_item_count(self) -> int:
+        """Items with more than one head: readable without the vault key."""
+        return self._db.execute(
+            "SELECT COUNT(*) FROM (SELECT item_id FROM heads GROUP BY item_id HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
+
     def integrity_check(self) -> bool:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 

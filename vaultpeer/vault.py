@@ -229,11 +229,16 @@ class Vault:
         views = [v for v in self._items().values() if v.deleted == deleted]
         return sorted(views, key=lambda v: (v.title.casefold(), str(v.id)))
 
-    def get(self, reference: str) -> ItemView:
-        view = self.resolve(reference)
+    def _verified(self, reference: str, *, deleted: bool | None = False) -> ItemView:
+        """Resolve, then check the heads' signatures: whatever is shown or built upon is verified."""
+        view = self.resolve(reference, deleted=deleted)
+        vault_id = self.vault_id
         for head in self.store.heads_of(view.id):
-            head.verify(self.vault_id, self.store.member(head.author))
+            head.verify(vault_id, self.store.member(head.author))
         return view
+
+    def get(self, reference: str) -> ItemView:
+        return self._verified(reference)
 
     def history(self, reference: str) -> list[HistoryEntry]:
         view = self.resolve(reference, deleted=None)
@@ -285,7 +290,7 @@ class Vault:
         remove: Iterable[str] = (),
         title: str | None = None,
     ) -> ItemView:
-        view = self.resolve(reference)
+        view = self._verified(reference)
         current = ItemContent(view.title, view.fields)
         changed = current.edited(set_fields, remove, title)
         if changed.to_plaintext() == current.to_plaintext() and not view.conflict:
@@ -294,12 +299,12 @@ class Vault:
 
     def delete(self, reference: str) -> ItemView:
         """Write a tombstone (which keeps the content, so the item can be listed and restored)."""
-        view = self.resolve(reference)
+        view = self._verified(reference)
         return self._commit(view.id, ItemContent(view.title, view.fields), parents=view.heads, deleted=True)
 
     def restore(self, reference: str, revision: str | None = None) -> ItemView:
         """A new revision with the content of an older one (or, for a deleted item, its last content)."""
-        view = self.resolve(reference, deleted=None)
+        view = self._verified(reference, deleted=None)
         if revision is None:
             if not view.deleted:
                 raise InvalidInput("the item is not deleted: name the revision to restore (see `history`)")

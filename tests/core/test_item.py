@@ -1,0 +1,72 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vaultpeer.core.errors import Ambiguous, IntegrityError, InvalidInput, NotFound
+from vaultpeer.core.item import ItemContent, ItemId, resolve_reference
+
+
+def test_build_marks_standard_secret_fields():
+    content = ItemContent.build("Email", {"username": "alice", "password": "p", "totp": "JBSW", "pin": "1"})
+    assert [(f.name, f.secret) for f in content.fields] == [
+        ("username", False), ("password", True), ("totp", True), ("pin", False)
+    ]
+
+
+def test_edit_keeps_order_appends_new_fields_and_removes():
+    content = ItemContent.build("Email", [("username", "a"), ("password", "p"), ("url", "u")])
+    edited = content.edited({"password": "q", "pin": "1"}, remove=["url"], title="Mail")
+    assert edited.title == "Mail"
+    assert [(f.name, f.value) for f in edited.fields] == [("username", "a"), ("password", "q"), ("pin", "1")]
+    assert edited.field("password").secret
+    with pytest.raises(InvalidInput):
+        content.edited(remove=["nope"])
+
+
+@pytest.mark.parametrize("title,fields", [
+    ("", {}), ("   ", {}), ("a\nb", {}), ("ok", [("", "v")]), ("ok", [("a", "1"), ("a", "2")]), ("x" * 1001, {}),
+])
+def test_invalid_content_is_rejected(title, fields):
+    with pytest.raises(InvalidInput):
+        ItemContent.build(title, fields)
+
+
+@given(st.text(min_size=1, max_size=50).filter(lambda t: t.strip() and not set(t) & set("\x00\r\n")),
+       st.dictionaries(st.text(min_size=1, max_size=10).filter(lambda t: t.strip() and not set(t) & set("\x00\r\n")),
+                       st.text(max_size=100), max_size=6))
+def test_plaintext_round_trip(title, fields):
+    content = ItemContent.build(title, fields)
+    again = ItemContent.from_plaintext(content.to_plaintext())
+    assert (again.title, again.fields) == (content.title, content.fields)
+
+
+def test_malformed_plaintext_is_an_integrity_error():
+    with pytest.raises(IntegrityError):
+        ItemContent.from_plaintext(b"\xa0")
+
+
+def test_reprs_reveal_no_content():
+    content = ItemContent.build("Secret Title", {"username": "alice", "password": "hunter2"})
+    text = repr(content) + repr(content.fields)
+    for secret in ("Secret Title", "alice", "hunter2", "username"):
+        assert secret not in text
+
+
+def test_resolve_by_id_prefix_and_title():
+    a, b = ItemId(bytes.fromhex("aaaaaa" + "00" * 13)), ItemId(bytes.fromhex("aaaaab" + "00" * 13))
+    items = [(a, "Email"), (b, "Bank")]
+    assert resolve_reference(str(a), items) == a
+    assert resolve_reference("aaaaab", items) == b
+    assert resolve_reference("Email", items) == a
+    with pytest.raises(NotFound):
+        resolve_reference("aaaa", items)  # too short to be a prefix
+    with pytest.raises(NotFound):
+        resolve_reference("email", items)  # titles match exactly
+    twin = ItemId(bytes.fromhex("aaaaaa" + "00" * 12 + "01"))
+    with pytest.raises(Ambiguous) as caught:
+        resolve_reference("aaaaaa", items + [(twin, "Other")])
+    assert [t for _, t in caught.value.candidates] == ["Email", "Other"]
+    with pytest.raises(Ambiguous) as caught:
+        resolve_reference("Email", items + [(ItemId(bytes(16)), "Email")])
+    assert sorted(t for _, t in caught.value.candidates) == ["Email", "Email"]
+    assert "Email" not in str(caught.value)

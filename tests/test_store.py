@@ -1,0 +1,78 @@
+import stat
+
+import pytest
+
+from vaultpeer.core.errors import IntegrityError
+from vaultpeer.core.identity import DeviceKeys
+from vaultpeer.core.item import ItemContent, ItemId
+from vaultpeer.core.keys import Keyring
+from vaultpeer.core.revision import seal_revision
+from vaultpeer.store import Store
+
+VAULT = b"V" * 16
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = Store.open(tmp_path / "vault.sqlite3")
+    yield opened
+    opened.close()
+
+
+def chain(length):
+    author, keyring, item = DeviceKeys.generate(), Keyring.new(), ItemId.generate()
+    revisions, parents = [], ()
+    for seq in range(1, length + 1):
+        revision = seal_revision(vault_id=VAULT, keyring=keyring, author=author, item_id=item, seq=seq,
+                                 parents=parents, content=ItemContent.build(f"v{seq}"))
+        revisions.append(revision)
+        parents = (revision.revision_id,)
+    return revisions
+
+
+def test_database_is_owner_only_and_in_wal_mode(tmp_path, store):
+    mode = stat.S_IMODE((tmp_path / "vault.sqlite3").stat().st_mode)
+    assert mode == 0o600
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_heads_follow_parents_even_out_of_order(store):
+    first, second, third = chain(3)
+    store.insert_revisions([third])
+    assert [r.revision_id for r in store.heads_of(third.item_id)] == [third.revision_id]
+    store.insert_revisions([second])  # a parent arriving after its child is not a head
+    assert [r.revision_id for r in store.heads_of(third.item_id)] == [third.revision_id]
+    store.insert_revisions([first])
+    assert [r.revision_id for r in store.heads_of(third.item_id)] == [third.revision_id]
+    assert store.revision(second.revision_id) == second
+
+
+def test_replays_are_harmless_and_equivocation_rejects_the_batch(store):
+    first, second = chain(2)
+    assert store.insert_revisions([first]) == [first]
+    assert store.insert_revisions([first]) == []
+    forged_twin = chain(1)[0]  # another revision claiming seq 1 of a different author is fine...
+    assert store.insert_revisions([forged_twin]) == [forged_twin]
+    import dataclasses
+    contradiction = dataclasses.replace(first, ciphertext=first.ciphertext[::-1])
+    with pytest.raises(IntegrityError):
+        store.insert_revisions([second, contradiction])
+    assert store.revision(second.revision_id) is None  # nothing of the batch was stored
+
+
+def test_next_seq_counts_per_author(store):
+    revisions = chain(3)
+    store.insert_revisions(revisions)
+    assert store.next_seq(revisions[0].author) == 4
+    assert store.next_seq(DeviceKeys.generate().device_id) == 1
+
+
+def test_store_id_is_stable_and_random(tmp_path, store):
+    other = Store.open(tmp_path / "other.sqlite3")
+    other_id = other.store_id
+    assert store.store_id != other_id and len(store.store_id) == 16
+    other.close()
+    reopened = Store.open(tmp_path / "other.sqlite3")
+    assert reopened.store_id == other_id
+    reopened.close()
