@@ -162,6 +162,23 @@ def json_option(command: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (values unmasked).")(command)
 
 
+def field_value_options(command: Callable) -> Callable:
+    """--field NAME=VALUE, --generate FIELD and --length, shared by `add` and `edit`."""
+    for option in reversed([
+        click.option("--field", "fields", multiple=True, metavar="NAME=VALUE", help="Set a field (repeatable)."),
+        click.option("--generate", "generated", multiple=True, metavar="FIELD",
+                     help="Fill FIELD with a generated password (repeatable)."),
+        click.option("--length", default=DEFAULT_LENGTH, show_default=True,
+                     type=click.IntRange(MIN_LENGTH, MAX_LENGTH), help="Length of generated passwords."),
+    ]):
+        command = option(command)
+    return command
+
+
+def field_assignments(fields: tuple[str, ...], generated: tuple[str, ...], length: int) -> list[tuple[str, str]]:
+    return parse_assignments(fields) + [(name, generate_password(length)) for name in generated]
+
+
 def print_json(value: object) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -322,11 +339,7 @@ def device(ctx: Context, name: str | None, os_description: str | None, as_json: 
 
 @cli.command()
 @click.argument("title")
-@click.option("--field", "fields", multiple=True, metavar="NAME=VALUE", help="Set a field (repeatable).")
-@click.option("--generate", "generated", multiple=True, metavar="FIELD",
-              help="Fill FIELD with a generated password (repeatable).")
-@click.option("--length", default=DEFAULT_LENGTH, show_default=True,
-              type=click.IntRange(MIN_LENGTH, MAX_LENGTH), help="Length of generated passwords.")
+@field_value_options
 @password_stdin_option
 @json_option
 @pass_context
@@ -334,7 +347,7 @@ def device(ctx: Context, name: str | None, os_description: str | None, as_json: 
 def add(ctx: Context, title: str, fields: tuple[str, ...], generated: tuple[str, ...], length: int,
         password_stdin: bool, as_json: bool) -> None:
     """Add an item titled TITLE, with fields such as username, password, url, notes, totp."""
-    pairs = parse_assignments(fields) + [(name, generate_password(length)) for name in generated]
+    pairs = field_assignments(fields, generated, length)
     with unlocked_vault(ctx, password_stdin) as vault:
         view = vault.add(title, pairs)
     if as_json:
@@ -393,13 +406,9 @@ def list_items(ctx: Context, deleted: bool, password_stdin: bool, as_json: bool)
 
 @cli.command()
 @click.argument("item")
-@click.option("--field", "fields", multiple=True, metavar="NAME=VALUE", help="Set a field (repeatable).")
+@field_value_options
 @click.option("--remove-field", "remove", multiple=True, metavar="NAME", help="Remove a field (repeatable).")
 @click.option("--title", help="A new title.")
-@click.option("--generate", "generated", multiple=True, metavar="FIELD",
-              help="Fill FIELD with a new generated password (repeatable).")
-@click.option("--length", default=DEFAULT_LENGTH, show_default=True,
-              type=click.IntRange(MIN_LENGTH, MAX_LENGTH), help="Length of generated passwords.")
 @password_stdin_option
 @json_option
 @pass_context
@@ -407,7 +416,7 @@ def list_items(ctx: Context, deleted: bool, password_stdin: bool, as_json: bool)
 def edit(ctx: Context, item: str, fields: tuple[str, ...], remove: tuple[str, ...], title: str | None,
          generated: tuple[str, ...], length: int, password_stdin: bool, as_json: bool) -> None:
     """Change ITEM's fields or title (a new revision; the old one stays in history)."""
-    pairs = parse_assignments(fields) + [(name, generate_password(length)) for name in generated]
+    pairs = field_assignments(fields, generated, length)
     if not pairs and not remove and title is None:
         raise click.UsageError("nothing to change: give --field, --remove-field, --generate or --title")
     with unlocked_vault(ctx, password_stdin) as vault:
