@@ -65,6 +65,8 @@ def is_secret_by_default(name: str) -> bool:
 class ItemContent:
     title: str
     fields: tuple[Field, ...] = ()
+    #: Markers the merge sets for the person's attention (see core/merge.py); cleared by an edit.
+    flags: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         _check_text(self.title, "title", MAX_TITLE_CHARS, allow_empty=False)
@@ -112,10 +114,13 @@ class ItemContent:
             if f.name not in remove
         ]
         fields += [Field(n, v, is_secret_by_default(n)) for n, v in updates.items()]
-        return ItemContent(self.title if title is None else title, tuple(fields))
+        return ItemContent(self.title if title is None else title, tuple(fields))  # an edit clears flags
 
     def to_plaintext(self) -> bytes:
-        data = encoding.encode({"title": self.title, "fields": [[f.name, f.value, f.secret] for f in self.fields]})
+        record: dict = {"title": self.title, "fields": [[f.name, f.value, f.secret] for f in self.fields]}
+        if self.flags:
+            record["flags"] = sorted(self.flags)
+        data = encoding.encode(record)
         if len(data) > MAX_CONTENT_BYTES:
             raise InvalidInput(f"an item may hold at most {MAX_CONTENT_BYTES // 1024} KiB")
         return data
@@ -124,7 +129,11 @@ class ItemContent:
     def from_plaintext(cls, data: bytes) -> "ItemContent":
         value = encoding.decode(data, max_size=MAX_CONTENT_BYTES)
         try:
-            if not isinstance(value, dict) or set(value) != {"title", "fields"}:
+            if not isinstance(value, dict) or set(value) - {"flags"} != {"title", "fields"}:
+                raise ValueError
+            flags = value.get("flags", [])
+            if not isinstance(flags, list) or not flags and "flags" in value or len(flags) > 16 \
+                    or not all(isinstance(f, str) and 0 < len(f) <= 64 for f in flags) or flags != sorted(set(flags)):
                 raise ValueError
             fields = []
             for entry in value["fields"]:
@@ -132,7 +141,7 @@ class ItemContent:
                 if not isinstance(secret, bool):
                     raise ValueError
                 fields.append(Field(name, field_value, secret))
-            return cls(value["title"], tuple(fields))
+            return cls(value["title"], tuple(fields), frozenset(flags))
         except (ValueError, TypeError, InvalidInput):
             raise IntegrityError() from None
 
