@@ -37,15 +37,35 @@ def test_database_is_owner_only_and_in_wal_mode(tmp_path, store):
     assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
-def test_heads_follow_parents_even_out_of_order(store):
+def test_delivery_must_be_causal_and_heads_follow_parents(store):
     first, second, third = chain(3)
+    with pytest.raises(IntegrityError):
+        store.insert_revisions([first, third])  # third's parent is neither stored nor in the batch
+    assert store.revision(first.revision_id) is None  # nothing of the batch was stored
+    store.insert_revisions([first, second])
+    assert [r.revision_id for r in store.heads_of(first.item_id)] == [second.revision_id]
     store.insert_revisions([third])
-    assert [r.revision_id for r in store.heads_of(third.item_id)] == [third.revision_id]
-    store.insert_revisions([second])  # a parent arriving after its child is not a head
-    assert [r.revision_id for r in store.heads_of(third.item_id)] == [third.revision_id]
-    store.insert_revisions([first])
-    assert [r.revision_id for r in store.heads_of(third.item_id)] == [third.revision_id]
-    assert store.revision(second.revision_id) == second
+    assert [r.revision_id for r in store.heads_of(first.item_id)] == [third.revision_id]
+    assert store.knowledge().get(first.author) == 3
+
+
+def test_a_parent_from_another_item_is_rejected(store):
+    (one,), (other,) = chain(1), chain(1)
+    store.insert_revisions([one])
+    import dataclasses
+    forged = dataclasses.replace(other, parents=(one.revision_id,))
+    with pytest.raises(IntegrityError):
+        store.insert_revisions([forged])
+
+
+def test_knowledge_is_the_contiguous_prefix_per_author(store):
+    revisions = chain(4)
+    store.insert_revisions(revisions)
+    assert store.knowledge().get(revisions[0].author) == 4
+    assert [r.revision_id.seq for r in store.revisions_after(store.knowledge())] == []
+    from vaultpeer.core.vclock import VersionVector
+    partial = VersionVector({revisions[0].author: 2})
+    assert [r.revision_id.seq for r in store.revisions_after(partial)] == [3, 4]
 
 
 def test_replays_are_harmless_and_equivocation_rejects_the_batch(store):

@@ -208,7 +208,7 @@ def test_several_homes_do_not_interfere(tmp_path):
 def second_member(vault: Vault) -> DeviceKeys:
     """A second device of the same vault (pairing arrives with the daemon; here it is enrolled directly)."""
     other = DeviceKeys.generate()
-    vault.store.put_member(other.public)
+    vault.enroll(other.public, "second device", "Linux 6.1 (x86_64)")
     return other
 
 
@@ -228,7 +228,9 @@ def test_receive_verifies_and_works_while_locked(vault):
     assert [v.title for v in vault.list_items()] == ["From B"]
 
 
-def test_concurrent_heads_are_flagged_and_an_edit_supersedes_them(vault):
+def test_a_same_field_conflict_is_shown_refuses_edits_and_is_resolved(vault):
+    from vaultpeer.vault import Conflict
+
     other = second_member(vault)
     mine = vault.add("Shared", {"password": "mine"})
     theirs = foreign_revision(vault, other, item_id=mine.id, parents=[mine.revision], title="Shared")
@@ -236,9 +238,30 @@ def test_concurrent_heads_are_flagged_and_an_edit_supersedes_them(vault):
     vault.receive([theirs])
     view = vault.get("Shared")
     assert view.conflict and set(view.heads) == {mine_again.revision, theirs.revision_id}
-    assert vault.store.conflicted_item_count() == 1
-    resolved = vault.edit("Shared", {"password": "chosen"})
-    assert not resolved.conflict and vault.store.conflicted_item_count() == 0
+    assert [c.id for c in vault.conflicts()] == [mine.id]
+    assert vault.merge_pending() == []  # a conflict is never merged automatically
+    with pytest.raises(Conflict):
+        vault.edit("Shared", {"url": "x"})
+    with pytest.raises(Conflict):
+        vault.resolve_conflict("Shared")  # nothing chosen
+    resolved = vault.resolve_conflict("Shared", take=str(theirs.revision_id))
+    assert not resolved.conflict and resolved.content.field_map()["password"] == "from b"
+    assert vault.store.conflicted_item_count() == 0 and vault.conflicts() == []
+
+
+def test_edits_to_different_fields_merge_into_one_revision(vault):
+    other = second_member(vault)
+    mine = vault.add("Shared", {"username": "alice", "password": "one"})
+    theirs = seal_revision(vault_id=vault.vault_id, keyring=vault._keyring, author=other, item_id=mine.id, seq=1,
+                           parents=[mine.revision],
+                           content=ItemContent.build("Shared", {"username": "alice", "password": "two"}))
+    vault.edit("Shared", {"username": "alice2"})
+    vault.receive([theirs])
+    assert not vault.get("Shared").conflict
+    merged = vault.merge_pending()
+    assert len(merged) == 1 and merged[0].content.field_map() == {"username": "alice2", "password": "two"}
+    assert len(vault.get("Shared").heads) == 1
+    assert vault.merge_pending() == []
 
 
 @pytest.mark.parametrize("problem", ["stranger", "foreign_vault", "tampered", "bad_signature"])

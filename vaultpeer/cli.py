@@ -258,7 +258,8 @@ def init(ctx: Context, password_stdin: bool, name: str | None, quick_kdf: bool) 
         else:
             click.echo("Calibrating Argon2id for this machine...", err=True)
             params = kdf_module.calibrate(_time_derivation, cpu_count=os.cpu_count() or 1)
-        recovery_key = vault.init(password, params)
+        profile = load_profile(ctx.home)
+        recovery_key = vault.init(password, params, profile.name, profile.os_description)
         click.echo(f"Created vault in {ctx.home.path}")
         click.echo(f"Device id: {vault.device.device_id}")
         click.echo(

@@ -16,6 +16,8 @@ from vaultpeer.core.errors import IntegrityError
 from vaultpeer.core.identity import DeviceId, DevicePublicKeys
 from vaultpeer.core.item import ItemId
 from vaultpeer.core.revision import MAX_PARENTS, Revision, RevisionId
+from vaultpeer.core.roster import RosterEntry
+from vaultpeer.core.vclock import VersionVector
 
 SCHEMA_VERSION = 1
 
@@ -28,12 +30,33 @@ CREATE TABLE IF NOT EXISTS header (
     id     INTEGER PRIMARY KEY CHECK (id = 1),
     record BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS members (
+-- devices this one trusts on its own authority: itself, and the device it paired with
+CREATE TABLE IF NOT EXISTS anchors (
     device_id      BLOB PRIMARY KEY,
     noise_public   BLOB NOT NULL,
     signing_public BLOB NOT NULL
 ) WITHOUT ROWID;
+-- signed roster entries, the latest version per (member, author)
+CREATE TABLE IF NOT EXISTS roster (
+    member  BLOB    NOT NULL,
+    author  BLOB    NOT NULL,
+    version INTEGER NOT NULL,
+    record  BLOB    NOT NULL,
+    PRIMARY KEY (member, author)
+) WITHOUT ROWID;
+-- per author, the counter up to which every revision is held (the knowledge vector)
+CREATE TABLE IF NOT EXISTS knowledge (
+    author BLOB PRIMARY KEY,
+    seq    INTEGER NOT NULL
+) WITHOUT ROWID;
+-- what this device last learned of each peer's store, so a rebuilt peer store is noticed
+CREATE TABLE IF NOT EXISTS peers (
+    device_id BLOB PRIMARY KEY,
+    store_id  BLOB NOT NULL
+) WITHOUT ROWID;
+-- arrival is this store's own insertion order: parents always arrive first, so it is causal
 CREATE TABLE IF NOT EXISTS revisions (
+    arrival    INTEGER PRIMARY KEY,
     author     BLOB    NOT NULL,
     seq        INTEGER NOT NULL,
     item_id    BLOB    NOT NULL,
@@ -43,8 +66,8 @@ CREATE TABLE IF NOT EXISTS revisions (
     nonce      BLOB    NOT NULL,
     ciphertext BLOB    NOT NULL,
     signature  BLOB    NOT NULL,
-    PRIMARY KEY (author, seq)
-) WITHOUT ROWID;
+    UNIQUE (author, seq)
+);
 CREATE INDEX IF NOT EXISTS revisions_by_item ON revisions (item_id);
 -- parent -> child links, so a revision that arrives after its child is not taken for a head
 CREATE TABLE IF NOT EXISTS edges (
@@ -72,13 +95,19 @@ class Store:
         self.path = path
 
     @classmethod
+    def open_in_memory(cls) -> "Store":
+        """A private, throw-away database (for tests and benchmarks that need thousands of stores)."""
+        return cls.open(Path(":memory:"))
+
+    @classmethod
     def open(cls, path: Path) -> "Store":
         # Created 0600 before SQLite opens it; the WAL and journal inherit the owner-only umask.
         old_umask = os.umask(0o077)
         try:
-            if not path.exists():
+            in_memory = str(path) == ":memory:"
+            if not in_memory and not path.exists():
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("PRAGMA foreign_keys = ON")
@@ -138,20 +167,41 @@ class Store:
     def put_header_record(self, record: bytes) -> None:
         self._db.execute("INSERT OR REPLACE INTO header (id, record) VALUES (1, ?)", (record,))
 
-    def put_member(self, keys: DevicePublicKeys) -> None:
+    def put_anchor(self, keys: DevicePublicKeys) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO members (device_id, noise_public, signing_public) VALUES (?, ?, ?)",
+            "INSERT OR REPLACE INTO anchors (device_id, noise_public, signing_public) VALUES (?, ?, ?)",
             (keys.device_id.raw, keys.noise_public, keys.signing_public),
         )
 
-    def member(self, device_id: DeviceId) -> DevicePublicKeys | None:
-        row = self._db.execute(
-            "SELECT noise_public, signing_public FROM members WHERE device_id = ?", (device_id.raw,)
-        ).fetchone()
-        if row is None:
-            return None
-        keys = DevicePublicKeys(noise_public=row[0], signing_public=row[1])
-        return keys if keys.device_id == device_id else None
+    def anchors(self) -> list[DevicePublicKeys]:
+        rows = self._db.execute("SELECT device_id, noise_public, signing_public FROM anchors").fetchall()
+        anchors = [DevicePublicKeys(noise_public=row[1], signing_public=row[2]) for row in rows]
+        if any(a.device_id.raw != row[0] for a, row in zip(anchors, rows, strict=True)):
+            raise IntegrityError()
+        return anchors
+
+    def put_roster_entries(self, entries: Iterable[RosterEntry]) -> None:
+        """Keep the newest version of each (member, author) entry."""
+        with self.transaction():
+            for entry in entries:
+                self._db.execute(
+                    "INSERT INTO roster (member, author, version, record) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (member, author) DO UPDATE SET version = excluded.version, record = excluded.record"
+                    " WHERE excluded.version > roster.version",
+                    (entry.member_id.raw, entry.author.raw, entry.version, entry.to_bytes()),
+                )
+
+    def roster_entries(self) -> list[RosterEntry]:
+        return [RosterEntry.from_bytes(row[0]) for row in self._db.execute("SELECT record FROM roster")]
+
+    def peer_store_id(self, device_id: DeviceId) -> bytes | None:
+        row = self._db.execute("SELECT store_id FROM peers WHERE device_id = ?", (device_id.raw,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_peer_store_id(self, device_id: DeviceId, store_id: bytes) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO peers (device_id, store_id) VALUES (?, ?)", (device_id.raw, store_id)
+        )
 
     # --- revisions ----------------------------------------------------------------------------
 
@@ -163,9 +213,10 @@ class Store:
     def insert_revisions(self, revisions: Iterable[Revision]) -> list[Revision]:
         """Store revisions and keep heads current; returns those that were new.
 
-        A revision already stored with identical content is skipped (so replays are harmless); one
-        that reuses a stored id with different content is an IntegrityError and, raised inside the
-        caller's transaction, stores nothing of the batch.
+        A revision already stored with identical content is skipped (so replays are harmless). Any
+        of these is an IntegrityError that stores nothing of the batch: a stored id reused with
+        different content, a parent that is neither stored nor earlier in the batch (delivery is
+        causal), or a parent that belongs to another item.
         """
         added = []
         with self.transaction():
@@ -175,9 +226,66 @@ class Store:
                     if existing != revision:
                         raise IntegrityError()
                     continue
+                for parent in revision.parents:
+                    row = self._db.execute(
+                        "SELECT item_id FROM revisions WHERE author = ? AND seq = ?", (parent.author.raw, parent.seq)
+                    ).fetchone()
+                    if row is None or row[0] != revision.item_id.raw:
+                        raise IntegrityError()
                 self._insert(revision)
                 added.append(revision)
+            self._advance_knowledge({r.author for r in added})
         return added
+
+    def _advance_knowledge(self, authors: Iterable[DeviceId]) -> None:
+        for author in authors:
+            row = self._db.execute("SELECT seq FROM knowledge WHERE author = ?", (author.raw,)).fetchone()
+            held = row[0] if row else 0
+            while self._db.execute(
+                "SELECT 1 FROM revisions WHERE author = ? AND seq = ?", (author.raw, held + 1)
+            ).fetchone():
+                held += 1
+            self._db.execute("INSERT OR REPLACE INTO knowledge (author, seq) VALUES (?, ?)", (author.raw, held))
+
+    def knowledge(self) -> VersionVector:
+        rows = self._db.execute("SELECT author, seq FROM knowledge").fetchall()
+        return VersionVector({DeviceId(author): seq for author, seq in rows})
+
+    def revisions_after(self, knowledge: VersionVector) -> Iterator[Revision]:
+        """Every revision the holder of ``knowledge`` lacks, in causal (arrival) order."""
+        authors = [DeviceId(row[0]) for row in self._db.execute("SELECT DISTINCT author FROM revisions")]
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (author BLOB PRIMARY KEY, after INTEGER)")
+        self._db.execute("DELETE FROM wanted")
+        self._db.executemany(
+            "INSERT INTO wanted (author, after) VALUES (?, ?)", [(a.raw, knowledge.get(a)) for a in authors]
+        )
+        cursor = self._db.execute(
+            f"SELECT {_REVISION_COLUMNS} FROM revisions r JOIN wanted w ON w.author = r.author"
+            " WHERE r.seq > w.after ORDER BY r.arrival"
+        )
+        for row in cursor.fetchall():
+            yield _revision_from_row(row)
+
+    def revisions_in_leaves(self, prefixes: Iterable[bytes]) -> list[Revision]:
+        """Every revision of the items whose id starts with one of ``prefixes``, in arrival order."""
+        revisions = []
+        for prefix in prefixes:
+            rows = self._db.execute(
+                f"SELECT {_REVISION_COLUMNS}, r.arrival FROM revisions r WHERE substr(r.item_id, 1, ?) = ?",
+                (len(prefix), prefix),
+            ).fetchall()
+            revisions += [(row[-1], _revision_from_row(row[:-1])) for row in rows]
+        return [revision for _, revision in sorted(revisions, key=lambda pair: pair[0])]
+
+    def head_ids(self) -> dict[ItemId, list[RevisionId]]:
+        heads: dict[ItemId, list[RevisionId]] = {}
+        for item_id, author, seq in self._db.execute("SELECT item_id, author, seq FROM heads"):
+            heads.setdefault(ItemId(item_id), []).append(RevisionId(DeviceId(author), seq))
+        return heads
+
+    def items_with_several_heads(self) -> list[ItemId]:
+        rows = self._db.execute("SELECT item_id FROM heads GROUP BY item_id HAVING COUNT(*) > 1").fetchall()
+        return [ItemId(row[0]) for row in rows]
 
     def _insert(self, revision: Revision) -> None:
         author, seq = revision.revision_id.author.raw, revision.revision_id.seq
@@ -222,7 +330,7 @@ class Store:
 
     def revisions_of(self, item_id: ItemId) -> list[Revision]:
         rows = self._db.execute(
-            f"SELECT {_REVISION_COLUMNS} FROM revisions r WHERE r.item_id = ?", (item_id.raw,)
+            f"SELECT {_REVISION_COLUMNS} FROM revisions r WHERE r.item_id = ? ORDER BY r.arrival", (item_id.raw,)
         ).fetchall()
         return [_revision_from_row(row) for row in rows]
 
@@ -242,14 +350,14 @@ class Store:
             yield _revision_from_row(row)
 
     def all_revisions(self) -> Iterator[Revision]:
-        for row in self._db.execute(f"SELECT {_REVISION_COLUMNS} FROM revisions r"):
+        for row in self._db.execute(f"SELECT {_REVISION_COLUMNS} FROM revisions r ORDER BY r.arrival"):
             yield _revision_from_row(row)
 
     def counts(self) -> dict[str, int]:
         return {
             "items": self._db.execute("SELECT COUNT(DISTINCT item_id) FROM heads").fetchone()[0],
             "revisions": self._db.execute("SELECT COUNT(*) FROM revisions").fetchone()[0],
-            "members": self._db.execute("SELECT COUNT(*) FROM members").fetchone()[0],
+            "roster_entries": self._db.execute("SELECT COUNT(*) FROM roster").fetchone()[0],
         }
 
     def conflicted_item_count(self) -> int:

@@ -1,13 +1,14 @@
 """A device's vault: the store and device identity, plus the keyring while unlocked.
 
-This is the one place that turns person-level operations (add, edit, delete, restore, change the
-password) into sealed, signed revisions, and the one place that admits revisions from elsewhere
-(``receive``): each is verified against the vault's members before anything is stored, and one
-bad revision rejects its whole batch. The CLI uses it directly today; the daemon will hold one.
+This is the one place that turns person-level operations (add, edit, delete, restore, resolve a
+conflict, change the password) into sealed, signed revisions, and the one place that admits
+records from elsewhere (``receive_records``): the roster entries, header and revisions of a batch
+are all verified against the vault's roster before anything is stored, and one bad record rejects
+the whole batch. Receiving works while locked; merging needs the vault key.
 """
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from vaultpeer.core.errors import (
@@ -17,30 +18,45 @@ from vaultpeer.core.errors import (
     NoVault,
     NotFound,
     VaultLocked,
+    VaultpeerError,
 )
+from vaultpeer.core.digest import StateDigest
 from vaultpeer.core.history import causal_order, displayed_head
-from vaultpeer.core.identity import DeviceId, DeviceKeys
+from vaultpeer.core.identity import DeviceKeys, DevicePublicKeys
 from vaultpeer.core.item import Field, ItemContent, ItemId, resolve_reference
-from vaultpeer.core.kdf import KdfParameters, SALT_SIZE
+from vaultpeer.core.kdf import SALT_SIZE, KdfParameters
 from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader, create_vault
+from vaultpeer.core.merge import TITLE, Candidate, ItemGraph, MergedItem, Register
 from vaultpeer.core.revision import Revision, RevisionId, open_revision, seal_revision
+from vaultpeer.core.roster import Roster, RosterEntry, vouch
+from vaultpeer.core.vclock import VersionVector
 from vaultpeer.device import load_or_create_keys
 from vaultpeer.home import Home
 from vaultpeer.store import Store
 
 
+class Conflict(VaultpeerError):
+    code = "conflict"
+
+
 @dataclass(frozen=True, repr=False)
 class ItemView:
-    """An item as shown to its owner: the content of its displayed head, and its state."""
+    """An item as shown to its owner: the merged content of its heads, and its state."""
 
     id: ItemId
     title: str
     fields: tuple[Field, ...]
     revision: RevisionId
     deleted: bool
-    #: True while the item has several heads (concurrent edits not yet merged or resolved).
+    #: True while concurrent edits left a field with several values (see ``conflicts``).
     conflict: bool
     heads: tuple[RevisionId, ...]
+    flags: frozenset[str] = frozenset()
+    conflicts: Mapping[Register, tuple[Candidate, ...]] | None = None
+
+    @property
+    def content(self) -> ItemContent:
+        return ItemContent(self.title, self.fields, self.flags)
 
     def __repr__(self) -> str:
         return f"ItemView({self.id}, revision={self.revision}, redacted)"
@@ -72,8 +88,18 @@ class CheckReport:
         return self.database_ok and not self.bad_signatures and not self.undecryptable
 
 
+@dataclass(frozen=True)
+class Received:
+    """What a batch changed."""
+
+    revisions: tuple[Revision, ...]
+    header_replaced: bool
+    roster_changed: bool
+
+
 class Vault:
-    def __init__(self, home: Home, store: Store, device: DeviceKeys, *, allow_insecure_test_kdf: bool = False):
+    def __init__(self, store: Store, device: DeviceKeys, *, home: Home | None = None,
+                 allow_insecure_test_kdf: bool = False):
         self.home = home
         self.store = store
         self.device = device
@@ -82,12 +108,13 @@ class Vault:
         self._kek: bytes | None = None
         self._index: dict[ItemId, ItemView] | None = None
         self._verified_header: tuple[bytes, VaultHeader] | None = None
+        self._roster: Roster | None = None
 
     @classmethod
     def open(cls, home: Home, *, allow_insecure_test_kdf: bool = False) -> "Vault":
         home.ensure()
         device = load_or_create_keys(home)
-        return cls(home, Store.open(home.database), device, allow_insecure_test_kdf=allow_insecure_test_kdf)
+        return cls(Store.open(home.database), device, home=home, allow_insecure_test_kdf=allow_insecure_test_kdf)
 
     def close(self) -> None:
         self.lock()
@@ -101,9 +128,9 @@ class Vault:
 
     def __repr__(self) -> str:
         state = "locked" if self.locked else "unlocked"
-        return f"Vault(home={str(self.home.path)!r}, device={self.device.device_id.short}…, {state})"
+        return f"Vault(device={self.device.device_id.short}…, {state})"
 
-    # --- header, keys and locking --------------------------------------------------------------
+    # --- header, roster, keys and locking --------------------------------------------------------
 
     @property
     def initialized(self) -> bool:
@@ -117,7 +144,7 @@ class Vault:
             raise NoVault()
         if self._verified_header is None or self._verified_header[0] != record:
             header = VaultHeader.from_bytes(record)
-            header.verify(self.store.member(header.author))
+            header.verify(self.roster_for(header.vault_id).known_keys(header.author))
             self._verified_header = (record, header)
         return self._verified_header[1]
 
@@ -125,11 +152,21 @@ class Vault:
     def vault_id(self) -> bytes:
         return self.header.vault_id
 
+    def roster_for(self, vault_id: bytes) -> Roster:
+        if self._roster is None or self._roster.vault_id != vault_id:
+            self._roster = Roster(vault_id, self.store.anchors(), self.store.roster_entries())
+        return self._roster
+
+    @property
+    def roster(self) -> Roster:
+        return self.roster_for(self.vault_id)
+
     @property
     def locked(self) -> bool:
         return self._keyring is None
 
-    def init(self, password: str, kdf: KdfParameters) -> RecoveryKey:
+    def init(self, password: str, kdf: KdfParameters, name: str = "this device",
+             os_description: str = "unknown") -> RecoveryKey:
         """Create this device's vault. Returns the recovery key, which is not stored anywhere."""
         if self.initialized:
             raise AlreadyInitialized()
@@ -138,10 +175,47 @@ class Vault:
         kek = kdf.derive(password)
         header, keyring, recovery_key = create_vault(kek, kdf, self.device)
         with self.store.transaction():
-            self.store.put_member(self.device.public)
+            self.store.put_anchor(self.device.public)
+            self.store.put_roster_entries(
+                [vouch(header.vault_id, self.device, self.device.public, name, os_description)]
+            )
             self.store.put_header_record(header.to_bytes())
+        self._roster = None
         self._keyring, self._kek, self._index = keyring, kek, None
         return recovery_key
+
+    def enroll(self, member: DevicePublicKeys, name: str, os_description: str) -> RosterEntry:
+        """Vouch for another device: from now on it is a member (pairing calls this after the code
+        is confirmed on both devices)."""
+        entry = vouch(self.vault_id, self.device, member, name, os_description)
+        self.store.put_roster_entries([entry])
+        self._roster = None
+        return entry
+
+    def join(self, header: VaultHeader, entries: Iterable[RosterEntry], partner: DevicePublicKeys,
+             name: str = "this device", os_description: str = "unknown") -> None:
+        """Become a member of the vault that ``partner`` (confirmed by pairing) belongs to.
+
+        ``entries`` must include the partner's entry for this device. Everything else (the
+        revisions) arrives by sync.
+        """
+        if self.initialized:
+            raise AlreadyInitialized()
+        vault_id = header.vault_id
+        anchors = [self.device.public, partner]
+        own = [vouch(vault_id, self.device, partner, "paired device", "unknown"),
+               vouch(vault_id, self.device, self.device.public, name, os_description)]
+        roster = Roster(vault_id, anchors, []).with_entries([*entries, *own])
+        if self.device.device_id not in roster.members or partner.device_id not in roster.members:
+            raise IntegrityError()
+        header.verify(roster.keys_of(header.author))
+        header.kdf.check_strength(allow_insecure_test_kdf=self._allow_insecure_test_kdf)
+        with self.store.transaction():
+            for anchor in anchors:
+                self.store.put_anchor(anchor)
+            self.store.put_roster_entries(roster.entries.values())
+            self.store.put_header_record(header.to_bytes())
+        self._roster = None
 
     def unlock(self, password: str) -> None:
         header = self.header
@@ -180,18 +254,26 @@ class Vault:
 
     # --- reading ---------------------------------------------------------------------------------
 
+    def _graph(self, item_id: ItemId, vault_id: bytes) -> ItemGraph:
+        keyring = self._require_unlocked()
+        revisions = self.store.revisions_of(item_id)
+        contents = {r.revision_id: open_revision(vault_id, keyring, r) for r in revisions}
+        return ItemGraph(revisions, contents)
+
+    def _merged(self, item_id: ItemId, item_heads: list[Revision], vault_id: bytes) -> MergedItem:
+        return self._graph(item_id, vault_id).merged(h.revision_id for h in item_heads)
+
     def _view(self, item_id: ItemId, item_heads: list[Revision], vault_id: bytes) -> ItemView:
         shown = displayed_head(item_heads)
-        content = open_revision(vault_id, self._require_unlocked(), shown)
-        return ItemView(
-            id=item_id,
-            title=content.title,
-            fields=content.fields,
-            revision=shown.revision_id,
-            deleted=shown.deleted,
-            conflict=len(item_heads) > 1,
-            heads=tuple(sorted(r.revision_id for r in item_heads)),
-        )
+        heads = tuple(sorted(r.revision_id for r in item_heads))
+        if len(item_heads) == 1:
+            content = open_revision(vault_id, self._require_unlocked(), shown)
+            return ItemView(item_id, content.title, content.fields, shown.revision_id, shown.deleted, False,
+                            heads, content.flags, {})
+        merged = self._merged(item_id, item_heads, vault_id)
+        content = merged.content
+        return ItemView(item_id, content.title, content.fields, shown.revision_id, merged.deleted,
+                        merged.conflicted, heads, content.flags, dict(merged.conflicts))
 
     def _items(self) -> dict[ItemId, ItemView]:
         self._require_unlocked()
@@ -210,7 +292,7 @@ class Vault:
         for item_id in item_ids:
             self._index[item_id] = self._view(item_id, self.store.heads_of(item_id), vault_id)
 
-    def resolve(self, reference: str, *, deleted: bool | None = False) -> ItemView:
+    def find(self, reference: str, *, deleted: bool | None = False) -> ItemView:
         """The item ``reference`` names among live items (``deleted=False``), deleted ones
         (``True``) or all (``None``)."""
         items = self._items()
@@ -229,23 +311,27 @@ class Vault:
         views = [v for v in self._items().values() if v.deleted == deleted]
         return sorted(views, key=lambda v: (v.title.casefold(), str(v.id)))
 
+    def conflicts(self) -> list[ItemView]:
+        """Items with a conflict or a flag for the person's attention."""
+        return [v for v in self.list_items() if v.conflict or v.flags]
+
     def _verified(self, reference: str, *, deleted: bool | None = False) -> ItemView:
-        """Resolve, then check the heads' signatures: whatever is shown or built upon is verified."""
-        view = self.resolve(reference, deleted=deleted)
-        vault_id = self.vault_id
+        """Find, then check the heads' signatures: whatever is shown or built upon is verified."""
+        view = self.find(reference, deleted=deleted)
+        vault_id, roster = self.vault_id, self.roster
         for head in self.store.heads_of(view.id):
-            head.verify(vault_id, self.store.member(head.author))
+            head.verify(vault_id, roster.accepts_revision_from(head.author, head.revision_id.seq))
         return view
 
     def get(self, reference: str) -> ItemView:
         return self._verified(reference)
 
     def history(self, reference: str) -> list[HistoryEntry]:
-        view = self.resolve(reference, deleted=None)
-        vault_id, keyring = self.vault_id, self._require_unlocked()
+        view = self.find(reference, deleted=None)
+        vault_id, keyring, roster = self.vault_id, self._require_unlocked(), self.roster
         entries = []
         for revision in causal_order(self.store.revisions_of(view.id)):
-            revision.verify(vault_id, self.store.member(revision.author))
+            revision.verify(vault_id, roster.accepts_revision_from(revision.author, revision.revision_id.seq))
             content = open_revision(vault_id, keyring, revision)
             entries.append(
                 HistoryEntry(
@@ -291,9 +377,11 @@ class Vault:
         title: str | None = None,
     ) -> ItemView:
         view = self._verified(reference)
-        current = ItemContent(view.title, view.fields)
+        if view.conflict:
+            raise Conflict("this item has conflicting values: resolve them first (`vaultpeer conflicts`)")
+        current = view.content
         changed = current.edited(set_fields, remove, title)
-        if changed.to_plaintext() == current.to_plaintext() and not view.conflict:
+        if changed == current:
             raise InvalidInput("nothing to change")
         return self._commit(view.id, changed, parents=view.heads)
 
@@ -310,45 +398,141 @@ class Vault:
                 raise InvalidInput("the item is not deleted: name the revision to restore (see `history`)")
             content = ItemContent(view.title, view.fields)
         else:
-            matches = [r for r in self.store.revisions_of(view.id) if str(r.revision_id) == revision.strip()]
-            if not matches:
-                raise NotFound("this item has no such revision (see `vaultpeer history`)")
-            target = matches[0]
-            target.verify(self.vault_id, self.store.member(target.author))
-            content = open_revision(self.vault_id, self._require_unlocked(), target)
-        return self._commit(view.id, content, parents=view.heads)
+            content = self._content_of(view, revision)
+        return self._commit(view.id, ItemContent(content.title, content.fields), parents=view.heads)
+
+    def _content_of(self, view: ItemView, revision: str) -> ItemContent:
+        matches = [r for r in self.store.revisions_of(view.id) if str(r.revision_id) == revision.strip()]
+        if not matches:
+            raise NotFound("this item has no such revision (see `vaultpeer history`)")
+        target = matches[0]
+        target.verify(self.vault_id, self.roster.accepts_revision_from(target.author, target.revision_id.seq))
+        return open_revision(self.vault_id, self._require_unlocked(), target)
+
+    def resolve_conflict(self, reference: str, take: str | None = None,
+                         set_fields: Mapping[str, str] | None = None, title: str | None = None) -> ItemView:
+        """Settle every conflicting value (and clear the item's flags) in one new revision.
+
+        ``take`` names a revision whose values win; ``set_fields`` and ``title`` type values in.
+        Every conflicting field must end up decided, or nothing is written.
+        """
+        view = self._verified(reference)
+        if not view.conflict and not view.flags:
+            raise InvalidInput("this item has no conflict to resolve")
+        chosen = self._content_of(view, take) if take else None
+        set_fields = dict(set_fields or {})
+        content = view.content
+        updates: dict[str, str | None] = {}
+        new_title = title
+        for register, candidates in (view.conflicts or {}).items():
+            if register == TITLE:
+                if new_title is None:
+                    if chosen is None:
+                        raise Conflict("the title is in conflict: pass --take REVISION or --title")
+                    new_title = chosen.title
+                continue
+            name = register[1]
+            if name in set_fields:
+                continue
+            if chosen is None:
+                raise Conflict("a field is still in conflict: pass --take REVISION or --field NAME=VALUE")
+            field = chosen.field(name)
+            updates[name] = field.value if field else None
+        set_pairs = {**{n: v for n, v in updates.items() if v is not None}, **set_fields}
+        removals = [n for n, v in updates.items() if v is None and content.field(n) is not None]
+        resolved = content.edited(set_pairs, removals, new_title)
+        return self._commit(view.id, resolved, parents=view.heads)
+
+    def merge_pending(self, item_ids: Iterable[ItemId] | None = None) -> list[ItemView]:
+        """Write a merge revision for every item whose heads differ and merge cleanly."""
+        vault_id = self.vault_id
+        merged_views = []
+        candidates = self.store.items_with_several_heads() if item_ids is None else list(item_ids)
+        for item_id in candidates:
+            heads = self.store.heads_of(item_id)
+            if len(heads) < 2:
+                continue
+            merged = self._merged(item_id, heads, vault_id)
+            if merged.needs_merge_revision:
+                merged_views.append(
+                    self._commit(item_id, merged.content, parents=merged.heads, deleted=merged.deleted)
+                )
+        return merged_views
 
     # --- replication -------------------------------------------------------------------------
 
-    def receive(self, revisions: Iterable[Revision]) -> list[Revision]:
-        """Admit revisions from another device; works while locked.
+    def knowledge(self) -> VersionVector:
+        return self.store.knowledge()
 
-        Every revision's author must be a member and its signature must verify for this vault,
-        and no revision may contradict a stored one; otherwise IntegrityError and nothing of the
-        batch is stored. Returns the revisions that were new.
+    def revisions_missing_from(self, knowledge: VersionVector) -> Iterator[Revision]:
+        return self.store.revisions_after(knowledge)
+
+    def state_digest(self) -> StateDigest:
+        return StateDigest(self.store.head_ids().items())
+
+    def receive(self, revisions: Iterable[Revision]) -> list[Revision]:
+        return list(self.receive_records(None, (), revisions).revisions)
+
+    def receive_records(self, header: VaultHeader | None, entries: Iterable[RosterEntry],
+                        revisions: Iterable[Revision]) -> Received:
+        """Admit a batch from another member; works while locked.
+
+        Roster entries must not be forgeries; a header must be signed by a member, for this
+        vault, above the KDF floor (it replaces ours only if newer); every revision's author must
+        be a member (or revoked after it) and its signature valid; delivery must be causal and no
+        revision may contradict a stored one. Otherwise IntegrityError, and nothing is stored.
         """
-        revisions = list(revisions)
         vault_id = self.vault_id
-        members: dict[DeviceId, object] = {}
+        entries, revisions = list(entries), list(revisions)
+        roster = self.roster.with_entries(entries) if entries else self.roster
+        replace_header = False
+        if header is not None:
+            if header.vault_id != vault_id:
+                raise IntegrityError()
+            header.verify(roster.keys_of(header.author))
+            header.kdf.check_strength(allow_insecure_test_kdf=self._allow_insecure_test_kdf)
+            current = self.header
+            replace_header = (header.serial, header.author.raw) > (current.serial, current.author.raw)
         for revision in revisions:
-            if revision.author not in members:
-                members[revision.author] = self.store.member(revision.author)
-            revision.verify(vault_id, members[revision.author])  # type: ignore[arg-type]
-        added = self.store.insert_revisions(revisions)
+            revision.verify(vault_id, roster.accepts_revision_from(revision.author, revision.revision_id.seq))
+        before = {(e.member_id, e.author, e.version) for e in self.store.roster_entries()}
+        with self.store.transaction():
+            if entries:
+                self.store.put_roster_entries(entries)
+            if replace_header:
+                self.store.put_header_record(header.to_bytes())
+            added = self.store.insert_revisions(revisions)
+        roster_changed = before != {(e.member_id, e.author, e.version) for e in self.store.roster_entries()}
+        if roster_changed:
+            self._roster = None
+        if replace_header:
+            self._adopt_keyring(header)
         if not self.locked:
             self._refresh({r.item_id for r in added})
-        return added
+        return Received(tuple(added), replace_header, roster_changed)
+
+    def _adopt_keyring(self, header: VaultHeader) -> None:
+        """A newer header arrived: if our key still opens it, take its keyring (new epochs)."""
+        if self._kek is None:
+            return
+        try:
+            self._keyring = header.open_with_kek(self._kek)
+        except VaultpeerError:
+            self._kek = None  # the password changed elsewhere; keep the keys we have
+
+    def outgoing_roster(self) -> list[RosterEntry]:
+        return self.roster.entries_to_replicate()
 
     def check(self) -> CheckReport:
         """Verify the database, every signature, and (when unlocked) that every revision decrypts."""
         database_ok = self.store.integrity_check()
-        vault_id = self.vault_id
+        vault_id, roster = self.vault_id, self.roster
         keyring = self._keyring
         bad_signatures, undecryptable, checked = [], [], 0
         for revision in self.store.all_revisions():
             checked += 1
             try:
-                revision.verify(vault_id, self.store.member(revision.author))
+                revision.verify(vault_id, roster.accepts_revision_from(revision.author, revision.revision_id.seq))
             except IntegrityError:
                 bad_signatures.append(str(revision.revision_id))
                 continue

@@ -1,0 +1,441 @@
+"""The sync session: messages and the state machine that polices them (pure, h11 style).
+
+Each side holds one :class:`SyncSession`. Bytes of one message go in with ``receive``, which
+returns the decoded, validated message or raises :class:`RemoteProtocolError`; the session then
+moves to ERROR and says so in every later call. Messages to send are built with the ``send_*``
+methods, which refuse (``LocalProtocolError``) anything the protocol does not allow in the current
+state. What to send and what to store is the caller's business (see ``vaultpeer/sync.py``).
+
+The exchange, the same on both sides::
+
+    hello  ->  <- hello                    vault id, store id, knowledge vector
+    records* (last)  <->  records* (last)   what the other side lacks, in causal order
+    digest  <->  digest                     Merkle roots after applying everything
+    if the roots differ, the initiator narrows: query -> <- nodes, level by level,
+    then repair -> <- records (repair) for the differing leaves, and a second digest round
+    done  <->  done
+
+Every message is one deterministic-CBOR map; docs/protocol.md gives the field list.
+"""
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from vaultpeer.core import encoding
+from vaultpeer.core.digest import HASH_SIZE, is_leaf_path, valid_path
+from vaultpeer.core.errors import IntegrityError, VaultpeerError
+from vaultpeer.core.keys import VaultHeader
+from vaultpeer.core.revision import MAX_RECORD_SIZE, Revision, RevisionId
+from vaultpeer.core.roster import MAX_ENTRIES, RosterEntry
+from vaultpeer.core.vclock import VersionVector
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE_SIZE = 8 * 1024 * 1024
+#: A records message carries at most this many revisions, and at most this many bytes of them.
+MAX_BATCH_REVISIONS = 1000
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+MAX_PATHS = 4096
+MAX_REPAIR_ROUNDS = 1
+
+
+class ProtocolError(VaultpeerError):
+    code = "protocol"
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer broke the protocol; the session is over. The message is safe to log."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We tried to do something the protocol does not allow now (a bug in the caller)."""
+
+
+# --- messages ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hello:
+    vault_id: bytes
+    store_id: bytes
+    knowledge: VersionVector
+    version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class Records:
+    header: VaultHeader | None
+    roster: tuple[RosterEntry, ...]
+    revisions: tuple[Revision, ...]
+    last: bool
+    repair: bool = False
+
+
+@dataclass(frozen=True)
+class Digest:
+    root: bytes
+
+
+@dataclass(frozen=True)
+class Query:
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Nodes:
+    #: path -> its 16 children's hashes
+    nodes: tuple[tuple[str, tuple[bytes, ...]], ...]
+
+
+@dataclass(frozen=True)
+class Repair:
+    leaves: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Done:
+    converged: bool
+
+
+@dataclass(frozen=True)
+class Error:
+    code: str
+
+
+Message = Hello | Records | Digest | Query | Nodes | Repair | Done | Error
+
+ERROR_CODES = ("protocol", "rejected", "foreign-vault", "version", "internal")
+
+
+def encode_message(message: Message) -> bytes:
+    if isinstance(message, Hello):
+        body = {"t": "hello", "v": message.version, "vault": message.vault_id, "store": message.store_id,
+                "knows": message.knowledge.to_record()}
+    elif isinstance(message, Records):
+        body = {"t": "records", "header": message.header.to_bytes() if message.header else None,
+                "roster": [e.to_record() for e in message.roster],
+                "revs": [r.to_record() for r in message.revisions], "last": message.last,
+                "repair": message.repair}
+    elif isinstance(message, Digest):
+        body = {"t": "digest", "root": message.root}
+    elif isinstance(message, Query):
+        body = {"t": "query", "paths": list(message.paths)}
+    elif isinstance(message, Nodes):
+        body = {"t": "nodes", "nodes": [[p, list(h)] for p, h in message.nodes]}
+    elif isinstance(message, Repair):
+        body = {"t": "repair", "leaves": list(message.leaves)}
+    elif isinstance(message, Done):
+        body = {"t": "done", "converged": message.converged}
+    else:
+        body = {"t": "error", "code": message.code}
+    return encoding.encode(body)
+
+
+def decode_message(data: bytes) -> Message:
+    """Decode and validate one message; RemoteProtocolError on anything malformed or oversize."""
+    try:
+        body = encoding.decode(data, max_size=MAX_MESSAGE_SIZE)
+        return _parse(body)
+    except (IntegrityError, KeyError, TypeError, ValueError):
+        raise RemoteProtocolError("malformed message") from None
+
+
+def _exact_keys(body: dict, *keys: str) -> None:
+    if set(body) != {"t", *keys}:
+        raise ValueError("unexpected fields")
+
+
+def _parse(body: object) -> Message:
+    if not isinstance(body, dict):
+        raise ValueError("a message is a map")
+    kind = body.get("t")
+    if kind == "hello":
+        _exact_keys(body, "v", "vault", "store", "knows")
+        if not (isinstance(body["v"], int) and isinstance(body["vault"], bytes) and len(body["vault"]) == 16
+                and isinstance(body["store"], bytes) and len(body["store"]) == 16):
+            raise ValueError("bad hello")
+        return Hello(body["vault"], body["store"], VersionVector.from_record(body["knows"]), body["v"])
+    if kind == "records":
+        _exact_keys(body, "header", "roster", "revs", "last", "repair")
+        revs, roster = body["revs"], body["roster"]
+        if not (isinstance(revs, list) and len(revs) <= MAX_BATCH_REVISIONS and isinstance(roster, list)
+                and len(roster) <= MAX_ENTRIES and isinstance(body["last"], bool)
+                and isinstance(body["repair"], bool)):
+            raise ValueError("bad records")
+        header = body["header"]
+        if header is not None and not isinstance(header, bytes):
+            raise ValueError("bad header")
+        revisions = tuple(Revision.from_record(r) for r in revs)
+        if sum(len(r.ciphertext) for r in revisions) > MAX_BATCH_BYTES + MAX_RECORD_SIZE:
+            raise ValueError("batch too large")
+        return Records(
+            header=VaultHeader.from_bytes(header) if header is not None else None,
+            roster=tuple(RosterEntry.from_record(e) for e in roster),
+            revisions=revisions,
+            last=body["last"],
+            repair=body["repair"],
+        )
+    if kind == "digest":
+        _exact_keys(body, "root")
+        if not isinstance(body["root"], bytes) or len(body["root"]) != HASH_SIZE:
+            raise ValueError("bad digest")
+        return Digest(body["root"])
+    if kind == "query":
+        _exact_keys(body, "paths")
+        paths = body["paths"]
+        if not (isinstance(paths, list) and 0 < len(paths) <= MAX_PATHS
+                and all(valid_path(p) and not is_leaf_path(p) for p in paths)):
+            raise ValueError("bad query")
+        return Query(tuple(paths))
+    if kind == "nodes":
+        _exact_keys(body, "nodes")
+        nodes = body["nodes"]
+        if not isinstance(nodes, list) or len(nodes) > MAX_PATHS:
+            raise ValueError("bad nodes")
+        parsed = []
+        for path, hashes in nodes:
+            if not (valid_path(path) and not is_leaf_path(path) and isinstance(hashes, list) and len(hashes) == 16
+                    and all(isinstance(h, bytes) and len(h) == HASH_SIZE for h in hashes)):
+                raise ValueError("bad node")
+            parsed.append((path, tuple(hashes)))
+        return Nodes(tuple(parsed))
+    if kind == "repair":
+        _exact_keys(body, "leaves")
+        leaves = body["leaves"]
+        if not (isinstance(leaves, list) and len(leaves) <= MAX_PATHS
+                and all(valid_path(p) and is_leaf_path(p) for p in leaves)):
+            raise ValueError("bad repair")
+        return Repair(tuple(leaves))
+    if kind == "done":
+        _exact_keys(body, "converged")
+        if not isinstance(body["converged"], bool):
+            raise ValueError("bad done")
+        return Done(body["converged"])
+    if kind == "error":
+        _exact_keys(body, "code")
+        if body["code"] not in ERROR_CODES:
+            raise ValueError("bad error code")
+        return Error(body["code"])
+    raise ValueError("unknown message type")
+
+
+# --- the state machine ---------------------------------------------------------------------------
+
+
+class Phase(Enum):
+    HELLO = "hello"  # waiting for the peer's hello
+    RECORDS = "records"  # exchanging what the other side lacks
+    DIGEST = "digest"  # both sides sent and received everything; comparing roots
+    NARROWING = "narrowing"  # roots differ: finding the differing leaves
+    REPAIR = "repair"  # exchanging the differing leaves' revisions
+    DONE = "done"
+    ERROR = "error"
+
+
+@dataclass
+class _Side:
+    sent_last: bool = False
+    received_last: bool = False
+    digest_sent: bool = False
+    digest_received: bytes | None = None
+    done_sent: bool = False
+    done_received: bool = False
+
+
+@dataclass
+class SyncSession:
+    vault_id: bytes
+    store_id: bytes
+    knowledge: VersionVector
+    #: The dialing side drives narrowing and repair.
+    initiator: bool
+    peer_hello: Hello | None = None
+    phase: Phase = Phase.HELLO
+    repair_rounds: int = 0
+    error: str | None = None
+    _state: _Side = field(default_factory=_Side)
+    _seen: set[RevisionId] = field(default_factory=set)
+    _repair_sent: bool = False
+
+    # --- sending ---
+
+    def hello(self) -> bytes:
+        return encode_message(Hello(self.vault_id, self.store_id, self.knowledge))
+
+    def records(self, header: VaultHeader | None, roster: list[RosterEntry], revisions: list[Revision],
+                last: bool, repair: bool = False) -> bytes:
+        self._require(Phase.REPAIR if repair else Phase.RECORDS)
+        if len(revisions) > MAX_BATCH_REVISIONS:
+            raise LocalProtocolError("batch too large")
+        if repair:
+            self._repair_sent = True
+        elif last:
+            self._state.sent_last = True
+            self._maybe_digest_phase()
+        return encode_message(Records(header, tuple(roster), tuple(revisions), last, repair))
+
+    def digest(self, root: bytes) -> bytes:
+        self._require(Phase.DIGEST)
+        self._state.digest_sent = True
+        return encode_message(Digest(root))
+
+    def query(self, paths: list[str]) -> bytes:
+        self._require(Phase.NARROWING)
+        if not self.initiator:
+            raise LocalProtocolError("only the initiator narrows")
+        return encode_message(Query(tuple(paths)))
+
+    def nodes(self, nodes: list[tuple[str, list[bytes]]]) -> bytes:
+        self._require(Phase.NARROWING)
+        return encode_message(Nodes(tuple((p, tuple(h)) for p, h in nodes)))
+
+    def repair(self, leaves: list[str]) -> bytes:
+        self._require(Phase.NARROWING)
+        if not self.initiator:
+            raise LocalProtocolError("only the initiator asks for repairs")
+        self.phase = Phase.REPAIR
+        self.repair_rounds += 1
+        self._seen = set()
+        return encode_message(Repair(tuple(leaves)))
+
+    def done(self, converged: bool) -> bytes:
+        self._state.done_sent = True
+        if self._state.done_received:
+            self.phase = Phase.DONE
+        return encode_message(Done(converged))
+
+    def fail(self, code: str) -> bytes:
+        """Move to ERROR and build the one error message the peer gets (codes, never details)."""
+        self.phase, self.error = Phase.ERROR, code
+        return encode_message(Error(code if code in ERROR_CODES else "protocol"))
+
+    # --- receiving ---
+
+    def receive(self, data: bytes) -> Message:
+        if self.phase is Phase.ERROR:
+            raise RemoteProtocolError(f"session already failed ({self.error})")
+        try:
+            message = decode_message(data)
+            self._accept(message)
+        except RemoteProtocolError as exc:
+            self.phase, self.error = Phase.ERROR, str(exc)
+            raise
+        return message
+
+    def _accept(self, message: Message) -> None:
+        if isinstance(message, Error):
+            raise RemoteProtocolError(f"peer reported an error: {message.code}")
+        if isinstance(message, Hello):
+            if self.phase is not Phase.HELLO:
+                raise RemoteProtocolError("unexpected hello")
+            if message.version != PROTOCOL_VERSION:
+                raise RemoteProtocolError("unsupported protocol version")
+            if message.vault_id != self.vault_id:
+                raise RemoteProtocolError("peer belongs to another vault")
+            self.peer_hello = message
+            self.phase = Phase.RECORDS
+            return
+        if isinstance(message, Records):
+            if message.repair:
+                self._expect(Phase.REPAIR)
+                if self.initiator and not self._repair_sent:
+                    raise RemoteProtocolError("unrequested repair")
+                self._check_unique(message.revisions)
+                if self.initiator and message.last:
+                    self._after_repair()
+                return
+            self._expect(Phase.RECORDS)
+            if self._state.received_last:
+                raise RemoteProtocolError("records after the last batch")
+            for revision in message.revisions:
+                # the peer was told what we hold: anything at or below that is a replay
+                if revision.revision_id.seq <= self.knowledge.get(revision.author):
+                    raise RemoteProtocolError("peer resent a revision this side already holds")
+            self._check_unique(message.revisions)
+            if message.last:
+                self._state.received_last = True
+                self._maybe_digest_phase()
+            return
+        if isinstance(message, Digest):
+            if self.phase not in (Phase.DIGEST, Phase.RECORDS) or self._state.digest_received is not None:
+                raise RemoteProtocolError("unexpected digest")
+            if self.phase is Phase.RECORDS and not self._state.received_last:
+                raise RemoteProtocolError("digest before the last batch")
+            self._state.digest_received = message.root
+            return
+        if isinstance(message, Query):
+            if self.initiator:
+                raise RemoteProtocolError("only the initiator narrows")
+            self._expect(Phase.NARROWING)
+            return
+        if isinstance(message, Nodes):
+            if not self.initiator:
+                raise RemoteProtocolError("unexpected nodes")
+            self._expect(Phase.NARROWING)
+            return
+        if isinstance(message, Repair):
+            if self.initiator:
+                raise RemoteProtocolError("only the initiator asks for repairs")
+            self._expect(Phase.NARROWING)
+            self.phase = Phase.REPAIR
+            self.repair_rounds += 1
+            self._seen = set()
+            return
+        if isinstance(message, Done):
+            if self.phase not in (Phase.DIGEST, Phase.NARROWING, Phase.REPAIR):
+                raise RemoteProtocolError("unexpected done")
+            self._state.done_received = True
+            if self._state.done_sent:
+                self.phase = Phase.DONE
+            return
+
+    # --- transitions the caller drives ---
+
+    def compare_digests(self, local_root: bytes) -> bool | None:
+        """After both roots are exchanged: True if equal; False moves to NARROWING. None: not yet."""
+        if self._state.digest_received is None or not self._state.digest_sent:
+            return None
+        if self._state.digest_received == local_root:
+            return True
+        if self.repair_rounds >= MAX_REPAIR_ROUNDS:
+            return False
+        self.phase = Phase.NARROWING
+        return False
+
+    def repaired(self) -> None:
+        """The responder has answered a repair: start the second digest round."""
+        self._after_repair()
+
+    def _after_repair(self) -> None:
+        self.phase = Phase.DIGEST
+        self._state.digest_sent = False
+        self._state.digest_received = None
+        self._repair_sent = False
+
+    def _maybe_digest_phase(self) -> None:
+        if self._state.sent_last and self._state.received_last and self.phase is Phase.RECORDS:
+            self.phase = Phase.DIGEST
+
+    def _check_unique(self, revisions: tuple[Revision, ...]) -> None:
+        for revision in revisions:
+            if revision.revision_id in self._seen:
+                raise RemoteProtocolError("peer sent the same revision twice")
+            self._seen.add(revision.revision_id)
+
+    def _require(self, phase: Phase) -> None:
+        if self.phase is not phase:
+            raise LocalProtocolError(f"cannot do that in phase {self.phase.value}")
+
+    def _expect(self, phase: Phase) -> None:
+        if self.phase is not phase:
+            raise RemoteProtocolError(f"unexpected message in phase {self.phase.value}")
+
+    @property
+    def peer_knowledge(self) -> VersionVector:
+        if self.peer_hello is None:
+            raise LocalProtocolError("no hello from the peer yet")
+        return self.peer_hello.knowledge
+
+    @property
+    def peer_store_id(self) -> bytes | None:
+        return self.peer_hello.store_id if self.peer_hello else None
+
