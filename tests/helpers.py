@@ -28,3 +28,54 @@ def run_cli(home: Path, *args: str, stdin: str = "", env: dict[str, str] | None 
         env=cli_env() if env is None else env,
         timeout=timeout,
     )
+
+
+def make_replicas(count: int, password: str = PASSWORD):
+    """``count`` unlocked vaults of one vault on in-memory stores: the first created it, the others
+    joined through it (as pairing will), and none holds any revision yet."""
+    from vaultpeer.core.identity import DeviceKeys
+    from vaultpeer.core.kdf import insecure_test_parameters
+    from vaultpeer.store import Store
+    from vaultpeer.vault import Vault
+
+    founder = Vault(Store.open_in_memory(), DeviceKeys.generate(), allow_insecure_test_kdf=True)
+    founder.init(password, insecure_test_parameters(), "device-0", "Test OS")
+    replicas = [founder]
+    for n in range(1, count):
+        joiner = Vault(Store.open_in_memory(), DeviceKeys.generate(), allow_insecure_test_kdf=True)
+        entry = founder.enroll(joiner.device.public, f"device-{n}", "Test OS")
+        joiner.join(founder.header, [*founder.outgoing_roster(), entry], founder.device.public, f"device-{n}", "Test OS")
+        joiner.unlock(password)
+        replicas.append(joiner)
+    return replicas
+
+
+def sync_pair(a, b, *, cut_after: int | None = None, max_messages: int = 10_000, merge: bool = True):
+    """Run one sync session between two vaults by passing messages directly (no sockets).
+
+    ``cut_after`` drops the connection after that many delivered messages, as a network would.
+    Returns the two SyncPeers (their stats count what moved).
+    """
+    from collections import deque
+
+    from vaultpeer.sync import SyncPeer
+
+    left = SyncPeer(a, initiator=True, peer=b.device.device_id)
+    right = SyncPeer(b, initiator=False, peer=a.device.device_id)
+    to_right, to_left = deque(left.start()), deque(right.start())
+    delivered = 0
+    while (to_right or to_left) and delivered < max_messages:
+        if cut_after is not None and delivered >= cut_after:
+            break
+        if to_right:
+            to_left.extend(right.receive(to_right.popleft()))
+            delivered += 1
+        if to_left and (cut_after is None or delivered < cut_after):
+            to_right.extend(left.receive(to_left.popleft()))
+            delivered += 1
+    assert delivered < max_messages, "a sync session did not end"
+    if merge:
+        for vault in (a, b):
+            if not vault.locked:
+                vault.merge_pending()
+    return left, right

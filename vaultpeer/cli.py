@@ -36,6 +36,7 @@ from vaultpeer.core.errors import (
 from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
 from vaultpeer.core.item import Field
 from vaultpeer.core.keys import RecoveryKey
+from vaultpeer.core.merge import EDIT_SURVIVED_DELETE, TITLE
 from vaultpeer.device import DeviceProfile, load_or_create_keys, load_profile, save_profile
 from vaultpeer.home import (
     INSECURE_TEST_KDF_ENV,
@@ -43,7 +44,7 @@ from vaultpeer.home import (
     insecure_test_kdf_enabled,
     resolve_home,
 )
-from vaultpeer.vault import HistoryEntry, ItemView, Vault
+from vaultpeer.vault import Conflict, HistoryEntry, ItemView, Vault
 
 #: Exit statuses scripts can rely on (documented in docs/cli.md).
 EXIT_ERROR = 1
@@ -53,6 +54,7 @@ EXIT_NOT_FOUND = 4
 EXIT_AMBIGUOUS = 5
 EXIT_INTEGRITY = 6
 EXIT_NO_VAULT = 7
+EXIT_CONFLICT = 8
 
 _EXIT_CODES: dict[type, int] = {
     WrongPassword: EXIT_WRONG_PASSWORD,
@@ -62,6 +64,7 @@ _EXIT_CODES: dict[type, int] = {
     IntegrityError: EXIT_INTEGRITY,
     NoVault: EXIT_NO_VAULT,
     InvalidInput: EXIT_USAGE,
+    Conflict: EXIT_CONFLICT,
 }
 
 MASK = "••••••••"
@@ -204,6 +207,7 @@ def item_json(view: ItemView) -> dict:
         "revision": str(view.revision),
         "conflict": view.conflict,
         "deleted": view.deleted,
+        "flags": sorted(view.flags),
     }
 
 
@@ -491,6 +495,82 @@ def restore(ctx: Context, item: str, revision: str | None, password_stdin: bool)
     with unlocked_vault(ctx, password_stdin) as vault:
         view = vault.restore(item, revision)
     click.echo(f"Restored {view.title!r} as revision {view.revision}")
+
+
+def conflict_json(view: ItemView) -> dict:
+    fields, title = {}, None
+    for register, candidates in (view.conflicts or {}).items():
+        if register == TITLE:
+            title = [{"revision": str(c.revision), "value": c.value} for c in candidates]
+        else:
+            fields[register[1]] = [
+                {"revision": str(c.revision), "value": None if c.value is None else c.value[0]} for c in candidates
+            ]
+    result = {"id": str(view.id), "title": view.title, "fields": fields, "flags": sorted(view.flags)}
+    if title:
+        result["title_candidates"] = title
+    return result
+
+
+FLAG_EXPLANATIONS = {
+    EDIT_SURVIVED_DELETE: "deleted on one device while edited on another: the edit was kept",
+}
+
+
+@cli.command()
+@click.option("--reveal", is_flag=True, help="Show secret values instead of masking them.")
+@password_stdin_option
+@json_option
+@pass_context
+@reports_errors
+def conflicts(ctx: Context, reveal: bool, password_stdin: bool, as_json: bool) -> None:
+    """List items whose concurrent edits need your decision, with every value kept."""
+    with unlocked_vault(ctx, password_stdin) as vault:
+        views = vault.conflicts()
+    if as_json:
+        print_json([conflict_json(v) for v in views])
+        return
+    if not views:
+        click.echo("No conflicts.")
+        return
+    console = Console(highlight=False)
+    for view in views:
+        console.print(Text(f"{view.title}  (id {view.id})", style="bold"))
+        for register, candidates in (view.conflicts or {}).items():
+            name = "title" if register == TITLE else register[1]
+            secret = register != TITLE and any(c.value and c.value[1] for c in candidates)
+            console.print(Text(f"  {name}:"))
+            for candidate in candidates:
+                if candidate.value is None:
+                    shown = "(field removed)"
+                elif register == TITLE:
+                    shown = candidate.value
+                else:
+                    shown = candidate.value[0] if reveal or not secret else MASK
+                console.print(Text(f"    {candidate.revision}  {shown}"))
+        for flag in sorted(view.flags):
+            console.print(Text(f"  note: {FLAG_EXPLANATIONS.get(flag, flag)}", style="yellow"))
+    click.echo("\nSettle one with: vaultpeer resolve ITEM --take REVISION  (or --field NAME=VALUE, --title T)")
+
+
+@cli.command()
+@click.argument("item")
+@click.option("--take", "take", metavar="REVISION", help="Take every conflicting value from this revision.")
+@click.option("--field", "fields", multiple=True, metavar="NAME=VALUE", help="Type the value of a conflicting field.")
+@click.option("--title", help="Type the title, if the title is in conflict.")
+@password_stdin_option
+@json_option
+@pass_context
+@reports_errors
+def resolve(ctx: Context, item: str, take: str | None, fields: tuple[str, ...], title: str | None,
+            password_stdin: bool, as_json: bool) -> None:
+    """Settle ITEM's conflicts (one new revision superseding every concurrent version)."""
+    with unlocked_vault(ctx, password_stdin) as vault:
+        view = vault.resolve_conflict(item, take=take, set_fields=dict(parse_assignments(fields)), title=title)
+    if as_json:
+        print_json(item_json(view))
+    else:
+        click.echo(f"Resolved {view.title!r} (revision {view.revision})")
 
 
 @cli.command()

@@ -424,7 +424,7 @@ class Vault:
         content = view.content
         updates: dict[str, str | None] = {}
         new_title = title
-        for register, candidates in (view.conflicts or {}).items():
+        for register in view.conflicts or {}:
             if register == TITLE:
                 if new_title is None:
                     if chosen is None:

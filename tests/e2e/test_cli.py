@@ -66,7 +66,7 @@ def test_item_commands_and_json_shapes(home):
 
     item = json.loads(ok(run_cli(home, "get", added["id"][:8], "--json", "--password-stdin", stdin=PW)))
     assert item == {"id": added["id"], "title": "Email", "fields": {"username": "alice", "password": "pw1"},
-                    "revision": added["revision"], "conflict": False, "deleted": False}
+                    "revision": added["revision"], "conflict": False, "deleted": False, "flags": []}
 
     human = ok(run_cli(home, "get", "Email", "--password-stdin", stdin=PW))
     assert "alice" in human and "pw1" not in human and "--reveal" in human
@@ -190,3 +190,35 @@ def test_demo_runs_and_cleans_up(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "everything behaved as expected" in result.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_conflicts_and_resolve_between_two_real_homes(tmp_path):
+    """Two homes of one vault edit the same field apart; after a sync the CLI shows and settles it."""
+    from helpers import sync_pair
+    from vaultpeer.home import Home
+    from vaultpeer.vault import Vault
+
+    laptop, desktop = Home(tmp_path / "laptop"), Home(tmp_path / "desktop")
+    ok(run_cli(laptop.path, "init", "--password-stdin", stdin=PW))
+    ok(run_cli(laptop.path, "add", "Email", "--field", "password=original", "--password-stdin", stdin=PW))
+    with Vault.open(laptop, allow_insecure_test_kdf=True) as a, Vault.open(desktop, allow_insecure_test_kdf=True) as b:
+        a.unlock(PASSWORD)
+        entry = a.enroll(b.device.public, "desktop", "Linux")
+        b.join(a.header, [*a.outgoing_roster(), entry], a.device.public, "desktop", "Linux")
+        b.unlock(PASSWORD)
+        sync_pair(a, b)
+        a.edit("Email", {"password": "from the laptop"})
+        b.edit("Email", {"password": "from the desktop"})
+        sync_pair(a, b)
+    conflicts = json.loads(ok(run_cli(desktop.path, "conflicts", "--json", "--password-stdin", stdin=PW)))
+    assert len(conflicts) == 1 and conflicts[0]["title"] == "Email"
+    values = {c["value"]: c["revision"] for c in conflicts[0]["fields"]["password"]}
+    assert set(values) == {"from the laptop", "from the desktop"}
+    human = ok(run_cli(desktop.path, "conflicts", "--password-stdin", stdin=PW))
+    assert "from the laptop" not in human and "vaultpeer resolve" in human
+    refused = run_cli(desktop.path, "edit", "Email", "--field", "url=x", "--password-stdin", stdin=PW)
+    assert refused.returncode == 8 and "resolve" in refused.stderr
+    resolved = json.loads(ok(run_cli(desktop.path, "resolve", "Email", "--take", values["from the laptop"], "--json",
+                                     "--password-stdin", stdin=PW)))
+    assert resolved["fields"]["password"] == "from the laptop" and resolved["conflict"] is False
+    assert json.loads(ok(run_cli(desktop.path, "conflicts", "--json", "--password-stdin", stdin=PW))) == []

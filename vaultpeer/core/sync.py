@@ -430,6 +430,10 @@ class SyncSession:
             raise RemoteProtocolError(f"unexpected message in phase {self.phase.value}")
 
     @property
+    def digest_sent(self) -> bool:
+        return self._state.digest_sent
+
+    @property
     def peer_knowledge(self) -> VersionVector:
         if self.peer_hello is None:
             raise LocalProtocolError("no hello from the peer yet")

@@ -1,0 +1,250 @@
+"""Sync between vaults through the real session state machine and the real store (in memory)."""
+
+import dataclasses
+
+import pytest
+
+from helpers import make_replicas, sync_pair
+from vaultpeer.core import encoding
+from vaultpeer.core.identity import DeviceKeys
+from vaultpeer.core.item import ItemContent, ItemId
+from vaultpeer.core.merge import EDIT_SURVIVED_DELETE
+from vaultpeer.core.revision import seal_revision
+from vaultpeer.core.sync import MAX_MESSAGE_SIZE, Hello, Records, encode_message
+from vaultpeer.core.vclock import VersionVector
+from vaultpeer.sync import SyncPeer
+
+
+def state(vault):
+    """Everything that must be equal on converged devices."""
+    return (
+        vault.store.head_ids(),
+        sorted((str(v.id), v.title, v.fields, v.deleted, v.conflict, v.flags)
+               for v in vault.list_items() + vault.list_items(deleted=True)),
+    )
+
+
+def test_two_devices_exchange_only_what_is_missing():
+    a, b = make_replicas(2)
+    for n in range(30):
+        a.add(f"item {n}", {"password": str(n)})
+    first, _ = sync_pair(a, b)
+    assert first.stats.revisions_sent == 30 and first.converged
+    again, back = sync_pair(a, b)
+    assert again.stats.revisions_sent == back.stats.revisions_sent == 0 and again.converged
+    assert state(a) == state(b)
+
+
+def test_an_interrupted_transfer_resumes_without_resending():
+    a, b = make_replicas(2)
+    for n in range(2500):  # three batches
+        a.add(f"item {n}", {})
+    left, right = sync_pair(a, b, cut_after=3)  # hello, hello, first batch
+    arrived = right.stats.revisions_new
+    assert 0 < arrived < 2500 and not left.finished
+    assert b.knowledge().get(a.device.device_id) == arrived
+    resumed, _ = sync_pair(a, b)
+    assert resumed.stats.revisions_sent == 2500 - arrived
+    assert state(a) == state(b)
+
+
+def test_a_rebuilt_peer_store_is_noticed_and_fully_resynced():
+    a, b = make_replicas(2)
+    a.add("kept", {})
+    sync_pair(a, b)
+    # b's store is rebuilt: a fresh store for the same device, joined again
+    from vaultpeer.store import Store
+    from vaultpeer.vault import Vault
+    from helpers import PASSWORD
+
+    rebuilt = Vault(Store.open_in_memory(), b.device, allow_insecure_test_kdf=True)
+    rebuilt.join(a.header, a.outgoing_roster(), a.device.public, "device-1", "Test OS")
+    rebuilt.unlock(PASSWORD)
+    left, _ = sync_pair(a, rebuilt)
+    assert any("rebuilt its store" in note for note in left.notes)
+    assert left.stats.revisions_sent == 1 and [v.title for v in rebuilt.list_items()] == ["kept"]
+
+
+def test_a_digest_difference_is_found_repaired_and_logged():
+    """A peer that overstates what it holds would leave a silent gap; the digest catches it."""
+    a, b = make_replicas(2)
+    for n in range(40):
+        a.add(f"item {n}", {})
+    sync_pair(a, b)
+    lost = a.add("made while b lied", {"password": "x"})
+    left = SyncPeer(a, initiator=True, peer=b.device.device_id)
+    right = SyncPeer(b, initiator=False, peer=a.device.device_id)
+    right.session.knowledge = a.knowledge()  # b claims to hold everything a has
+    from collections import deque
+
+    to_right, to_left = deque(left.start()), deque(right.start())
+    for _ in range(200):
+        if not (to_right or to_left):
+            break
+        if to_right:
+            to_left.extend(right.receive(to_right.popleft()))
+        if to_left:
+            to_right.extend(left.receive(to_left.popleft()))
+    assert left.converged and right.converged
+    assert any("narrowing" in n for n in left.notes) and any("repairing 1" in n for n in left.notes)
+    assert b.get(str(lost.id)).title == "made while b lied"
+    assert state(a) == state(b)
+
+
+def test_roster_lets_devices_paired_through_a_third_trust_each_other():
+    a, b, c = make_replicas(3)  # b and c joined through a
+    sync_pair(a, b)
+    sync_pair(a, c)
+    c.add("from c", {})
+    sync_pair(c, b)  # a is not involved
+    assert [v.title for v in b.list_items()] == ["from c"]
+    assert c.device.device_id in b.roster.members
+
+
+def test_concurrent_edit_and_delete_keep_the_edit_flagged():
+    a, b = make_replicas(2)
+    item = a.add("Email", {"password": "one"})
+    sync_pair(a, b)
+    a.delete("Email")
+    b.edit("Email", {"password": "two"})
+    sync_pair(a, b)
+    sync_pair(a, b)
+    for vault in (a, b):
+        view = vault.get(str(item.id))
+        assert not view.deleted and view.fields[0].value == "two" and EDIT_SURVIVED_DELETE in view.flags
+    assert state(a) == state(b)
+    resolved = a.resolve_conflict("Email")
+    assert not resolved.flags
+
+
+# --- hostile or broken input ------------------------------------------------------------------------
+
+
+def fingerprint(vault):
+    return (vault.knowledge(), vault.store.counts(), vault.store.head_ids(), vault.store.header_record(),
+            sorted(e.to_bytes() for e in vault.store.roster_entries()))
+
+
+@pytest.fixture
+def victim():
+    """b, a member, with some history; a, its peer, about to send something."""
+    a, b = make_replicas(2)
+    a.add("existing", {"password": "p"})
+    sync_pair(a, b)
+    return a, b
+
+
+def deliver(b, a, messages):
+    """Feed a crafted stream to b as if it came from a. Returns b's SyncPeer and its replies."""
+    peer = SyncPeer(b, initiator=False, peer=a.device.device_id)
+    replies = peer.start()
+    for message in messages:
+        replies += peer.receive(message)
+        if peer.finished:
+            break
+    return peer, replies
+
+
+def hello_from(a, vault_id=None, knowledge=None):
+    return encode_message(Hello(vault_id or a.vault_id, a.store.store_id,
+                                knowledge if knowledge is not None else a.knowledge()))
+
+
+def records_of(a, revisions, header=True):
+    return encode_message(Records(a.header if header else None, tuple(a.outgoing_roster()), tuple(revisions), True))
+
+
+def new_revisions(a, count=2):
+    before = a.knowledge()
+    for n in range(count):
+        a.add(f"new {n}", {"password": "x"})
+    return list(a.revisions_missing_from(before))
+
+
+def assert_rejected(peer, replies):
+    assert peer.failed and any(b'"error"' in r or b"error" in r for r in replies)
+
+
+def test_tampered_revision_rejects_the_batch(victim):
+    a, b = victim
+    revisions = new_revisions(a)
+    tampered = dataclasses.replace(revisions[1], ciphertext=revisions[1].ciphertext[:-1] + b"\x00")
+    before = fingerprint(b)
+    peer, replies = deliver(b, a, [hello_from(a), records_of(a, [revisions[0], tampered])])
+    assert_rejected(peer, replies)
+    assert fingerprint(b) == before
+
+
+def test_reordered_revisions_reject_the_batch(victim):
+    a, b = victim
+    item = a.add("chain", {})
+    a.edit("chain", {"password": "2"})
+    revisions = [r for r in a.revisions_missing_from(b.knowledge()) if r.item_id == item.id]
+    before = fingerprint(b)
+    peer, replies = deliver(b, a, [hello_from(a), records_of(a, list(reversed(revisions)))])
+    assert_rejected(peer, replies)
+    assert fingerprint(b) == before
+
+
+def test_replayed_revisions_are_a_protocol_error(victim):
+    a, b = victim
+    old = list(a.revisions_missing_from(VersionVector()))
+    before = fingerprint(b)
+    peer, replies = deliver(b, a, [hello_from(a), records_of(a, old)])
+    assert_rejected(peer, replies)
+    assert fingerprint(b) == before
+    # a whole message replayed within a session is refused too
+    message = records_of(a, new_revisions(a))
+    peer, replies = deliver(b, a, [hello_from(a), message, message])
+    assert peer.failed
+
+
+def test_oversize_and_malformed_messages_are_protocol_errors(victim):
+    a, b = victim
+    before = fingerprint(b)
+    for junk in (b"\x00" * (MAX_MESSAGE_SIZE + 1), b"\xff\xfe", encoding.encode({"t": "records"}),
+                 encoding.encode({"t": "hello", "v": 1, "vault": b"x", "store": b"y", "knows": []}), b""):
+        peer, replies = deliver(b, a, [hello_from(a), junk])
+        assert_rejected(peer, replies)
+    assert fingerprint(b) == before
+
+
+def test_foreign_vault_is_refused(victim):
+    a, b = victim
+    (stranger,) = make_replicas(1)
+    stranger.add("not yours", {})
+    before = fingerprint(b)
+    peer, replies = deliver(b, stranger, [hello_from(stranger), records_of(stranger, list(
+        stranger.revisions_missing_from(VersionVector())))])
+    assert_rejected(peer, replies)
+    # even with the right vault id in the hello, the foreign records fail verification
+    peer, replies = deliver(b, stranger, [hello_from(stranger, vault_id=b.vault_id), records_of(stranger, list(
+        stranger.revisions_missing_from(VersionVector())), header=False)])
+    assert_rejected(peer, replies)
+    assert fingerprint(b) == before
+
+
+def test_a_non_member_author_or_a_forged_roster_entry_is_refused(victim):
+    a, b = victim
+    outsider = DeviceKeys.generate()
+    forged = seal_revision(vault_id=a.vault_id, keyring=a._keyring, author=outsider, item_id=ItemId.generate(),
+                           seq=1, parents=(), content=ItemContent.build("sneaky"))
+    before = fingerprint(b)
+    peer, replies = deliver(b, a, [hello_from(a), records_of(a, [forged])])
+    assert_rejected(peer, replies)
+    entry = a.outgoing_roster()[0]
+    tampered_entry = dataclasses.replace(entry, name="renamed by an attacker")
+    message = encode_message(Records(None, (tampered_entry,), (), True))
+    peer, replies = deliver(b, a, [hello_from(a), message])
+    assert_rejected(peer, replies)
+    assert fingerprint(b) == before
+
+
+def test_messages_out_of_order_are_protocol_errors(victim):
+    a, b = victim
+    before = fingerprint(b)
+    peer, replies = deliver(b, a, [records_of(a, new_revisions(a))])  # records before hello
+    assert_rejected(peer, replies)
+    peer, replies = deliver(b, a, [hello_from(a), hello_from(a)])
+    assert_rejected(peer, replies)
+    assert fingerprint(b) == before

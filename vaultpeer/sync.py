@@ -1,0 +1,222 @@
+"""One side of a sync session, bound to a vault: bytes of a message in, messages to send out.
+
+``SyncPeer`` does no I/O of its own (the transport belongs to its caller: the daemon's Noise
+stream, or a test that passes messages between two peers), but it does read and write the vault,
+which is why it lives outside the pure core. It decides what to send from the peer's knowledge
+vector, applies each received batch all-or-nothing, compares state digests, narrows and repairs a
+difference, and records what happened in ``notes`` for the caller to log.
+"""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from vaultpeer.core.digest import StateDigest, is_leaf_path
+from vaultpeer.core.errors import IntegrityError
+from vaultpeer.core.identity import DeviceId
+from vaultpeer.core.revision import Revision
+from vaultpeer.core.sync import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_REVISIONS,
+    Digest,
+    Done,
+    Error,
+    Hello,
+    Nodes,
+    Phase,
+    Query,
+    Records,
+    RemoteProtocolError,
+    Repair,
+    SyncSession,
+)
+from vaultpeer.vault import Vault
+
+
+@dataclass
+class SyncStats:
+    messages_sent: int = 0
+    messages_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    revisions_sent: int = 0
+    revisions_received: int = 0
+    revisions_new: int = 0
+    items_touched: set = field(default_factory=set)
+
+
+class SyncPeer:
+    def __init__(self, vault: Vault, *, initiator: bool, peer: DeviceId | None = None):
+        self.vault = vault
+        self.peer = peer
+        self.session = SyncSession(
+            vault_id=vault.vault_id,
+            store_id=vault.store.store_id,
+            knowledge=vault.knowledge(),
+            initiator=initiator,
+        )
+        self.stats = SyncStats()
+        #: Human-readable notes for the log: rebuilt peer stores, digest repairs, rejections.
+        self.notes: list[str] = []
+        self.converged: bool | None = None
+        self._digest: StateDigest | None = None
+        #: The leaves (id prefixes) being repaired, from our Nodes comparison or the peer's Repair.
+        self._repair_leaves: list[bytes] = []
+
+    @property
+    def finished(self) -> bool:
+        return self.session.phase in (Phase.DONE, Phase.ERROR)
+
+    @property
+    def failed(self) -> bool:
+        return self.session.phase is Phase.ERROR
+
+    def start(self) -> list[bytes]:
+        return self._out([self.session.hello()])
+
+    def receive(self, data: bytes) -> list[bytes]:
+        """Handle one message from the peer; returns the messages to send back (maybe none)."""
+        self.stats.messages_received += 1
+        self.stats.bytes_received += len(data)
+        try:
+            message = self.session.receive(data)
+        except RemoteProtocolError as exc:
+            self.notes.append(f"sync aborted: {exc}")
+            if "peer reported an error" in str(exc):
+                return []
+            return self._out([self.session.fail("protocol")])
+        handler = {
+            Hello: self._on_hello,
+            Records: self._on_records,
+            Digest: lambda m: self._maybe_compare(),
+            Query: self._on_query,
+            Nodes: self._on_nodes,
+            Repair: self._on_repair,
+            Done: self._on_done,
+            Error: lambda m: [],
+        }[type(message)]
+        return self._out(handler(message))
+
+    def _out(self, messages: list[bytes]) -> list[bytes]:
+        self.stats.messages_sent += len(messages)
+        self.stats.bytes_sent += sum(len(m) for m in messages)
+        return messages
+
+    # --- the records phase --------------------------------------------------------------------
+
+    def _on_hello(self, hello: Hello) -> list[bytes]:
+        if self.peer is not None:
+            known = self.vault.store.peer_store_id(self.peer)
+            if known is not None and known != hello.store_id:
+                self.notes.append(f"peer {self.peer.short} rebuilt its store: sending it everything it lacks")
+            if known != hello.store_id:
+                with self.vault.store.transaction():
+                    self.vault.store.set_peer_store_id(self.peer, hello.store_id)
+        revisions = self.vault.revisions_missing_from(hello.knowledge)
+        out = self._batches(revisions, repair=False)
+        return out + self._maybe_digest()
+
+    def _batches(self, revisions: Iterable[Revision], *, repair: bool) -> list[bytes]:
+        header, roster = self.vault.header, self.vault.outgoing_roster()
+        messages = []
+        for chunk, last in _chunks(revisions):
+            messages.append(self.session.records(header, roster, chunk, last=last, repair=repair))
+            self.stats.revisions_sent += len(chunk)
+            header, roster = None, []
+        return messages
+
+    def _on_records(self, records: Records) -> list[bytes]:
+        self.stats.revisions_received += len(records.revisions)
+        try:
+            received = self.vault.receive_records(records.header, records.roster, records.revisions)
+        except IntegrityError:
+            self.notes.append("sync aborted: the peer sent a record that failed verification; nothing of it was stored")
+            return [self.session.fail("rejected")]
+        self.stats.revisions_new += len(received.revisions)
+        self.stats.items_touched |= {r.item_id for r in received.revisions}
+        self._digest = None
+        if received.header_replaced:
+            self.notes.append("received a newer vault header (a password change or key rotation)")
+        if records.repair:
+            if self.session.initiator:
+                return self._maybe_digest()
+            if records.last:
+                out = self._batches(self.vault.store.revisions_in_leaves(self._repair_leaves), repair=True)
+                self.session.repaired()
+                return out + self._maybe_digest()
+            return []
+        return self._maybe_digest()
+
+    # --- the digest phase ---------------------------------------------------------------------
+
+    def _local_digest(self) -> StateDigest:
+        if self._digest is None:
+            self._digest = self.vault.state_digest()
+        return self._digest
+
+    def _maybe_digest(self) -> list[bytes]:
+        if self.session.phase is not Phase.DIGEST or self.session.digest_sent:
+            return []
+        return [self.session.digest(self._local_digest().root)] + self._maybe_compare()
+
+    def _maybe_compare(self) -> list[bytes]:
+        if self.session.phase is Phase.RECORDS:
+            return []
+        result = self.session.compare_digests(self._local_digest().root)
+        if result is None:
+            return []
+        if result:
+            self.converged = True
+            return [self.session.done(True)]
+        if self.session.phase is Phase.NARROWING:
+            self.notes.append("state digests differ after sync: narrowing down the difference")
+            return [self.session.query([""])] if self.session.initiator else []
+        self.converged = False
+        self.notes.append("state digests still differ after a repair: the difference is logged, not hidden")
+        return [self.session.done(False)]
+
+    def _on_query(self, query: Query) -> list[bytes]:
+        digest = self._local_digest()
+        return [self.session.nodes([(path, digest.children(path)) for path in query.paths])]
+
+    def _on_nodes(self, nodes: Nodes) -> list[bytes]:
+        digest = self._local_digest()
+        differing = [child for path, hashes in nodes.nodes for child in digest.differing_children(path, list(hashes))]
+        if not differing:
+            self.converged = False
+            self.notes.append("state digests differ but no differing node was found")
+            return [self.session.done(False)]
+        if not is_leaf_path(differing[0]):
+            return [self.session.query(differing)]
+        self.notes.append(f"repairing {len(differing)} differing part(s) of the vault")
+        self._repair_leaves = [bytes.fromhex(leaf) for leaf in differing]
+        request = self.session.repair(differing)
+        return [request] + self._batches(self.vault.store.revisions_in_leaves(self._repair_leaves), repair=True)
+
+    def _on_repair(self, repair: Repair) -> list[bytes]:
+        self._repair_leaves = [bytes.fromhex(leaf) for leaf in repair.leaves]
+        return []
+
+    def _on_done(self, done: Done) -> list[bytes]:
+        if self.session.phase is Phase.DONE:
+            return []
+        if self.converged is None:
+            self.converged = done.converged
+        return [self.session.done(bool(self.converged))]
+
+
+def _chunks(revisions: Iterable[Revision]) -> Iterator[tuple[list[Revision], bool]]:
+    """Batches within the message limits, each flagged with whether it is the last."""
+    chunk: list[Revision] = []
+    size = 0
+    pending: tuple[list[Revision], bool] | None = None
+    for revision in revisions:
+        if chunk and (len(chunk) >= MAX_BATCH_REVISIONS or size + len(revision.ciphertext) > MAX_BATCH_BYTES):
+            if pending:
+                yield pending
+            pending = (chunk, False)
+            chunk, size = [], 0
+        chunk.append(revision)
+        size += len(revision.ciphertext)
+    if pending:
+        yield pending
+    yield chunk, True
