@@ -147,7 +147,7 @@ def deliver(b, a, messages):
 
 def hello_from(a, vault_id=None, knowledge=None):
     return encode_message(Hello(vault_id or a.vault_id, a.store.store_id,
-                                knowledge if knowledge is not None else a.knowledge()))
+                                knowledge if knowledge is not None else a.knowledge(), bytes(32), bytes(32)))
 
 
 def records_of(a, revisions, header=True):
@@ -248,3 +248,38 @@ def test_messages_out_of_order_are_protocol_errors(victim):
     peer, replies = deliver(b, a, [hello_from(a), hello_from(a)])
     assert_rejected(peer, replies)
     assert fingerprint(b) == before
+
+
+def test_a_password_change_replicates_and_the_new_password_is_needed():
+    from helpers import PASSWORD
+    from vaultpeer.core.errors import WrongPassword
+
+    a, b = make_replicas(2)
+    a.add("kept", {"password": "p"})
+    sync_pair(a, b)
+    a.change_password("changed on device a")
+    left, right = sync_pair(a, b)
+    assert any("newer vault header" in n for n in right.notes)
+    assert b.header == a.header
+    b.lock()
+    with pytest.raises(WrongPassword):
+        b.unlock(PASSWORD)
+    b.unlock("changed on device a")
+    assert [v.title for v in b.list_items()] == ["kept"]
+    # an older header never rolls a newer one back
+    stale = SyncPeer(b, initiator=True)
+    assert stale.vault.header.serial == 1
+
+
+def test_a_locked_device_relays_ciphertext_it_cannot_read():
+    a, b, c = make_replicas(3)
+    sync_pair(a, b)
+    sync_pair(a, c)
+    b.lock()
+    item = a.add("through a locked device", {"password": "p"})
+    sync_pair(a, b)  # b stores it without being able to read it
+    with pytest.raises(Exception, match="locked"):
+        b.list_items()
+    sync_pair(b, c)  # and passes it on
+    assert c.get(str(item.id)).title == "through a locked device"
+    assert a.store.head_ids() == b.store.head_ids() == c.store.head_ids()

@@ -283,6 +283,10 @@ class Store:
             heads.setdefault(ItemId(item_id), []).append(RevisionId(DeviceId(author), seq))
         return heads
 
+    def head_rows(self) -> list[tuple[bytes, bytes, int]]:
+        """(item id, author, seq) of every head, sorted: the input of the state digest."""
+        return self._db.execute("SELECT item_id, author, seq FROM heads ORDER BY item_id, author, seq").fetchall()
+
     def items_with_several_heads(self) -> list[ItemId]:
         rows = self._db.execute("SELECT item_id FROM heads GROUP BY item_id HAVING COUNT(*) > 1").fetchall()
         return [ItemId(row[0]) for row in rows]

@@ -16,6 +16,7 @@ from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.revision import Revision
 from vaultpeer.core.sync import (
     MAX_BATCH_BYTES,
+    record_hash,
     MAX_BATCH_REVISIONS,
     Digest,
     Done,
@@ -70,8 +71,12 @@ class SyncPeer:
     def failed(self) -> bool:
         return self.session.phase is Phase.ERROR
 
+    def _hashes(self) -> tuple[bytes, bytes]:
+        return (record_hash([self.vault.header.to_bytes()]),
+                record_hash([e.to_bytes() for e in self.vault.outgoing_roster()]))
+
     def start(self) -> list[bytes]:
-        return self._out([self.session.hello()])
+        return self._out([self.session.hello(*self._hashes())])
 
     def receive(self, data: bytes) -> list[bytes]:
         """Handle one message from the peer; returns the messages to send back (maybe none)."""
@@ -111,12 +116,17 @@ class SyncPeer:
             if known != hello.store_id:
                 with self.vault.store.transaction():
                     self.vault.store.set_peer_store_id(self.peer, hello.store_id)
+        header_hash, roster_hash = self._hashes()
         revisions = self.vault.revisions_missing_from(hello.knowledge)
-        out = self._batches(revisions, repair=False)
+        out = self._batches(revisions, repair=False, header=header_hash != hello.header_hash,
+                            roster=roster_hash != hello.roster_hash)
         return out + self._maybe_digest()
 
-    def _batches(self, revisions: Iterable[Revision], *, repair: bool) -> list[bytes]:
-        header, roster = self.vault.header, self.vault.outgoing_roster()
+    def _batches(self, revisions: Iterable[Revision], *, repair: bool, header: bool = True,
+                 roster: bool = True) -> list[bytes]:
+        """Records messages for ``revisions``; the first also carries the header and roster if asked."""
+        header = self.vault.header if header else None
+        roster = self.vault.outgoing_roster() if roster else []
         messages = []
         for chunk, last in _chunks(revisions):
             messages.append(self.session.records(header, roster, chunk, last=last, repair=repair))

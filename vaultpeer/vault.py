@@ -468,7 +468,7 @@ class Vault:
         return self.store.revisions_after(knowledge)
 
     def state_digest(self) -> StateDigest:
-        return StateDigest(self.store.head_ids().items())
+        return StateDigest.from_head_rows(self.store.head_rows())
 
     def receive(self, revisions: Iterable[Revision]) -> list[Revision]:
         return list(self.receive_records(None, (), revisions).revisions)

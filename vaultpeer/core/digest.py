@@ -38,19 +38,33 @@ def valid_path(path: object) -> bool:
 
 class StateDigest:
     def __init__(self, items: Iterable[tuple[ItemId, Iterable[RevisionId]]]):
+        rows = sorted((item_id.raw, head.author.raw, head.seq) for item_id, heads in items for head in heads)
+        self._build(rows)
+
+    @classmethod
+    def from_head_rows(cls, rows: Iterable[tuple[bytes, bytes, int]]) -> "StateDigest":
+        """From ``(item id, head author, head seq)`` rows sorted in that order (as the store gives
+        them): the same digest, without building an object per head."""
+        digest = cls.__new__(cls)
+        digest._build(rows)
+        return digest
+
+    def _build(self, rows: Iterable[tuple[bytes, bytes, int]]) -> None:
         leaves: dict[str, list] = {}
-        for item_id, heads in items:
-            leaves.setdefault(leaf_path(item_id), []).append(
-                [item_id.raw, [h.to_record() for h in sorted(heads)]]
-            )
+        current: list | None = None
+        for item_raw, author, seq in rows:
+            if current is None or current[0] != item_raw:
+                current = [item_raw, []]
+                leaves.setdefault(item_raw[: DEPTH // 2].hex(), []).append(current)
+            current[1].append([author, seq])
         self._nodes: dict[str, bytes] = {
-            path: _hash(b"leaf" + encoding.encode(sorted(entries))) for path, entries in leaves.items()
+            path: _hash(b"leaf" + encoding.encode(entries)) for path, entries in leaves.items()
         }
         for depth in range(DEPTH - 1, -1, -1):
             parents = {path[:depth] for path in self._nodes if len(path) == depth + 1}
             for parent in parents:
                 self._nodes[parent] = _hash(b"node" + b"".join(self.children(parent)))
-        self._leaf_items = {path: [ItemId(raw) for raw, _ in entries] for path, entries in leaves.items()}
+        self._leaf_items = {path: [raw for raw, _ in entries] for path, entries in leaves.items()}
 
     @property
     def root(self) -> bytes:
@@ -63,7 +77,7 @@ class StateDigest:
         return [self._nodes.get(path + c, EMPTY) for c in HEX]
 
     def items_in(self, leaf: str) -> list[ItemId]:
-        return list(self._leaf_items.get(leaf, ()))
+        return [ItemId(raw) for raw in self._leaf_items.get(leaf, ())]
 
     def differing_children(self, path: str, remote_children: list[bytes]) -> list[str]:
         return [path + c for c, local, remote in zip(HEX, self.children(path), remote_children, strict=True) if local != remote]

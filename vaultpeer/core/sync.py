@@ -18,6 +18,7 @@ The exchange, the same on both sides::
 Every message is one deterministic-CBOR map; docs/protocol.md gives the field list.
 """
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -58,7 +59,15 @@ class Hello:
     vault_id: bytes
     store_id: bytes
     knowledge: VersionVector
+    #: Hashes of the sender's header and roster: the other side sends them only when they differ.
+    header_hash: bytes = bytes(HASH_SIZE)
+    roster_hash: bytes = bytes(HASH_SIZE)
     version: int = PROTOCOL_VERSION
+
+
+def record_hash(records: list[bytes]) -> bytes:
+    """The hash a hello carries for a header (one record) or a roster (its entries, sorted)."""
+    return hashlib.blake2b(encoding.encode(sorted(records)), digest_size=HASH_SIZE).digest()
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,8 @@ ERROR_CODES = ("protocol", "rejected", "foreign-vault", "version", "internal")
 def encode_message(message: Message) -> bytes:
     if isinstance(message, Hello):
         body = {"t": "hello", "v": message.version, "vault": message.vault_id, "store": message.store_id,
-                "knows": message.knowledge.to_record()}
+                "knows": message.knowledge.to_record(), "header": message.header_hash,
+                "roster": message.roster_hash}
     elif isinstance(message, Records):
         body = {"t": "records", "header": message.header.to_bytes() if message.header else None,
                 "roster": [e.to_record() for e in message.roster],
@@ -149,11 +159,13 @@ def _parse(body: object) -> Message:
         raise ValueError("a message is a map")
     kind = body.get("t")
     if kind == "hello":
-        _exact_keys(body, "v", "vault", "store", "knows")
+        _exact_keys(body, "v", "vault", "store", "knows", "header", "roster")
         if not (isinstance(body["v"], int) and isinstance(body["vault"], bytes) and len(body["vault"]) == 16
-                and isinstance(body["store"], bytes) and len(body["store"]) == 16):
+                and isinstance(body["store"], bytes) and len(body["store"]) == 16
+                and all(isinstance(body[k], bytes) and len(body[k]) == HASH_SIZE for k in ("header", "roster"))):
             raise ValueError("bad hello")
-        return Hello(body["vault"], body["store"], VersionVector.from_record(body["knows"]), body["v"])
+        return Hello(body["vault"], body["store"], VersionVector.from_record(body["knows"]), body["header"],
+                     body["roster"], body["v"])
     if kind == "records":
         _exact_keys(body, "header", "roster", "revs", "last", "repair")
         revs, roster = body["revs"], body["roster"]
@@ -258,8 +270,8 @@ class SyncSession:
 
     # --- sending ---
 
-    def hello(self) -> bytes:
-        return encode_message(Hello(self.vault_id, self.store_id, self.knowledge))
+    def hello(self, header_hash: bytes = bytes(HASH_SIZE), roster_hash: bytes = bytes(HASH_SIZE)) -> bytes:
+        return encode_message(Hello(self.vault_id, self.store_id, self.knowledge, header_hash, roster_hash))
 
     def records(self, header: VaultHeader | None, roster: list[RosterEntry], revisions: list[Revision],
                 last: bool, repair: bool = False) -> bytes:
