@@ -12,19 +12,13 @@ import argparse
 import json
 import random
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from benchlib import timed  # noqa: E402
 from helpers import make_replicas, sync_pair  # noqa: E402
 from vaultpeer.core.vclock import VersionVector  # noqa: E402
-
-
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
 
 
 def main() -> int:

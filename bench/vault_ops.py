@@ -12,18 +12,12 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from benchlib import timed
 from vaultpeer.core import kdf as kdf_module
 from vaultpeer.home import Home
 from vaultpeer.vault import Vault
-
-
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
 
 
 def main() -> int:
@@ -50,7 +44,7 @@ def main() -> int:
             results["init_s"] = init_s
             adds = []
             for n in range(args.items):
-                seconds, _ = timed(lambda: vault.add(
+                seconds, _ = timed(lambda n=n: vault.add(
                     f"Item {n:06d}",
                     {"username": f"user{n}@example.org", "password": f"pw-{n}-{os.urandom(6).hex()}",
                      "url": f"https://site{n}.example.org/login"},
