@@ -55,11 +55,13 @@ def test_rotation_is_rewrapped_for_recovery_without_the_recovery_key(created, de
     recovered = new_header.open_with_recovery_key(recovery_key)
     assert recovered.current_epoch == 1 == new_header.key_epoch
     assert recovered.key(0) == keyring.key(0) and recovered.key(1) != keyring.key(0)
+    assert new_header.discovery_key != header.discovery_key  # a revoked device stops recognising names
 
 
 @pytest.mark.parametrize(
     "field",
-    ["vault_id", "password_slot", "recovery_public", "recovery_slot", "key_epoch", "serial", "kdf", "signature"],
+    ["vault_id", "password_slot", "recovery_public", "recovery_slot", "key_epoch", "serial", "kdf",
+     "discovery_secret", "signature"],
 )
 def test_any_tampering_with_the_header_is_one_opaque_integrity_error(created, device, field):
     header, _, _ = created

@@ -8,6 +8,10 @@ from pathlib import Path
 import vaultpeer.core
 
 FORBIDDEN = {"trio", "socket", "sqlite3", "_sqlite3", "zeroconf", "asyncio", "threading", "selectors", "ssl"}
+#: What may not even be loaded indirectly. `threading` is missing on purpose: cryptography's OpenSSL
+#: binding (loaded by noiseprotocol) imports it for an internal lock, which is no I/O. The core's own
+#: source may still not import it (the AST test below).
+FORBIDDEN_LOADED = FORBIDDEN - {"threading"}
 CORE_DIR = Path(vaultpeer.core.__file__).parent
 CORE_MODULES = sorted(f"vaultpeer.core.{p.stem}" for p in CORE_DIR.glob("*.py") if p.stem != "__init__")
 
@@ -37,7 +41,7 @@ def test_importing_the_core_loads_no_io_module():
     code = (
         "import sys\n"
         + "".join(f"import {m}\n" for m in CORE_MODULES)
-        + f"print(sorted(set(sys.modules) & set({sorted(FORBIDDEN)!r})))"
+        + f"print(sorted(set(sys.modules) & set({sorted(FORBIDDEN_LOADED)!r})))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -162,6 +162,9 @@ class VaultHeader:
     #: Increases with every change, so an old header can never replace a newer one.
     serial: int
     author: DeviceId
+    #: Random, shared by the members (the header only travels inside Noise channels), renewed
+    #: with every key rotation: the key of the private mDNS names (see ``discovery_key``).
+    discovery_secret: bytes = bytes(32)
     signature: bytes = b""
 
     def _unsigned_record(self) -> list:
@@ -175,7 +178,15 @@ class VaultHeader:
             self.key_epoch,
             self.serial,
             self.author.raw,
+            self.discovery_secret,
         ]
+
+    @property
+    def discovery_key(self) -> bytes:
+        """The key that proves membership in mDNS instance names; usable while locked."""
+        return HKDF(hashes.SHA256(), 32, salt=self.vault_id, info=b"vaultpeer mdns key v1").derive(
+            self.discovery_secret
+        )
 
     def signed_bytes(self) -> bytes:
         return encoding.encode(self._unsigned_record())
@@ -202,7 +213,7 @@ class VaultHeader:
         value = encoding.decode(data, max_size=MAX_HEADER_SIZE)
         try:
             (domain, vault_id, kdf, password_slot, recovery_public, recovery_slot,
-             key_epoch, serial, author, signature) = value
+             key_epoch, serial, author, discovery_secret, signature) = value
             header = cls(
                 vault_id=vault_id,
                 kdf=KdfParameters.from_record(kdf),
@@ -212,6 +223,7 @@ class VaultHeader:
                 key_epoch=key_epoch,
                 serial=serial,
                 author=DeviceId(author),
+                discovery_secret=discovery_secret,
                 signature=signature,
             )
         except (TypeError, ValueError, KeyError):
@@ -223,6 +235,8 @@ class VaultHeader:
             and all(isinstance(s, bytes) and len(s) > NONCE_SIZE for s in (password_slot, recovery_slot))
             and isinstance(recovery_public, bytes)
             and len(recovery_public) == 32
+            and isinstance(discovery_secret, bytes)
+            and len(discovery_secret) == 32
             and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (key_epoch, serial))
             and isinstance(signature, bytes)
             and len(signature) == 64
@@ -286,6 +300,7 @@ class VaultHeader:
             recovery_slot=_wrap_for_recovery(self.recovery_public, keyring, self.vault_id),
             key_epoch=keyring.current_epoch,
             serial=self.serial + 1,
+            discovery_secret=random_bytes(32),
         ).signed_by(device)
 
 
@@ -313,5 +328,6 @@ def create_vault(
         key_epoch=keyring.current_epoch,
         serial=0,
         author=device.device_id,
+        discovery_secret=random_bytes(32),
     ).signed_by(device)
     return header, keyring, recovery_key
