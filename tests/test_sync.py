@@ -283,3 +283,27 @@ def test_a_locked_device_relays_ciphertext_it_cannot_read():
     sync_pair(b, c)  # and passes it on
     assert c.get(str(item.id)).title == "through a locked device"
     assert a.store.head_ids() == b.store.head_ids() == c.store.head_ids()
+
+
+def test_revocation_rotates_the_key_and_refuses_the_revoked_device():
+    from vaultpeer.core.errors import IntegrityError
+
+    a, b, c = make_replicas(3)
+    sync_pair(a, b)
+    sync_pair(a, c)
+    before = c.add("written before the revocation", {})
+    sync_pair(c, b)
+    a.revoke(c.device.device_id)
+    assert a.header.key_epoch == 1 and c.device.device_id not in a.roster.members
+    after = a.add("sealed with the new key", {})
+    sync_pair(a, b)
+    assert b.header.key_epoch == 1 and c.device.device_id not in b.roster.members
+    assert b.get(str(after.id)).title == "sealed with the new key"  # b took the rotated keyring
+    assert b.get(str(before.id)).title == "written before the revocation"  # old revisions stay valid
+    # the revoked device's new writes are refused by every member, and a session with it fails
+    c.add("written after the revocation", {})
+    left, right = sync_pair(c, b)
+    assert left.failed or right.failed
+    assert [v.title for v in b.list_items()] == ["sealed with the new key", "written before the revocation"]
+    with pytest.raises(IntegrityError):
+        b.receive(list(c.revisions_missing_from(b.knowledge())))

@@ -22,13 +22,13 @@ from vaultpeer.core.errors import (
 )
 from vaultpeer.core.digest import StateDigest
 from vaultpeer.core.history import causal_order, displayed_head
-from vaultpeer.core.identity import DeviceKeys, DevicePublicKeys
+from vaultpeer.core.identity import DeviceId, DeviceKeys, DevicePublicKeys
 from vaultpeer.core.item import Field, ItemContent, ItemId, resolve_reference
 from vaultpeer.core.kdf import SALT_SIZE, KdfParameters
 from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader, create_vault
 from vaultpeer.core.merge import TITLE, Candidate, ItemGraph, MergedItem, Register
 from vaultpeer.core.revision import Revision, RevisionId, open_revision, seal_revision
-from vaultpeer.core.roster import Roster, RosterEntry, vouch
+from vaultpeer.core.roster import Member, Roster, RosterEntry, revoke, vouch
 from vaultpeer.core.vclock import VersionVector
 from vaultpeer.device import load_or_create_keys
 from vaultpeer.home import Home
@@ -218,11 +218,57 @@ class Vault:
         self._roster = None
 
     def unlock(self, password: str) -> None:
+        self.unlock_with_kek(self.derive_kek(password))
+
+    def derive_kek(self, password: str) -> bytes:
+        """The slow step of unlocking, on its own so a daemon can run it in a thread."""
         header = self.header
         header.kdf.check_strength(allow_insecure_test_kdf=self._allow_insecure_test_kdf)
-        kek = header.password_kek(password)
-        self._keyring = header.open_with_kek(kek)
+        return header.password_kek(password)
+
+    def unlock_with_kek(self, kek: bytes) -> None:
+        self._keyring = self.header.open_with_kek(kek)
         self._kek = kek
+
+    def member_for_noise_key(self, noise_public: bytes) -> Member | None:
+        """The current member whose Noise static key this is (connections are pinned to these)."""
+        if not self.initialized:
+            return None
+        return next((m for m in self.roster.members.values() if m.keys.noise_public == noise_public), None)
+
+    def revoke(self, device_id: DeviceId) -> RosterEntry:
+        """Revoke a member: a sticky roster entry, and a rotated vault key for new revisions.
+
+        Its revisions up to what this device holds of it stay valid; later ones are refused by
+        every member. Devices it vouched for are vouched for again by this device, so they stay
+        members. It keeps whatever it already had: revocation cannot take data back.
+        """
+        keyring = self._require_unlocked()
+        if self._kek is None:
+            raise VaultLocked("unlock with the master password (not the recovery key) to revoke a device")
+        roster = self.roster
+        member = roster.members.get(device_id)
+        if member is None:
+            raise NotFound("no current member has that device id")
+        if device_id == self.device.device_id:
+            raise InvalidInput("a device cannot revoke itself; revoke it from another member")
+        version = 1 + max((e.version for e in roster.entries.values() if e.key == (device_id, self.device.device_id)),
+                          default=0)
+        cutoff = self.knowledge().get(device_id)
+        entries = [revoke(self.vault_id, self.device, member, cutoff, version)]
+        for other in roster.members.values():
+            if other.device_id not in (device_id, self.device.device_id):
+                own = roster.entries.get((other.device_id, self.device.device_id))
+                entries.append(vouch(self.vault_id, self.device, other.keys, other.name, other.os_description,
+                                     version=(own.version + 1) if own else 1))
+        rotated = keyring.rotated()
+        header = self.header.with_keyring(rotated, self._kek, self.device)
+        with self.store.transaction():
+            self.store.put_roster_entries(entries)
+            self.store.put_header_record(header.to_bytes())
+        self._roster = None
+        self._keyring = rotated
+        return entries[0]
 
     def unlock_with_recovery_key(self, recovery_key: RecoveryKey) -> None:
         """Open with the recovery key; set a new password next (``change_password``)."""
@@ -320,7 +366,7 @@ class Vault:
         view = self.find(reference, deleted=deleted)
         vault_id, roster = self.vault_id, self.roster
         for head in self.store.heads_of(view.id):
-            head.verify(vault_id, roster.accepts_revision_from(head.author, head.revision_id.seq))
+            head.verify(vault_id, roster.known_keys(head.author))
         return view
 
     def get(self, reference: str) -> ItemView:
@@ -331,7 +377,7 @@ class Vault:
         vault_id, keyring, roster = self.vault_id, self._require_unlocked(), self.roster
         entries = []
         for revision in causal_order(self.store.revisions_of(view.id)):
-            revision.verify(vault_id, roster.accepts_revision_from(revision.author, revision.revision_id.seq))
+            revision.verify(vault_id, roster.known_keys(revision.author))
             content = open_revision(vault_id, keyring, revision)
             entries.append(
                 HistoryEntry(
@@ -406,7 +452,7 @@ class Vault:
         if not matches:
             raise NotFound("this item has no such revision (see `vaultpeer history`)")
         target = matches[0]
-        target.verify(self.vault_id, self.roster.accepts_revision_from(target.author, target.revision_id.seq))
+        target.verify(self.vault_id, self.roster.known_keys(target.author))
         return open_revision(self.vault_id, self._require_unlocked(), target)
 
     def resolve_conflict(self, reference: str, take: str | None = None,
@@ -505,11 +551,33 @@ class Vault:
         roster_changed = before != {(e.member_id, e.author, e.version) for e in self.store.roster_entries()}
         if roster_changed:
             self._roster = None
+            self._vouch_for_what_we_hold_of_revoked_devices()
         if replace_header:
             self._adopt_keyring(header)
         if not self.locked:
             self._refresh({r.item_id for r in added})
         return Received(tuple(added), replace_header, roster_changed)
+
+    def _vouch_for_what_we_hold_of_revoked_devices(self) -> None:
+        """A revocation's cutoff is what its author held of the revoked device. If this device
+        accepted more of it before hearing of the revocation, it says so with its own revocation
+        entry: the cutoff that counts is the highest, so every member ends up accepting exactly
+        what any member had accepted, and no revision this device holds becomes unacceptable."""
+        roster = self.roster
+        if self.device.device_id not in roster.members:
+            return
+        knowledge = self.knowledge()
+        entries = []
+        for device_id, cutoff in roster.revoked.items():
+            held = knowledge.get(device_id)
+            keys = roster.known_keys(device_id)
+            if held > cutoff and keys is not None:
+                own = roster.entries.get((device_id, self.device.device_id))
+                member = Member(keys, "revoked device", "unknown", self.device.device_id)
+                entries.append(revoke(self.vault_id, self.device, member, held, (own.version + 1) if own else 1))
+        if entries:
+            self.store.put_roster_entries(entries)
+            self._roster = None
 
     def _adopt_keyring(self, header: VaultHeader) -> None:
         """A newer header arrived: if our key still opens it, take its keyring (new epochs)."""
@@ -532,7 +600,9 @@ class Vault:
         for revision in self.store.all_revisions():
             checked += 1
             try:
-                revision.verify(vault_id, roster.accepts_revision_from(revision.author, revision.revision_id.seq))
+                # stored revisions were admitted under the roster of their time: a later
+                # revocation does not make them invalid, so only the signature is checked here
+                revision.verify(vault_id, roster.known_keys(revision.author))
             except IntegrityError:
                 bad_signatures.append(str(revision.revision_id))
                 continue

@@ -15,6 +15,7 @@ the two codes match. No low-entropy secret is ever used as a key or sent in a te
 code itself never crosses the wire. The person compares the codes and confirms on both devices:
 
     both ways  confirm {ok}
+    joiner  -> inviter   identity {signing key, name, os}  (its Noise key is the one the code confirmed)
     inviter -> joiner    welcome {header, roster}   (the roster includes the inviter vouching for the joiner)
     joiner  -> inviter   joined  {roster}           (the joiner vouching for the inviter, and itself)
 
@@ -80,6 +81,13 @@ class Confirm:
 
 
 @dataclass(frozen=True)
+class Identity:
+    signing_public: bytes
+    name: str
+    os_description: str
+
+
+@dataclass(frozen=True)
 class Welcome:
     header: VaultHeader
     roster: tuple[RosterEntry, ...]
@@ -90,7 +98,7 @@ class Joined:
     roster: tuple[RosterEntry, ...]
 
 
-PairingMessage = Commit | Nonce | Reveal | Confirm | Welcome | Joined
+PairingMessage = Commit | Nonce | Reveal | Confirm | Identity | Welcome | Joined
 
 
 def encode_message(message: PairingMessage) -> bytes:
@@ -102,6 +110,9 @@ def encode_message(message: PairingMessage) -> bytes:
         body = {"t": "reveal", "n": message.nonce}
     elif isinstance(message, Confirm):
         body = {"t": "confirm", "ok": message.ok}
+    elif isinstance(message, Identity):
+        body = {"t": "identity", "signing": message.signing_public, "name": message.name,
+                "os": message.os_description}
     elif isinstance(message, Welcome):
         body = {"t": "welcome", "header": message.header.to_bytes(), "roster": [e.to_record() for e in message.roster]}
     else:
@@ -124,6 +135,12 @@ def decode_message(data: bytes) -> PairingMessage:
             if set(body) != {"t", "ok"} or not isinstance(body["ok"], bool):
                 raise ValueError
             return Confirm(body["ok"])
+        if kind == "identity":
+            if (set(body) != {"t", "signing", "name", "os"} or not isinstance(body["signing"], bytes)
+                    or len(body["signing"]) != 32
+                    or not all(isinstance(body[k], str) and 0 < len(body[k]) <= 64 for k in ("name", "os"))):
+                raise ValueError
+            return Identity(body["signing"], body["name"], body["os"])
         if kind == "welcome":
             if set(body) != {"t", "header", "roster"} or not isinstance(body["header"], bytes):
                 raise ValueError
