@@ -29,14 +29,15 @@ from vaultpeer.core.errors import (
     InvalidInput,
     NoVault,
     NotFound,
+    VaultLocked,
     VaultpeerError,
     WrongPassword,
     WrongRecoveryKey,
 )
 from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
-from vaultpeer.core.item import Field
 from vaultpeer.core.keys import RecoveryKey
-from vaultpeer.core.merge import EDIT_SURVIVED_DELETE, TITLE
+from vaultpeer.core.pairing import PairingError
+from vaultpeer.core.merge import EDIT_SURVIVED_DELETE
 from vaultpeer.device import DeviceProfile, load_or_create_keys, load_profile, save_profile
 from vaultpeer.home import (
     INSECURE_TEST_KDF_ENV,
@@ -44,7 +45,11 @@ from vaultpeer.home import (
     insecure_test_kdf_enabled,
     resolve_home,
 )
-from vaultpeer.vault import Conflict, HistoryEntry, ItemView, Vault
+from vaultpeer.api import ApiError
+from vaultpeer.backend import DaemonBackend, DirectBackend
+from vaultpeer.client import Client, DaemonNotRunning
+from vaultpeer.core.transport import DEFAULT_PORT
+from vaultpeer.vault import Conflict, Vault
 
 #: Exit statuses scripts can rely on (documented in docs/cli.md).
 EXIT_ERROR = 1
@@ -55,6 +60,23 @@ EXIT_AMBIGUOUS = 5
 EXIT_INTEGRITY = 6
 EXIT_NO_VAULT = 7
 EXIT_CONFLICT = 8
+EXIT_LOCKED = 9
+EXIT_NO_DAEMON = 10
+EXIT_PAIRING = 11
+
+#: The same statuses for errors that come back from the daemon's API (by their stable name).
+_EXIT_BY_NAME = {
+    "wrong_password": EXIT_WRONG_PASSWORD,
+    "wrong_recovery_key": EXIT_WRONG_PASSWORD,
+    "not_found": EXIT_NOT_FOUND,
+    "ambiguous": EXIT_AMBIGUOUS,
+    "integrity": EXIT_INTEGRITY,
+    "no_vault": EXIT_NO_VAULT,
+    "conflict": EXIT_CONFLICT,
+    "invalid_params": EXIT_USAGE,
+    "locked": EXIT_LOCKED,
+    "pairing": EXIT_PAIRING,
+}
 
 _EXIT_CODES: dict[type, int] = {
     WrongPassword: EXIT_WRONG_PASSWORD,
@@ -65,6 +87,8 @@ _EXIT_CODES: dict[type, int] = {
     NoVault: EXIT_NO_VAULT,
     InvalidInput: EXIT_USAGE,
     Conflict: EXIT_CONFLICT,
+    VaultLocked: EXIT_LOCKED,
+    PairingError: EXIT_PAIRING,
 }
 
 MASK = "••••••••"
@@ -78,6 +102,31 @@ class Context:
 
     def open_vault(self) -> Vault:
         return Vault.open(self.home, allow_insecure_test_kdf=self.insecure_test_kdf)
+
+    @property
+    def socket_path(self) -> Path:
+        return self.home.path / "run" / "api.sock"
+
+    def daemon_client(self, timeout: float = 30.0) -> Client | None:
+        """A client of this home's daemon, or None when no daemon runs for it."""
+        if not self.socket_path.exists():
+            return None
+        client = Client(self.socket_path, timeout=timeout)
+        try:
+            client.call("status")
+        except DaemonNotRunning:
+            client.close()
+            return None
+        return client
+
+    def require_daemon(self, timeout: float = 30.0) -> Client:
+        client = self.daemon_client(timeout)
+        if client is None:
+            raise DaemonNotRunning(
+                "no vaultpeer daemon is running for this home "
+                f"(start it with `vaultpeer --home {self.home.path} daemon` or `systemctl --user start vaultpeer`)"
+            )
+        return client
 
     def stdin_line(self, what: str) -> str:
         if self._stdin_lines is None:
@@ -115,6 +164,17 @@ def reports_errors(command: Callable) -> Callable:
         except VaultpeerError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(next((code for cls, code in _EXIT_CODES.items() if isinstance(exc, cls)), EXIT_ERROR))
+        except ApiError as exc:
+            name = (exc.data or {}).get("name", "")
+            click.echo(f"error: {exc.message}", err=True)
+            for candidate in (exc.data or {}).get("candidates", []):
+                click.echo(f"  {candidate['id']}  {candidate['title']}", err=True)
+            if name == "locked":
+                click.echo("hint: unlock the daemon with `vaultpeer unlock`", err=True)
+            sys.exit(_EXIT_BY_NAME.get(name, EXIT_ERROR))
+        except DaemonNotRunning as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_NO_DAEMON)
 
     return wrapper
 
@@ -155,6 +215,18 @@ def unlocked_vault(ctx: Context, password_stdin: bool) -> Iterator[Vault]:
         yield vault
 
 
+@contextmanager
+def item_backend(ctx: Context, password_stdin: bool) -> Iterator[DaemonBackend | DirectBackend]:
+    """The running daemon's API if there is one (no password needed), else the home directly."""
+    client = ctx.daemon_client()
+    if client is not None:
+        with client:
+            yield DaemonBackend(client)
+        return
+    with unlocked_vault(ctx, password_stdin) as vault:
+        yield DirectBackend(vault)
+
+
 def password_stdin_option(command: Callable) -> Callable:
     return click.option(
         "--password-stdin", is_flag=True, help="Read the master password from the first line of stdin."
@@ -178,10 +250,6 @@ def field_value_options(command: Callable) -> Callable:
     return command
 
 
-def field_assignments(fields: tuple[str, ...], generated: tuple[str, ...], length: int) -> list[tuple[str, str]]:
-    return parse_assignments(fields) + [(name, generate_password(length)) for name in generated]
-
-
 def print_json(value: object) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -199,35 +267,25 @@ def parse_assignments(values: tuple[str, ...]) -> list[tuple[str, str]]:
 # --- presentation ------------------------------------------------------------------------------
 
 
-def item_json(view: ItemView) -> dict:
-    return {
-        "id": str(view.id),
-        "title": view.title,
-        "fields": {f.name: f.value for f in view.fields},
-        "revision": str(view.revision),
-        "conflict": view.conflict,
-        "deleted": view.deleted,
-        "flags": sorted(view.flags),
-    }
+def shown_value(name: str, value: str, secrets: list[str], reveal: bool) -> str:
+    return value if reveal or name not in secrets else MASK
 
 
-def shown_value(field: Field, reveal: bool) -> str:
-    return field.value if reveal or not field.secret else MASK
-
-
-def print_item(view: ItemView, reveal: bool) -> None:
+def print_item(item: dict, reveal: bool) -> None:
     console = Console(highlight=False)
-    header = Text(view.title, style="bold")
-    header.append(f"  id {view.id}  revision {view.revision}", style="dim")
+    header = Text(item["title"], style="bold")
+    header.append(f"  id {item['id']}  revision {item['revision']}", style="dim")
     console.print(header)
-    if view.deleted:
+    if item["deleted"]:
         console.print(Text("  (deleted: `vaultpeer restore ITEM` brings it back)", style="yellow"))
-    if view.conflict:
-        console.print(Text(f"  (concurrent versions: {', '.join(map(str, view.heads))})", style="yellow"))
-    width = max((len(f.name) for f in view.fields), default=0)
-    for field in view.fields:
-        console.print(Text(f"  {field.name.ljust(width)}  {shown_value(field, reveal)}"))
-    if not reveal and any(f.secret for f in view.fields):
+    if item["conflict"]:
+        console.print(Text("  (concurrent edits disagree: see `vaultpeer conflicts`)", style="yellow"))
+    for flag in item.get("flags", []):
+        console.print(Text(f"  note: {FLAG_EXPLANATIONS.get(flag, flag)}", style="yellow"))
+    width = max((len(name) for name in item["fields"]), default=0)
+    for name, value in item["fields"].items():
+        console.print(Text(f"  {name.ljust(width)}  {shown_value(name, value, item['secrets'], reveal)}"))
+    if not reveal and item["secrets"]:
         console.print(Text("  (secret values hidden: --reveal shows them)", style="dim"))
 
 
@@ -287,7 +345,22 @@ def _time_derivation(params: kdf_module.KdfParameters) -> float:
 @pass_context
 @reports_errors
 def status(ctx: Context, as_json: bool) -> None:
-    """Show this device and its vault (no password needed)."""
+    """Show this device, its vault and its daemon (no password needed)."""
+    client = ctx.daemon_client()
+    if client is not None:
+        with client:
+            info = client.call("status")
+        if as_json:
+            print_json(info)
+            return
+        click.echo(f"Device:    {info['name']} ({info['os']})")
+        click.echo(f"Device id: {info['device_id']}")
+        click.echo(f"Daemon:    running, {'locked' if info['locked'] else 'unlocked'}, "
+                   f"listening on {info['listen'] or 'nothing (offline)'}")
+        click.echo(f"Vault:     {info['vault_id'] or 'none yet (`vaultpeer pair --join` joins one)'}")
+        click.echo(f"Peers:     {len(info['peers'])} connected")
+        click.echo(f"Items:     {info['items']} ({info['conflicts']} in conflict)")
+        return
     with ctx.open_vault() as vault:
         profile = load_profile(ctx.home)
         initialized = vault.initialized
@@ -352,13 +425,12 @@ def device(ctx: Context, name: str | None, os_description: str | None, as_json: 
 def add(ctx: Context, title: str, fields: tuple[str, ...], generated: tuple[str, ...], length: int,
         password_stdin: bool, as_json: bool) -> None:
     """Add an item titled TITLE, with fields such as username, password, url, notes, totp."""
-    pairs = field_assignments(fields, generated, length)
-    with unlocked_vault(ctx, password_stdin) as vault:
-        view = vault.add(title, pairs)
+    with item_backend(ctx, password_stdin) as backend:
+        added = backend.add(title, dict(parse_assignments(fields)), list(generated), length)
     if as_json:
-        print_json({"id": str(view.id), "title": view.title, "revision": str(view.revision)})
+        print_json(added)
     else:
-        click.echo(f"Added {view.title!r} (id {view.id})")
+        click.echo(f"Added {added['title']!r} (id {added['id']})")
 
 
 @cli.command()
@@ -371,17 +443,16 @@ def add(ctx: Context, title: str, fields: tuple[str, ...], generated: tuple[str,
 @reports_errors
 def get(ctx: Context, item: str, field_name: str | None, reveal: bool, password_stdin: bool, as_json: bool) -> None:
     """Show ITEM (an id, a unique id prefix of 6+ characters, or an exact title)."""
-    with unlocked_vault(ctx, password_stdin) as vault:
-        view = vault.get(item)
+    with item_backend(ctx, password_stdin) as backend:
+        found = backend.get(item)
     if field_name is not None:
-        match = next((f for f in view.fields if f.name == field_name), None)
-        if match is None:
+        if field_name not in found["fields"]:
             raise NotFound("the item has no field by that name")
-        click.echo(match.value)
+        click.echo(found["fields"][field_name])
     elif as_json:
-        print_json(item_json(view))
+        print_json(found)
     else:
-        print_item(view, reveal)
+        print_item(found, reveal)
 
 
 @cli.command(name="ls")
@@ -392,20 +463,20 @@ def get(ctx: Context, item: str, field_name: str | None, reveal: bool, password_
 @reports_errors
 def list_items(ctx: Context, deleted: bool, password_stdin: bool, as_json: bool) -> None:
     """List items by title."""
-    with unlocked_vault(ctx, password_stdin) as vault:
-        views = vault.list_items(deleted=deleted)
+    with item_backend(ctx, password_stdin) as backend:
+        items = backend.list_items(deleted)
     if as_json:
-        print_json([{"id": str(v.id), "title": v.title, "conflict": v.conflict} for v in views])
+        print_json(items)
         return
-    if not views:
+    if not items:
         click.echo("No deleted items." if deleted else "No items yet: `vaultpeer add TITLE --field ...`")
         return
     table = Table(box=None, show_header=True, header_style="bold")
     table.add_column("ID")
     table.add_column("TITLE")
     table.add_column("")
-    for view in views:
-        table.add_row(str(view.id)[:12], Text(view.title), "conflict" if view.conflict else "")
+    for entry in items:
+        table.add_row(entry["id"][:12], Text(entry["title"]), "conflict" if entry["conflict"] else "")
     Console(highlight=False).print(table)
 
 
@@ -421,15 +492,14 @@ def list_items(ctx: Context, deleted: bool, password_stdin: bool, as_json: bool)
 def edit(ctx: Context, item: str, fields: tuple[str, ...], remove: tuple[str, ...], title: str | None,
          generated: tuple[str, ...], length: int, password_stdin: bool, as_json: bool) -> None:
     """Change ITEM's fields or title (a new revision; the old one stays in history)."""
-    pairs = field_assignments(fields, generated, length)
-    if not pairs and not remove and title is None:
+    if not fields and not generated and not remove and title is None:
         raise click.UsageError("nothing to change: give --field, --remove-field, --generate or --title")
-    with unlocked_vault(ctx, password_stdin) as vault:
-        view = vault.edit(item, pairs, remove, title)
+    with item_backend(ctx, password_stdin) as backend:
+        edited = backend.edit(item, dict(parse_assignments(fields)), list(remove), title, list(generated), length)
     if as_json:
-        print_json(item_json(view))
+        print_json(edited)
     else:
-        click.echo(f"Updated {view.title!r} (revision {view.revision})")
+        click.echo(f"Updated {edited['title']!r} (revision {edited['revision']})")
 
 
 @cli.command()
@@ -439,20 +509,10 @@ def edit(ctx: Context, item: str, fields: tuple[str, ...], remove: tuple[str, ..
 @reports_errors
 def rm(ctx: Context, item: str, password_stdin: bool) -> None:
     """Delete ITEM (a tombstone: `ls --deleted` lists it and `restore` brings it back)."""
-    with unlocked_vault(ctx, password_stdin) as vault:
-        view = vault.delete(item)
-    click.echo(f"Deleted {view.title!r} (id {view.id}); `vaultpeer restore {str(view.id)[:12]}` undoes it.")
-
-
-def history_json(entry: HistoryEntry) -> dict:
-    return {
-        "revision": str(entry.revision),
-        "parents": [str(p) for p in entry.parents],
-        "deleted": entry.deleted,
-        "current": entry.is_head,
-        "title": entry.title,
-        "fields": {f.name: f.value for f in entry.fields},
-    }
+    with item_backend(ctx, password_stdin) as backend:
+        deleted = backend.delete(item)
+    click.echo(f"Deleted {deleted['title']!r} (id {deleted['id']}); "
+               f"`vaultpeer restore {deleted['id'][:12]}` undoes it.")
 
 
 @cli.command()
@@ -464,24 +524,24 @@ def history_json(entry: HistoryEntry) -> dict:
 @reports_errors
 def history(ctx: Context, item: str, reveal: bool, password_stdin: bool, as_json: bool) -> None:
     """Show every revision of ITEM, oldest first."""
-    with unlocked_vault(ctx, password_stdin) as vault:
-        entries = vault.history(item)
+    with item_backend(ctx, password_stdin) as backend:
+        entries = backend.history(item)
     if as_json:
-        print_json([history_json(e) for e in entries])
+        print_json(entries)
         return
     console = Console(highlight=False)
     for entry in entries:
-        line = Text(str(entry.revision), style="bold")
-        if entry.parents:
-            line.append(f"  after {', '.join(map(str, entry.parents))}", style="dim")
-        if entry.deleted:
+        line = Text(entry["revision"], style="bold")
+        if entry["parents"]:
+            line.append(f"  after {', '.join(entry['parents'])}", style="dim")
+        if entry["deleted"]:
             line.append("  deleted", style="yellow")
-        if entry.is_head:
+        if entry["current"]:
             line.append("  current", style="green")
         console.print(line)
-        console.print(Text(f"    title: {entry.title}"))
-        for field in entry.fields:
-            console.print(Text(f"    {field.name}: {shown_value(field, reveal)}"))
+        console.print(Text(f"    title: {entry['title']}"))
+        for name, value in entry["fields"].items():
+            console.print(Text(f"    {name}: {shown_value(name, value, entry['secrets'], reveal)}"))
 
 
 @cli.command()
@@ -492,24 +552,9 @@ def history(ctx: Context, item: str, reveal: bool, password_stdin: bool, as_json
 @reports_errors
 def restore(ctx: Context, item: str, revision: str | None, password_stdin: bool) -> None:
     """Bring back REVISION of ITEM as a new revision, or undelete a deleted ITEM."""
-    with unlocked_vault(ctx, password_stdin) as vault:
-        view = vault.restore(item, revision)
-    click.echo(f"Restored {view.title!r} as revision {view.revision}")
-
-
-def conflict_json(view: ItemView) -> dict:
-    fields, title = {}, None
-    for register, candidates in (view.conflicts or {}).items():
-        if register == TITLE:
-            title = [{"revision": str(c.revision), "value": c.value} for c in candidates]
-        else:
-            fields[register[1]] = [
-                {"revision": str(c.revision), "value": None if c.value is None else c.value[0]} for c in candidates
-            ]
-    result = {"id": str(view.id), "title": view.title, "fields": fields, "flags": sorted(view.flags)}
-    if title:
-        result["title_candidates"] = title
-    return result
+    with item_backend(ctx, password_stdin) as backend:
+        restored = backend.restore(item, revision)
+    click.echo(f"Restored {restored['title']!r} as revision {restored['revision']}")
 
 
 FLAG_EXPLANATIONS = {
@@ -525,30 +570,28 @@ FLAG_EXPLANATIONS = {
 @reports_errors
 def conflicts(ctx: Context, reveal: bool, password_stdin: bool, as_json: bool) -> None:
     """List items whose concurrent edits need your decision, with every value kept."""
-    with unlocked_vault(ctx, password_stdin) as vault:
-        views = vault.conflicts()
+    with item_backend(ctx, password_stdin) as backend:
+        found = backend.conflicts()
     if as_json:
-        print_json([conflict_json(v) for v in views])
+        print_json(found)
         return
-    if not views:
+    if not found:
         click.echo("No conflicts.")
         return
     console = Console(highlight=False)
-    for view in views:
-        console.print(Text(f"{view.title}  (id {view.id})", style="bold"))
-        for register, candidates in (view.conflicts or {}).items():
-            name = "title" if register == TITLE else register[1]
-            secret = register != TITLE and any(c.value and c.value[1] for c in candidates)
+    for entry in found:
+        console.print(Text(f"{entry['title']}  (id {entry['id']})", style="bold"))
+        for candidate in entry.get("title_candidates", []):
+            console.print(Text(f"  title: {candidate['revision']}  {candidate['value']}"))
+        for name, candidates in entry["fields"].items():
             console.print(Text(f"  {name}:"))
             for candidate in candidates:
-                if candidate.value is None:
+                if candidate["value"] is None:
                     shown = "(field removed)"
-                elif register == TITLE:
-                    shown = candidate.value
                 else:
-                    shown = candidate.value[0] if reveal or not secret else MASK
-                console.print(Text(f"    {candidate.revision}  {shown}"))
-        for flag in sorted(view.flags):
+                    shown = candidate["value"] if reveal or not candidate["secret"] else MASK
+                console.print(Text(f"    {candidate['revision']}  {shown}"))
+        for flag in entry["flags"]:
             console.print(Text(f"  note: {FLAG_EXPLANATIONS.get(flag, flag)}", style="yellow"))
     click.echo("\nSettle one with: vaultpeer resolve ITEM --take REVISION  (or --field NAME=VALUE, --title T)")
 
@@ -565,12 +608,12 @@ def conflicts(ctx: Context, reveal: bool, password_stdin: bool, as_json: bool) -
 def resolve(ctx: Context, item: str, take: str | None, fields: tuple[str, ...], title: str | None,
             password_stdin: bool, as_json: bool) -> None:
     """Settle ITEM's conflicts (one new revision superseding every concurrent version)."""
-    with unlocked_vault(ctx, password_stdin) as vault:
-        view = vault.resolve_conflict(item, take=take, set_fields=dict(parse_assignments(fields)), title=title)
+    with item_backend(ctx, password_stdin) as backend:
+        resolved = backend.resolve(item, take, dict(parse_assignments(fields)), title)
     if as_json:
-        print_json(item_json(view))
+        print_json(resolved)
     else:
-        click.echo(f"Resolved {view.title!r} (revision {view.revision})")
+        click.echo(f"Resolved {resolved['title']!r} (revision {resolved['revision']})")
 
 
 @cli.command()
@@ -633,6 +676,187 @@ def check(ctx: Context, decrypt: bool, password_stdin: bool, as_json: bool) -> N
         click.echo("All good." if report.ok else "PROBLEMS FOUND: restore from a backup or resync from a peer.")
     if not report.ok:
         sys.exit(EXIT_INTEGRITY)
+
+
+def parse_address(text: str, *, default_host: str | None = None) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host.strip("[]") or default_host
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+@cli.command()
+@click.option("--listen", "listen", default=f"0.0.0.0:{DEFAULT_PORT}", show_default=True, metavar="HOST:PORT",
+              help="Where to accept connections from other devices (port 0 picks a free one; `status` shows it).")
+@click.option("--peer", "peers", multiple=True, metavar="HOST:PORT", help="A device to connect to (repeatable).")
+@click.option("--mdns-interface", "mdns_interfaces", multiple=True, metavar="IP",
+              help="Announce and browse mDNS only on this interface address (repeatable; default: all).")
+@click.option("--no-mdns", is_flag=True, help="No mDNS: find peers only through --peer.")
+@click.option("--offline", is_flag=True, help="No listener, no discovery, no dialing (air-gapped machines, tests).")
+@click.option("--idle-lock", type=click.FloatRange(min=1), metavar="SECONDS",
+              help="Lock the vault after this long without use.")
+@click.option("--rotate-names", type=click.FloatRange(min=1), default=1800, show_default=True, metavar="SECONDS",
+              help="How often the private mDNS name changes.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@pass_context
+@reports_errors
+def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: tuple[str, ...], no_mdns: bool,
+           offline: bool, idle_lock: float | None, rotate_names: float, verbose: int) -> None:
+    """Run the background service: sync with your other devices, serve the local API.
+
+    It runs with or without a vault (a new device waits to join one), starts locked, and stops
+    cleanly on SIGTERM or Ctrl-C.
+    """
+    import logging
+
+    import trio
+
+    from vaultpeer.io.daemon import Daemon, DaemonOptions
+
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    options = DaemonOptions(
+        listen=None if offline else parse_address(listen),
+        peers=[parse_address(p) for p in peers],
+        mdns=not no_mdns and not offline,
+        mdns_interfaces=list(mdns_interfaces) or None,
+        offline=offline,
+        idle_lock=idle_lock,
+        rotate_every=rotate_names,
+        socket_path=ctx.socket_path,
+    )
+    service = Daemon(ctx.home, options, allow_insecure_test_kdf=ctx.insecure_test_kdf)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+            await nursery.start(service.run)
+            click.echo(f"vaultpeer daemon for {ctx.home.path}: device {service.device_id}", err=True)
+            if service.listen_address:
+                click.echo(f"listening on {service.listen_address[0]}:{service.listen_address[1]}", err=True)
+            click.echo(f"local API on {service.socket_path}", err=True)
+
+    try:
+        trio.run(main)
+    except KeyboardInterrupt:
+        pass
+
+
+async def _stop_on_signal(scope) -> None:
+    """SIGTERM or SIGINT: cancel everything; each task finishes its transaction or leaves none."""
+    import signal
+
+    import trio
+
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            click.echo("stopping", err=True)
+            scope.cancel()
+            return
+
+
+@cli.command()
+@password_stdin_option
+@pass_context
+@reports_errors
+def unlock(ctx: Context, password_stdin: bool) -> None:
+    """Unlock the running daemon with the master password (it can then read and merge)."""
+    with ctx.require_daemon(timeout=60) as client:
+        client.call("unlock", password=ctx.secret("master password", from_stdin=password_stdin))
+    click.echo("Unlocked.")
+
+
+@cli.command()
+@pass_context
+@reports_errors
+def lock(ctx: Context) -> None:
+    """Lock the running daemon: it forgets the vault key (and still replicates ciphertext)."""
+    with ctx.require_daemon() as client:
+        client.call("lock")
+    click.echo("Locked.")
+
+
+@cli.command()
+@click.option("--join", "join", is_flag=False, flag_value="", default=None, metavar="[HOST:PORT]",
+              help="Join another device's vault (found by mDNS unless HOST:PORT is given).")
+@click.option("--timeout", default=120, show_default=True, type=click.IntRange(5, 3600),
+              help="Seconds to wait for the other device.")
+@pass_context
+@reports_errors
+def pair(ctx: Context, join: str | None, timeout: int) -> None:
+    """Pair a new device: `vaultpeer pair` on a member, `vaultpeer pair --join` on the new device.
+
+    Both print a 6-digit verification code and ask whether both devices show it; answer on both
+    (a pipe works). Only `y` on both pairs. Exit status 0 only when paired.
+    """
+    with ctx.require_daemon(timeout=timeout + 60) as client:
+        if join is None:
+            click.echo(f"Waiting up to {timeout} s for a device to join (run `vaultpeer pair --join` on it)...",
+                       err=True)
+            code = client.call("pair.invite")["code"]
+        else:
+            params = {"address": join} if join else {}
+            code = client.call("pair.join", **params)["code"]
+        click.echo(f"Verification code: {code}")
+        click.echo("Do both devices show this code? [y/N] ", nl=False)
+        sys.stdout.flush()
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            click.echo("")
+        result = client.call("pair.confirm", accept=answer in ("y", "yes"))
+    click.echo(f"Paired with {result['name']} ({result['device_id']}).")
+
+
+@cli.command()
+@click.option("--name", help="Rename this device (the others learn the new name at the next sync).")
+@json_option
+@pass_context
+@reports_errors
+def peers(ctx: Context, name: str | None, as_json: bool) -> None:
+    """List the vault's other devices: id, name, OS, connected, last seen, address."""
+    if name:
+        ctx.invoke(device, name=name, os_description=None, as_json=False)
+    with ctx.require_daemon() as client:
+        found = client.call("peer.list")
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        click.echo("No other devices yet: `vaultpeer pair` invites one.")
+        return
+    table = Table(box=None, show_header=True, header_style="bold")
+    for column in ("DEVICE", "NAME", "OS", "CONNECTED", "LAST SEEN", "ADDRESS"):
+        table.add_column(column)
+    for peer in found:
+        seen = time.strftime("%Y-%m-%d %H:%M", time.localtime(peer["last_seen"])) if peer["last_seen"] else "never"
+        table.add_row(peer["device_id"][:15], Text(peer["name"]), Text(peer["os"]),
+                      "yes" if peer["connected"] else "no", seen, peer["address"] or "")
+    Console(highlight=False).print(table)
+
+
+@cli.command()
+@click.argument("device_ref", metavar="DEVICE")
+@pass_context
+@reports_errors
+def unpair(ctx: Context, device_ref: str) -> None:
+    """Revoke DEVICE (an id, a unique id prefix, or a name): every member refuses it from now on,
+    and new revisions use a rotated vault key. What it already holds stays with it."""
+    with ctx.require_daemon() as client:
+        result = client.call("peer.remove", device=device_ref)
+    click.echo(f"Revoked {result['revoked']}. It keeps what it already had; it gets nothing new.")
+
+
+@cli.command()
+@pass_context
+@reports_errors
+def sync(ctx: Context) -> None:
+    """Sync with every reachable device now (changes are pushed at once anyway)."""
+    with ctx.require_daemon() as client:
+        result = client.call("sync.now")
+    click.echo(f"Syncing with {result['peers']} connected device(s).")
 
 
 @cli.command()

@@ -43,6 +43,8 @@ class SyncStats:
     revisions_received: int = 0
     revisions_new: int = 0
     items_touched: set = field(default_factory=set)
+    #: The roster or the header changed: worth passing on to other members too.
+    records_changed: bool = False
 
 
 class SyncPeer:
@@ -142,6 +144,7 @@ class SyncPeer:
             self.notes.append("sync aborted: the peer sent a record that failed verification; nothing of it was stored")
             return [self.session.fail("rejected")]
         self.stats.revisions_new += len(received.revisions)
+        self.stats.records_changed |= received.roster_changed or received.header_replaced
         self.stats.items_touched |= {r.item_id for r in received.revisions}
         self._digest = None
         if received.header_replaced:

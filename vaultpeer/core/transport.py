@@ -20,6 +20,8 @@ from noise.connection import Keypair, NoiseConnection
 from vaultpeer.core import encoding
 from vaultpeer.core.errors import IntegrityError, VaultpeerError
 
+#: The TCP port a daemon listens on unless told otherwise.
+DEFAULT_PORT = 22047
 PROTOCOL_NAME = b"Noise_XX_25519_ChaChaPoly_BLAKE2b"
 PROLOGUE = b"vaultpeer/1"
 TRANSPORT_VERSION = 1

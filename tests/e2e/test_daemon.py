@@ -1,0 +1,205 @@
+"""Real daemons on loopback (mDNS on 127.0.0.1), paired and used through the real CLI."""
+
+import json
+import os
+import re
+import socket
+import time
+
+import pytest
+import trio
+
+from daemons import Daemon, cleanup, pair, short_tmp, wait_until
+from helpers import PASSWORD
+
+
+@pytest.fixture
+def world():
+    root = short_tmp()
+    daemons: list[Daemon] = []
+
+    def make(name: str, *extra: str, **options) -> Daemon:
+        daemon = Daemon(root / name, *extra, **options)
+        daemons.append(daemon)
+        return daemon
+
+    yield make
+    cleanup(root, daemons)
+
+
+def titles(daemon: Daemon) -> list[str]:
+    return sorted(item["title"] for item in daemon.json("ls"))
+
+
+def has_item(daemon: Daemon, title: str) -> bool:
+    result = daemon.cli("get", title, "--json")
+    return result.returncode == 0 and json.loads(result.stdout)["title"] == title
+
+
+def paired_pair(world, *extra: str):
+    laptop, desktop = world("laptop", *extra), world("desktop", *extra)
+    laptop.init()
+    laptop.start()
+    desktop.start()
+    laptop.unlock()
+    statuses = pair(laptop, desktop)
+    assert statuses[:2] == (0, 0), statuses
+    desktop.unlock()
+    return laptop, desktop
+
+
+def test_two_daemons_find_each_other_pair_through_the_cli_and_sync_within_two_seconds(world):
+    laptop, desktop = world("laptop"), world("desktop")
+    laptop.init()
+    laptop.start()
+    desktop.start()
+    assert desktop.status()["vault_id"] is None  # a new device waits to join
+    laptop.unlock()
+    invite_status, join_status, code_a, code_b = pair(laptop, desktop)  # no address: found by mDNS
+    assert (invite_status, join_status) == (0, 0)
+    assert code_a == code_b and re.fullmatch(r"Verification code: \d{3} \d{3}", code_a)
+    assert desktop.status()["vault_id"] == laptop.status()["vault_id"]
+    desktop.unlock()
+    laptop.ok("add", "Email", "--field", "username=alice", "--field", "password=s3cret")
+    started = time.monotonic()
+    assert wait_until(lambda: has_item(desktop, "Email"), timeout=2.0), "not visible on the desktop within 2 s"
+    delay = time.monotonic() - started
+    assert desktop.ok("get", "Email", "--field", "password").strip() == "s3cret"
+    peers = desktop.json("peers")
+    assert [p["device_id"] for p in peers] == [laptop.status()["device_id"]] and peers[0]["connected"]
+    print(f"propagation through the CLI: {delay * 1000:.0f} ms")
+
+
+def test_devices_paired_through_a_third_trust_each_other(world):
+    a, b = paired_pair(world)
+    c = world("phone")
+    c.start()
+    assert pair(b, c)[:2] == (0, 0)  # c joins through b only
+    c.unlock()
+    phone_id = c.status()["device_id"]
+    # b passes on the roster entry that vouches for c; only then is b stopped
+    assert wait_until(lambda: phone_id in [p["device_id"] for p in a.json("peers")], 10)
+    b.stop()
+    c.ok("add", "From the phone", "--field", "password=x")
+    assert wait_until(lambda: has_item(a, "From the phone"), timeout=15), "the edit on c never reached a"
+
+
+def test_a_stranger_that_completes_a_noise_handshake_gets_nothing(world):
+    a, _ = paired_pair(world)
+    host, port = a.address.rsplit(":", 1)
+
+    from vaultpeer.core.identity import DeviceKeys
+    from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
+
+    async def attempt(purpose: str) -> bytes | None:
+        with trio.fail_after(10):
+            tcp = await trio.open_tcp_stream(host, int(port))
+            stream = await NoiseStream.handshake(tcp, DeviceKeys.generate(), initiator=True, purpose=purpose)
+            try:
+                return await stream.receive()
+            except ConnectionClosed:
+                return None
+
+    assert trio.run(attempt, "sync") is None
+    assert trio.run(attempt, "pair") is None  # no invitation is open
+    assert "not a member" in a.log.read_text()
+
+
+def test_a_no_answer_pairs_nothing(world):
+    laptop, desktop = world("laptop"), world("desktop")
+    laptop.init()
+    laptop.start()
+    desktop.start()
+    laptop.unlock()
+    invite_status, join_status, _, _ = pair(laptop, desktop, answers=("y", "n"))
+    assert invite_status != 0 and join_status != 0
+    assert desktop.status()["vault_id"] is None
+    assert laptop.json("peers") == []
+
+
+def test_a_revoked_device_is_refused_and_gets_nothing_new(world):
+    a, b = paired_pair(world)
+    c = world("phone")
+    c.start()
+    assert pair(a, c)[:2] == (0, 0)
+    c.unlock()
+    a.ok("add", "Before", "--field", "password=1")
+    assert wait_until(lambda: has_item(c, "Before"), 5)
+    revoked = c.status()["device_id"]
+    a.ok("unpair", revoked)
+    assert revoked not in [p["device_id"] for p in a.json("peers")]
+    a.ok("add", "After", "--field", "password=2")
+    assert wait_until(lambda: has_item(b, "After"), 5)
+    assert wait_until(lambda: revoked not in [p["device_id"] for p in b.json("peers")], 5)
+    time.sleep(1.5)
+    c.ok("sync")
+    time.sleep(1.5)
+    assert not has_item(c, "After")
+    assert "After" not in titles(c)
+
+
+def test_concurrent_offline_edits_merge_once_back_online(world):
+    a, b = paired_pair(world)
+    a.ok("add", "Shared", "--field", "username=alice", "--field", "password=one")
+    assert wait_until(lambda: has_item(b, "Shared"), 5)
+    for daemon in (a, b):
+        daemon.stop()
+        daemon.start("--offline")
+        daemon.unlock()
+    a.ok("edit", "Shared", "--field", "username=alice@work")
+    b.ok("edit", "Shared", "--field", "password=two")
+    a.stop()
+    a.start()
+    a.unlock()
+    b.stop()
+    b.start("--listen", "127.0.0.1:0", "--no-mdns", "--peer", a.address)
+    b.unlock()
+
+    def merged(daemon: Daemon) -> bool:
+        item = daemon.json("get", "Shared")
+        return item["fields"] == {"username": "alice@work", "password": "two"} and not item["conflict"]
+
+    assert wait_until(lambda: merged(a) and merged(b), 10)
+
+
+def test_mdns_names_are_private_and_rotate(world):
+    laptop = world("laptop", rotate=1.0)
+    laptop.init()
+    laptop.start()
+    hostname = socket.gethostname()
+    device_id = laptop.status()["device_id"]
+    vault_id = laptop.status()["vault_id"]
+
+    from zeroconf import ServiceBrowser, Zeroconf
+
+    names: set[str] = set()
+    zc = Zeroconf(interfaces=["127.0.0.1"])
+    try:
+        def on_change(zeroconf, service_type, name, state_change):
+            names.add(name)
+
+        ServiceBrowser(zc, "_vaultpeer._tcp.local.", handlers=[on_change])
+        wait_until(lambda: len(names) >= 3, 8, interval=0.2)
+        infos = [zc.get_service_info("_vaultpeer._tcp.local.", n, 1000) for n in list(names)]
+    finally:
+        zc.close()
+    assert len(names) >= 3, names  # the name changed at least twice
+    text = " ".join(names) + " ".join(str(i.server) + str(i.properties) for i in infos if i)
+    for secret in (hostname, device_id, device_id.replace("-", ""), vault_id, "laptop"):
+        assert secret.lower() not in text.lower()
+
+
+def test_junk_and_floods_leave_the_daemon_serving_its_peers(world):
+    a, b = paired_pair(world)
+    host, port = a.address.rsplit(":", 1)
+    junk = []
+    for n in range(200):
+        s = socket.create_connection((host, int(port)), timeout=5)
+        if n % 2:
+            s.sendall(os.urandom(300))
+        junk.append(s)  # the even ones stall: connected, silent
+    b.ok("add", "Still served", "--field", "password=x")
+    assert wait_until(lambda: has_item(a, "Still served"), 10)
+    for s in junk:
+        s.close()
+    assert a.process.poll() is None and a.ok("status")

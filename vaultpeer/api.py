@@ -1,0 +1,70 @@
+"""The local socket API's shared schema: method names, error codes, the error object.
+
+JSON-RPC 2.0 over a Unix domain socket, one JSON object per line in each direction (docs/api.md).
+Application errors carry a stable numeric code and, in ``data.name``, the stable name of the
+vaultpeer error, so scripts can match either. A message never holds a secret or a traceback.
+"""
+
+from vaultpeer.core.errors import Ambiguous, VaultpeerError
+
+METHODS = (
+    "status", "unlock", "lock",
+    "item.list", "item.get", "item.add", "item.edit", "item.delete", "item.history", "item.restore",
+    "conflict.list", "conflict.resolve", "generate",
+    "peer.list", "peer.remove", "pair.invite", "pair.join", "pair.confirm",
+    "sync.now", "events.subscribe",
+)
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+MAX_LINE = 1024 * 1024
+
+#: Application error codes by vaultpeer error name (``VaultpeerError.code``).
+ERROR_CODES = {
+    "error": 1000,
+    "locked": 1001,
+    "wrong_password": 1002,
+    "wrong_recovery_key": 1003,
+    "not_found": 1004,
+    "ambiguous": 1005,
+    "conflict": 1006,
+    "integrity": 1007,
+    "no_vault": 1008,
+    "already_initialized": 1009,
+    "weak_kdf": 1010,
+    "pairing": 1011,
+    "rate_limited": 1012,
+    "protocol": 1013,
+    "invalid_params": INVALID_PARAMS,
+}
+
+
+class ApiError(Exception):
+    """An error response, raised by handlers on the server and by clients on receipt."""
+
+    def __init__(self, code: int, message: str, data: dict | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def to_object(self) -> dict:
+        error = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            error["data"] = self.data
+        return error
+
+
+def error_object(exc: BaseException) -> dict:
+    """The JSON-RPC error object for an exception a handler raised."""
+    if isinstance(exc, ApiError):
+        return exc.to_object()
+    if isinstance(exc, VaultpeerError):
+        data: dict = {"name": exc.code}
+        if isinstance(exc, Ambiguous):
+            data["candidates"] = [{"id": item_id, "title": title} for item_id, title in exc.candidates]
+        return {"code": ERROR_CODES.get(exc.code, 1000), "message": str(exc), "data": data}
+    return {"code": INTERNAL_ERROR, "message": "internal error"}

@@ -1,0 +1,116 @@
+"""A small client for the daemon's local API: blocking (the CLI uses it) and trio (for apps)."""
+
+import errno
+import itertools
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import trio
+
+from vaultpeer.api import ApiError
+
+
+class DaemonNotRunning(Exception):
+    def __init__(self, message: str = "no vaultpeer daemon is running for this home "
+                                      "(start it with `vaultpeer daemon` or `systemctl --user start vaultpeer`)"):
+        super().__init__(message)
+
+
+def _request(request_id: int, method: str, params: dict) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}).encode() + b"\n"
+
+
+def _result(line: bytes) -> object:
+    if not line:
+        raise ApiError(-32603, "the daemon closed the connection")
+    response = json.loads(line)
+    if "error" in response:
+        error = response["error"]
+        raise ApiError(error.get("code", -32603), error.get("message", "error"), error.get("data"))
+    return response.get("result")
+
+
+class Client:
+    def __init__(self, socket_path: Path, timeout: float = 30.0):
+        self.socket_path = Path(socket_path)
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._sock: socket.socket | None = None
+        self._file = None
+
+    def _connect(self) -> None:
+        if self._sock is not None:
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(str(self.socket_path))
+        except OSError as exc:
+            sock.close()
+            if exc.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTDIR):
+                raise DaemonNotRunning() from None
+            raise
+        self._sock, self._file = sock, sock.makefile("rb")
+
+    def call(self, method: str, **params: object) -> object:
+        self._connect()
+        self._sock.sendall(_request(next(self._ids), method, params))
+        return _result(self._file.readline())
+
+    def subscribe(self, **params: object) -> Iterator[dict]:
+        self.call("events.subscribe", **params)
+        for line in self._file:
+            yield json.loads(line)["params"]
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._file.close()
+            self._sock.close()
+            self._sock = self._file = None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class TrioClient:
+    def __init__(self, stream: trio.SocketStream):
+        self._stream = stream
+        self._ids = itertools.count(1)
+        self._buffer = b""
+
+    @classmethod
+    async def connect(cls, socket_path: Path) -> "TrioClient":
+        try:
+            return cls(await trio.open_unix_socket(str(socket_path)))
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
+                raise DaemonNotRunning() from None
+            raise
+
+    async def _line(self) -> bytes:
+        while b"\n" not in self._buffer:
+            data = await self._stream.receive_some(65536)
+            if not data:
+                return b""
+            self._buffer += data
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line
+
+    async def call(self, method: str, **params: object) -> object:
+        await self._stream.send_all(_request(next(self._ids), method, params))
+        return _result(await self._line())
+
+    async def events(self):
+        while True:
+            line = await self._line()
+            if not line:
+                return
+            yield json.loads(line)["params"]
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()

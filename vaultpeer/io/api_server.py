@@ -1,0 +1,201 @@
+"""The local API server: JSON-RPC 2.0 over a Unix domain socket, for the CLI and client apps.
+
+The socket lives in a 0700 directory and is 0600 from the moment it exists; on top of that, every
+connection's peer credentials (SO_PEERCRED) must show the daemon's own uid, or it is closed
+without an answer. trio has no Unix listener helper, so this builds one from an AF_UNIX socket,
+``trio.SocketListener`` and ``trio.serve_listeners``.
+"""
+
+import errno
+import json
+import logging
+import os
+import socket as stdlib_socket
+import stat
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from vaultpeer.api import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    MAX_LINE,
+    PARSE_ERROR,
+    error_object,
+)
+
+log = logging.getLogger("vaultpeer.api")
+MAX_SOCKET_PATH = 107
+WRITE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Connection:
+    peer_uid: int
+    peer_pid: int
+
+
+Dispatch = Callable[[str, dict, Connection], Awaitable[object]]
+
+
+def _peer_credentials(sock: trio.socket.SocketType) -> tuple[int, int, int]:
+    raw = sock.getsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", raw)
+
+
+def _prepare_directory(directory: Path) -> None:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = directory.stat()
+    if info.st_uid != os.getuid():
+        raise RuntimeError(f"{directory} belongs to another user; refusing to put the API socket there")
+    os.chmod(directory, 0o700)
+
+
+def _remove_stale_socket(path: Path) -> None:
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise RuntimeError(f"{path} exists and is not a socket; refusing to replace it")
+    probe = stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError as exc:
+        if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+            raise
+        path.unlink(missing_ok=True)  # nobody answers: a leftover of a daemon that died
+        return
+    finally:
+        probe.close()
+    raise RuntimeError(f"another vaultpeer daemon is already running on {path}")
+
+
+async def serve_api(socket_path: Path, dispatch: Dispatch, *, idle_timeout: float = 300.0,
+                    max_connections: int = 64, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    socket_path = Path(socket_path)
+    if len(str(socket_path).encode()) > MAX_SOCKET_PATH:
+        raise RuntimeError(f"the API socket path is too long for a Unix socket: {socket_path}")
+    _prepare_directory(socket_path.parent)
+    _remove_stale_socket(socket_path)
+    sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        await sock.bind(str(socket_path))
+    finally:
+        os.umask(old_umask)
+    os.chmod(socket_path, 0o600)
+    sock.listen(max_connections)
+    limiter = trio.CapacityLimiter(max_connections)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        try:
+            await _serve_connection(stream, dispatch, idle_timeout, limiter)
+        except Exception:  # noqa: BLE001 - one connection must never take the server down
+            log.exception("unexpected error on an API connection")
+        finally:
+            with trio.move_on_after(1) as scope:
+                scope.shield = True
+                await stream.aclose()
+
+    try:
+        task_status.started(socket_path)
+        await trio.serve_listeners(handler, [trio.SocketListener(sock)])
+    finally:
+        socket_path.unlink(missing_ok=True)
+
+
+async def _serve_connection(stream: trio.SocketStream, dispatch: Dispatch, idle_timeout: float,
+                            limiter: trio.CapacityLimiter) -> None:
+    try:
+        limiter.acquire_nowait()
+    except trio.WouldBlock:
+        log.warning("refused an API connection: too many open")
+        return
+    try:
+        _pid, uid, _gid = _peer_credentials(stream.socket)
+        if uid != os.getuid():
+            log.warning("refused an API connection from uid %d (only uid %d may use this socket)", uid, os.getuid())
+            return
+        connection = Connection(peer_uid=uid, peer_pid=_pid)
+        buffer = b""
+        while True:
+            while b"\n" not in buffer:
+                if len(buffer) > MAX_LINE:
+                    await _write(stream, _response(None, error={"code": INVALID_REQUEST,
+                                                                "message": "request too large"}))
+                    return
+                with trio.move_on_after(idle_timeout) as idle:
+                    data = await stream.receive_some(65536)
+                if idle.cancelled_caught or not data:
+                    return
+                buffer += data
+            line, buffer = buffer.split(b"\n", 1)
+            if len(line) > MAX_LINE:
+                await _write(stream, _response(None, error={"code": INVALID_REQUEST, "message": "request too large"}))
+                return
+            if line.strip():
+                if not await _handle_line(stream, line, dispatch, connection):
+                    return
+    finally:
+        limiter.release()
+
+
+async def _handle_line(stream: trio.SocketStream, line: bytes, dispatch: Dispatch, connection: Connection) -> bool:
+    """Answer one request; False when the connection should end (after a subscription)."""
+    try:
+        request = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        await _write(stream, _response(None, error={"code": PARSE_ERROR, "message": "parse error"}))
+        return True
+    request_id = request.get("id") if isinstance(request, dict) else None
+    if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str) \
+            or not isinstance(request_id, (str, int, type(None))) or isinstance(request_id, bool):
+        await _write(stream, _response(None, error={"code": INVALID_REQUEST, "message": "invalid request"}))
+        return True
+    params = request.get("params", {})
+    notification = "id" not in request
+    if not isinstance(params, dict):
+        if not notification:
+            await _write(stream, _response(request_id, error={"code": INVALID_PARAMS,
+                                                              "message": "params must be an object"}))
+        return True
+    try:
+        result = await dispatch(request["method"], params, connection)
+    except Exception as exc:  # noqa: BLE001 - every error becomes an error object, never a traceback
+        error = error_object(exc)
+        if error["code"] == INTERNAL_ERROR:
+            log.exception("internal error in %s", request["method"])
+        if not notification:
+            await _write(stream, _response(request_id, error=error))
+        return True
+    if hasattr(result, "__aiter__"):
+        if not notification:
+            await _write(stream, _response(request_id, result={"subscribed": True}))
+        async for event in result:
+            await _write(stream, {"jsonrpc": "2.0", "method": "event", "params": event})
+        return False
+    if not notification:
+        await _write(stream, _response(request_id, result=result))
+    return True
+
+
+def _response(request_id: object, *, result: object = None, error: dict | None = None) -> dict:
+    response: dict = {"jsonrpc": "2.0", "id": request_id}
+    if error is not None:
+        response["error"] = error
+    else:
+        response["result"] = result
+    return response
+
+
+async def _write(stream: trio.SocketStream, message: dict) -> None:
+    with trio.fail_after(WRITE_TIMEOUT):
+        await stream.send_all(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
+
+
+

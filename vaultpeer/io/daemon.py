@@ -1,0 +1,667 @@
+"""The vaultpeer daemon: one root nursery, and in it the local API, the TCP listener, discovery,
+the dialers and one task per connected peer.
+
+Connections are Noise XX over TCP. A connection for "sync" is kept only if the remote static key
+belongs to a current member of the roster; a connection for "pair" only while this device has an
+invitation open. Over a member connection, sync sessions (``vaultpeer.sync.SyncPeer``) run one
+after another; either side starts one by sending its hello, and a local change starts one at
+once with every connected member (no polling). The daemon runs with or without a vault: a new
+device waits to join one.
+"""
+
+import logging
+import math
+from functools import partial
+import os
+import random
+import socket as stdlib_socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from vaultpeer.core.discovery import PeerGone, PeerSeen
+from vaultpeer.core.errors import AlreadyInitialized, NoVault, VaultpeerError
+from vaultpeer.core.identity import DeviceId, DevicePublicKeys
+from vaultpeer.core.pairing import (
+    CodeExchange,
+    Confirm,
+    Identity,
+    Joined,
+    PairingError,
+    Welcome,
+    decode_message,
+    encode_message,
+)
+from vaultpeer.core.roster import Member
+from vaultpeer.core.transport import DEFAULT_PORT, TransportError
+from vaultpeer.device import load_profile
+from vaultpeer.home import Home
+from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
+from vaultpeer.sync import SyncPeer
+from vaultpeer.vault import Vault
+
+log = logging.getLogger("vaultpeer.daemon")
+
+MAX_UNAUTHENTICATED = 32
+MAX_LINKS = 64
+#: A sync session in which the peer says nothing for this long is abandoned.
+SESSION_TIMEOUT = 30.0
+PAIRING_TIMEOUT = 120.0
+#: How long a person has to compare the codes and answer, once they are shown.
+CONFIRM_TIMEOUT = 120.0
+BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+
+
+@dataclass
+class DaemonOptions:
+    listen: tuple[str, int] | None = ("0.0.0.0", DEFAULT_PORT)
+    peers: list[tuple[str, int]] = field(default_factory=list)
+    mdns: bool = True
+    mdns_interfaces: list[str] | None = None
+    offline: bool = False
+    idle_lock: float | None = None
+    rotate_every: float = 1800.0
+    pairing_timeout: float = PAIRING_TIMEOUT
+    socket_path: Path | None = None
+
+
+@dataclass
+class PeerState:
+    """What the daemon knows of a member it has talked to (for `peers`)."""
+
+    address: str | None = None
+    last_seen: float | None = None
+    last_error: str | None = None
+
+
+class Link:
+    """One authenticated connection to a member, carrying sync sessions one after another."""
+
+    def __init__(self, daemon: "Daemon", stream: NoiseStream, member: Member, *, initiator: bool, address: str):
+        self.daemon = daemon
+        self.stream = stream
+        self.member = member
+        self.initiator = initiator
+        self.address = address
+        self._inbox_send, self._inbox = trio.open_memory_channel(64)
+        self._outbox_send, self._outbox = trio.open_memory_channel(math.inf)
+        self._cancel = trio.CancelScope()
+        self.sessions = 0
+        self.closed = trio.Event()
+
+    @property
+    def device_id(self) -> DeviceId:
+        return self.member.device_id
+
+    @property
+    def dialer(self) -> DeviceId:
+        return self.daemon.device_id if self.initiator else self.device_id
+
+    def poke(self) -> None:
+        """A local change: start a session now (or right after the current one)."""
+        try:
+            self._inbox_send.send_nowait(("sync", b""))
+        except trio.WouldBlock:
+            pass  # the link is busy; a session is coming anyway
+
+    def close(self) -> None:
+        self._cancel.cancel()
+
+    async def run(self, start: bool = True) -> None:
+        try:
+            with self._cancel:
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._reader)
+                        nursery.start_soon(self._writer)
+                        if start:
+                            self.poke()
+                        await self._sessions()
+                        nursery.cancel_scope.cancel()
+                except* (ConnectionClosed, TransportError, trio.BrokenResourceError,
+                         trio.ClosedResourceError) as ended:
+                    log.info("connection to %s ended: %s", self.member.device_id.short, ended.exceptions[0])
+                except* Exception:  # noqa: BLE001 - one peer's trouble must never stop the daemon
+                    log.exception("connection to %s failed", self.member.device_id.short)
+            await self.stream.aclose()
+        finally:
+            self.closed.set()
+
+    async def _reader(self) -> None:
+        while True:
+            await self._inbox_send.send(("message", await self.stream.receive()))
+
+    async def _writer(self) -> None:
+        async for message in self._outbox:
+            await self.stream.send(message)
+
+    def _send(self, messages: list[bytes]) -> None:
+        for message in messages:
+            self._outbox_send.send_nowait(message)
+
+    async def _sessions(self) -> None:
+        session: SyncPeer | None = None
+        again = False
+        vault = self.daemon.vault
+        while True:
+            timeout = SESSION_TIMEOUT if session is not None else math.inf
+            with trio.move_on_after(timeout) as waited:
+                kind, data = await self._inbox.receive()
+            if waited.cancelled_caught:
+                log.warning("sync with %s stalled; closing the connection", self.member.device_id.short)
+                return
+            if kind == "sync":
+                if session is None:
+                    session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
+                    self._send(session.start())
+                else:
+                    again = True
+                continue
+            if session is None:
+                session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
+                self._send(session.start())
+            self._send(session.receive(data))
+            if not session.finished:
+                continue
+            self._finish(session)
+            if session.failed:
+                return
+            session = None
+            if again:
+                again = False
+                session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
+                self._send(session.start())
+
+    def _finish(self, session: SyncPeer) -> None:
+        self.sessions += 1
+        for note in session.notes:
+            log.info("sync with %s: %s", self.member.device_id.short, note)
+        state = self.daemon.peer_state(self.device_id)
+        if session.failed:
+            state.last_error = session.notes[-1] if session.notes else "sync failed"
+            return
+        state.last_seen, state.address, state.last_error = time.time(), self.address, None
+        self.daemon.after_sync(session, self)
+
+
+class Pairing:
+    """The one pairing in progress on this device (inviting, or joining)."""
+
+    def __init__(self, *, inviting: bool, deadline: float):
+        self.inviting = inviting
+        self.deadline = deadline
+        self.code: str | None = None
+        self.code_ready = trio.Event()
+        self.answer: bool | None = None
+        self.answered = trio.Event()
+        self.result: dict | None = None
+        self.error: str | None = None
+        self.done = trio.Event()
+        self.busy = False
+
+    def fail(self, message: str) -> None:
+        if self.error is None and self.result is None:
+            self.error = message
+        self.code_ready.set()
+        self.done.set()
+
+
+class Daemon:
+    def __init__(self, home: Home, options: DaemonOptions, *, allow_insecure_test_kdf: bool = False):
+        self.home = home
+        self.options = options
+        self.vault = Vault.open(home, allow_insecure_test_kdf=allow_insecure_test_kdf)
+        self.device_id = self.vault.device.device_id
+        self.listen_address: tuple[str, int] | None = None
+        self.socket_path = options.socket_path or home.path / "run" / "api.sock"
+        self.links: dict[DeviceId, Link] = {}
+        self.peers: dict[DeviceId, PeerState] = {}
+        self.pairing: Pairing | None = None
+        self._unauthenticated = 0
+        self._seen: dict[str, PeerSeen] = {}
+        self._dialing: set[str] = set()
+        #: Which device answered at each advertised address, so a live link is not dialled again.
+        self._device_at: dict[str, DeviceId] = {}
+        self._redial = trio.Event()
+        self._subscribers: list[trio.MemorySendChannel] = []
+        self._nursery: trio.Nursery | None = None
+        self._discovery = None
+        self._advertised_key: bytes | None = None
+        self._last_activity = time.monotonic()
+        self.started = trio.Event()
+
+    # --- the root nursery -------------------------------------------------------------------
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        from vaultpeer.io.api_server import serve_api
+        from vaultpeer.io.handlers import ApiHandlers
+
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                handlers = ApiHandlers(self)
+                await nursery.start(serve_api, self.socket_path, handlers.dispatch)
+                if not self.options.offline and self.options.listen is not None:
+                    host, port = self.options.listen
+                    listeners = await nursery.start(partial(trio.serve_tcp, self._inbound, port, host=host))
+                    sockname = listeners[0].socket.getsockname()
+                    self.listen_address = (sockname[0], sockname[1])
+                    log.info("listening on %s:%d", *self.listen_address)
+                if not self.options.offline:
+                    events_send, events = trio.open_memory_channel(64)
+                    nursery.start_soon(self._discovery_events, events)
+                    if self.options.mdns and self.listen_address is not None:
+                        from vaultpeer.io.discovery import Discovery
+
+                        self._discovery = Discovery(
+                            port=self.listen_address[1],
+                            interfaces=self.options.mdns_interfaces,
+                            key_provider=self._discovery_key,
+                            rotate_every=self.options.rotate_every,
+                        )
+                        await nursery.start(self._discovery.run, events_send.clone())
+                    for host, port in self.options.peers:
+                        events_send.send_nowait(PeerSeen(f"static:{host}:{port}", host, port, False, "static"))
+                if self.options.idle_lock:
+                    nursery.start_soon(self._idle_lock)
+                notify_systemd("READY=1")
+                self.started.set()
+                task_status.started(self)
+        finally:
+            self.vault.close()
+
+    def stop(self) -> None:
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    def _discovery_key(self) -> bytes | None:
+        try:
+            key = self.vault.header.discovery_key if self.vault.initialized else None
+        except VaultpeerError:
+            key = None
+        self._advertised_key = key
+        return key
+
+    def _refresh_discovery_if_key_changed(self) -> None:
+        """After a join or a new header: advertise under the current key and look again."""
+        if self._discovery is not None and self._nursery is not None:
+            try:
+                current = self.vault.header.discovery_key if self.vault.initialized else None
+            except VaultpeerError:
+                return
+            if current != self._advertised_key:
+                self._nursery.start_soon(self._discovery.refresh)
+
+    async def _idle_lock(self) -> None:
+        while True:
+            await trio.sleep(1)
+            if not self.vault.locked and time.monotonic() - self._last_activity > self.options.idle_lock:
+                self.vault.lock()
+                log.info("locked after %s s without use", self.options.idle_lock)
+                self.publish({"type": "locked"})
+
+    def touch(self) -> None:
+        self._last_activity = time.monotonic()
+
+    # --- events for the local API --------------------------------------------------------------
+
+    def subscribe(self) -> trio.MemoryReceiveChannel:
+        send, receive = trio.open_memory_channel(256)
+        self._subscribers.append(send)
+        return receive
+
+    def publish(self, event: dict) -> None:
+        for channel in list(self._subscribers):
+            try:
+                channel.send_nowait(event)
+            except trio.WouldBlock:
+                pass  # a slow subscriber misses events rather than slowing the daemon
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._subscribers.remove(channel)
+
+    # --- changes and sync ------------------------------------------------------------------
+
+    def changed(self, item_ids: list[str] | None = None) -> None:
+        """Something was committed locally: push it to every connected member now."""
+        for link in list(self.links.values()):
+            link.poke()
+        self.publish({"type": "items.changed", "items": item_ids or []})
+
+    def sync_now(self) -> None:
+        self.changed()
+        self._redial.set()
+
+    def after_sync(self, session: SyncPeer, link: Link) -> None:
+        self._refresh_discovery_if_key_changed()
+        if session.stats.revisions_new:
+            self.publish({"type": "items.changed", "items": sorted(str(i) for i in session.stats.items_touched)})
+        if not self.vault.locked and session.stats.items_touched:
+            merged = self.vault.merge_pending(session.stats.items_touched)
+            if merged:
+                self.changed([str(v.id) for v in merged])
+        if session.stats.revisions_new or session.stats.records_changed:
+            # what arrived from one member goes on to the others at once
+            for other in list(self.links.values()):
+                if other is not link:
+                    other.poke()
+
+    def peer_state(self, device_id: DeviceId) -> PeerState:
+        return self.peers.setdefault(device_id, PeerState())
+
+    # --- connections ---------------------------------------------------------------------------
+
+    async def _inbound(self, tcp: trio.SocketStream) -> None:
+        """Handle one incoming connection; never lets an exception escape (that would crash serve_tcp)."""
+        try:
+            address = _address(tcp)
+            if self._unauthenticated >= MAX_UNAUTHENTICATED or len(self.links) >= MAX_LINKS:
+                log.warning("refused a connection from %s: too many connections", address)
+                await tcp.aclose()
+                return
+            self._unauthenticated += 1
+            try:
+                stream = await NoiseStream.handshake(tcp, self.vault.device, initiator=False)
+            except (TransportError, ConnectionClosed, trio.TooSlowError, trio.BrokenResourceError, OSError):
+                log.info("handshake with %s failed", address)
+                await tcp.aclose()
+                return
+            finally:
+                self._unauthenticated -= 1
+            if stream.purpose == "pair":
+                await self._accept_pairing(stream, address)
+                return
+            member = self.vault.member_for_noise_key(stream.remote_static)
+            if member is None or member.device_id == self.device_id:
+                log.warning("refused %s: its key is not a member of this vault", address)
+                await stream.aclose()
+                return
+            await self._run_link(stream, member, initiator=False, address=address)
+        except Exception:  # noqa: BLE001 - the server must survive any one connection
+            log.exception("unexpected error on an incoming connection")
+
+    async def _run_link(self, stream: NoiseStream, member: Member, *, initiator: bool, address: str) -> Link:
+        link = Link(self, stream, member, initiator=initiator, address=address)
+        existing = self.links.get(member.device_id)
+        if existing is not None:
+            # both sides dialled: keep the connection dialled by the lower device id, on both sides
+            if link.dialer < existing.dialer:
+                existing.close()
+            else:
+                await stream.aclose()
+                return link
+        self.links[member.device_id] = link
+        self.peer_state(member.device_id).address = address
+        self.publish({"type": "peer.connected", "device_id": str(member.device_id)})
+        try:
+            await link.run()
+        finally:
+            if self.links.get(member.device_id) is link:
+                del self.links[member.device_id]
+                self.publish({"type": "peer.disconnected", "device_id": str(member.device_id)})
+        return link
+
+    async def _discovery_events(self, events: trio.MemoryReceiveChannel) -> None:
+        async for event in events:
+            if isinstance(event, PeerSeen):
+                self._seen[event.key] = event
+                if not event.pairing and event.key not in self._dialing:
+                    self._dialing.add(event.key)
+                    self._nursery.start_soon(self._dial_loop, event.key)
+            elif isinstance(event, PeerGone):
+                self._seen.pop(event.key, None)
+
+    async def _dial_loop(self, key: str) -> None:
+        """Keep a connection to what ``key`` advertises, with exponential backoff and jitter."""
+        delay = BACKOFF_START
+        try:
+            while key in self._seen:
+                seen = self._seen[key]
+                known = self.links.get(self._device_at.get(key))
+                if known is not None:
+                    await known.closed.wait()  # already connected (perhaps it dialled us)
+                    continue
+                if self.vault.initialized:
+                    link = await self._dial_member(seen.host, seen.port)
+                    if link is not None:
+                        self._device_at[key] = link.device_id
+                        if link.sessions:
+                            delay = BACKOFF_START  # it worked: after a drop, reconnect quickly
+                wait = delay * random.uniform(0.5, 1.5)
+                delay = min(delay * 2, BACKOFF_MAX)
+                with trio.move_on_after(wait):
+                    await self._redial.wait()
+                    self._redial = trio.Event()
+                    delay = BACKOFF_START
+        finally:
+            self._dialing.discard(key)
+
+    async def _dial_member(self, host: str, port: int) -> Link | None:
+        """Connect, authenticate, and run the link until it ends. The link, if one was made."""
+        address = f"{host}:{port}"
+        try:
+            with trio.fail_after(10):
+                tcp = await trio.open_tcp_stream(host, port)
+        except (OSError, trio.TooSlowError):
+            return None
+        try:
+            stream = await NoiseStream.handshake(tcp, self.vault.device, initiator=True, purpose="sync")
+        except (TransportError, ConnectionClosed, trio.TooSlowError, trio.BrokenResourceError, OSError):
+            await tcp.aclose()
+            return None
+        member = self.vault.member_for_noise_key(stream.remote_static)
+        if member is None or member.device_id == self.device_id:
+            # not a member (or ourselves): nothing of the vault is sent to it
+            await stream.aclose()
+            return None
+        return await self._run_link(stream, member, initiator=True, address=address)
+
+    # --- pairing -------------------------------------------------------------------------------
+
+    def _new_pairing(self, *, inviting: bool) -> Pairing:
+        if self.pairing is not None and not self.pairing.done.is_set():
+            raise PairingError("a pairing is already in progress on this device")
+        self.pairing = Pairing(inviting=inviting, deadline=trio.current_time() + self.options.pairing_timeout)
+        return self.pairing
+
+    async def invite(self) -> Pairing:
+        """Open an invitation (pair.invite); the caller waits for ``code_ready``."""
+        if not self.vault.initialized:
+            raise NoVault("this device has no vault to invite into: run `vaultpeer init`, or join with `pair --join`")
+        if self.options.offline or self.listen_address is None:
+            raise PairingError("pairing needs the network: this daemon runs --offline")
+        pairing = self._new_pairing(inviting=True)
+        if self._discovery is not None:
+            await self._discovery.start_pairing()
+        self._nursery.start_soon(self._expire_invitation, pairing)
+        return pairing
+
+    async def _expire_invitation(self, pairing: Pairing) -> None:
+        with trio.move_on_at(pairing.deadline):
+            await pairing.done.wait()
+        if not pairing.busy:
+            pairing.fail("the invitation expired: no device joined in time")
+        await pairing.done.wait()
+        if self._discovery is not None:
+            await self._discovery.stop_pairing()
+
+    async def _accept_pairing(self, stream: NoiseStream, address: str) -> None:
+        pairing = self.pairing
+        if pairing is None or not pairing.inviting or pairing.busy or pairing.done.is_set():
+            log.warning("refused a pairing attempt from %s: no invitation is open", address)
+            await stream.aclose()
+            return
+        pairing.busy = True
+        try:
+            with trio.fail_after(max(1.0, pairing.deadline - trio.current_time()) + CONFIRM_TIMEOUT):
+                exchange = CodeExchange(joiner=False, handshake_hash=stream.handshake_hash)
+                await stream.send(exchange.receive(await stream.receive()))  # commit -> nonce
+                exchange.receive(await stream.receive())  # reveal
+                pairing.code = exchange.code
+                pairing.code_ready.set()
+                ok = await self._confirm_both(stream, pairing)
+                if not ok:
+                    return
+                identity = decode_message(await stream.receive())
+                if not isinstance(identity, Identity):
+                    raise PairingError("pairing failed: the other device sent something unexpected")
+                keys = DevicePublicKeys(stream.remote_static, identity.signing_public)
+                entry = self.vault.enroll(keys, identity.name, identity.os_description)
+                await stream.send(encode_message(Welcome(self.vault.header, (*self.vault.outgoing_roster(), entry))))
+                joined = decode_message(await stream.receive())
+                if not isinstance(joined, Joined):
+                    raise PairingError("pairing failed: the other device sent something unexpected")
+                self.vault.receive_records(None, joined.roster, ())
+            member = self.vault.member_for_noise_key(stream.remote_static)
+            pairing.result = {"paired": True, "device_id": str(member.device_id), "name": member.name,
+                              "os": member.os_description}
+            pairing.done.set()
+            log.info("paired with %s (%s)", member.device_id.short, member.name)
+            self.publish({"type": "peer.paired", "device_id": str(member.device_id)})
+            self.changed()  # the other members learn of the new device at once
+            await self._run_link(stream, member, initiator=False, address=address)
+        except (PairingError, VaultpeerError, TransportError, ConnectionClosed, trio.TooSlowError,
+                trio.BrokenResourceError) as exc:
+            pairing.fail(_pairing_failure(exc))
+            await stream.aclose()
+        finally:
+            pairing.done.set()
+
+    async def join(self, host: str | None, port: int | None) -> Pairing:
+        """Start joining (pair.join): find the inviting device, handshake, exchange nonces."""
+        if self.vault.initialized:
+            raise AlreadyInitialized("this device already belongs to a vault")
+        if self.options.offline:
+            raise PairingError("pairing needs the network: this daemon runs --offline")
+        pairing = self._new_pairing(inviting=False)
+        self._nursery.start_soon(self._join, pairing, host, port)
+        return pairing
+
+    async def _join(self, pairing: Pairing, host: str | None, port: int | None) -> None:
+        stream = None
+        try:
+            with trio.fail_at(pairing.deadline):
+                if host is None:
+                    host, port = await self._find_invitation()
+                tcp = await trio.open_tcp_stream(host, port)
+                stream = await NoiseStream.handshake(tcp, self.vault.device, initiator=True, purpose="pair")
+                exchange = CodeExchange(joiner=True, handshake_hash=stream.handshake_hash)
+                await stream.send(exchange.start())
+                await stream.send(exchange.receive(await stream.receive()))
+                pairing.code = exchange.code
+                pairing.code_ready.set()
+            with trio.fail_after(CONFIRM_TIMEOUT + 30):
+                if not await self._confirm_both(stream, pairing):
+                    return
+                profile = load_profile(self.home)
+                await stream.send(encode_message(Identity(self.vault.device.public.signing_public, profile.name,
+                                                          profile.os_description)))
+                welcome = decode_message(await stream.receive())
+                if not isinstance(welcome, Welcome):
+                    raise PairingError("pairing failed: the other device sent something unexpected")
+                partner = next((e.member for e in welcome.roster if e.member.noise_public == stream.remote_static), None)
+                if partner is None:
+                    raise PairingError("pairing failed: the other device did not describe itself")
+                self.vault.join(welcome.header, welcome.roster, partner, profile.name, profile.os_description)
+                await stream.send(encode_message(Joined(tuple(self.vault.outgoing_roster()))))
+            member = self.vault.member_for_noise_key(stream.remote_static)
+            pairing.result = {"paired": True, "device_id": str(member.device_id), "name": member.name,
+                              "os": member.os_description, "vault_id": self.vault.vault_id.hex()}
+            pairing.done.set()
+            log.info("joined the vault through %s", member.device_id.short)
+            self._refresh_discovery_if_key_changed()
+            self.publish({"type": "peer.paired", "device_id": str(member.device_id)})
+            await self._run_link(stream, member, initiator=True, address=f"{host}:{port}")
+        except (PairingError, VaultpeerError, TransportError, ConnectionClosed, trio.TooSlowError, OSError,
+                trio.BrokenResourceError) as exc:
+            pairing.fail(_pairing_failure(exc))
+            if stream is not None:
+                await stream.aclose()
+        finally:
+            pairing.done.set()
+
+    async def _find_invitation(self) -> tuple[str, int]:
+        while True:
+            for seen in list(self._seen.values()):
+                if seen.pairing:
+                    return seen.host, seen.port
+            await trio.sleep(0.1)
+
+    async def _confirm_both(self, stream: NoiseStream, pairing: Pairing) -> bool:
+        """Send this person's answer and read the other's; pair only if both said yes.
+
+        The other device's answer may come first (a "no" ends the wait at once), so it is read by
+        a task of its own that never raises; every wait here is bounded.
+        """
+        peer: dict = {"ok": None}
+        peer_done = trio.Event()
+
+        async def read_answer() -> None:
+            try:
+                message = decode_message(await stream.receive())
+                peer["ok"] = message.ok if isinstance(message, Confirm) else False
+            except Exception:  # noqa: BLE001 - any failure counts as "not confirmed"
+                peer["ok"] = False
+            finally:
+                peer_done.set()
+
+        self._nursery.start_soon(read_answer)
+        deadline = trio.current_time() + CONFIRM_TIMEOUT
+        while not pairing.answered.is_set() and not (peer_done.is_set() and not peer["ok"]):
+            if trio.current_time() > deadline:
+                break
+            await trio.sleep(0.05)
+        answer = bool(pairing.answer) if pairing.answered.is_set() else False
+        try:
+            await stream.send(encode_message(Confirm(answer)))
+        except (ConnectionClosed, TransportError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        if answer:
+            with trio.move_on_at(deadline + 5):
+                await peer_done.wait()
+        if answer and peer["ok"]:
+            return True
+        pairing.fail("pairing was declined on this device" if not answer
+                     else "the other device did not confirm the code")
+        await stream.aclose()
+        return False
+
+    async def remove_peer(self, device_id: DeviceId) -> None:
+        self.vault.revoke(device_id)
+        link = self.links.pop(device_id, None)
+        if link is not None:
+            link.close()
+        self._refresh_discovery_if_key_changed()  # the revoked device no longer recognises us
+        self.changed()
+
+
+def _pairing_failure(exc: BaseException) -> str:
+    if isinstance(exc, trio.TooSlowError):
+        return "pairing timed out"
+    if isinstance(exc, (ConnectionClosed, TransportError, trio.BrokenResourceError, OSError)):
+        return "pairing failed: the connection to the other device was lost"
+    return str(exc)
+
+
+def _address(stream: trio.SocketStream) -> str:
+    try:
+        host, port = stream.socket.getpeername()[:2]
+        return f"{host}:{port}"
+    except OSError:
+        return "unknown"
+
+
+def notify_systemd(state: str) -> None:
+    """sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET, if systemd set it."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    if path.startswith("@"):
+        path = "\0" + path[1:]
+    with stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(path)
+            sock.sendall(state.encode())
+        except OSError as exc:
+            log.warning("could not notify systemd: %s", exc)

@@ -1,0 +1,187 @@
+"""The mDNS adapter: the only place that knows about python-zeroconf (and its thread).
+
+Blocking zeroconf calls run in worker threads (``trio.to_thread``). ServiceBrowser calls back on
+zeroconf's own thread; the callback only hands the name back into trio, and resolving happens from
+trio. What comes out is ``PeerSeen`` / ``PeerGone`` events on a memory channel; the daemon cannot
+tell them from its static ``--peer`` list.
+"""
+
+import logging
+import socket
+from collections.abc import Callable
+
+import trio
+from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
+
+from vaultpeer.core.discovery import (
+    SERVICE_TYPE,
+    PeerGone,
+    PeerSeen,
+    instance_name,
+    is_member_label,
+    is_pairing_label,
+    label_of,
+    new_member_label,
+    new_pairing_label,
+    random_server_name,
+)
+
+log = logging.getLogger("vaultpeer.discovery")
+ZEROCONF_TIMEOUT = 15.0
+
+
+class Discovery:
+    def __init__(self, *, port: int, interfaces: list[str] | None, key_provider: Callable[[], bytes | None],
+                 rotate_every: float = 1800.0, browse: bool = True, resolve_timeout: float = 3.0):
+        self.port = port
+        self.interfaces = interfaces
+        self.key_provider = key_provider
+        self.rotate_every = rotate_every
+        self.browse = browse
+        self.resolve_timeout = resolve_timeout
+        self._zc: Zeroconf | None = None
+        self._member: ServiceInfo | None = None
+        self._pairing: ServiceInfo | None = None
+        self._own: set[str] = set()
+        self._reported: set[str] = set()
+        #: Every name of another device currently advertised, recognised or not (see ``refresh``).
+        self._present: set[str] = set()
+        self._events: trio.MemorySendChannel | None = None
+
+    def _info(self, label: str) -> ServiceInfo:
+        addresses = [socket.inet_aton(ip) for ip in self.interfaces or [] if _is_ipv4(ip)]
+        info = ServiceInfo(SERVICE_TYPE, instance_name(label), port=self.port, properties={},
+                           server=random_server_name(), addresses=addresses or None)
+        if not addresses:
+            # all interfaces: let zeroconf fill in this host's addresses when announcing
+            info = ServiceInfo(SERVICE_TYPE, instance_name(label), port=self.port, properties={},
+                               server=random_server_name(), parsed_addresses=_local_ipv4_addresses())
+        return info
+
+    async def _register(self, info: ServiceInfo) -> None:
+        self._own.add(info.name)
+        with trio.fail_after(ZEROCONF_TIMEOUT):
+            await trio.to_thread.run_sync(self._zc.register_service, info)
+
+    async def _unregister(self, info: ServiceInfo | None) -> None:
+        if info is None or self._zc is None:
+            return
+        with trio.move_on_after(ZEROCONF_TIMEOUT):
+            await trio.to_thread.run_sync(self._zc.unregister_service, info)
+
+    async def _rotate(self) -> None:
+        """Advertise a new member label (if this device has a vault) and withdraw the old one."""
+        old = self._member
+        key = self.key_provider()
+        self._member = self._info(new_member_label(key)) if key else None
+        if self._member is not None:
+            await self._register(self._member)
+        await self._unregister(old)
+
+    async def refresh(self) -> None:
+        """The discovery key appeared or changed (a join, a rotation after a revocation): advertise
+        under it at once, and look again at every name already present."""
+        if self._zc is None or self._events is None:
+            return
+        await self._rotate()
+        for name in list(self._present):
+            if name not in self._reported:
+                await self._handle(name, ServiceStateChange.Added, self._events)
+
+    async def start_pairing(self) -> None:
+        if self._zc is None or self._pairing is not None:
+            return
+        self._pairing = self._info(new_pairing_label())
+        await self._register(self._pairing)
+
+    async def stop_pairing(self) -> None:
+        pairing, self._pairing = self._pairing, None
+        await self._unregister(pairing)
+
+    async def run(self, events: trio.MemorySendChannel, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        interfaces = self.interfaces or InterfaceChoice.All
+        ip_version = IPVersion.V4Only if self.interfaces and all(_is_ipv4(i) for i in self.interfaces) else None
+        with trio.fail_after(ZEROCONF_TIMEOUT):
+            self._zc = await trio.to_thread.run_sync(lambda: Zeroconf(interfaces=interfaces, ip_version=ip_version))
+        self._events = events
+        changes_send, changes = trio.open_memory_channel(256)
+        token = trio.lowlevel.current_trio_token()
+        browser = None
+        try:
+            await self._rotate()
+            if self.browse:
+                def on_change(zeroconf, service_type, name, state_change):  # zeroconf's thread
+                    try:
+                        trio.from_thread.run_sync(_offer, changes_send, (name, state_change), trio_token=token)
+                    except trio.RunFinishedError:
+                        pass
+
+                browser = await trio.to_thread.run_sync(
+                    lambda: ServiceBrowser(self._zc, SERVICE_TYPE, handlers=[on_change]))
+            task_status.started()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._rotation_loop)
+                async for name, state_change in changes:
+                    await self._handle(name, state_change, events)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(ZEROCONF_TIMEOUT):
+                if browser is not None:
+                    await trio.to_thread.run_sync(browser.cancel)
+                await self._unregister(self._pairing)
+                await self._unregister(self._member)
+                await trio.to_thread.run_sync(self._zc.close)
+
+    async def _rotation_loop(self) -> None:
+        while True:
+            await trio.sleep(self.rotate_every)
+            await self._rotate()
+
+    async def _handle(self, name: str, state_change: ServiceStateChange, events: trio.MemorySendChannel) -> None:
+        if name in self._own:
+            return
+        label = label_of(name)
+        if label is None:
+            return
+        if state_change is ServiceStateChange.Removed:
+            self._present.discard(name)
+            if name in self._reported:
+                self._reported.discard(name)
+                await events.send(PeerGone(name))
+            return
+        self._present.add(name)
+        key = self.key_provider()
+        pairing = is_pairing_label(label)
+        if not pairing and not (key and is_member_label(key, label)):
+            return  # a stranger's advert, or another vault's
+        with trio.move_on_after(self.resolve_timeout + 1):
+            info = await trio.to_thread.run_sync(
+                self._zc.get_service_info, SERVICE_TYPE, name, int(self.resolve_timeout * 1000))
+            if info is None or not info.port:
+                return
+            addresses = [a for a in info.parsed_addresses() if _is_ipv4(a)]
+            if not addresses:
+                return
+            self._reported.add(name)
+            log.debug("found %s at %s:%d", "an invitation" if pairing else "a member", addresses[0], info.port)
+            await events.send(PeerSeen(name, addresses[0], info.port, pairing, "mdns"))
+
+
+def _offer(channel: trio.MemorySendChannel, item: tuple) -> None:
+    try:
+        channel.send_nowait(item)
+    except trio.WouldBlock:
+        log.warning("discovery events are arriving faster than they are handled; dropping one")
+
+
+def _is_ipv4(address: str) -> bool:
+    try:
+        socket.inet_aton(address)
+        return address.count(".") == 3
+    except OSError:
+        return False
+
+
+def _local_ipv4_addresses() -> list[str]:
+    from zeroconf import get_all_addresses
+
+    return [a for a in get_all_addresses() if not a.startswith("127.")] or ["127.0.0.1"]
