@@ -25,7 +25,9 @@ def short_tmp() -> Path:
 
 
 class Daemon:
-    def __init__(self, home: Path, *extra: str, mdns: bool = True, rotate: float | None = None):
+    def __init__(self, home: Path, *extra: str, mdns: bool = True, rotate: float | None = None,
+                 env: dict[str, str] | None = None):
+        self.env = env or {}
         self.home = home
         self.extra = list(extra)
         self.mdns = mdns
@@ -43,7 +45,7 @@ class Daemon:
         log = open(self.log, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "vaultpeer", "--home", str(self.home), "daemon", "-v", *args],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=cli_env(),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=cli_env(**self.env),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

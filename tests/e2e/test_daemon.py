@@ -203,3 +203,18 @@ def test_junk_and_floods_leave_the_daemon_serving_its_peers(world):
     for s in junk:
         s.close()
     assert a.process.poll() is None and a.ok("status")
+
+
+def test_the_daemon_tells_systemd_it_is_ready_and_stops_on_sigterm(world, tmp_path):
+    notify_path = str(tmp_path / "notify.sock")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(notify_path)
+    receiver.settimeout(20)
+    try:
+        daemon = world("laptop", "--offline", env={"NOTIFY_SOCKET": notify_path})
+        daemon.start("--offline")
+        assert receiver.recv(100) == b"READY=1"
+        assert daemon.status()["listen"] is None  # --offline: no listener
+        assert daemon.stop() == 0
+    finally:
+        receiver.close()

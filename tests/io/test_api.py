@@ -1,0 +1,141 @@
+"""The local API server over a real Unix socket, with a small dispatch table (no daemon)."""
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import trio
+
+from vaultpeer.api import ApiError
+from vaultpeer.client import Client, DaemonNotRunning, TrioClient
+from vaultpeer.core.errors import Ambiguous, NotFound, WrongPassword
+from vaultpeer.io.api_server import serve_api
+
+
+@pytest.fixture
+def socket_path():
+    directory = Path(tempfile.mkdtemp(prefix="vp", dir="/tmp"))
+    yield directory / "run" / "api.sock"
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+async def dispatch(method, params, connection):
+    if method == "echo":
+        return {"params": params, "uid": connection.peer_uid}
+    if method == "missing":
+        raise NotFound("no item matches that name or id")
+    if method == "ambiguous":
+        raise Ambiguous("that name matches 2 items; name one by id", [("aa", "One"), ("bb", "Two")])
+    if method == "password":
+        raise WrongPassword()
+    if method == "crash":
+        raise RuntimeError("secret-ish internal detail hunter2")
+    if method == "events.subscribe":
+        async def events():
+            for n in range(3):
+                yield {"type": "tick", "n": n}
+        return events()
+    raise ApiError(-32601, "method not found")
+
+
+async def raw_exchange(path, lines: list[bytes]) -> list[dict]:
+    stream = await trio.open_unix_socket(str(path))
+    answers, buffer = [], b""
+    for line in lines:
+        await stream.send_all(line)
+        while b"\n" not in buffer:
+            buffer += await stream.receive_some(65536)
+        answer, buffer = buffer.split(b"\n", 1)
+        answers.append(json.loads(answer))
+    await stream.aclose()
+    return answers
+
+
+async def test_calls_errors_and_malformed_input(socket_path):
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_api, socket_path, dispatch)
+            assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600
+            assert stat.S_IMODE(socket_path.parent.stat().st_mode) == 0o700
+            client = await TrioClient.connect(socket_path)
+            assert (await client.call("echo", a=1))["params"] == {"a": 1}
+            with pytest.raises(ApiError) as caught:
+                await client.call("missing")
+            assert (caught.value.code, caught.value.data["name"]) == (1004, "not_found")
+            with pytest.raises(ApiError) as caught:
+                await client.call("ambiguous")
+            assert caught.value.code == 1005 and [c["title"] for c in caught.value.data["candidates"]] == ["One", "Two"]
+            with pytest.raises(ApiError) as caught:
+                await client.call("password")
+            assert (caught.value.code, caught.value.message) == (1002, "wrong password")
+            with pytest.raises(ApiError) as caught:
+                await client.call("crash")
+            assert (caught.value.code, caught.value.message) == (-32603, "internal error")
+            await client.aclose()
+            answers = await raw_exchange(socket_path, [
+                b"{not json\n",
+                b'{"jsonrpc": "2.0", "id": 1, "method": "echo", "params": [1, 2]}\n',
+                b'[{"jsonrpc": "2.0", "id": 2, "method": "echo"}]\n',
+                b'{"jsonrpc": "2.0", "id": 3, "method": "nope"}\n',
+                b'{"jsonrpc": "2.0", "id": 4, "method": "echo"}\n',  # still usable after all that
+            ])
+            assert [a.get("error", {}).get("code") for a in answers] == [-32700, -32602, -32600, -32601, None]
+            assert "hunter2" not in json.dumps(answers)
+            nursery.cancel_scope.cancel()
+    assert not socket_path.exists()
+
+
+async def test_blocking_client_subscriptions_and_a_second_server(socket_path):
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_api, socket_path, dispatch)
+
+            def blocking() -> list:
+                with Client(socket_path) as client:
+                    result = client.call("echo", b=2)
+                with Client(socket_path) as client:
+                    events = list(client.subscribe())
+                return [result, events]
+
+            result, events = await trio.to_thread.run_sync(blocking)
+            assert result["params"] == {"b": 2} and [e["n"] for e in events] == [0, 1, 2]
+            with pytest.raises(RuntimeError, match="already running"):
+                await serve_api(socket_path, dispatch)
+            nursery.cancel_scope.cancel()
+    with pytest.raises(DaemonNotRunning):
+        Client(socket_path).call("echo")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv to act as another user")
+async def test_another_user_gets_no_answer(socket_path):
+    probe = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        f"    s.connect({str(socket_path)!r})\n"
+        "    s.sendall(b'{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"echo\"}\\n')\n"
+        "    s.settimeout(5)\n"
+        "    print('ANSWER:' + s.recv(1000).decode())\n"
+        "except OSError as exc:\n"
+        "    print('REFUSED:' + type(exc).__name__)\n"
+    )
+    command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", probe]
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_api, socket_path, dispatch)
+            denied = await trio.run_process(command, capture_stdout=True, check=False)
+            assert b"REFUSED:PermissionError" in denied.stdout  # 0700 directory, 0600 socket
+            # even with the file modes opened up, the peer-credential check refuses the other uid
+            os.chmod(socket_path.parent.parent, 0o755)
+            os.chmod(socket_path.parent, 0o777)
+            os.chmod(socket_path, 0o666)
+            refused = await trio.run_process(command, capture_stdout=True, check=False)
+            assert refused.stdout.strip() in (b"ANSWER:", b"REFUSED:ConnectionResetError"), refused.stdout
+            assert b"jsonrpc" not in refused.stdout
+            nursery.cancel_scope.cancel()
