@@ -153,9 +153,11 @@ class Interactive:
         return self.process.stderr.read()
 
 
-def pair(inviter: Daemon, joiner: Daemon, *, answers=("y", "y"), address: bool = False) -> tuple[int, int, str, str]:
+def pair(inviter: Daemon, joiner: Daemon, *, answers=("y", "y"), address: bool = True) -> tuple[int, int, str, str]:
     """Run `pair` on the inviter and `pair --join` on the joiner; answer the prompts; return exit
-    statuses and the two codes shown."""
+    statuses and the two codes shown. With ``address=False`` the joiner finds the invitation by
+    mDNS (only one test does that: any other invitation on loopback, from a concurrent test run,
+    could be found first, and the codes would then rightly differ)."""
     invite = Interactive(inviter.home, "pair", "--timeout", "60")
     time.sleep(0.3)  # let the invitation open before the joiner looks for it
     join_args = ["pair", "--join", inviter.address] if address else ["pair", "--join"]

@@ -55,7 +55,7 @@ def test_two_daemons_find_each_other_pair_through_the_cli_and_sync_within_two_se
     desktop.start()
     assert desktop.status()["vault_id"] is None  # a new device waits to join
     laptop.unlock()
-    invite_status, join_status, code_a, code_b = pair(laptop, desktop)  # no address: found by mDNS
+    invite_status, join_status, code_a, code_b = pair(laptop, desktop, address=False)  # found by mDNS
     assert (invite_status, join_status) == (0, 0)
     assert code_a == code_b and re.fullmatch(r"Verification code: \d{3} \d{3}", code_a)
     assert desktop.status()["vault_id"] == laptop.status()["vault_id"]
@@ -126,6 +126,8 @@ def test_a_revoked_device_is_refused_and_gets_nothing_new(world):
     a.ok("add", "Before", "--field", "password=1")
     assert wait_until(lambda: has_item(c, "Before"), 5)
     revoked = c.status()["device_id"]
+    # c also holds a live connection to b (found by mDNS): b must drop it when it learns of the revocation
+    assert wait_until(lambda: any(p["device_id"] == revoked and p["connected"] for p in b.json("peers")), 15)
     a.ok("unpair", revoked)
     assert revoked not in [p["device_id"] for p in a.json("peers")]
     a.ok("add", "After", "--field", "password=2")

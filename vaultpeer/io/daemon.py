@@ -335,6 +335,8 @@ class Daemon:
 
     def after_sync(self, session: SyncPeer, link: Link) -> None:
         self._refresh_discovery_if_key_changed()
+        if session.stats.records_changed:
+            self._drop_links_to_non_members()
         if session.stats.revisions_new:
             self.publish({"type": "items.changed", "items": sorted(str(i) for i in session.stats.items_touched)})
         if not self.vault.locked and session.stats.items_touched:
@@ -346,6 +348,15 @@ class Daemon:
             for other in list(self.links.values()):
                 if other is not link:
                     other.poke()
+
+    def _drop_links_to_non_members(self) -> None:
+        """A revocation arrived (or was made here): a connection authenticated before it must not
+        carry anything more."""
+        for device_id, link in list(self.links.items()):
+            if self.vault.member_for_noise_key(link.member.keys.noise_public) is None:
+                log.warning("closing the connection to %s: it is no longer a member", device_id.short)
+                link.close()
+                self.links.pop(device_id, None)
 
     def peer_state(self, device_id: DeviceId) -> PeerState:
         return self.peers.setdefault(device_id, PeerState())
@@ -493,6 +504,7 @@ class Daemon:
             await stream.aclose()
             return
         pairing.busy = True
+        log.info("pairing: %s is asking to join", address)
         try:
             with trio.fail_after(max(1.0, pairing.deadline - trio.current_time()) + CONFIRM_TIMEOUT):
                 exchange = CodeExchange(joiner=False, handshake_hash=stream.handshake_hash)
@@ -544,6 +556,7 @@ class Daemon:
             with trio.fail_at(pairing.deadline):
                 if host is None:
                     host, port = await self._find_invitation()
+                log.info("pairing: joining through %s:%d", host, port)
                 tcp = await trio.open_tcp_stream(host, port)
                 stream = await NoiseStream.handshake(tcp, self.vault.device, initiator=True, purpose="pair")
                 exchange = CodeExchange(joiner=True, handshake_hash=stream.handshake_hash)
@@ -582,11 +595,16 @@ class Daemon:
             pairing.done.set()
 
     async def _find_invitation(self) -> tuple[str, int]:
-        while True:
-            for seen in list(self._seen.values()):
-                if seen.pairing:
-                    return seen.host, seen.port
+        """The one device inviting on the network. With several, naming one is safer than guessing
+        (the codes would catch a wrong guess, but the person should not have to)."""
+        while not any(seen.pairing for seen in self._seen.values()):
             await trio.sleep(0.1)
+        await trio.sleep(0.5)  # give other invitations on the network a moment to show up
+        inviting = {(seen.host, seen.port) for seen in self._seen.values() if seen.pairing}
+        if len(inviting) > 1:
+            raise PairingError("several devices are inviting right now: name the one to join with "
+                               "`vaultpeer pair --join HOST:PORT` (its `vaultpeer status` shows the address)")
+        return inviting.pop()
 
     async def _confirm_both(self, stream: NoiseStream, pairing: Pairing) -> bool:
         """Send this person's answer and read the other's; pair only if both said yes.
@@ -629,9 +647,7 @@ class Daemon:
 
     async def remove_peer(self, device_id: DeviceId) -> None:
         self.vault.revoke(device_id)
-        link = self.links.pop(device_id, None)
-        if link is not None:
-            link.close()
+        self._drop_links_to_non_members()
         self._refresh_discovery_if_key_changed()  # the revoked device no longer recognises us
         self.changed()
 
