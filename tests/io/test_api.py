@@ -136,6 +136,8 @@ async def test_another_user_gets_no_answer(socket_path):
             os.chmod(socket_path.parent, 0o777)
             os.chmod(socket_path, 0o666)
             refused = await trio.run_process(command, capture_stdout=True, check=False)
-            assert refused.stdout.strip() in (b"ANSWER:", b"REFUSED:ConnectionResetError"), refused.stdout
+            # closed without an answer: seen as an empty read, or a reset or broken pipe, by timing
+            assert refused.stdout.strip() in (b"ANSWER:", b"REFUSED:ConnectionResetError",
+                                              b"REFUSED:BrokenPipeError"), refused.stdout
             assert b"jsonrpc" not in refused.stdout
             nursery.cancel_scope.cancel()
