@@ -380,6 +380,7 @@ class Daemon:
                 return
             finally:
                 self._unauthenticated -= 1
+            _keepalive(tcp)
             if stream.purpose == "pair":
                 await self._accept_pairing(stream, address)
                 return
@@ -466,6 +467,7 @@ class Daemon:
             # not a member (or ourselves): nothing of the vault is sent to it
             await stream.aclose()
             return None
+        _keepalive(tcp)
         return await self._run_link(stream, member, initiator=True, address=address)
 
     # --- pairing -------------------------------------------------------------------------------
@@ -658,6 +660,18 @@ def _pairing_failure(exc: BaseException) -> str:
     if isinstance(exc, (ConnectionClosed, TransportError, trio.BrokenResourceError, OSError)):
         return "pairing failed: the connection to the other device was lost"
     return str(exc)
+
+
+def _keepalive(tcp: trio.SocketStream) -> None:
+    """Let the kernel notice a peer that vanished (a half-open connection) within about 90 s."""
+    sock = tcp.socket
+    try:
+        sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_KEEPALIVE, 1)
+        for option, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+            if hasattr(stdlib_socket, option):
+                sock.setsockopt(stdlib_socket.IPPROTO_TCP, getattr(stdlib_socket, option), value)
+    except OSError:
+        pass
 
 
 def _address(stream: trio.SocketStream) -> str:
