@@ -139,6 +139,21 @@ def test_password_change_keeps_every_item_and_revision_readable(vault, home):
         assert len(again.list_items(deleted=True)) == 1
 
 
+def test_a_password_changed_by_another_process_is_never_wrapped_with_the_stale_key(vault, home):
+    """A daemon unlocked with the old password must not rotate the keyring under the old password's
+    key after another process changed it: that header would open with neither password."""
+    vault.add("Item", {"password": "x"})
+    other = DeviceKeys.generate()
+    vault.enroll(other.public, "other", "Test OS")
+    with reopen(home) as second_process:
+        second_process.change_password("changed elsewhere")
+    with pytest.raises(VaultLocked, match="unlock again"):
+        vault.revoke(other.device_id)
+    with reopen(home, "changed elsewhere") as again:
+        assert again.get("Item").fields[0].value == "x"
+        assert other.device_id in again.roster.members  # nothing was half-done
+
+
 def _tamper(home: Home, sql: str, *parameters: object) -> None:
     """An attacker with write access to the disk, editing the database behind vaultpeer's back."""
     connection = sqlite3.connect(home.database)

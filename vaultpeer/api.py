@@ -8,7 +8,7 @@ vaultpeer error, so scripts can match either. A message never holds a secret or 
 from vaultpeer.core.errors import Ambiguous, VaultpeerError
 
 METHODS = (
-    "status", "unlock", "lock",
+    "status", "unlock", "lock", "passwd",
     "item.list", "item.get", "item.add", "item.edit", "item.delete", "item.history", "item.restore",
     "conflict.list", "conflict.resolve", "generate",
     "peer.list", "peer.remove", "pair.invite", "pair.join", "pair.confirm",

@@ -624,7 +624,21 @@ def resolve(ctx: Context, item: str, take: str | None, fields: tuple[str, ...], 
 @pass_context
 @reports_errors
 def passwd(ctx: Context, password_stdin: bool, use_recovery_key: bool) -> None:
-    """Change the master password (re-wraps the vault key; no item is re-encrypted)."""
+    """Change the master password (re-wraps the vault key; no item is re-encrypted).
+
+    With a daemon running, the change goes through it and reaches the other devices at once.
+    """
+    client = ctx.daemon_client(timeout=120)
+    if client is not None:
+        with client:
+            if use_recovery_key:
+                proof = {"recovery_key": ctx.secret("recovery key", from_stdin=password_stdin)}
+            else:
+                proof = {"password": ctx.secret("current master password", from_stdin=password_stdin)}
+            new_password = ctx.secret("new master password", from_stdin=password_stdin, confirm=True)
+            client.call("passwd", new_password=new_password, **proof)
+        click.echo("Master password changed. The recovery key is unchanged.")
+        return
     with ctx.open_vault() as vault:
         if not vault.initialized:
             raise NoVault()
@@ -792,6 +806,10 @@ def pair(ctx: Context, join: str | None, timeout: int) -> None:
     Both print a 6-digit verification code and ask whether both devices show it; answer on both
     (a pipe works). Only `y` on both pairs. Exit status 0 only when paired.
     """
+    events = None
+    if join is not None and sys.stderr.isatty():
+        events = ctx.require_daemon(timeout=INITIAL_SYNC_QUIET)
+        events_stream = events.subscribe()  # subscribed before pairing, so no progress event is missed
     with ctx.require_daemon(timeout=timeout + 60) as client:
         if join is None:
             click.echo(f"Waiting up to {timeout} s for a device to join (run `vaultpeer pair --join` on it)...",
@@ -808,6 +826,33 @@ def pair(ctx: Context, join: str | None, timeout: int) -> None:
             click.echo("")
         result = client.call("pair.confirm", accept=answer in ("y", "yes"))
     click.echo(f"Paired with {result['name']} ({result['device_id']}).")
+    if events is not None:
+        with events:
+            show_initial_sync(events_stream)
+
+
+#: The progress bar of an initial sync gives up after this long without news from the daemon.
+INITIAL_SYNC_QUIET = 15.0
+
+
+def show_initial_sync(events: Iterator[dict]) -> None:
+    """On a terminal, after joining: a progress bar while the vault arrives (the daemon's
+    ``sync.progress`` events). It ends when everything announced has arrived, or quietly when the
+    daemon says nothing for INITIAL_SYNC_QUIET seconds (the sync itself goes on in the daemon)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("Receiving the vault"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task("sync", total=None)
+        try:
+            for event in events:
+                if event.get("type") != "sync.progress" or not event.get("expected"):
+                    continue
+                progress.update(task, total=event["expected"], completed=min(event["received"], event["expected"]))
+                if event["received"] >= event["expected"]:
+                    return
+        except (OSError, ValueError):
+            return  # quiet for too long (a socket timeout), or the daemon went away
 
 
 @cli.command()

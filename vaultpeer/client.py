@@ -60,7 +60,11 @@ class Client:
         return _result(self._file.readline())
 
     def subscribe(self, **params: object) -> Iterator[dict]:
+        """Subscribe now (before this returns); the iterator yields the events as they come."""
         self.call("events.subscribe", **params)
+        return self._events()
+
+    def _events(self) -> Iterator[dict]:
         for line in self._file:
             yield json.loads(line)["params"]
 

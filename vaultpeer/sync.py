@@ -42,6 +42,8 @@ class SyncStats:
     revisions_sent: int = 0
     revisions_received: int = 0
     revisions_new: int = 0
+    #: How many revisions the peer's hello says it holds that we lack (for progress bars).
+    revisions_expected: int = 0
     items_touched: set = field(default_factory=set)
     #: The roster or the header changed: worth passing on to other members too.
     records_changed: bool = False
@@ -118,6 +120,9 @@ class SyncPeer:
             if known != hello.store_id:
                 with self.vault.store.transaction():
                     self.vault.store.set_peer_store_id(self.peer, hello.store_id)
+        ours = self.vault.knowledge()
+        self.stats.revisions_expected = sum(max(0, count - ours.get(author))
+                                            for author, count in hello.knowledge.items())
         header_hash, roster_hash = self._hashes()
         revisions = self.vault.revisions_missing_from(hello.knowledge)
         out = self._batches(revisions, repair=False, header=header_hash != hello.header_hash,

@@ -162,6 +162,10 @@ class Vault:
         return self.roster_for(self.vault_id)
 
     @property
+    def allows_insecure_test_kdf(self) -> bool:
+        return self._allow_insecure_test_kdf
+
+    @property
     def locked(self) -> bool:
         return self._keyring is None
 
@@ -246,6 +250,7 @@ class Vault:
         keyring = self._require_unlocked()
         if self._kek is None:
             raise VaultLocked("unlock with the master password (not the recovery key) to revoke a device")
+        kek = self._current_kek()
         roster = self.roster
         member = roster.members.get(device_id)
         if member is None:
@@ -262,7 +267,7 @@ class Vault:
                 entries.append(vouch(self.vault_id, self.device, other.keys, other.name, other.os_description,
                                      version=(own.version + 1) if own else 1))
         rotated = keyring.rotated()
-        header = self.header.with_keyring(rotated, self._kek, self.device)
+        header = self.header.with_keyring(rotated, kek, self.device)
         with self.store.transaction():
             self.store.put_roster_entries(entries)
             self.store.put_header_record(header.to_bytes())
@@ -278,18 +283,36 @@ class Vault:
     def lock(self) -> None:
         self._keyring = self._kek = self._index = None
 
-    def change_password(self, new_password: str) -> None:
-        """Re-wrap the keyring under a new password (fresh salt, same cost). No item is re-encrypted."""
-        keyring = self._require_unlocked()
-        _check_new_password(new_password)
-        header = self.header
-        kdf = replace(header.kdf, salt=os.urandom(SALT_SIZE))
-        kdf.check_strength(allow_insecure_test_kdf=self._allow_insecure_test_kdf)
-        kek = kdf.derive(new_password)
-        new_header = header.with_password(keyring, kek, kdf, self.device)
+    def change_password(self, new_password: str, *, keyring: Keyring | None = None) -> None:
+        """Re-wrap the keyring under a new password (fresh salt, same cost). No item is re-encrypted.
+
+        ``keyring`` is the proof of the old password (or recovery key) when the vault is locked;
+        otherwise the unlocked keyring is used.
+        """
+        kdf, kek = prepare_password(self.header, new_password, allow_insecure_test_kdf=self._allow_insecure_test_kdf)
+        self.set_password(kdf, kek, keyring=keyring)
+
+    def set_password(self, kdf: KdfParameters, kek: bytes, *, keyring: Keyring | None = None) -> None:
+        """The quick step of a password change, with what ``prepare_password`` derived."""
+        was_unlocked = not self.locked
+        keyring = keyring or self._require_unlocked()
+        new_header = self.header.with_password(keyring, kek, kdf, self.device)
         with self.store.transaction():
             self.store.put_header_record(new_header.to_bytes())
-        self._kek = kek
+        if was_unlocked:
+            self._kek = kek
+
+    def _current_kek(self) -> bytes:
+        """The password KEK, if it still opens the stored header. The password may have changed
+        since this vault was unlocked (here, by another process, or on another device); wrapping a
+        new keyring with a stale KEK would lock everyone out."""
+        if self._kek is not None:
+            try:
+                self.header.open_with_kek(self._kek)
+                return self._kek
+            except VaultpeerError:
+                self._kek = None
+        raise VaultLocked("the master password changed since this device was unlocked: unlock again with the new one")
 
     def _require_unlocked(self) -> Keyring:
         if not self.initialized:
@@ -615,6 +638,16 @@ class Vault:
 
 
 MIN_PASSWORD_CHARS = 8
+
+
+def prepare_password(header: VaultHeader, new_password: str, *,
+                     allow_insecure_test_kdf: bool = False) -> tuple[KdfParameters, bytes]:
+    """The slow step of a password change: the KDF at the header's cost with a fresh salt. Touches
+    no store, so a daemon can run it in a thread."""
+    _check_new_password(new_password)
+    kdf = replace(header.kdf, salt=os.urandom(SALT_SIZE))
+    kdf.check_strength(allow_insecure_test_kdf=allow_insecure_test_kdf)
+    return kdf, kdf.derive(new_password)
 
 
 def _check_new_password(password: str) -> None:

@@ -162,7 +162,12 @@ class Link:
             if session is None:
                 session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
                 self._send(session.start())
+            received_before = session.stats.revisions_received
             self._send(session.receive(data))
+            if session.stats.revisions_received != received_before:
+                self.daemon.publish({"type": "sync.progress", "device_id": str(self.device_id),
+                                     "received": session.stats.revisions_received,
+                                     "expected": session.stats.revisions_expected})
             if not session.finished:
                 continue
             self._finish(session)

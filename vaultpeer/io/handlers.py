@@ -5,15 +5,19 @@ Passwords arrive in params and go straight into the KDF; they are never logged o
 """
 
 from collections.abc import AsyncIterator
+from functools import partial
 
 import trio
 
 from vaultpeer.api import ApiError
-from vaultpeer.core.errors import InvalidInput, NotFound
+from vaultpeer.core.errors import InvalidInput, NotFound, WrongRecoveryKey
 from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
+from vaultpeer.generator import generate_json
 from vaultpeer.core.identity import DeviceId
+from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.device import load_profile
 from vaultpeer.io.daemon import Daemon
+from vaultpeer.vault import prepare_password
 from vaultpeer.views import conflict_json, history_json, item_json, listing_json
 
 INVALID_PARAMS = -32602
@@ -89,6 +93,25 @@ class ApiHandlers:
             self.daemon.changed([str(v.id) for v in merged])
         return {"locked": False}
 
+    async def m_passwd(self, params: dict) -> dict:
+        """Change the master password, proven by the current one or by the recovery key."""
+        new_password = _param(params, "new_password", str)
+        header = self.vault.header
+        if "recovery_key" in params:
+            try:
+                recovery_key = RecoveryKey.parse(_param(params, "recovery_key", str))
+            except ValueError:
+                raise WrongRecoveryKey("that is not a recovery key") from None
+            keyring = header.open_with_recovery_key(recovery_key)
+        else:
+            kek = await trio.to_thread.run_sync(header.password_kek, _param(params, "password", str))
+            keyring = header.open_with_kek(kek)
+        kdf, new_kek = await trio.to_thread.run_sync(
+            partial(prepare_password, header, new_password, allow_insecure_test_kdf=self.vault.allows_insecure_test_kdf))
+        self.vault.set_password(kdf, new_kek, keyring=keyring)
+        self.daemon.changed()  # the other members get the new header at once
+        return {"changed": True}
+
     async def m_lock(self, params: dict) -> dict:
         self.vault.lock()
         self.daemon.publish({"type": "locked"})
@@ -149,10 +172,9 @@ class ApiHandlers:
         return item_json(view)
 
     async def m_generate(self, params: dict) -> dict:
-        length = _param(params, "length", int, required=False, default=DEFAULT_LENGTH)
-        if not MIN_LENGTH <= length <= MAX_LENGTH:
-            raise InvalidInput(f"length must be {MIN_LENGTH}-{MAX_LENGTH}")
-        return {"password": generate_password(length)}
+        return generate_json(_param(params, "length", int, required=False),
+                             _param(params, "words", int, required=False),
+                             _param(params, "separator", str, required=False))
 
     # --- peers, pairing, sync ---
 

@@ -1,0 +1,219 @@
+"""Every everyday command through a running daemon (no master password per command), with the
+documented --json shapes, exit statuses and hints (docs/cli.md)."""
+
+import json
+
+import pytest
+
+from daemons import Daemon, cleanup, pair, short_tmp, wait_until
+from helpers import PASSWORD, run_cli
+
+NEW_PASSWORD = "a brand new passphrase"
+
+
+@pytest.fixture
+def world():
+    root = short_tmp()
+    daemons: list[Daemon] = []
+
+    def make(name: str, *extra: str, **options) -> Daemon:
+        daemon = Daemon(root / name, *extra, **options)
+        daemons.append(daemon)
+        return daemon
+
+    yield make
+    cleanup(root, daemons)
+
+
+def test_commands_need_a_running_daemon_and_say_how_to_start_one(tmp_path):
+    home = tmp_path / "idle"
+    for command in (["lock"], ["unlock", "--password-stdin"], ["peers"], ["sync"], ["pair"], ["unpair", "x"]):
+        result = run_cli(home, *command, stdin=PASSWORD + "\n")
+        assert result.returncode == 10, (command, result.stderr)
+        lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("WARNING: VAULTPEER_")]
+        assert len(lines) == 1 and "vaultpeer" in lines[0] and "daemon" in lines[0], lines
+
+
+def test_every_item_command_and_json_shape_through_the_daemon(world):
+    laptop = world("laptop")
+    laptop.init()
+    laptop.start("--offline")
+
+    status = laptop.status()
+    assert {"device_id", "vault_id", "locked", "listen", "socket", "peers", "conflicts"} <= set(status)
+    assert status["locked"] is True and status["listen"] is None and status["peers"] == []
+    assert status["socket"].endswith("api.sock") and len(status["vault_id"]) == 32
+
+    locked = laptop.cli("ls")
+    assert locked.returncode == 9 and "vaultpeer unlock" in locked.stderr
+
+    wrong = laptop.cli("unlock", "--password-stdin", stdin="not the password\n")
+    assert wrong.returncode == 3 and "wrong password" in wrong.stderr
+    laptop.unlock()
+    assert laptop.status()["locked"] is False
+
+    # no --password-stdin from here on: the daemon holds the keys
+    added = laptop.json("add", "Email", "--field", "username=alice", "--generate", "password")
+    assert set(added) >= {"id", "revision"}
+    item = laptop.json("get", "Email")
+    assert item["id"] == added["id"] and item["revision"] == added["revision"]
+    assert item["title"] == "Email" and item["conflict"] is False
+    assert set(item["fields"]) == {"username", "password"} and len(item["fields"]["password"]) >= 16
+    password = item["fields"]["password"]
+    assert laptop.ok("get", "Email", "--field", "password") == password + "\n"
+    human = laptop.ok("get", "Email")
+    assert "alice" in human and password not in human
+    assert password in laptop.ok("get", "Email", "--reveal")
+
+    assert laptop.json("ls") == [{"id": added["id"], "title": "Email", "conflict": False}]
+    edited = laptop.json("edit", added["id"][:8], "--field", "url=https://mail.example.org",
+                         "--remove-field", "username", "--title", "Mail")
+    assert edited["title"] == "Mail" and set(edited["fields"]) == {"password", "url"}
+
+    laptop.ok("rm", "Mail")
+    assert laptop.json("ls") == []
+    assert [d["title"] for d in laptop.json("ls", "--deleted")] == ["Mail"]
+    laptop.ok("restore", "Mail")
+    history = laptop.json("history", "Mail")
+    assert [h["deleted"] for h in history] == [False, False, True, False]
+    laptop.ok("restore", "Mail", history[0]["revision"])
+    assert laptop.json("get", "Email")["fields"] == {"username": "alice", "password": password}
+
+    assert laptop.json("conflicts") == []
+    assert laptop.json("peers") == []
+    assert "0 connected" in laptop.ok("sync")
+    assert len(laptop.ok("generate", "--length", "24").strip()) == 24
+    assert laptop.json("device")["device_id"] == status["device_id"]
+
+    laptop.ok("lock")
+    assert laptop.status()["locked"] is True
+    assert laptop.cli("get", "Email").returncode == 9
+
+
+def test_passwd_through_the_daemon_and_revocation_after_it(world):
+    """A password change goes through the daemon; the old password stops working at once, and the
+    daemon never wraps a rotated key with the old password's key (which would lock everyone out)."""
+    laptop, desktop = world("laptop"), world("desktop")
+    laptop.init()
+    laptop.start()
+    desktop.start()
+    laptop.unlock()
+    assert pair(laptop, desktop)[:2] == (0, 0)
+    desktop.unlock()
+
+    laptop.ok("passwd", "--password-stdin", stdin=f"{PASSWORD}\n{NEW_PASSWORD}\n")
+    wrong = laptop.cli("passwd", "--password-stdin", stdin=f"{PASSWORD}\nwhatever-else-1\n")
+    assert wrong.returncode == 3
+    # the new header reaches the desktop at once: its old password stops working there too
+    desktop.ok("lock")
+    assert wait_until(lambda: desktop.cli("unlock", "--password-stdin", stdin=PASSWORD + "\n").returncode == 3, 10)
+    desktop.unlock(NEW_PASSWORD)
+
+    # revoking (which rotates the vault key) still works, and the header stays openable
+    laptop.ok("unpair", desktop.status()["device_id"])
+    laptop.ok("lock")
+    assert laptop.cli("unlock", "--password-stdin", stdin=PASSWORD + "\n").returncode == 3
+    laptop.unlock(NEW_PASSWORD)
+    laptop.ok("add", "After the rotation", "--field", "password=x")
+    assert laptop.json("get", "After the rotation")["fields"] == {"password": "x"}
+
+
+def test_a_same_field_conflict_through_two_daemons_is_listed_and_resolved(world):
+    laptop, desktop = world("laptop"), world("desktop")
+    laptop.init()
+    laptop.start()
+    desktop.start()
+    laptop.unlock()
+    assert pair(laptop, desktop)[:2] == (0, 0)
+    desktop.unlock()
+    laptop.ok("add", "Bank", "--field", "password=original")
+    assert wait_until(lambda: desktop.cli("get", "Bank").returncode == 0, 5)
+
+    for daemon in (laptop, desktop):
+        daemon.stop()
+        daemon.start("--offline")
+        daemon.unlock()
+    laptop.ok("edit", "Bank", "--field", "password=from-laptop")
+    desktop.ok("edit", "Bank", "--field", "password=from-desktop")
+    laptop.stop()
+    laptop.start("--listen", "127.0.0.1:0", "--no-mdns")
+    laptop.unlock()
+    desktop.stop()
+    desktop.start("--listen", "127.0.0.1:0", "--no-mdns", "--peer", laptop.address)
+    desktop.unlock()
+
+    assert wait_until(lambda: laptop.json("conflicts") != [], 10)
+    conflicts = laptop.json("conflicts")
+    assert [(c["title"], sorted(c["fields"])) for c in conflicts] == [("Bank", ["password"])]
+    candidates = conflicts[0]["fields"]["password"]
+    assert sorted(c["value"] for c in candidates) == ["from-desktop", "from-laptop"]
+    assert all(set(c) >= {"revision", "value"} for c in candidates)
+    assert laptop.status()["conflicts"] == 1 and laptop.json("get", "Bank")["conflict"] is True
+    refused = laptop.cli("edit", "Bank", "--field", "password=third")
+    assert refused.returncode == 8 and "conflict" in refused.stderr
+
+    take = next(c["revision"] for c in candidates if c["value"] == "from-desktop")
+    resolved = laptop.json("resolve", "Bank", "--take", take)
+    assert resolved["fields"] == {"password": "from-desktop"} and resolved["conflict"] is False
+
+    def settled(daemon: Daemon) -> bool:
+        got = daemon.json("get", "Bank")
+        return got["fields"] == {"password": "from-desktop"} and not got["conflict"]
+
+    assert wait_until(lambda: settled(laptop) and settled(desktop), 10)
+    assert desktop.json("conflicts") == []
+
+
+def test_a_joining_device_hears_how_far_the_initial_sync_has_come(world):
+    """`pair --join` draws its progress bar from these events (on a terminal)."""
+    import threading
+
+    from vaultpeer.client import Client
+
+    laptop, desktop = world("laptop"), world("desktop")
+    laptop.init()
+    laptop.start()
+    desktop.start()
+    laptop.unlock()
+    with Client(laptop.status()["socket"]) as api:
+        for n in range(300):
+            api.call("item.add", title=f"Item {n}", fields={"password": f"pw{n}"})
+
+    events: list[dict] = []
+    with Client(desktop.status()["socket"], timeout=30) as listener:
+        stream = listener.subscribe()
+
+        def collect() -> None:
+            try:
+                for event in stream:
+                    if event["type"] == "sync.progress":
+                        events.append(event)
+                        if event["received"] >= event["expected"] > 0:
+                            return
+            except OSError:
+                return
+
+        reader = threading.Thread(target=collect, daemon=True)
+        reader.start()
+        assert pair(laptop, desktop)[:2] == (0, 0)
+        reader.join(30)
+    assert events, "no sync.progress event"
+    assert {e["expected"] for e in events} == {300}
+    assert [e["received"] for e in events] == sorted(e["received"] for e in events)
+    assert events[-1]["received"] == 300
+
+
+def test_the_progress_bar_ends_when_everything_arrived_or_the_daemon_goes_quiet(capsys):
+    from vaultpeer.cli import show_initial_sync
+
+    arrived = iter([{"type": "peer.connected"}, {"type": "sync.progress", "received": 10, "expected": 20},
+                    {"type": "sync.progress", "received": 20, "expected": 20},
+                    {"type": "never read"}])
+    show_initial_sync(arrived)
+    assert next(arrived) == {"type": "never read"}
+
+    def quiet():
+        yield {"type": "sync.progress", "received": 1, "expected": 5}
+        raise TimeoutError("timed out")
+
+    show_initial_sync(quiet())  # returns instead of raising
