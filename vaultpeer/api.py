@@ -10,9 +10,11 @@ from vaultpeer.core.errors import Ambiguous, VaultpeerError
 METHODS = (
     "status", "unlock", "lock", "passwd",
     "item.list", "item.get", "item.add", "item.edit", "item.delete", "item.history", "item.restore",
+    "item.import", "item.export",
     "conflict.list", "conflict.resolve", "generate",
     "peer.list", "peer.remove", "pair.invite", "pair.join", "pair.confirm",
-    "sync.now", "events.subscribe",
+    "sync.now", "events.subscribe", "backup.create",
+    "device.admit", "bundle.export", "bundle.inspect", "bundle.import",
 )
 
 PARSE_ERROR = -32700

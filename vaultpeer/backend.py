@@ -5,10 +5,20 @@ change to the other devices at once). Otherwise the home itself, unlocked for th
 the master password. Both return the same documented JSON shapes (``vaultpeer.views``).
 """
 
+import base64
+from collections.abc import Callable
+from pathlib import Path
+
+from vaultpeer import bundles
+from vaultpeer.bundles import read_bundle_file
+from vaultpeer import transfer
 from vaultpeer.client import Client
+from vaultpeer.core.interchange import ImportEntry
+from vaultpeer.transfer import chunk_entries
+from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.generate import generate_password
 from vaultpeer.vault import Vault
-from vaultpeer.views import conflict_json, history_json, item_json, listing_json
+from vaultpeer.views import conflict_json, history_json, item_json, listing_json, member_json
 
 
 class DaemonBackend:
@@ -54,6 +64,24 @@ class DaemonBackend:
             params["title"] = title
         return self.client.call("conflict.resolve", **params)
 
+    def import_entries(self, entries: list[ImportEntry], progress: Callable[[int], None] | None = None) -> dict:
+        """``item.import`` in parts that fit a request line, committed by the daemon as one batch."""
+        chunks, too_large = chunk_entries(entries)
+        batch, sent = None, 0
+        for chunk in chunks[:-1]:
+            params = {"entries": chunk, "more": True, **({"batch": batch} if batch else {})}
+            batch = self.client.call("item.import", **params)["batch"]
+            sent += len(chunk)
+            if progress is not None:
+                progress(sent)
+        report = self.client.call("item.import", entries=chunks[-1] if chunks else [],
+                                  **({"batch": batch} if batch else {}))
+        report["skipped"] += too_large
+        return report
+
+    def export_items(self) -> list:
+        return self.client.call("item.export")
+
 
 class DirectBackend:
     via_daemon = False
@@ -90,3 +118,52 @@ class DirectBackend:
 
     def resolve(self, item: str, take: str | None, fields: dict, title: str | None) -> dict:
         return item_json(self.vault.resolve_conflict(item, take=take, set_fields=fields, title=title))
+
+    def import_entries(self, entries: list[ImportEntry], progress: Callable[[int], None] | None = None) -> dict:
+        return transfer.import_entries(self.vault, entries, progress)
+
+    def export_items(self) -> list:
+        return transfer.export_items(self.vault)
+
+
+class DaemonFilesBackend:
+    """Sync through files via the running daemon (it reads bundle files itself, by absolute path)."""
+
+    via_daemon = True
+
+    def __init__(self, client: Client):
+        self.client = client
+
+    def admit(self, request: bytes) -> dict:
+        return self.client.call("device.admit", request=base64.b64encode(request).decode())
+
+    def export_bundle(self, target: str | None) -> tuple[bytes, dict]:
+        result = self.client.call("bundle.export", **({"for": target} if target else {}))
+        return base64.b64decode(result.pop("bundle")), result
+
+    def inspect_bundle(self, path: Path) -> dict:
+        return self.client.call("bundle.inspect", path=str(path.resolve()))
+
+    def import_bundle(self, path: Path, exporter: str) -> dict:
+        return self.client.call("bundle.import", path=str(path.resolve()), exporter=exporter)
+
+
+class DirectFilesBackend:
+    """Sync through files on the home itself; none of it needs the master password."""
+
+    via_daemon = False
+
+    def __init__(self, vault: Vault):
+        self.vault = vault
+
+    def admit(self, request: bytes) -> dict:
+        return member_json(bundles.admit(self.vault, request))
+
+    def export_bundle(self, target: str | None) -> tuple[bytes, dict]:
+        return bundles.export_bundle(self.vault, target)
+
+    def inspect_bundle(self, path: Path) -> dict:
+        return bundles.inspect_bundle(self.vault, read_bundle_file(path)).to_json()
+
+    def import_bundle(self, path: Path, exporter: str) -> dict:
+        return bundles.import_bundle(self.vault, read_bundle_file(path), expect_exporter=DeviceId.parse(exporter))

@@ -34,7 +34,18 @@ from vaultpeer.core.errors import (
     WrongPassword,
     WrongRecoveryKey,
 )
-from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
+from vaultpeer.core.generate import (
+    DEFAULT_LENGTH,
+    DEFAULT_SEPARATOR,
+    DEFAULT_WORDS,
+    MAX_LENGTH,
+    MAX_WORDS,
+    MIN_LENGTH,
+    MIN_WORDS,
+)
+from vaultpeer.generator import generate_json
+from vaultpeer import clipboard
+from vaultpeer.clipboard import DEFAULT_CLEAR_AFTER, MAX_CLEAR_AFTER
 from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.core.pairing import PairingError
 from vaultpeer.core.merge import EDIT_SURVIVED_DELETE
@@ -46,7 +57,8 @@ from vaultpeer.home import (
     resolve_home,
 )
 from vaultpeer.api import ApiError
-from vaultpeer.backend import DaemonBackend, DirectBackend
+from vaultpeer import bundles
+from vaultpeer.backend import DaemonBackend, DaemonFilesBackend, DirectBackend, DirectFilesBackend
 from vaultpeer.client import Client, DaemonNotRunning
 from vaultpeer.core.transport import DEFAULT_PORT
 from vaultpeer.vault import Conflict, Vault
@@ -63,6 +75,7 @@ EXIT_CONFLICT = 8
 EXIT_LOCKED = 9
 EXIT_NO_DAEMON = 10
 EXIT_PAIRING = 11
+EXIT_NO_CLIPBOARD = 12
 
 #: The same statuses for errors that come back from the daemon's API (by their stable name).
 _EXIT_BY_NAME = {
@@ -89,6 +102,7 @@ _EXIT_CODES: dict[type, int] = {
     Conflict: EXIT_CONFLICT,
     VaultLocked: EXIT_LOCKED,
     PairingError: EXIT_PAIRING,
+    clipboard.NoClipboard: EXIT_NO_CLIPBOARD,
 }
 
 MASK = "••••••••"
@@ -216,9 +230,10 @@ def unlocked_vault(ctx: Context, password_stdin: bool) -> Iterator[Vault]:
 
 
 @contextmanager
-def item_backend(ctx: Context, password_stdin: bool) -> Iterator[DaemonBackend | DirectBackend]:
+def item_backend(ctx: Context, password_stdin: bool,
+                 timeout: float = 30.0) -> Iterator[DaemonBackend | DirectBackend]:
     """The running daemon's API if there is one (no password needed), else the home directly."""
-    client = ctx.daemon_client()
+    client = ctx.daemon_client(timeout)
     if client is not None:
         with client:
             yield DaemonBackend(client)
@@ -446,13 +461,52 @@ def get(ctx: Context, item: str, field_name: str | None, reveal: bool, password_
     with item_backend(ctx, password_stdin) as backend:
         found = backend.get(item)
     if field_name is not None:
-        if field_name not in found["fields"]:
-            raise NotFound("the item has no field by that name")
-        click.echo(found["fields"][field_name])
+        click.echo(field_value(found, field_name))
     elif as_json:
         print_json(found)
     else:
         print_item(found, reveal)
+
+
+def field_value(item: dict, name: str) -> str:
+    if name not in item["fields"]:
+        raise NotFound("the item has no field by that name")
+    return item["fields"][name]
+
+
+@cli.command()
+@click.argument("item")
+@click.option("--field", "field_name", default="password", show_default=True, metavar="NAME",
+              help="The field to copy.")
+@click.option("--clear-after", type=click.IntRange(0, MAX_CLEAR_AFTER), default=DEFAULT_CLEAR_AFTER,
+              show_default=True, metavar="SECONDS",
+              help="Clear the clipboard after this long, if it still holds the value (0: never).")
+@password_stdin_option
+@pass_context
+@reports_errors
+def copy(ctx: Context, item: str, field_name: str, clear_after: int, password_stdin: bool) -> None:
+    """Copy a field of ITEM (its password by default) to the clipboard, and clear it later.
+
+    The command returns at once; a small background process clears the clipboard after
+    --clear-after seconds, but only if it still holds this value (anything you copied meanwhile
+    stays). Uses wl-copy (Wayland), xclip or xsel (X11), or pbcopy (macOS); without a clipboard it
+    fails (exit 12) before asking for any password or reading any item.
+    """
+    board = clipboard.detect()  # first: no clipboard means no secret is fetched at all
+    with item_backend(ctx, password_stdin) as backend:
+        found = backend.get(item)
+    value = field_value(found, field_name)
+    board.copy(value)
+    clearing = bool(clear_after and value)
+    if clearing:
+        try:
+            clipboard.clear_later(board, value, clear_after)
+        except OSError:
+            board.clear()
+            raise clipboard.NoClipboard("could not start the process that clears the clipboard, "
+                                        "so it was cleared now") from None
+    click.echo(f"Copied the {field_name} of {found['title']!r} to the clipboard"
+               + (f"; it is cleared in {clear_after} s." if clearing else " (not cleared automatically)."))
 
 
 @cli.command(name="ls")
@@ -545,16 +599,52 @@ def history(ctx: Context, item: str, reveal: bool, password_stdin: bool, as_json
 
 
 @cli.command()
-@click.argument("item")
+@click.argument("item", metavar="ITEM|FILE")
 @click.argument("revision", required=False)
-@password_stdin_option
+@click.option("--recovery-key", "use_recovery_key", is_flag=True,
+              help="(Backup FILE only.) Open the backup with the recovery key instead of the master password.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the master password (or, with --recovery-key, the recovery key) from the first line of stdin.")
+@json_option
 @pass_context
 @reports_errors
-def restore(ctx: Context, item: str, revision: str | None, password_stdin: bool) -> None:
-    """Bring back REVISION of ITEM as a new revision, or undelete a deleted ITEM."""
-    with item_backend(ctx, password_stdin) as backend:
-        restored = backend.restore(item, revision)
-    click.echo(f"Restored {restored['title']!r} as revision {restored['revision']}")
+def restore(ctx: Context, item: str, revision: str | None, use_recovery_key: bool, password_stdin: bool,
+            as_json: bool) -> None:
+    """Bring back an old revision of an item, or rebuild this device from a backup FILE.
+
+    \b
+    restore ITEM [REVISION]   REVISION of ITEM becomes a new revision (see `history`);
+                              without REVISION, a deleted ITEM is undeleted.
+    restore FILE              FILE is a backup (`vaultpeer backup`): the home given by --home,
+                              which must not hold a vault yet, becomes a new device holding every
+                              item and its whole history. Nothing is written unless all of FILE
+                              verifies. Pair it with a member afterwards to sync again.
+
+    A single argument naming an existing file that starts like a vaultpeer backup is a FILE;
+    anything else is an ITEM. --json prints the item, or for a FILE
+    {"home", "vault_id", "device_id", "backup_device_id", "items", "revisions"}.
+    """
+    from vaultpeer.backup import is_backup_file
+
+    if revision is None and is_backup_file(item):
+        from vaultpeer.cli_backup import restore_from_backup
+
+        restore_from_backup(ctx, Path(item), use_recovery_key=use_recovery_key, password_stdin=password_stdin,
+                            as_json=as_json)
+        return
+    if use_recovery_key:
+        raise click.UsageError("--recovery-key only applies when restoring a backup FILE")
+    try:
+        with item_backend(ctx, password_stdin) as backend:
+            restored = backend.restore(item, revision)
+    except (NotFound, NoVault) as exc:
+        if revision is None and os.path.isfile(item):
+            raise type(exc)(f"{exc} ({item} is a file, but not a vaultpeer backup)") from None
+        raise
+    if as_json:
+        print_json(restored)
+    else:
+        click.echo(f"Restored {restored['title']!r} as revision {restored['revision']}")
 
 
 FLAG_EXPLANATIONS = {
@@ -904,12 +994,190 @@ def sync(ctx: Context) -> None:
     click.echo(f"Syncing with {result['peers']} connected device(s).")
 
 
+# --- sync through files (air-gapped devices) ---------------------------------------------------
+
+
+@contextmanager
+def files_backend(ctx: Context) -> Iterator[DaemonFilesBackend | DirectFilesBackend]:
+    """The running daemon (it may run --offline), else the home directly: no password needed."""
+    client = ctx.daemon_client(timeout=300)
+    if client is not None:
+        with client:
+            yield DaemonFilesBackend(client)
+        return
+    with ctx.open_vault() as vault:
+        yield DirectFilesBackend(vault)
+
+
+def ask_yes_no(question: str) -> bool:
+    """Ask on stdout and read the answer from stdin (a pipe works, as for `pair`)."""
+    click.echo(f"{question} [y/N] ", nl=False)
+    sys.stdout.flush()
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        click.echo("")
+        return False
+    return True
+
+
+def write_new_file(path: Path, data: bytes, *, force: bool) -> None:
+    """Write ``data`` to ``path`` atomically, owner-only; never over an existing file unless forced."""
+    if path.exists() and not force:
+        raise InvalidInput(f"{path} already exists (--force replaces it)")
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(staging, path)
+    except OSError as exc:
+        staging.unlink(missing_ok=True)
+        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
+
+
+@cli.command(name="join-request")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@pass_context
+@reports_errors
+def join_request_command(ctx: Context, file: Path, force: bool) -> None:
+    """Join a vault without a network: write this device's public identity to FILE.
+
+    Carry FILE to a member and run `vaultpeer admit FILE` there: it must show the device id printed
+    here. Then bring back the bundle it makes (`bundle export OUT --for THIS-DEVICE`) and run
+    `vaultpeer bundle import OUT` here. FILE holds only public keys, the device name and its OS.
+    """
+    with ctx.open_vault() as vault:
+        data = bundles.join_request(vault)
+        device_id = vault.device.device_id
+    write_new_file(file, data, force=force)
+    click.echo(f"Join request written to {file}.")
+    click.echo(f"This device's id: {device_id}")
+    click.echo("On a member device: `vaultpeer admit FILE`; it must show this same device id.")
+
+
 @cli.command()
-@click.option("--length", default=DEFAULT_LENGTH, show_default=True, type=click.IntRange(MIN_LENGTH, MAX_LENGTH),
-              help="Number of characters.")
-def generate(length: int) -> None:
-    """Print a random password (letters, digits and symbols; every class present)."""
-    click.echo(generate_password(length))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+@pass_context
+@reports_errors
+def admit(ctx: Context, file: Path, as_json: bool) -> None:
+    """Admit the device of a join request FILE into this vault (sync through files).
+
+    Shows the new device's id and asks `Does the new device show this device id? [y/N]` (stdin; a
+    pipe works). Only `y` admits it. Then make it a bundle: `vaultpeer bundle export OUT --for DEVICE`.
+    """
+    data = file.read_bytes()[:MAX_JOIN_REQUEST_FILE]
+    request = bundles.read_join_request(data)
+    own_id = load_or_create_keys(ctx.home).device_id
+    click.echo(f"New device: {request.name} ({request.os_description})")
+    click.echo(f"Device id:  {request.device_id}")
+    if not ask_yes_no("Does the new device show this device id?"):
+        click.echo("Not admitted.", err=True)
+        sys.exit(EXIT_PAIRING)
+    with files_backend(ctx) as backend:
+        member = backend.admit(data)
+    if as_json:
+        print_json({**member, "admitted_by": str(own_id)})
+        return
+    click.echo(f"Admitted {member['name']} ({member['device_id']}).")
+    click.echo(f"Next: `vaultpeer bundle export OUT --for {member['device_id'][:15]}` and carry OUT to it.")
+    click.echo(f"When it imports, it must show this device's id: {own_id}")
+
+
+MAX_JOIN_REQUEST_FILE = 64 * 1024
+
+
+@cli.group()
+def bundle() -> None:
+    """Sync through files: export what another device lacks, import what it sent.
+
+    A bundle is signed by the device that made it and encrypted so that only the vault's members
+    (and, with --for, that one device) can read anything in it, even its metadata: it is safe on an
+    untrusted USB stick. Importing verifies everything before applying anything; importing the same
+    bundle twice, or an old one, changes nothing.
+    """
+
+
+@bundle.command(name="export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--for", "target", metavar="DEVICE",
+              help="The device it is for (id, id prefix or name): only what it lacks, by what this device last "
+                   "knew of it, and readable by it even before it joined.")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@json_option
+@pass_context
+@reports_errors
+def bundle_export(ctx: Context, file: Path, target: str | None, force: bool, as_json: bool) -> None:
+    """Write the revisions another device lacks, with the roster and header, to FILE."""
+    with files_backend(ctx) as backend:
+        data, report = backend.export_bundle(target)
+    write_new_file(file, data, force=force)
+    report = {**report, "file": str(file)}
+    if as_json:
+        print_json(report)
+        return
+    scope = "everything" if not report["incremental"] else "what it lacks"
+    click.echo(f"Wrote {file}: {report['revisions']} revision(s) ({scope}), {report['bytes']:,} bytes.")
+
+
+@bundle.command(name="import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+@pass_context
+@reports_errors
+def bundle_import(ctx: Context, file: Path, as_json: bool) -> None:
+    """Verify FILE, then apply it all at once (or nothing at all).
+
+    On a device that has no vault yet, this joins the vault of the member that admitted it: it
+    shows that member's device id and asks `Does the admitting device show this device id? [y/N]`.
+    """
+    with files_backend(ctx) as backend:
+        summary = backend.inspect_bundle(file)
+        if summary["joining"]:
+            click.echo(f"This bundle admits this device into the vault of {summary['exporter_name']}.")
+            click.echo(f"Its device id: {summary['exporter']}")
+            if not ask_yes_no("Does the admitting device show this device id?"):
+                click.echo("Nothing imported.", err=True)
+                sys.exit(EXIT_PAIRING)
+        report = backend.import_bundle(file, summary["exporter"])
+    if as_json:
+        print_json(report)
+        return
+    if report["joining"]:
+        click.echo("Joined the vault. `vaultpeer unlock` (or any command) with its master password reads it.")
+    click.echo(f"Imported {report['new_revisions']} new revision(s) from {report['exporter_name']} "
+               f"({report['already_had']} already here).")
+
+
+@cli.command()
+@click.option("--length", type=click.IntRange(MIN_LENGTH, MAX_LENGTH), metavar="N",
+              help=f"A password of N characters ({MIN_LENGTH}-{MAX_LENGTH}; default {DEFAULT_LENGTH}).")
+@click.option("--words", type=click.IntRange(MIN_WORDS, MAX_WORDS), is_flag=False, flag_value=DEFAULT_WORDS,
+              metavar="[N]", help=f"A passphrase of N words instead ({MIN_WORDS}-{MAX_WORDS}; "
+                                  f"default {DEFAULT_WORDS}). Not with --length.")
+@click.option("--separator", metavar="TEXT",
+              help=f"What goes between passphrase words (default {DEFAULT_SEPARATOR!r}; only with --words).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"password", "entropy_bits"}.')
+@reports_errors
+def generate(length: int | None, words: int | None, separator: str | None, as_json: bool) -> None:
+    """Print a random password, or with --words a passphrase.
+
+    \b
+    Password: letters, digits and symbols, every class present (24 characters: 149.4 bits).
+    Passphrase: words drawn uniformly (with Python's `secrets`) from the EFF long list of 7,776
+    words, 12.9 bits each (6 words: 77.5 bits); words that contain a separator character are
+    left out of the draw, so the passphrase always splits back into its words.
+    --json also gives the entropy in bits.
+    """
+    result = generate_json(length, words, separator)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(result["password"])
 
 
 @cli.command()
@@ -920,3 +1188,7 @@ def demo(keep: bool) -> None:
 
     sys.exit(run_demo(keep=keep))
 
+
+# Commands defined in modules of their own register on `cli` when imported (they use the helpers above).
+from vaultpeer import cli_backup  # noqa: E402,F401
+from vaultpeer import cli_interchange  # noqa: E402,F401

@@ -54,6 +54,12 @@ CREATE TABLE IF NOT EXISTS peers (
     device_id BLOB PRIMARY KEY,
     store_id  BLOB NOT NULL
 ) WITHOUT ROWID;
+-- what this device last knew each peer to hold (after a converged sync, or from its bundle), so a
+-- bundle made for it carries only what it lacks
+CREATE TABLE IF NOT EXISTS peer_knowledge (
+    device_id BLOB PRIMARY KEY,
+    vector    BLOB NOT NULL
+) WITHOUT ROWID;
 -- arrival is this store's own insertion order: parents always arrive first, so it is causal
 CREATE TABLE IF NOT EXISTS revisions (
     arrival    INTEGER PRIMARY KEY,
@@ -204,6 +210,17 @@ class Store:
         )
 
     # --- revisions ----------------------------------------------------------------------------
+
+    def peer_knowledge(self, device_id: DeviceId) -> VersionVector | None:
+        row = self._db.execute("SELECT vector FROM peer_knowledge WHERE device_id = ?", (device_id.raw,)).fetchone()
+        return None if row is None else VersionVector.from_record(encoding.decode(row[0], max_size=1 << 20))
+
+    def raise_peer_knowledge(self, device_id: DeviceId, knowledge: VersionVector) -> None:
+        """Record that the peer holds at least ``knowledge`` (never lowers what was recorded)."""
+        with self.transaction():
+            merged = knowledge.merged(self.peer_knowledge(device_id) or VersionVector())
+            self._db.execute("INSERT OR REPLACE INTO peer_knowledge (device_id, vector) VALUES (?, ?)",
+                             (device_id.raw, encoding.encode(merged.to_record())))
 
     def next_seq(self, author: DeviceId) -> int:
         """The author's next counter value (call inside the transaction that inserts it)."""

@@ -120,6 +120,8 @@ class SyncPeer:
             if known != hello.store_id:
                 with self.vault.store.transaction():
                     self.vault.store.set_peer_store_id(self.peer, hello.store_id)
+        if self.peer is not None:
+            self.vault.store.raise_peer_knowledge(self.peer, hello.knowledge)
         ours = self.vault.knowledge()
         self.stats.revisions_expected = sum(max(0, count - ours.get(author))
                                             for author, count in hello.knowledge.items())
@@ -184,6 +186,8 @@ class SyncPeer:
             return []
         if result:
             self.converged = True
+            if self.peer is not None:  # same state on both sides: the peer holds all we hold
+                self.vault.store.raise_peer_knowledge(self.peer, self.vault.knowledge())
             return [self.session.done(True)]
         if self.session.phase is Phase.NARROWING:
             self.notes.append("state digests differ after sync: narrowing down the difference")

@@ -8,7 +8,7 @@ the whole batch. Receiving works while locked; merging needs the vault key.
 """
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from vaultpeer.core.errors import (
@@ -202,24 +202,55 @@ class Vault:
 
         ``entries`` must include the partner's entry for this device. Everything else (the
         revisions) arrives by sync.
+
+        A home restored from a backup already holds the vault: it may join that same vault (and
+        no other), keeping everything it holds; the header is replaced only by a newer one.
         """
-        if self.initialized:
-            raise AlreadyInitialized()
+        rejoining = self.initialized
+        if rejoining and header.vault_id != self.vault_id:
+            raise AlreadyInitialized(
+                f"this device holds another vault ({self.vault_id.hex()}) than the one it tried to join "
+                f"({header.vault_id.hex()}): a restored home can only rejoin the vault its backup came from"
+            )
         vault_id = header.vault_id
         anchors = [self.device.public, partner]
         own = [vouch(vault_id, self.device, partner, "paired device", "unknown"),
                vouch(vault_id, self.device, self.device.public, name, os_description)]
-        roster = Roster(vault_id, anchors, []).with_entries([*entries, *own])
+        held_anchors = self.store.anchors() if rejoining else []
+        held_entries = self.store.roster_entries() if rejoining else []
+        roster = Roster(vault_id, [*held_anchors, *anchors], held_entries).with_entries([*entries, *own])
         if self.device.device_id not in roster.members or partner.device_id not in roster.members:
             raise IntegrityError()
         header.verify(roster.keys_of(header.author))
         header.kdf.check_strength(allow_insecure_test_kdf=self._allow_insecure_test_kdf)
+        replace_header = not rejoining or (header.serial, header.author.raw) > (self.header.serial,
+                                                                              self.header.author.raw)
         with self.store.transaction():
             for anchor in anchors:
                 self.store.put_anchor(anchor)
             self.store.put_roster_entries(roster.entries.values())
-            self.store.put_header_record(header.to_bytes())
+            if replace_header:
+                self.store.put_header_record(header.to_bytes())
         self._roster = None
+        if rejoining:
+            # it may hold more of a device revoked meanwhile (the one that made the backup, say)
+            # than the revoker did: say so, so every member keeps accepting it
+            self._vouch_for_what_we_hold_of_revoked_devices()
+            if replace_header:
+                self._adopt_keyring(header)
+
+    @property
+    def awaiting_rejoin(self) -> bool:
+        """Restored from a backup and vouched for by no other member yet: it may ``join`` its vault.
+
+        (A founder that never paired has no other anchor; a paired device has its partner's word.)
+        """
+        if not self.initialized:
+            return False
+        me = self.device.device_id
+        member = self.roster.members.get(me)
+        return (member is not None and member.added_by == me
+                and any(anchor.device_id != me for anchor in self.store.anchors()))
 
     def unlock(self, password: str) -> None:
         self.unlock_with_kek(self.derive_kek(password))
@@ -239,6 +270,19 @@ class Vault:
         if not self.initialized:
             return None
         return next((m for m in self.roster.members.values() if m.keys.noise_public == noise_public), None)
+
+    def find_member(self, reference: str) -> DeviceId:
+        """A current member by device id, unique id prefix, or exact name."""
+        members = self.roster.members if self.initialized else {}
+        try:
+            return DeviceId.parse(reference)
+        except ValueError:
+            wanted = reference.replace("-", "").upper()
+            matches = [d for d, m in members.items()
+                       if wanted and (str(d).replace("-", "").startswith(wanted) or m.name == reference)]
+            if len(matches) == 1:
+                return matches[0]
+            raise NotFound("no single member matches that device id or name") from None
 
     def revoke(self, device_id: DeviceId) -> RosterEntry:
         """Revoke a member: a sticky roster entry, and a rotated vault key for new revisions.
@@ -313,6 +357,10 @@ class Vault:
             except VaultpeerError:
                 self._kek = None
         raise VaultLocked("the master password changed since this device was unlocked: unlock again with the new one")
+
+    def unlocked_keyring(self) -> Keyring:
+        """The vault keys of every epoch (VaultLocked while locked): what sealing a backup needs."""
+        return self._require_unlocked()
 
     def _require_unlocked(self) -> Keyring:
         if not self.initialized:
@@ -437,6 +485,27 @@ class Vault:
 
     def add(self, title: str, fields: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> ItemView:
         return self._commit(ItemId.generate(), ItemContent.build(title, fields), parents=())
+
+    def add_many(self, contents: Iterable[ItemContent],
+                 progress: Callable[[int], None] | None = None) -> list[ItemView]:
+        """Add several new items as one batch: every revision is sealed and signed, then all are
+        stored in one transaction, so either every item exists afterwards or none does (an
+        import). ``progress`` is called with the number sealed so far."""
+        keyring = self._require_unlocked()
+        vault_id = self.vault_id
+        items = [(ItemId.generate(), content) for content in contents]
+        with self.store.transaction():
+            first_seq = self.store.next_seq(self.device.device_id)
+            revisions = []
+            for n, (item_id, content) in enumerate(items):
+                revisions.append(seal_revision(vault_id=vault_id, keyring=keyring, author=self.device,
+                                               item_id=item_id, seq=first_seq + n, parents=(), content=content))
+                if progress is not None:
+                    progress(n + 1)
+            self.store.insert_revisions(revisions)
+        self._refresh(item_id for item_id, _ in items)
+        index = self._items()
+        return [index[item_id] for item_id, _ in items]
 
     def edit(
         self,

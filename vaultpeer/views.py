@@ -3,6 +3,7 @@
 docs/api.md)."""
 
 from vaultpeer.core.merge import TITLE
+from vaultpeer.core.roster import Member
 from vaultpeer.vault import HistoryEntry, ItemView
 
 
@@ -50,3 +51,9 @@ def conflict_json(view: ItemView) -> dict:
     if title:
         result["title_candidates"] = title
     return result
+
+
+def member_json(member: Member) -> dict:
+    """A vault member as `admit` reports it (`peers --json` adds what the daemon knows of it)."""
+    return {"device_id": str(member.device_id), "name": member.name, "os": member.os_description,
+            "added_by": str(member.added_by)}

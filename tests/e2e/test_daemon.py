@@ -6,25 +6,9 @@ import re
 import socket
 import time
 
-import pytest
 import trio
 
-from daemons import Daemon, cleanup, pair, short_tmp, wait_until
-from helpers import PASSWORD
-
-
-@pytest.fixture
-def world():
-    root = short_tmp()
-    daemons: list[Daemon] = []
-
-    def make(name: str, *extra: str, **options) -> Daemon:
-        daemon = Daemon(root / name, *extra, **options)
-        daemons.append(daemon)
-        return daemon
-
-    yield make
-    cleanup(root, daemons)
+from daemons import Daemon, pair, wait_until
 
 
 def titles(daemon: Daemon) -> list[str]:

@@ -1,28 +1,12 @@
 """Every everyday command through a running daemon (no master password per command), with the
 documented --json shapes, exit statuses and hints (docs/cli.md)."""
 
-import json
 
-import pytest
 
-from daemons import Daemon, cleanup, pair, short_tmp, wait_until
+from daemons import Daemon, pair, wait_until
 from helpers import PASSWORD, run_cli
 
 NEW_PASSWORD = "a brand new passphrase"
-
-
-@pytest.fixture
-def world():
-    root = short_tmp()
-    daemons: list[Daemon] = []
-
-    def make(name: str, *extra: str, **options) -> Daemon:
-        daemon = Daemon(root / name, *extra, **options)
-        daemons.append(daemon)
-        return daemon
-
-    yield make
-    cleanup(root, daemons)
 
 
 def test_commands_need_a_running_daemon_and_say_how_to_start_one(tmp_path):

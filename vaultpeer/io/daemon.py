@@ -24,6 +24,7 @@ import trio
 from vaultpeer.core.discovery import PeerGone, PeerSeen
 from vaultpeer.core.errors import AlreadyInitialized, NoVault, VaultpeerError
 from vaultpeer.core.identity import DeviceId, DevicePublicKeys
+from vaultpeer.core.item import ItemId
 from vaultpeer.core.pairing import (
     CodeExchange,
     Confirm,
@@ -354,6 +355,17 @@ class Daemon:
                 if other is not link:
                     other.poke()
 
+    def after_import(self, report: dict) -> None:
+        """A bundle was imported: what a sync session would have brought, so the same follow-ups."""
+        self._refresh_discovery_if_key_changed()
+        if report["roster_changed"] or report["header_replaced"]:
+            self._drop_links_to_non_members()
+        touched = {ItemId.parse(i) for i in report["items_touched"]}
+        if not self.vault.locked and touched:
+            self.vault.merge_pending(touched)
+        if report["new_revisions"] or report["roster_changed"] or report["header_replaced"]:
+            self.changed(report["items_touched"])
+
     def _drop_links_to_non_members(self) -> None:
         """A revocation arrived (or was made here): a connection authenticated before it must not
         carry anything more."""
@@ -548,8 +560,11 @@ class Daemon:
             pairing.done.set()
 
     async def join(self, host: str | None, port: int | None) -> Pairing:
-        """Start joining (pair.join): find the inviting device, handshake, exchange nonces."""
-        if self.vault.initialized:
+        """Start joining (pair.join): find the inviting device, handshake, exchange nonces.
+
+        A home restored from a backup (no member vouches for it yet) may join the vault it holds;
+        ``Vault.join`` refuses any other vault once the inviter's header arrives."""
+        if self.vault.initialized and not self.vault.awaiting_rejoin:
             raise AlreadyInitialized("this device already belongs to a vault")
         if self.options.offline:
             raise PairingError("pairing needs the network: this daemon runs --offline")

@@ -4,13 +4,18 @@ Every write is followed by ``daemon.changed()``, which pushes it to connected me
 Passwords arrive in params and go straight into the KDF; they are never logged or echoed.
 """
 
+import base64
 from collections.abc import AsyncIterator
+from pathlib import Path
 from functools import partial
 
 import trio
 
+from vaultpeer import backup as backups
+from vaultpeer import bundles, transfer
 from vaultpeer.api import ApiError
-from vaultpeer.core.errors import InvalidInput, NotFound, WrongRecoveryKey
+from vaultpeer.core.errors import InvalidInput, WrongRecoveryKey
+from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
 from vaultpeer.generator import generate_json
 from vaultpeer.core.identity import DeviceId
@@ -18,7 +23,7 @@ from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.device import load_profile
 from vaultpeer.io.daemon import Daemon
 from vaultpeer.vault import prepare_password
-from vaultpeer.views import conflict_json, history_json, item_json, listing_json
+from vaultpeer.views import conflict_json, history_json, item_json, listing_json, member_json
 
 INVALID_PARAMS = -32602
 
@@ -48,10 +53,25 @@ def _text_list(params: dict, name: str) -> list[str]:
     return value
 
 
+def _base64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ApiError(INVALID_PARAMS, "expected base64") from None
+
+
+def _absolute_path(params: dict) -> Path:
+    path = Path(_param(params, "path", str))
+    if not path.is_absolute():
+        raise ApiError(INVALID_PARAMS, "path must be absolute (the daemon reads the file itself)")
+    return path
+
+
 class ApiHandlers:
     def __init__(self, daemon: Daemon):
         self.daemon = daemon
         self.vault = daemon.vault
+        self.staged_imports = transfer.StagedImports()
 
     async def dispatch(self, method: str, params: dict, connection: object) -> object:
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
@@ -106,14 +126,16 @@ class ApiHandlers:
         else:
             kek = await trio.to_thread.run_sync(header.password_kek, _param(params, "password", str))
             keyring = header.open_with_kek(kek)
-        kdf, new_kek = await trio.to_thread.run_sync(
-            partial(prepare_password, header, new_password, allow_insecure_test_kdf=self.vault.allows_insecure_test_kdf))
+        prepare = partial(prepare_password, header, new_password,
+                          allow_insecure_test_kdf=self.vault.allows_insecure_test_kdf)
+        kdf, new_kek = await trio.to_thread.run_sync(prepare)
         self.vault.set_password(kdf, new_kek, keyring=keyring)
         self.daemon.changed()  # the other members get the new header at once
         return {"changed": True}
 
     async def m_lock(self, params: dict) -> dict:
         self.vault.lock()
+        self.staged_imports.clear()
         self.daemon.publish({"type": "locked"})
         return {"locked": True}
 
@@ -160,6 +182,26 @@ class ApiHandlers:
         self.daemon.changed([str(view.id)])
         return item_json(view)
 
+    async def m_item_import(self, params: dict) -> dict:
+        """Import entries as one batch (docs/api.md); a large import arrives in parts."""
+        if self.vault.initialized and self.vault.locked:
+            self.staged_imports.clear()  # staged plaintext does not outlive the vault key
+        transfer.require_unlocked(self.vault)
+        entries = [ImportEntry.from_json(e) for e in _param(params, "entries", list)]
+        batch = _param(params, "batch", str, required=False)
+        if _param(params, "more", bool, required=False, default=False):
+            token = self.staged_imports.stage(batch, entries)
+            return {"batch": token, "staged": self.staged_imports.count(token)}
+        if batch is not None:
+            entries = self.staged_imports.take(batch) + entries
+        report = transfer.import_entries(self.vault, entries)
+        if report["items"]:
+            self.daemon.changed([item["id"] for item in report["items"]])
+        return report
+
+    async def m_item_export(self, params: dict) -> list:
+        return transfer.export_items(self.vault)
+
     async def m_conflict_list(self, params: dict) -> list:
         return [conflict_json(v) for v in self.vault.conflicts()]
 
@@ -200,20 +242,35 @@ class ApiHandlers:
 
     async def m_peer_remove(self, params: dict) -> dict:
         text = _param(params, "device", str)
-        device_id = self._device(text)
+        device_id = self.vault.find_member(text)
         await self.daemon.remove_peer(device_id)
         return {"revoked": str(device_id)}
 
-    def _device(self, text: str) -> DeviceId:
-        members = self.vault.roster.members if self.vault.initialized else {}
+    # --- sync through files (docs/cli.md: join-request, admit, bundle) ---
+
+    async def m_device_admit(self, params: dict) -> dict:
+        request = _base64(_param(params, "request", str))
+        member = bundles.admit(self.vault, request)
+        self.daemon.changed()  # connected members learn of the new device at once
+        return member_json(member)
+
+    async def m_bundle_export(self, params: dict) -> dict:
+        data, report = bundles.export_bundle(self.vault, _param(params, "for", str, required=False))
+        return {**report, "bundle": base64.b64encode(data).decode()}
+
+    async def m_bundle_inspect(self, params: dict) -> dict:
+        data = await trio.to_thread.run_sync(bundles.read_bundle_file, _absolute_path(params))
+        return bundles.inspect_bundle(self.vault, data).to_json()
+
+    async def m_bundle_import(self, params: dict) -> dict:
+        data = await trio.to_thread.run_sync(bundles.read_bundle_file, _absolute_path(params))
         try:
-            return DeviceId.parse(text)
+            exporter = DeviceId.parse(_param(params, "exporter", str))
         except ValueError:
-            matches = [d for d, m in members.items()
-                       if str(d).replace("-", "").startswith(text.replace("-", "").upper()) or m.name == text]
-            if len(matches) == 1:
-                return matches[0]
-            raise NotFound("no single member matches that device id or name") from None
+            raise ApiError(INVALID_PARAMS, "exporter is not a device id") from None
+        report = bundles.import_bundle(self.vault, data, expect_exporter=exporter)
+        self.daemon.after_import(report)
+        return report
 
     async def m_pair_invite(self, params: dict) -> dict:
         pairing = await self.daemon.invite()
@@ -247,6 +304,21 @@ class ApiHandlers:
         if pairing.result is None:
             raise ApiError(1011, pairing.error or "pairing failed", {"name": "pairing"})
         return pairing.result
+
+    # --- backups (docs/cli.md: backup) ---
+
+    async def m_backup_create(self, params: dict) -> dict:
+        directory = Path(_param(params, "dir", str))
+        if not directory.is_absolute():
+            raise ApiError(INVALID_PARAMS, "dir must be absolute (the daemon writes the file itself)")
+        keep = _param(params, "keep", int, required=False, default=backups.DEFAULT_KEEP)
+        if keep < 1:
+            raise InvalidInput("keep must be at least 1")
+        # read on the trio thread (SQLite lives here), seal and write in a worker thread
+        keyring, contents = backups.snapshot(self.vault)
+        written = await trio.to_thread.run_sync(
+            partial(backups.write_backup, directory, keyring, contents, keep=keep))
+        return written.to_json()
 
     async def m_sync_now(self, params: dict) -> dict:
         self.daemon.sync_now()
