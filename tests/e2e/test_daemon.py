@@ -170,9 +170,12 @@ def test_mdns_names_are_private_and_rotate(world):
     finally:
         zc.close()
     assert len(names) >= 3, names  # the name changed at least twice
-    text = " ".join(names) + " ".join(str(i.server) + str(i.properties) for i in infos if i)
+    text = (" ".join(names) + " " + " ".join(f"{i.server} {i.properties}" for i in infos if i)).lower()
+    labels = set(re.split(r"[.\s{}]+", text))
     for secret in (hostname, device_id, device_id.replace("-", ""), vault_id, "laptop"):
-        assert secret.lower() not in text.lower()
+        assert secret.lower() not in labels  # never a name of its own
+        if len(secret) >= 6:  # a short host name (say "vm") turns up inside random labels by chance
+            assert secret.lower() not in text
 
 
 def test_junk_and_floods_leave_the_daemon_serving_its_peers(world):
