@@ -342,7 +342,7 @@ class Daemon:
     def after_sync(self, session: SyncPeer, link: Link) -> None:
         self._refresh_discovery_if_key_changed()
         if session.stats.records_changed:
-            self._drop_links_to_non_members()
+            self._roster_changed()
         if session.stats.revisions_new:
             self.publish({"type": "items.changed", "items": sorted(str(i) for i in session.stats.items_touched)})
         if not self.vault.locked and session.stats.items_touched:
@@ -359,12 +359,18 @@ class Daemon:
         """A bundle was imported: what a sync session would have brought, so the same follow-ups."""
         self._refresh_discovery_if_key_changed()
         if report["roster_changed"] or report["header_replaced"]:
-            self._drop_links_to_non_members()
+            self._roster_changed()
         touched = {ItemId.parse(i) for i in report["items_touched"]}
         if not self.vault.locked and touched:
             self.vault.merge_pending(touched)
         if report["new_revisions"] or report["roster_changed"] or report["header_replaced"]:
             self.changed(report["items_touched"])
+
+    def _roster_changed(self) -> None:
+        """A device may have become a member (dial it now: an earlier attempt was refused and is
+        backing off) or stopped being one (drop its link)."""
+        self._drop_links_to_non_members()
+        self._redial.set()
 
     def _drop_links_to_non_members(self) -> None:
         """A revocation arrived (or was made here): a connection authenticated before it must not
@@ -551,6 +557,7 @@ class Daemon:
             log.info("paired with %s (%s)", member.device_id.short, member.name)
             self.publish({"type": "peer.paired", "device_id": str(member.device_id)})
             self.changed()  # the other members learn of the new device at once
+            self._roster_changed()
             await self._run_link(stream, member, initiator=False, address=address)
         except (PairingError, VaultpeerError, TransportError, ConnectionClosed, trio.TooSlowError,
                 trio.BrokenResourceError) as exc:
@@ -606,6 +613,7 @@ class Daemon:
             pairing.done.set()
             log.info("joined the vault through %s", member.device_id.short)
             self._refresh_discovery_if_key_changed()
+            self._roster_changed()  # the other members can be dialled now
             self.publish({"type": "peer.paired", "device_id": str(member.device_id)})
             await self._run_link(stream, member, initiator=True, address=f"{host}:{port}")
         except (PairingError, VaultpeerError, TransportError, ConnectionClosed, trio.TooSlowError, OSError,
