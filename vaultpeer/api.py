@@ -13,7 +13,7 @@ METHODS = (
     "item.import", "item.export",
     "conflict.list", "conflict.resolve", "generate",
     "peer.list", "peer.remove", "pair.invite", "pair.join", "pair.confirm",
-    "sync.now", "events.subscribe", "backup.create",
+    "sync.now", "events.subscribe", "backup.seal",
     "device.admit", "bundle.export", "bundle.inspect", "bundle.import",
 )
 

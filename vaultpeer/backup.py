@@ -104,11 +104,17 @@ def snapshot(vault: Vault, now: float | None = None) -> tuple[Keyring, BackupCon
 
 def write_backup(directory: Path, keyring: Keyring, contents: BackupContents, *,
                  keep: int = DEFAULT_KEEP, now: float | None = None) -> BackupWritten:
-    """Seal ``contents`` into a new file in ``directory`` and rotate old ones (no vault access:
-    the daemon runs this in a worker thread)."""
+    """Seal ``contents`` into a new file in ``directory`` and rotate old ones."""
+    return write_sealed(directory, seal_backup(keyring, contents), revisions=len(contents.revisions),
+                        items=len({r.item_id for r in contents.revisions}), keep=keep, now=now)
+
+
+def write_sealed(directory: Path, data: bytes, *, revisions: int, items: int, keep: int = DEFAULT_KEEP,
+                 now: float | None = None) -> BackupWritten:
+    """Write sealed backup bytes as a new file in ``directory`` and rotate old ones. The CLI does
+    this with what a daemon sealed: the daemon (sandboxed by its unit) need not write outside its home."""
     if keep < 1:
         raise InvalidInput("--keep must be at least 1")
-    data = seal_backup(keyring, contents)
     now = time.time() if now is None else now
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -116,7 +122,7 @@ def write_backup(directory: Path, keyring: Keyring, contents: BackupContents, *,
         removed = _rotate(directory, keep, path)
     except OSError as exc:
         raise BackupFailed(f"cannot write a backup in {directory}: {exc.strerror or exc}") from None
-    return BackupWritten(path, len(contents.revisions), len({r.item_id for r in contents.revisions}), removed)
+    return BackupWritten(path, revisions, items, removed)
 
 
 def create_backup(vault: Vault, directory: Path, *, keep: int = DEFAULT_KEEP, now: float | None = None) -> BackupWritten:

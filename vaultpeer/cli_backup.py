@@ -4,6 +4,7 @@ the work is done by ``vaultpeer.backup``.
 Imported at the end of ``vaultpeer.cli``, whose helpers it uses, so the commands register on ``cli``.
 """
 
+import base64
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from vaultpeer.backup import (
     open_sealed_backup,
     read_backup,
     restore_home,
+    write_sealed,
 )
 from vaultpeer.cli import (
     Context,
@@ -72,14 +74,17 @@ def backup_create(ctx: Context, directory: Path, keep: int, password_stdin: bool
     """Write an encrypted backup of the whole vault into DIR (created 0700 if missing).
 
     The file is named vaultpeer-backup-<UTC time>.vpbak (like vaultpeer-backup-20261123T120000Z.vpbak),
-    is private (0600) and appears complete or not at all. With a running daemon the backup is made
-    by the daemon (it must be unlocked: `vaultpeer unlock`); otherwise the master password is asked.
+    is private (0600) and appears complete or not at all. With a running daemon the backup is sealed
+    by the daemon (it must be unlocked: `vaultpeer unlock`) and written by this command; otherwise
+    the master password is asked.
     """
     directory = directory.expanduser().absolute()
     client = ctx.daemon_client(timeout=600)
     if client is not None:
         with client:
-            result = client.call("backup.create", dir=str(directory), keep=keep)
+            sealed = client.call("backup.seal")
+        result = write_sealed(directory, base64.b64decode(sealed["backup"]), revisions=sealed["revisions"],
+                              items=sealed["items"], keep=keep).to_json()
     else:
         with unlocked_vault(ctx, password_stdin) as vault:
             result = create_backup(vault, directory, keep=keep).to_json()

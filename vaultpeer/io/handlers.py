@@ -19,6 +19,7 @@ from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
 from vaultpeer.generator import generate_json
 from vaultpeer.core.identity import DeviceId
+from vaultpeer.core.backup import seal_backup
 from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.device import load_profile
 from vaultpeer.io.daemon import Daemon
@@ -307,18 +308,14 @@ class ApiHandlers:
 
     # --- backups (docs/cli.md: backup) ---
 
-    async def m_backup_create(self, params: dict) -> dict:
-        directory = Path(_param(params, "dir", str))
-        if not directory.is_absolute():
-            raise ApiError(INVALID_PARAMS, "dir must be absolute (the daemon writes the file itself)")
-        keep = _param(params, "keep", int, required=False, default=backups.DEFAULT_KEEP)
-        if keep < 1:
-            raise InvalidInput("keep must be at least 1")
-        # read on the trio thread (SQLite lives here), seal and write in a worker thread
+    async def m_backup_seal(self, params: dict) -> dict:
+        """A sealed backup of the whole vault, for the caller to write (the daemon writes no file
+        outside its home, which its systemd sandbox forbids anyway)."""
+        # read on the trio thread (SQLite lives here), seal in a worker thread
         keyring, contents = backups.snapshot(self.vault)
-        written = await trio.to_thread.run_sync(
-            partial(backups.write_backup, directory, keyring, contents, keep=keep))
-        return written.to_json()
+        data = await trio.to_thread.run_sync(seal_backup, keyring, contents)
+        return {"backup": base64.b64encode(data).decode(), "revisions": len(contents.revisions),
+                "items": len({r.item_id for r in contents.revisions})}
 
     async def m_sync_now(self, params: dict) -> dict:
         self.daemon.sync_now()
