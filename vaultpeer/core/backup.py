@@ -47,6 +47,7 @@ from vaultpeer.core.keys import (
     Keyring,
     RecoveryKey,
     VaultHeader,
+    key_slots_well_formed,
 )
 from vaultpeer.core.revision import Revision, RevisionId, open_revision
 from vaultpeer.core.roster import MAX_ENTRIES, Roster, RosterEntry
@@ -110,17 +111,8 @@ class KeySlots:
                         key_epoch)
         except (TypeError, ValueError, KeyError):
             raise IntegrityError() from None
-        if not (
-            domain == _KEY_SLOTS_DOMAIN
-            and isinstance(vault_id, bytes)
-            and len(vault_id) == VAULT_ID_SIZE
-            and all(isinstance(s, bytes) and len(s) > NONCE_SIZE for s in (password_slot, recovery_slot))
-            and isinstance(recovery_public, bytes)
-            and len(recovery_public) == 32
-            and isinstance(key_epoch, int)
-            and not isinstance(key_epoch, bool)
-            and key_epoch >= 0
-        ):
+        if domain != _KEY_SLOTS_DOMAIN or not key_slots_well_formed(vault_id, password_slot, recovery_public,
+                                                                     recovery_slot, key_epoch):
             raise IntegrityError()
         return slots
 

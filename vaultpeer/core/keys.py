@@ -149,6 +149,21 @@ def _wrap_for_recovery(recovery_public: bytes, keyring: Keyring, vault_id: bytes
     )
 
 
+def key_slots_well_formed(vault_id: object, password_slot: object, recovery_public: object, recovery_slot: object,
+                          key_epoch: object) -> bool:
+    """The shape of the fields that open the keyring (a header's, or a backup's copy of them)."""
+    return (
+        isinstance(vault_id, bytes)
+        and len(vault_id) == VAULT_ID_SIZE
+        and all(isinstance(s, bytes) and len(s) > NONCE_SIZE for s in (password_slot, recovery_slot))
+        and isinstance(recovery_public, bytes)
+        and len(recovery_public) == 32
+        and isinstance(key_epoch, int)
+        and not isinstance(key_epoch, bool)
+        and key_epoch >= 0
+    )
+
+
 @dataclass(frozen=True)
 class VaultHeader:
     vault_id: bytes
@@ -230,14 +245,10 @@ class VaultHeader:
             raise IntegrityError() from None
         if not (
             domain == _HEADER_DOMAIN
-            and isinstance(vault_id, bytes)
-            and len(vault_id) == VAULT_ID_SIZE
-            and all(isinstance(s, bytes) and len(s) > NONCE_SIZE for s in (password_slot, recovery_slot))
-            and isinstance(recovery_public, bytes)
-            and len(recovery_public) == 32
+            and key_slots_well_formed(vault_id, password_slot, recovery_public, recovery_slot, key_epoch)
             and isinstance(discovery_secret, bytes)
             and len(discovery_secret) == 32
-            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (key_epoch, serial))
+            and isinstance(serial, int) and not isinstance(serial, bool) and serial >= 0
             and isinstance(signature, bytes)
             and len(signature) == 64
         ):
