@@ -9,13 +9,12 @@ worth, about 0.5-1 s, for a real vault's verify and restore). Runs in a temporar
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from benchlib import timed
+from benchlib import save_json, timed
 from vaultpeer.backup import create_backup, open_backup_file, restore_home
 from vaultpeer.core.kdf import insecure_test_parameters
 from vaultpeer.home import Home
@@ -58,9 +57,7 @@ def main() -> int:
     print(f"  create (read, seal, write)    {create_s:.2f} s")
     print(f"  verify (open, check, decrypt) {verify_s:.2f} s")
     print(f"  restore (verify already done) {restore_s:.2f} s")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
-    print(f"\nJSON written to {args.json}")
+    save_json(args.json, results)
     return 0
 
 

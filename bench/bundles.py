@@ -7,13 +7,12 @@ Uses the loudly named test-only KDF (bundles need no password). Runs in a tempor
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from benchlib import timed
+from benchlib import save_json, timed
 from vaultpeer import bundles
 from vaultpeer.core.kdf import insecure_test_parameters
 from vaultpeer.home import Home
@@ -54,9 +53,7 @@ def main() -> int:
     print(f"  join: import (verify + apply)  {results['import_join_s']:.2f} s")
     print(f"  one edit back: export          {results['export_one_s'] * 1000:.0f} ms, {results['bundle_one_bytes']:,} bytes")
     print(f"  one edit back: import          {results['import_one_s'] * 1000:.0f} ms")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
-    print(f"\nJSON written to {args.json}")
+    save_json(args.json, results)
     return 0
 
 

@@ -9,13 +9,12 @@ not what is measured; the .kdbx file's Argon2d is, since it is part of every Kee
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from benchlib import timed
+from benchlib import save_json, timed
 from vaultpeer.core.interchange import csv_export, parse_csv
 from vaultpeer.core.kdf import insecure_test_parameters
 from vaultpeer.home import Home
@@ -52,8 +51,7 @@ def main() -> int:
             assert len(back.entries) == args.entries
     for key, value in results.items():
         print(f"{key:>16}  {value:.3f}" if isinstance(value, float) else f"{key:>16}  {value}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    save_json(args.json, results)
     return 0
 
 

@@ -9,14 +9,13 @@ themselves (the transport's framing and encryption come with the daemon).
 """
 
 import argparse
-import json
 import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from benchlib import timed  # noqa: E402
+from benchlib import save_json, timed  # noqa: E402
 from helpers import make_replicas, sync_pair  # noqa: E402
 from vaultpeer.core.vclock import VersionVector  # noqa: E402
 
@@ -85,9 +84,7 @@ def main() -> int:
                                "state_digest_s": digest_s}
 
     print_table(results)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
-    print(f"\nJSON written to {args.json}")
+    save_json(args.json, results)
     return 0
 
 

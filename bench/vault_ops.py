@@ -7,14 +7,13 @@ Runs entirely in a temporary directory; touches no network.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from benchlib import timed
+from benchlib import save_json, timed
 from vaultpeer.core import kdf as kdf_module
 from vaultpeer.home import Home
 from vaultpeer.vault import Vault
@@ -81,9 +80,7 @@ def main() -> int:
         results["cold_open_unlock_list_s"] = cold_s
 
     print_table(results)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
-    print(f"\nJSON written to {args.json}")
+    save_json(args.json, results)
     return 0
 
 
