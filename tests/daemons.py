@@ -171,6 +171,19 @@ def pair(inviter: Daemon, joiner: Daemon, *, answers=("y", "y"), address: bool =
     return invite.finish(), join.finish(), code_a.strip(), code_b.strip()
 
 
+def paired_pair(world, *extra: str) -> tuple[Daemon, Daemon]:
+    """A laptop with a vault and a desktop paired with it through the CLI, both running and unlocked."""
+    laptop, desktop = world("laptop", *extra), world("desktop", *extra)
+    laptop.init()
+    laptop.start()
+    desktop.start()
+    laptop.unlock()
+    statuses = pair(laptop, desktop)
+    assert statuses[:2] == (0, 0), statuses
+    desktop.unlock()
+    return laptop, desktop
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -8,7 +8,7 @@ import time
 
 import trio
 
-from daemons import Daemon, pair, wait_until
+from daemons import Daemon, pair, paired_pair, wait_until
 
 
 def titles(daemon: Daemon) -> list[str]:
@@ -18,18 +18,6 @@ def titles(daemon: Daemon) -> list[str]:
 def has_item(daemon: Daemon, title: str) -> bool:
     result = daemon.cli("get", title, "--json")
     return result.returncode == 0 and json.loads(result.stdout)["title"] == title
-
-
-def paired_pair(world, *extra: str):
-    laptop, desktop = world("laptop", *extra), world("desktop", *extra)
-    laptop.init()
-    laptop.start()
-    desktop.start()
-    laptop.unlock()
-    statuses = pair(laptop, desktop)
-    assert statuses[:2] == (0, 0), statuses
-    desktop.unlock()
-    return laptop, desktop
 
 
 def test_two_daemons_find_each_other_pair_through_the_cli_and_sync_within_two_seconds(world):

@@ -3,7 +3,7 @@ documented --json shapes, exit statuses and hints (docs/cli.md)."""
 
 
 
-from daemons import Daemon, pair, wait_until
+from daemons import Daemon, pair, paired_pair, wait_until
 from helpers import PASSWORD, run_cli
 
 NEW_PASSWORD = "a brand new passphrase"
@@ -77,13 +77,7 @@ def test_every_item_command_and_json_shape_through_the_daemon(world):
 def test_passwd_through_the_daemon_and_revocation_after_it(world):
     """A password change goes through the daemon; the old password stops working at once, and the
     daemon never wraps a rotated key with the old password's key (which would lock everyone out)."""
-    laptop, desktop = world("laptop"), world("desktop")
-    laptop.init()
-    laptop.start()
-    desktop.start()
-    laptop.unlock()
-    assert pair(laptop, desktop)[:2] == (0, 0)
-    desktop.unlock()
+    laptop, desktop = paired_pair(world)
 
     laptop.ok("passwd", "--password-stdin", stdin=f"{PASSWORD}\n{NEW_PASSWORD}\n")
     wrong = laptop.cli("passwd", "--password-stdin", stdin=f"{PASSWORD}\nwhatever-else-1\n")
@@ -103,13 +97,7 @@ def test_passwd_through_the_daemon_and_revocation_after_it(world):
 
 
 def test_a_same_field_conflict_through_two_daemons_is_listed_and_resolved(world):
-    laptop, desktop = world("laptop"), world("desktop")
-    laptop.init()
-    laptop.start()
-    desktop.start()
-    laptop.unlock()
-    assert pair(laptop, desktop)[:2] == (0, 0)
-    desktop.unlock()
+    laptop, desktop = paired_pair(world)
     laptop.ok("add", "Bank", "--field", "password=original")
     assert wait_until(lambda: desktop.cli("get", "Bank").returncode == 0, 5)
 

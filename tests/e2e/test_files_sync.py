@@ -5,7 +5,7 @@ while A and B sync live over loopback."""
 import json
 
 
-from daemons import Daemon, pair, wait_until
+from daemons import Daemon, paired_pair, wait_until
 
 
 def titles(daemon: Daemon) -> list[str]:
@@ -14,13 +14,8 @@ def titles(daemon: Daemon) -> list[str]:
 
 def test_an_air_gapped_device_joins_and_syncs_through_files(world):
     root = world.root
-    a, b, c = world("laptop"), world("desktop"), world("airgapped")
-    a.init()
-    a.start()
-    b.start()
-    a.unlock()
-    assert pair(a, b)[:2] == (0, 0)
-    b.unlock()
+    a, b = paired_pair(world)
+    c = world("airgapped")
     c.start("--offline")
     a.ok("add", "Email", "--field", "username=alice", "--field", "password=one")
 
