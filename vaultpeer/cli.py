@@ -58,6 +58,7 @@ from vaultpeer.home import (
 )
 from vaultpeer.api import ApiError
 from vaultpeer import bundles
+from vaultpeer.transfer import write_private_file
 from vaultpeer.backend import DaemonBackend, DaemonFilesBackend, DirectBackend, DirectFilesBackend
 from vaultpeer.client import Client, DaemonNotRunning
 from vaultpeer.core.transport import DEFAULT_PORT
@@ -1020,24 +1021,6 @@ def ask_yes_no(question: str) -> bool:
     return True
 
 
-def write_new_file(path: Path, data: bytes, *, force: bool) -> None:
-    """Write ``data`` to ``path`` atomically, owner-only; never over an existing file unless forced."""
-    if path.exists() and not force:
-        raise InvalidInput(f"{path} already exists (--force replaces it)")
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(staging, path)
-    except OSError as exc:
-        staging.unlink(missing_ok=True)
-        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from None
-
-
 @cli.command(name="join-request")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
@@ -1053,7 +1036,7 @@ def join_request_command(ctx: Context, file: Path, force: bool) -> None:
     with ctx.open_vault() as vault:
         data = bundles.join_request(vault)
         device_id = vault.device.device_id
-    write_new_file(file, data, force=force)
+    write_private_file(file, data, overwrite=force)
     click.echo(f"Join request written to {file}.")
     click.echo(f"This device's id: {device_id}")
     click.echo("On a member device: `vaultpeer admit FILE`; it must show this same device id.")
@@ -1070,7 +1053,8 @@ def admit(ctx: Context, file: Path, as_json: bool) -> None:
     Shows the new device's id and asks `Does the new device show this device id? [y/N]` (stdin; a
     pipe works). Only `y` admits it. Then make it a bundle: `vaultpeer bundle export OUT --for DEVICE`.
     """
-    data = file.read_bytes()[:MAX_JOIN_REQUEST_FILE]
+    with file.open("rb") as request_file:
+        data = request_file.read(MAX_JOIN_REQUEST_FILE)
     request = bundles.read_join_request(data)
     own_id = load_or_create_keys(ctx.home).device_id
     click.echo(f"New device: {request.name} ({request.os_description})")
@@ -1115,7 +1099,7 @@ def bundle_export(ctx: Context, file: Path, target: str | None, force: bool, as_
     """Write the revisions another device lacks, with the roster and header, to FILE."""
     with files_backend(ctx) as backend:
         data, report = backend.export_bundle(target)
-    write_new_file(file, data, force=force)
+    write_private_file(file, data, overwrite=force)
     report = {**report, "file": str(file)}
     if as_json:
         print_json(report)

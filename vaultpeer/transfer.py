@@ -190,8 +190,15 @@ def write_private_file(path: Path, data: bytes, overwrite: bool) -> None:
 
     Without ``overwrite``, an existing file is never touched (O_EXCL: no race either). With it,
     the data goes to a private temporary file in the same directory that then replaces the target,
-    so a failure leaves the old file as it was.
+    so a failure leaves the old file as it was. Any failure is one clear InvalidInput.
     """
+    try:
+        _write_private_file(path, data, overwrite)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write_private_file(path: Path, data: bytes, overwrite: bool) -> None:
     if not overwrite:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

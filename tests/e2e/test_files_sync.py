@@ -80,4 +80,4 @@ def test_a_tampered_bundle_is_refused_by_the_cli_and_changes_nothing(world):
     assert result.returncode == 6 and "cannot be opened" in result.stderr and "Traceback" not in result.stderr
     assert c.status()["vault_id"] is None
     exists = a.cli("bundle", "export", str(root / "to-c.bundle"))
-    assert exists.returncode == 2 and "already exists" in exists.stderr
+    assert exists.returncode == 2 and "exists" in exists.stderr and "--force" in exists.stderr
