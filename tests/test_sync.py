@@ -307,3 +307,45 @@ def test_revocation_rotates_the_key_and_refuses_the_revoked_device():
     assert [v.title for v in b.list_items()] == ["sealed with the new key", "written before the revocation"]
     with pytest.raises(IntegrityError):
         b.receive(list(c.revisions_missing_from(b.knowledge())))
+
+
+def test_a_home_rolled_back_to_an_older_copy_gets_back_what_it_lost(tmp_path):
+    """Someone with disk access replaces a device's home with an older copy of itself: its peers
+    send back what it lost, and it can go on writing without contradicting what they hold."""
+    import shutil
+
+    from helpers import PASSWORD
+    from vaultpeer.core.kdf import insecure_test_parameters
+    from vaultpeer.home import Home
+    from vaultpeer.store import Store
+    from vaultpeer.vault import Vault
+
+    home = Home(tmp_path / "laptop")
+    laptop = Vault.open(home, allow_insecure_test_kdf=True)
+    laptop.init(PASSWORD, insecure_test_parameters(), "laptop", "Test OS")
+    desktop = Vault(Store.open_in_memory(), DeviceKeys.generate(), allow_insecure_test_kdf=True)
+    desktop.join(laptop.header, [*laptop.outgoing_roster(), laptop.enroll(desktop.device.public, "desktop", "OS")],
+                 laptop.device.public, "desktop", "OS")
+    desktop.unlock(PASSWORD)
+    laptop.add("One", {"password": "1"})
+    sync_pair(laptop, desktop)
+    laptop.close()
+    shutil.copytree(home.path, tmp_path / "old-copy")
+
+    laptop = Vault.open(home, allow_insecure_test_kdf=True)
+    laptop.unlock(PASSWORD)
+    laptop.add("Two", {"password": "2"})
+    sync_pair(laptop, desktop)
+    laptop.close()
+    shutil.rmtree(home.path)
+    shutil.copytree(tmp_path / "old-copy", home.path)  # the rollback
+
+    laptop = Vault.open(home, allow_insecure_test_kdf=True)
+    laptop.unlock(PASSWORD)
+    assert [v.title for v in laptop.list_items()] == ["One"]
+    sync_pair(laptop, desktop)
+    assert sorted(v.title for v in laptop.list_items()) == ["One", "Two"]
+    laptop.add("Three", {"password": "3"})
+    sync_pair(laptop, desktop)
+    assert state(laptop) == state(desktop)
+    laptop.close()

@@ -1,7 +1,7 @@
 """The ``vaultpeer`` command line (click). Presentation only: the work is done by ``vaultpeer.vault``.
 
-Until the daemon exists, commands open the device's home directly and ask for the master password
-each time. Secret values are masked in human output unless ``--reveal``; ``--json`` and
+When a daemon runs for the home, commands go through its local API (``vaultpeer.backend``);
+otherwise they open the home directly and ask for the master password. Secret values are masked in human output unless ``--reveal``; ``--json`` and
 ``get ITEM --field NAME`` print values for scripts. Passwords are read from a hidden prompt or,
 with ``--password-stdin``, from stdin; never from argv or the environment.
 """
