@@ -27,7 +27,7 @@ from vaultpeer.core.backup import (
 )
 from vaultpeer.core.errors import AlreadyInitialized, IntegrityError, InvalidInput, VaultLocked, VaultpeerError
 from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader
-from vaultpeer.device import load_or_create_keys, load_profile
+from vaultpeer.device import fsync_directory, load_or_create_keys, load_profile
 from vaultpeer.home import Home
 from vaultpeer.store import Store
 from vaultpeer.vault import Vault
@@ -161,7 +161,7 @@ def _write_new_file(directory: Path, data: bytes, now: float) -> Path:
             os.unlink(temp)
         except FileNotFoundError:
             pass
-    _fsync_directory(directory)
+    fsync_directory(directory)
     return path
 
 
@@ -177,16 +177,8 @@ def _rotate(directory: Path, keep: int, written: Path) -> tuple[Path, ...]:
     for path in removed:
         path.unlink(missing_ok=True)
     if removed:
-        _fsync_directory(directory)
+        fsync_directory(directory)
     return tuple(removed)
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- reading and verifying ---------------------------------------------------------------------

@@ -249,6 +249,16 @@ def password_stdin_option(command: Callable) -> Callable:
     )(command)
 
 
+def backup_secret_options(command: Callable) -> Callable:
+    """--recovery-key and --password-stdin, for the commands that open a backup file."""
+    command = click.option(
+        "--password-stdin", is_flag=True,
+        help="Read the master password (or, with --recovery-key, the recovery key) from the first line of stdin.",
+    )(command)
+    return click.option("--recovery-key", "use_recovery_key", is_flag=True,
+                        help="Open a backup FILE with the recovery key instead of the master password.")(command)
+
+
 def json_option(command: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (values unmasked).")(command)
 
@@ -602,10 +612,7 @@ def history(ctx: Context, item: str, reveal: bool, password_stdin: bool, as_json
 @cli.command()
 @click.argument("item", metavar="ITEM|FILE")
 @click.argument("revision", required=False)
-@click.option("--recovery-key", "use_recovery_key", is_flag=True,
-              help="(Backup FILE only.) Open the backup with the recovery key instead of the master password.")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the master password (or, with --recovery-key, the recovery key) from the first line of stdin.")
+@backup_secret_options
 @json_option
 @pass_context
 @reports_errors

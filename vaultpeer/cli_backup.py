@@ -22,6 +22,7 @@ from vaultpeer.backup import (
 )
 from vaultpeer.cli import (
     Context,
+    backup_secret_options,
     cli,
     json_option,
     pass_context,
@@ -120,10 +121,7 @@ def open_backup_as_asked(ctx: Context, path: Path, *, use_recovery_key: bool, pa
 
 @backup.command("verify")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--recovery-key", "use_recovery_key", is_flag=True,
-              help="Open the backup with the recovery key instead of the master password.")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the master password (or, with --recovery-key, the recovery key) from the first line of stdin.")
+@backup_secret_options
 @json_option
 @pass_context
 @reports_errors

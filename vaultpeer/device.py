@@ -54,7 +54,7 @@ def load_or_create_keys(home: Home) -> DeviceKeys:
             for name in (NOISE_KEY_FILE, SIGNING_KEY_FILE):
                 (staging / name).unlink(missing_ok=True)
             staging.rmdir()
-        _fsync_directory(home.path)
+        fsync_directory(home.path)
     os.chmod(directory, 0o700)
     try:
         return DeviceKeys(
@@ -94,7 +94,8 @@ def _write_private(path: Path, data: bytes, *, exclusive: bool = True) -> None:
         os.close(fd)
 
 
-def _fsync_directory(path: Path) -> None:
+def fsync_directory(path: Path) -> None:
+    """Make a rename or unlink in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
