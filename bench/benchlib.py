@@ -17,3 +17,109 @@ def save_json(path, results: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nJSON written to {path}")
+
+
+def percentiles(samples: list[float], points=(50, 95, 99)) -> dict[str, float]:
+    """Nearest-rank percentiles of ``samples`` (plus min, max and mean), keyed ``p50`` etc."""
+    import math
+
+    ordered = sorted(samples)
+    result = {f"p{p}": ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] for p in points}
+    result.update(min=ordered[0], max=ordered[-1], mean=sum(ordered) / len(ordered), n=len(ordered))
+    return result
+
+
+class CountingProxy:
+    """A TCP relay on loopback that counts the bytes crossing it in each direction.
+
+    Put it between two programs (point one at ``proxy.address``) to measure what they send on the
+    wire: the TCP payload both ways, which is the same whatever program is measured. Threads, not
+    trio, so it works beside any program; every socket is closed by ``close()``.
+    """
+
+    def __init__(self, target: tuple[str, int], host: str = "127.0.0.1"):
+        import socket
+        import threading
+
+        self.target = target
+        self.lock = threading.Lock()
+        self.forward = 0   # bytes from the connecting side to the target
+        self.backward = 0  # bytes from the target back
+        self.connections = 0
+        self._sockets: list = []
+        self._listener = socket.create_server((host, 0))
+        self.address = self._listener.getsockname()[:2]
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def total(self) -> int:
+        with self.lock:
+            return self.forward + self.backward
+
+    def reset(self) -> None:
+        with self.lock:
+            self.forward = self.backward = 0
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.connections += 1
+                self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, "forward"), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, "backward"), daemon=True).start()
+
+    def _pump(self, source, sink, direction: str) -> None:
+        import socket
+
+        try:
+            while data := source.recv(65536):
+                with self.lock:
+                    setattr(self, direction, getattr(self, direction) + len(data))
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        with self.lock:
+            for sock in self._sockets:
+                sock.close()
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set size (VmHWM) in MiB, from /proc."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc status")
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Restart the peak-RSS count of a process (Linux: write 5 to clear_refs); False if not allowed."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False

@@ -12,6 +12,7 @@ from vaultpeer.core.merge import EDIT_SURVIVED_DELETE
 from vaultpeer.core.revision import seal_revision
 from vaultpeer.core.sync import MAX_MESSAGE_SIZE, Hello, Records, encode_message
 from vaultpeer.core.vclock import VersionVector
+from vaultpeer.store import Store
 from vaultpeer.sync import SyncPeer
 
 
@@ -309,15 +310,12 @@ def test_revocation_rotates_the_key_and_refuses_the_revoked_device():
         b.receive(list(c.revisions_missing_from(b.knowledge())))
 
 
-def test_a_home_rolled_back_to_an_older_copy_gets_back_what_it_lost(tmp_path):
-    """Someone with disk access replaces a device's home with an older copy of itself: its peers
-    send back what it lost, and it can go on writing without contradicting what they hold."""
-    import shutil
-
+def laptop_on_disk_and_desktop(tmp_path):
+    """A laptop whose home is on disk (so it can be copied, or opened twice) and a desktop joined
+    to its vault in memory; both unlocked."""
     from helpers import PASSWORD
     from vaultpeer.core.kdf import insecure_test_parameters
     from vaultpeer.home import Home
-    from vaultpeer.store import Store
     from vaultpeer.vault import Vault
 
     home = Home(tmp_path / "laptop")
@@ -327,6 +325,18 @@ def test_a_home_rolled_back_to_an_older_copy_gets_back_what_it_lost(tmp_path):
     desktop.join(laptop.header, [*laptop.outgoing_roster(), laptop.enroll(desktop.device.public, "desktop", "OS")],
                  laptop.device.public, "desktop", "OS")
     desktop.unlock(PASSWORD)
+    return home, laptop, desktop
+
+
+def test_a_home_rolled_back_to_an_older_copy_gets_back_what_it_lost(tmp_path):
+    """Someone with disk access replaces a device's home with an older copy of itself: its peers
+    send back what it lost, and it can go on writing without contradicting what they hold."""
+    import shutil
+
+    from helpers import PASSWORD
+    from vaultpeer.vault import Vault
+
+    home, laptop, desktop = laptop_on_disk_and_desktop(tmp_path)
     laptop.add("One", {"password": "1"})
     sync_pair(laptop, desktop)
     laptop.close()
@@ -348,4 +358,43 @@ def test_a_home_rolled_back_to_an_older_copy_gets_back_what_it_lost(tmp_path):
     laptop.add("Three", {"password": "3"})
     sync_pair(laptop, desktop)
     assert state(laptop) == state(desktop)
+    laptop.close()
+
+
+def test_the_kept_state_digest_follows_every_change_and_other_processes_writes(tmp_path):
+    """The vault keeps its state digest and updates it for changed items only; it must always
+    equal a full rebuild: after local adds, edits, deletes, merges, received batches, and writes
+    made by another connection to the same database (another process), which it cannot see."""
+    from helpers import PASSWORD
+    from vaultpeer.core.digest import StateDigest
+    from vaultpeer.vault import Vault
+
+    def rebuilt(vault):
+        return StateDigest.from_head_rows(vault.store.head_rows()).root
+
+    home, laptop, desktop = laptop_on_disk_and_desktop(tmp_path)
+    views = [laptop.add(f"item {n}", {"password": str(n)}) for n in range(20)]
+    first = laptop.state_digest()
+    assert first.root == rebuilt(laptop)
+    laptop.edit(str(views[3].id), {"password": "changed"})
+    laptop.delete(str(views[4].id))
+    assert laptop.state_digest().root == rebuilt(laptop) != first.root
+
+    sync_pair(laptop, desktop)
+    desktop.edit(str(views[5].id), {"password": "on the desktop"})
+    laptop.edit(str(views[5].id), {"username": "on the laptop"})  # concurrent: merged after sync
+    sync_pair(laptop, desktop)
+    for vault in (laptop, desktop):  # each side merged the two heads (a merge revision of its own)
+        assert vault.state_digest().root == rebuilt(vault)
+    sync_pair(laptop, desktop)
+    assert laptop.state_digest().root == desktop.state_digest().root == rebuilt(laptop)
+
+    other_process = Vault.open(home, allow_insecure_test_kdf=True)  # a second connection
+    other_process.unlock(PASSWORD)
+    other_process.add("added elsewhere", {"password": "x"})
+    other_process.close()
+    assert laptop.state_digest().root == rebuilt(laptop)
+    assert laptop.state_digest().root != desktop.state_digest().root
+    left, _ = sync_pair(laptop, desktop)
+    assert left.converged and laptop.state_digest().root == desktop.state_digest().root
     laptop.close()

@@ -339,10 +339,7 @@ def init(ctx: Context, password_stdin: bool, name: str | None, quick_kdf: bool) 
         if ctx.insecure_test_kdf:
             params = kdf_module.insecure_test_parameters()
         elif quick_kdf:
-            params = kdf_module.KdfParameters(
-                salt=os.urandom(kdf_module.SALT_SIZE), time_cost=kdf_module.MIN_TIME_COST,
-                memory_kib=kdf_module.MIN_MEMORY_KIB, parallelism=min(4, os.cpu_count() or 1),
-            )
+            params = kdf_module.minimum_parameters(os.cpu_count() or 1)
         else:
             click.echo("Calibrating Argon2id for this machine...", err=True)
             params = kdf_module.calibrate(_time_derivation, cpu_count=os.cpu_count() or 1)

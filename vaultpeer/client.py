@@ -70,6 +70,10 @@ class Client:
 
     def close(self) -> None:
         if self._sock is not None:
+            try:  # wakes a thread blocked reading events, which would otherwise hold the file's lock
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._file.close()
             self._sock.close()
             self._sock = self._file = None

@@ -99,6 +99,8 @@ class Store:
     def __init__(self, connection: sqlite3.Connection, path: Path):
         self._db = connection
         self.path = path
+        #: Items whose heads may have changed through this connection since ``take_changed_items``.
+        self._changed_items: set[bytes] = set()
 
     @classmethod
     def open_in_memory(cls) -> "Store":
@@ -304,12 +306,30 @@ class Store:
         """(item id, author, seq) of every head, sorted: the input of the state digest."""
         return self._db.execute("SELECT item_id, author, seq FROM heads ORDER BY item_id, author, seq").fetchall()
 
+    def head_rows_of(self, item_ids: Iterable[bytes]) -> list[tuple[bytes, bytes, int]]:
+        """The same rows for some items only (raw ids)."""
+        rows = []
+        for item_id in item_ids:
+            rows += self._db.execute("SELECT item_id, author, seq FROM heads WHERE item_id = ?", (item_id,)).fetchall()
+        return rows
+
+    def take_changed_items(self) -> set[bytes]:
+        """The items (raw ids) whose heads may have changed through this connection since the last
+        call: a superset, since a rolled-back change is counted too."""
+        changed, self._changed_items = self._changed_items, set()
+        return changed
+
+    def data_version(self) -> int:
+        """Changes whenever *another* connection commits to the database (SQLite's data_version)."""
+        return self._db.execute("PRAGMA data_version").fetchone()[0]
+
     def items_with_several_heads(self) -> list[ItemId]:
         rows = self._db.execute("SELECT item_id FROM heads GROUP BY item_id HAVING COUNT(*) > 1").fetchall()
         return [ItemId(row[0]) for row in rows]
 
     def _insert(self, revision: Revision) -> None:
         author, seq = revision.revision_id.author.raw, revision.revision_id.seq
+        self._changed_items.add(revision.item_id.raw)
         self._db.execute(
             "INSERT INTO revisions (author, seq, item_id, parents, deleted, key_epoch, nonce, ciphertext, signature)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

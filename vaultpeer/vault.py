@@ -109,6 +109,8 @@ class Vault:
         self._index: dict[ItemId, ItemView] | None = None
         self._verified_header: tuple[bytes, VaultHeader] | None = None
         self._roster: Roster | None = None
+        #: (the store's data_version, the state digest it had then)
+        self._digest: tuple[int, StateDigest] | None = None
 
     @classmethod
     def open(cls, home: Home, *, allow_insecure_test_kdf: bool = False) -> "Vault":
@@ -413,6 +415,13 @@ class Vault:
         """The item ``reference`` names among live items (``deleted=False``), deleted ones
         (``True``) or all (``None``)."""
         items = self._items()
+        try:  # a full id names one item: no need to look at the others
+            view = items.get(ItemId.parse(reference.strip()))
+        except (InvalidInput, ValueError):
+            view = None
+        if view is not None and str(view.id) == reference.strip().lower() and (
+                deleted is None or view.deleted == deleted):
+            return view
         candidates = [(v.id, v.title) for v in items.values() if deleted is None or v.deleted == deleted]
         try:
             return items[resolve_reference(reference, candidates)]
@@ -606,7 +615,16 @@ class Vault:
         return self.store.revisions_after(knowledge)
 
     def state_digest(self) -> StateDigest:
-        return StateDigest.from_head_rows(self.store.head_rows())
+        """The Merkle digest of every item's heads. Built once, then updated for the items changed
+        since (a few hashes per edit); rebuilt whenever another process has written the store."""
+        version = self.store.data_version()
+        changed = self.store.take_changed_items()
+        if self._digest is None or self._digest[0] != version:
+            digest = StateDigest.from_head_rows(self.store.head_rows())
+        else:
+            digest = self._digest[1].updated(self.store.head_rows_of(changed), changed)
+        self._digest = (version, digest)
+        return digest
 
     def receive(self, revisions: Iterable[Revision]) -> list[Revision]:
         return list(self.receive_records(None, (), revisions).revisions)

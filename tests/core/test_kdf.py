@@ -59,3 +59,12 @@ def test_derivation_is_argon2id_and_depends_on_password_and_salt():
     assert len(key) == 32 and key == params.derive("password")
     assert key != params.derive("Password")
     assert key != KdfParameters(b"\x01" * 16, 1, 64, 1, True).derive("password")
+
+
+def test_the_minimum_parameters_meet_the_floor_without_the_test_switch():
+    from vaultpeer.core.kdf import minimum_parameters
+
+    params = minimum_parameters(cpu_count=64)
+    params.check_strength(allow_insecure_test_kdf=False)
+    assert (params.memory_kib, params.time_cost, params.parallelism) == (MIN_MEMORY_KIB, 2, 4)
+    assert minimum_parameters(cpu_count=1).parallelism == 1

@@ -91,6 +91,12 @@ class KdfParameters:
         )
 
 
+def minimum_parameters(cpu_count: int, random_bytes: Callable[[int], bytes] = os.urandom) -> KdfParameters:
+    """The floor every header must meet (64 MiB, 2 passes), with up to 4 lanes: ``init --quick-kdf``."""
+    return KdfParameters(salt=random_bytes(SALT_SIZE), time_cost=MIN_TIME_COST, memory_kib=MIN_MEMORY_KIB,
+                         parallelism=max(1, min(4, cpu_count)))
+
+
 def insecure_test_parameters(random_bytes: Callable[[int], bytes] = os.urandom) -> KdfParameters:
     """INSECURE, FOR TESTS ONLY: real Argon2id with trivial cost. Rejected unless explicitly allowed."""
     return KdfParameters(
