@@ -9,6 +9,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from vaultpeer.core import encoding
@@ -92,6 +93,8 @@ CREATE TABLE IF NOT EXISTS heads (
 ) WITHOUT ROWID;
 """
 
+#: Revisions read per query when many are streamed out (well under SQLite's limit on parameters).
+_READ_CHUNK = 500
 _REVISION_COLUMNS = "r.author, r.seq, r.item_id, r.parents, r.deleted, r.key_epoch, r.nonce, r.ciphertext, r.signature"
 
 
@@ -271,19 +274,25 @@ class Store:
         return VersionVector({DeviceId(author): seq for author, seq in rows})
 
     def revisions_after(self, knowledge: VersionVector) -> Iterator[Revision]:
-        """Every revision the holder of ``knowledge`` lacks, in causal (arrival) order."""
-        authors = [DeviceId(row[0]) for row in self._db.execute("SELECT DISTINCT author FROM revisions")]
-        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (author BLOB PRIMARY KEY, after INTEGER)")
-        self._db.execute("DELETE FROM wanted")
-        self._db.executemany(
-            "INSERT INTO wanted (author, after) VALUES (?, ?)", [(a.raw, knowledge.get(a)) for a in authors]
-        )
-        cursor = self._db.execute(
-            f"SELECT {_REVISION_COLUMNS} FROM revisions r JOIN wanted w ON w.author = r.author"
-            " WHERE r.seq > w.after ORDER BY r.arrival"
-        )
-        for row in cursor.fetchall():
-            yield _revision_from_row(row)
+        """Every revision the holder of ``knowledge`` lacks, in causal (arrival) order.
+
+        Only the missing revisions are read (a range of the (author, seq) index per author), and
+        they are read in chunks as the caller consumes them, so a device sending 100,000 revisions
+        holds their arrival numbers, not their contents, in memory."""
+        arrivals: list[int] = []
+        for (author,) in self._db.execute("SELECT author FROM knowledge").fetchall():
+            arrivals += [row[0] for row in self._db.execute(
+                "SELECT arrival FROM revisions WHERE author = ? AND seq > ?", (author, knowledge.get(DeviceId(author)))
+            )]
+        arrivals.sort()
+        for start in range(0, len(arrivals), _READ_CHUNK):
+            chunk = arrivals[start:start + _READ_CHUNK]
+            rows = self._db.execute(
+                f"SELECT {_REVISION_COLUMNS} FROM revisions r WHERE r.arrival IN ({','.join('?' * len(chunk))})"
+                " ORDER BY r.arrival", chunk,
+            ).fetchall()
+            for row in rows:
+                yield _revision_from_row(row)
 
     def revisions_in_leaves(self, prefixes: Iterable[bytes]) -> list[Revision]:
         """Every revision of the items whose id starts with one of ``prefixes``, in arrival order."""
@@ -411,6 +420,12 @@ class Store:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+@lru_cache(maxsize=256)
+def _device_id(raw: bytes) -> DeviceId:
+    """One object per author (a vault has a handful), not one per revision read."""
+    return DeviceId(raw)
+
+
 def _revision_from_row(row: tuple) -> Revision:
     author, seq, item_id, parents, deleted, key_epoch, nonce, ciphertext, signature = row
     try:
@@ -419,7 +434,7 @@ def _revision_from_row(row: tuple) -> Revision:
             raise IntegrityError()
         return Revision(
             item_id=ItemId(item_id),
-            revision_id=RevisionId(DeviceId(author), seq),
+            revision_id=RevisionId(_device_id(author), seq),
             parents=tuple(RevisionId.from_record(p) for p in parent_records),
             deleted=bool(deleted),
             key_epoch=key_epoch,

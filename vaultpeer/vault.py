@@ -10,6 +10,7 @@ the whole batch. Receiving works while locked; merging needs the vault key.
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 from vaultpeer.core.errors import (
     AlreadyInitialized,
@@ -33,13 +34,17 @@ from vaultpeer.core.vclock import VersionVector
 from vaultpeer.device import load_or_create_keys
 from vaultpeer.home import Home
 from vaultpeer.store import Store
+from vaultpeer.verify import verify_revisions
 
 
 class Conflict(VaultpeerError):
     code = "conflict"
 
 
-@dataclass(frozen=True, repr=False)
+_NO_CONFLICTS: Mapping = MappingProxyType({})
+
+
+@dataclass(frozen=True, repr=False, slots=True)
 class ItemView:
     """An item as shown to its owner: the merged content of its heads, and its state."""
 
@@ -388,7 +393,7 @@ class Vault:
         if len(item_heads) == 1:
             content = open_revision(vault_id, self._require_unlocked(), shown)
             return ItemView(item_id, content.title, content.fields, shown.revision_id, shown.deleted, False,
-                            heads, content.flags, {})
+                            heads, content.flags, _NO_CONFLICTS)
         merged = self._merged(item_id, item_heads, vault_id)
         content = merged.content
         return ItemView(item_id, content.title, content.fields, shown.revision_id, merged.deleted,
@@ -649,8 +654,8 @@ class Vault:
             header.kdf.check_strength(allow_insecure_test_kdf=self._allow_insecure_test_kdf)
             current = self.header
             replace_header = (header.serial, header.author.raw) > (current.serial, current.author.raw)
-        for revision in revisions:
-            revision.verify(vault_id, roster.accepts_revision_from(revision.author, revision.revision_id.seq))
+        verify_revisions(revisions, vault_id,
+                         [roster.accepts_revision_from(r.author, r.revision_id.seq) for r in revisions])
         before = {(e.member_id, e.author, e.version) for e in self.store.roster_entries()}
         with self.store.transaction():
             if entries:

@@ -21,7 +21,7 @@ _DEVICE_ID_DOMAIN = b"vaultpeer device id v1\x00"
 KEY_SIZE = 32
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class DeviceId:
     """A device's fingerprint: 32 bytes, shown as ``XXXXXXX-XXXXXXX-...`` (8 groups)."""
 

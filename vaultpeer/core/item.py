@@ -4,6 +4,7 @@ Nothing here appears in a repr: item content is the thing vaultpeer exists to ke
 """
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ MAX_FIELDS = 500
 MAX_CONTENT_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ItemId:
     raw: bytes
 
@@ -47,7 +48,7 @@ class ItemId:
         return f"ItemId({self.raw.hex()})"
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class Field:
     name: str
     value: str
@@ -61,7 +62,7 @@ def is_secret_by_default(name: str) -> bool:
     return name.lower() in SECRET_FIELDS
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, slots=True)
 class ItemContent:
     title: str
     fields: tuple[Field, ...] = ()
@@ -140,7 +141,8 @@ class ItemContent:
                 name, field_value, secret = entry
                 if not isinstance(secret, bool):
                     raise ValueError
-                fields.append(Field(name, field_value, secret))
+                # names repeat in every item ("username", "password"...): one copy in memory
+                fields.append(Field(sys.intern(name) if type(name) is str else name, field_value, secret))
             return cls(value["title"], tuple(fields), frozenset(flags))
         except (ValueError, TypeError, InvalidInput):
             raise IntegrityError() from None

@@ -33,7 +33,7 @@ MAX_CIPHERTEXT = MAX_CONTENT_BYTES + LARGE_BUCKET_STEP + 64
 MAX_RECORD_SIZE = MAX_CIPHERTEXT + 8 * 1024
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class RevisionId:
     """``(author, seq)``: the author's own counter, which counts every revision it ever wrote."""
 
@@ -56,7 +56,7 @@ class RevisionId:
         return cls(DeviceId(author), seq)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Revision:
     item_id: ItemId
     revision_id: RevisionId
