@@ -222,6 +222,9 @@ class Store:
 
     def raise_peer_knowledge(self, device_id: DeviceId, knowledge: VersionVector) -> None:
         """Record that the peer holds at least ``knowledge`` (never lowers what was recorded)."""
+        recorded = self.peer_knowledge(device_id)
+        if recorded is not None and knowledge.merged(recorded) == recorded:
+            return  # nothing new: no write, no commit to wait for
         with self.transaction():
             merged = knowledge.merged(self.peer_knowledge(device_id) or VersionVector())
             self._db.execute("INSERT OR REPLACE INTO peer_knowledge (device_id, vector) VALUES (?, ?)",

@@ -66,6 +66,8 @@ class SyncPeer:
         self._digest: StateDigest | None = None
         #: The leaves (id prefixes) being repaired, from our Nodes comparison or the peer's Repair.
         self._repair_leaves: list[bytes] = []
+        #: The items that the last message received changed (new revisions stored), if any.
+        self.just_applied: set = set()
 
     @property
     def finished(self) -> bool:
@@ -86,6 +88,7 @@ class SyncPeer:
         """Handle one message from the peer; returns the messages to send back (maybe none)."""
         self.stats.messages_received += 1
         self.stats.bytes_received += len(data)
+        self.just_applied = set()
         try:
             message = self.session.receive(data)
         except RemoteProtocolError as exc:
@@ -153,6 +156,7 @@ class SyncPeer:
         self.stats.revisions_new += len(received.revisions)
         self.stats.records_changed |= received.roster_changed or received.header_replaced
         self.stats.items_touched |= {r.item_id for r in received.revisions}
+        self.just_applied = {r.item_id for r in received.revisions}
         self._digest = None
         if received.header_replaced:
             self.notes.append("received a newer vault header (a password change or key rotation)")

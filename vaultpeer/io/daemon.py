@@ -169,6 +169,8 @@ class Link:
                 self.daemon.publish({"type": "sync.progress", "device_id": str(self.device_id),
                                      "received": session.stats.revisions_received,
                                      "expected": session.stats.revisions_expected})
+            if session.just_applied:  # readable now: say so, and pass it on, before the session ends
+                self.daemon.applied(session.just_applied, self)
             if not session.finished:
                 continue
             self._finish(session)
@@ -339,21 +341,29 @@ class Daemon:
         self.changed()
         self._redial.set()
 
+    def applied(self, item_ids: set[ItemId], link: Link) -> None:
+        """Revisions from ``link``'s member were stored (mid-session): tell the local apps, and
+        pass them on to the other members at once."""
+        self.publish({"type": "items.changed", "items": sorted(str(i) for i in item_ids)})
+        self._relay(link)
+
+    def _relay(self, link: Link) -> None:
+        """What arrived from one member goes on to the others at once."""
+        for other in list(self.links.values()):
+            if other is not link:
+                other.poke()
+
     def after_sync(self, session: SyncPeer, link: Link) -> None:
         self._refresh_discovery_if_key_changed()
         if session.stats.records_changed:
             self._roster_changed()
-        if session.stats.revisions_new:
-            self.publish({"type": "items.changed", "items": sorted(str(i) for i in session.stats.items_touched)})
+            self._relay(link)
+        # merges wait for the session's end: a merge revision made mid-session would make the
+        # two sides' state digests differ
         if not self.vault.locked and session.stats.items_touched:
             merged = self.vault.merge_pending(session.stats.items_touched)
             if merged:
                 self.changed([str(v.id) for v in merged])
-        if session.stats.revisions_new or session.stats.records_changed:
-            # what arrived from one member goes on to the others at once
-            for other in list(self.links.values()):
-                if other is not link:
-                    other.poke()
 
     def after_import(self, report: dict) -> None:
         """A bundle was imported: what a sync session would have brought, so the same follow-ups."""
