@@ -135,6 +135,8 @@ class Daemon:
                 pass
             time.sleep(0.05)
         else:
+            self.process.kill()  # nothing else holds it: it would outlive the run
+            self.process.wait(5)
             raise RuntimeError("a daemon did not start within 30 s")
         host, port = self.status["listen"].rsplit(":", 1)
         self.address = (host, int(port))
@@ -525,7 +527,7 @@ def main() -> int:
     parser.add_argument("--anchor-edits", type=int, default=5, help="edits per size through Syncthing (~12 s each)")
     parser.add_argument("--mesh", type=int, default=10, help="daemons in the mesh")
     parser.add_argument("--keep", action="store_true", help="keep the homes and daemon logs")
-    parser.add_argument("--json", type=Path, default=Path("bench/results/sync.json"))
+    parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "sync.json")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
