@@ -171,13 +171,19 @@ def pair(inviter: Daemon, joiner: Daemon, *, answers=("y", "y"), address: bool =
     return invite.finish(), join.finish(), code_a.strip(), code_b.strip()
 
 
-def paired_pair(world, *extra: str) -> tuple[Daemon, Daemon]:
-    """A laptop with a vault and a desktop paired with it through the CLI, both running and unlocked."""
+def ready_to_pair(world, *extra: str) -> tuple[Daemon, Daemon]:
+    """A laptop with a vault, running and unlocked, and a desktop with none, running."""
     laptop, desktop = world("laptop", *extra), world("desktop", *extra)
     laptop.init()
     laptop.start()
     desktop.start()
     laptop.unlock()
+    return laptop, desktop
+
+
+def paired_pair(world, *extra: str) -> tuple[Daemon, Daemon]:
+    """A laptop with a vault and a desktop paired with it through the CLI, both running and unlocked."""
+    laptop, desktop = ready_to_pair(world, *extra)
     statuses = pair(laptop, desktop)
     assert statuses[:2] == (0, 0), statuses
     desktop.unlock()

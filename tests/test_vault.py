@@ -24,8 +24,21 @@ from vaultpeer.vault import Vault
 
 
 def fingerprint(home: Home) -> dict[str, str]:
-    """Hashes of every file under the home, to show that nothing changed."""
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(home.path.rglob("*")) if p.is_file()}
+    """Hashes of every file under the home, to show that nothing changed. The database counts by
+    the rows of its tables, except the audit log, which records a failed unlock (say) on purpose
+    (tests/test_audit.py shows that exactly that entry is added)."""
+    prints = {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(home.path.rglob("*"))
+              if p.is_file() and not p.name.startswith(home.database.name)}
+    connection = sqlite3.connect(home.database)
+    try:
+        tables = [row[0] for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'audit' ORDER BY name")]
+        for table in tables:
+            rows = sorted(connection.execute(f"SELECT * FROM {table}").fetchall())
+            prints[f"table {table}"] = hashlib.sha256(repr(rows).encode()).hexdigest()
+    finally:
+        connection.close()
+    return prints
 
 
 def reopen(home: Home, password: str | None = PASSWORD) -> Vault:
@@ -300,3 +313,16 @@ def test_one_bad_revision_rejects_the_whole_batch(vault, problem):
         vault.receive([good, bad])
     assert vault.store.counts() == before
     assert vault.store.revision(good.revision_id) is None
+
+
+def test_locking_drops_every_key_and_every_decrypted_item():
+    from helpers import PASSWORD, make_replicas
+
+    (vault,) = make_replicas(1)
+    vault.add("Mail", {"password": "canary-in-memory"})
+    vault.list_items()  # builds the index of decrypted items
+    vault.lock()
+    assert (vault._keyring, vault._kek, vault._index) == (None, None, None)
+    assert vault.locked
+    vault.unlock(PASSWORD)
+    assert [v.title for v in vault.list_items()] == ["Mail"]

@@ -64,7 +64,8 @@ class DaemonBackend:
             params["title"] = title
         return self.client.call("conflict.resolve", **params)
 
-    def import_entries(self, entries: list[ImportEntry], progress: Callable[[int], None] | None = None) -> dict:
+    def import_entries(self, entries: list[ImportEntry], progress: Callable[[int], None] | None = None,
+                       file_format: str | None = None) -> dict:
         """``item.import`` in parts that fit a request line, committed by the daemon as one batch."""
         chunks, too_large = chunk_entries(entries)
         batch, sent = None, 0
@@ -75,7 +76,8 @@ class DaemonBackend:
             if progress is not None:
                 progress(sent)
         report = self.client.call("item.import", entries=chunks[-1] if chunks else [],
-                                  **({"batch": batch} if batch else {}))
+                                  **({"batch": batch} if batch else {}),
+                                  **({"format": file_format} if file_format else {}))
         report["skipped"] += too_large
         return report
 
@@ -119,8 +121,9 @@ class DirectBackend:
     def resolve(self, item: str, take: str | None, fields: dict, title: str | None) -> dict:
         return item_json(self.vault.resolve_conflict(item, take=take, set_fields=fields, title=title))
 
-    def import_entries(self, entries: list[ImportEntry], progress: Callable[[int], None] | None = None) -> dict:
-        return transfer.import_entries(self.vault, entries, progress)
+    def import_entries(self, entries: list[ImportEntry], progress: Callable[[int], None] | None = None,
+                       file_format: str | None = None) -> dict:
+        return transfer.import_entries(self.vault, entries, progress, source_format=file_format)
 
     def export_items(self) -> list:
         return transfer.export_items(self.vault)

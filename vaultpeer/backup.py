@@ -282,5 +282,6 @@ def restore_home(home: Home, opened: OpenedBackup, *, allow_insecure_test_kdf: b
             vault.join(opened.header, contents.roster, contents.device, profile.name, profile.os_description)
             vault.receive_records(None, (), contents.revisions)
         counts = vault.store.counts()
+        vault.audit("backup.restored", device_id=str(contents.device_id), count=counts["revisions"])
         return Restored(home.path, vault.vault_id, str(vault.device.device_id), str(contents.device_id),
                         counts["items"], counts["revisions"])

@@ -7,6 +7,8 @@ whole bundle. None of it needs the vault key, so a locked device (or daemon) can
 """
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,33 @@ from vaultpeer.vault import Vault
 
 class NotExpectedExporter(VaultpeerError):
     code = "integrity"
+
+
+class BundleRefused(InvalidInput):
+    """A bundle that opened but is not acceptable here; ``reason`` is what the audit log records."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@contextmanager
+def _audited_rejection(vault: Vault) -> Iterator[None]:
+    """Record a rejected bundle in the audit log (after any transaction was rolled back)."""
+    try:
+        yield
+    except IntegrityError:
+        vault.audit("bundle.rejected", reason="integrity")
+        raise
+    except NotExpectedExporter:
+        vault.audit("bundle.rejected", reason="wrong_exporter")
+        raise
+    except BundleRefused as exc:
+        vault.audit("bundle.rejected", reason=exc.reason)
+        raise
+    except AlreadyInitialized:
+        vault.audit("bundle.rejected", reason="refused")
+        raise
 
 
 @dataclass(frozen=True)
@@ -71,6 +100,7 @@ def admit(vault: Vault, data: bytes) -> Member:
         raise InvalidInput("that device was revoked from this vault; it cannot be admitted again")
     if request.device_id not in roster.members:
         vault.enroll(request.keys, request.name, request.os_description)
+        vault.audit("device.admitted", device_id=str(request.device_id), device_name=request.name)
     return vault.roster.members[request.device_id]
 
 
@@ -114,7 +144,8 @@ def _joining_roster(vault: Vault, contents: BundleContents) -> Roster:
 
 def inspect_bundle(vault: Vault, data: bytes) -> BundleSummary:
     """Open and verify a bundle without applying it."""
-    return _inspect(vault, data)[0]
+    with _audited_rejection(vault):
+        return _inspect(vault, data)[0]
 
 
 def _inspect(vault: Vault, data: bytes) -> tuple[BundleSummary, BundleContents]:
@@ -123,8 +154,9 @@ def _inspect(vault: Vault, data: bytes) -> tuple[BundleSummary, BundleContents]:
     if joining:
         roster = _joining_roster(vault, contents)
         if contents.target != vault.device.device_id or vault.device.device_id not in roster.members:
-            raise InvalidInput("this bundle does not admit this device: on a member, run `vaultpeer admit` with "
-                               "this device's join request, then `vaultpeer bundle export FILE --for DEVICE`")
+            raise BundleRefused("this bundle does not admit this device: on a member, run `vaultpeer admit` with "
+                                "this device's join request, then `vaultpeer bundle export FILE --for DEVICE`",
+                                "not_for_this_device")
     else:
         if contents.vault_id != vault.vault_id:
             raise IntegrityError()
@@ -132,8 +164,8 @@ def _inspect(vault: Vault, data: bytes) -> tuple[BundleSummary, BundleContents]:
     exporter = contents.exporter.device_id
     member = roster.members.get(exporter)
     if member is None or member.keys != contents.exporter:
-        raise InvalidInput("this bundle was made by a device that is not (or no longer) a member of this vault; "
-                           "nothing was imported")
+        raise BundleRefused("this bundle was made by a device that is not (or no longer) a member of this vault; "
+                            "nothing was imported", "not_member")
     summary = BundleSummary(exporter, member.name, contents.target, contents.created, len(contents.revisions),
                             joining)
     return summary, contents
@@ -142,17 +174,19 @@ def _inspect(vault: Vault, data: bytes) -> tuple[BundleSummary, BundleContents]:
 def import_bundle(vault: Vault, data: bytes, *, expect_exporter: DeviceId | None = None) -> dict:
     """Verify everything, then apply it in one transaction. Joining (a device with no vault yet)
     requires ``expect_exporter``: the device id the person confirmed on the admitting device."""
-    summary, contents = _inspect(vault, data)
-    if expect_exporter is not None and expect_exporter != summary.exporter:
-        raise NotExpectedExporter("this bundle was not made by the device you confirmed; nothing was imported")
-    if summary.joining and expect_exporter is None:
-        raise InvalidInput("joining through a bundle needs the admitting device's id confirmed")
-    with vault.store.transaction():
-        if summary.joining:
-            profile = load_profile(vault.home)
-            vault.join(contents.header, contents.roster, contents.exporter, profile.name, profile.os_description)
-        received = vault.receive_records(contents.header, contents.roster, contents.revisions)
-        vault.store.raise_peer_knowledge(summary.exporter, contents.knowledge)
+    with _audited_rejection(vault):
+        summary, contents = _inspect(vault, data)
+        if expect_exporter is not None and expect_exporter != summary.exporter:
+            raise NotExpectedExporter("this bundle was not made by the device you confirmed; nothing was imported")
+        if summary.joining and expect_exporter is None:
+            raise InvalidInput("joining through a bundle needs the admitting device's id confirmed")
+        with vault.store.transaction():
+            if summary.joining:
+                profile = load_profile(vault.home)
+                vault.join(contents.header, contents.roster, contents.exporter, profile.name, profile.os_description)
+            received = vault.receive_records(contents.header, contents.roster, contents.revisions)
+            vault.store.raise_peer_knowledge(summary.exporter, contents.knowledge)
+    vault.audit("bundle.imported", device_id=str(summary.exporter), count=len(received.revisions))
     return {**summary.to_json(), "new_revisions": len(received.revisions),
             "already_had": len(contents.revisions) - len(received.revisions),
             "header_replaced": received.header_replaced, "roster_changed": received.roster_changed,

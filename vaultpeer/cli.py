@@ -50,6 +50,7 @@ from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.core.pairing import PairingError
 from vaultpeer.core.merge import EDIT_SURVIVED_DELETE
 from vaultpeer.device import DeviceProfile, load_or_create_keys, load_profile, save_profile
+from vaultpeer.hygiene import harden_process
 from vaultpeer.home import (
     INSECURE_TEST_KDF_ENV,
     Home,
@@ -77,6 +78,7 @@ EXIT_LOCKED = 9
 EXIT_NO_DAEMON = 10
 EXIT_PAIRING = 11
 EXIT_NO_CLIPBOARD = 12
+EXIT_RATE_LIMITED = 13
 
 #: The same statuses for errors that come back from the daemon's API (by their stable name).
 _EXIT_BY_NAME = {
@@ -90,6 +92,7 @@ _EXIT_BY_NAME = {
     "invalid_params": EXIT_USAGE,
     "locked": EXIT_LOCKED,
     "pairing": EXIT_PAIRING,
+    "rate_limited": EXIT_RATE_LIMITED,
 }
 
 _EXIT_CODES: dict[type, int] = {
@@ -218,6 +221,7 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 
 
 def main() -> None:
+    harden_process()  # before any password is read: no core dumps, no ptrace by other processes
     cli(prog_name="vaultpeer")
 
 
@@ -266,7 +270,9 @@ def json_option(command: Callable) -> Callable:
 def field_value_options(command: Callable) -> Callable:
     """--field NAME=VALUE, --generate FIELD and --length, shared by `add` and `edit`."""
     for option in reversed([
-        click.option("--field", "fields", multiple=True, metavar="NAME=VALUE", help="Set a field (repeatable)."),
+        click.option("--field", "fields", multiple=True, metavar="NAME=VALUE",
+                     help="Set a field (repeatable). The value is in the command line, which other "
+                          "processes can see while it runs: use --generate for passwords."),
         click.option("--generate", "generated", multiple=True, metavar="FIELD",
                      help="Fill FIELD with a generated password (repeatable)."),
         click.option("--length", default=DEFAULT_LENGTH, show_default=True,
@@ -1180,3 +1186,4 @@ def demo(keep: bool) -> None:
 # Commands defined in modules of their own register on `cli` when imported (they use the helpers above).
 from vaultpeer import cli_backup  # noqa: E402,F401
 from vaultpeer import cli_interchange  # noqa: E402,F401
+from vaultpeer import cli_audit  # noqa: E402,F401

@@ -84,7 +84,7 @@ def import_command(ctx: Context, file_format: str, path: Path, password_stdin: b
         parsed = parse_bitwarden(decode_text(data, path))
     else:
         parsed = parse_csv(decode_text(data, path))
-    report = _import(ctx, parsed, password_stdin)
+    report = _import(ctx, parsed, password_stdin, file_format)
     result = {
         "format": file_format,
         "file": str(path),
@@ -105,12 +105,13 @@ def import_command(ctx: Context, file_format: str, path: Path, password_stdin: b
                 console.print(Text(f"  {notice.get('title', '(no title)')}: {notice['reason']}"))
 
 
-def _import(ctx: Context, parsed: Parsed, password_stdin: bool) -> dict:
+def _import(ctx: Context, parsed: Parsed, password_stdin: bool, file_format: str) -> dict:
     entries = list(parsed.entries)
     with item_backend(ctx, password_stdin, timeout=DAEMON_TIMEOUT) as backend:
         with progress_display() as progress:
             task = progress.add_task(f"Importing {len(entries)} entries", total=max(len(entries), 1))
-            report = backend.import_entries(entries, progress=lambda n: progress.update(task, completed=n))
+            report = backend.import_entries(entries, progress=lambda n: progress.update(task, completed=n),
+                                            file_format=file_format)
             progress.update(task, completed=max(len(entries), 1))
     return report
 

@@ -7,12 +7,13 @@ titles, field names and values only ever exist here inside revision ciphertexts.
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 from vaultpeer.core import encoding
+from vaultpeer.core.audit import GENESIS, AuditEntry, StoredRow
 from vaultpeer.core.errors import IntegrityError
 from vaultpeer.core.identity import DeviceId, DevicePublicKeys
 from vaultpeer.core.item import ItemId
@@ -91,6 +92,17 @@ CREATE TABLE IF NOT EXISTS heads (
     seq     INTEGER NOT NULL,
     PRIMARY KEY (item_id, author, seq)
 ) WITHOUT ROWID;
+-- this device's audit log (vaultpeer.core.audit): a hash chain of signed entries, no secret in it.
+-- Added after schema version 1 without a version bump: older stores gain the table when opened, and
+-- a vaultpeer that does not know it leaves it alone.
+CREATE TABLE IF NOT EXISTS audit (
+    seq       INTEGER PRIMARY KEY,
+    time      INTEGER NOT NULL,
+    event     TEXT    NOT NULL,
+    details   BLOB    NOT NULL,
+    hash      BLOB    NOT NULL,
+    signature BLOB    NOT NULL
+);
 """
 
 #: Revisions read per query when many are streamed out (well under SQLite's limit on parameters).
@@ -421,6 +433,30 @@ class Store:
 
     def integrity_check(self) -> bool:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # --- the audit log ------------------------------------------------------------------------
+
+    def append_audit(self, make: Callable[[int, bytes], AuditEntry]) -> AuditEntry:
+        """Append the entry ``make(seq, previous hash)`` builds, in one small transaction (or the
+        caller's), so two processes appending at once still make one chain."""
+        with self.transaction():
+            row = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            entry = make(1, GENESIS) if row is None else make(row[0] + 1, row[1])
+            self._db.execute(
+                "INSERT INTO audit (seq, time, event, details, hash, signature) VALUES (?, ?, ?, ?, ?, ?)",
+                (entry.seq, entry.time, entry.event, AuditEntry.encode_details(entry.details), entry.entry_hash,
+                 entry.signature),
+            )
+        return entry
+
+    def audit_rows(self, newest: int | None = None) -> list[StoredRow]:
+        """Every audit row in seq order (or only the ``newest`` ones), unparsed."""
+        query = "SELECT seq, time, event, details, hash, signature FROM audit"
+        if newest is None:
+            rows = self._db.execute(query + " ORDER BY seq").fetchall()
+        else:
+            rows = self._db.execute(query + " ORDER BY seq DESC LIMIT ?", (newest,)).fetchall()[::-1]
+        return [StoredRow(*row) for row in rows]
 
 
 @lru_cache(maxsize=256)

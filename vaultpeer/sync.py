@@ -68,6 +68,8 @@ class SyncPeer:
         self._repair_leaves: list[bytes] = []
         #: The items that the last message received changed (new revisions stored), if any.
         self.just_applied: set = set()
+        #: The session failed because of what the peer sent (not because it reported an error).
+        self.peer_at_fault = False
 
     @property
     def finished(self) -> bool:
@@ -95,6 +97,8 @@ class SyncPeer:
             self.notes.append(f"sync aborted: {exc}")
             if "peer reported an error" in str(exc):
                 return []
+            self.peer_at_fault = True
+            self.vault.audit_rejection("sync_protocol", device_id=self.peer)
             return self._out([self.session.fail("protocol")])
         handler = {
             Hello: self._on_hello,
@@ -152,6 +156,8 @@ class SyncPeer:
             received = self.vault.receive_records(records.header, records.roster, records.revisions)
         except IntegrityError:
             self.notes.append("sync aborted: the peer sent a record that failed verification; nothing of it was stored")
+            self.peer_at_fault = True
+            self.vault.audit_rejection("sync_rejected", device_id=self.peer)
             return [self.session.fail("rejected")]
         self.stats.revisions_new += len(received.revisions)
         self.stats.records_changed |= received.roster_changed or received.header_replaced

@@ -25,14 +25,19 @@ MAX_INPUT_BYTES = 256 * 1024 * 1024
 
 
 def import_entries(vault: Vault, entries: Iterable[ImportEntry],
-                   progress: Callable[[int], None] | None = None) -> dict:
+                   progress: Callable[[int], None] | None = None, *, source_format: str | None = None) -> dict:
     """Import entries as one batch of new items; skip those already imported (their source key is
     in an item, deleted ones included) and those that cannot be items. Returns the report:
-    ``{"imported", "skipped": [{"title"?, "reason"}], "items": [{"id", "title"}]}``."""
+    ``{"imported", "skipped": [{"title"?, "reason"}], "items": [{"id", "title"}]}``. The audit log
+    records the count and ``source_format`` (kdbx, bitwarden, csv), nothing of the entries."""
     views = [*vault.list_items(), *vault.list_items(deleted=True)]
     known = known_sources((str(v.id), v.deleted, v.content.field_map()) for v in views)
     plan = plan_import(entries, known)
-    added = vault.add_many(plan.contents, progress=progress)
+    recorded_format = source_format if source_format in ("kdbx", "bitwarden", "csv") else "unknown"
+    with vault.store.transaction():  # the items and their audit entry, together
+        added = vault.add_many(plan.contents, progress=progress)
+        vault.audit("items.imported", via=vault.audit_via, format=recorded_format, count=len(added),
+                    skipped=len(plan.skipped))
     return {
         "imported": len(added),
         "skipped": [notice.to_json() for notice in plan.skipped],

@@ -8,10 +8,12 @@ the whole batch. Receiving works while locked; merging needs the vault key.
 """
 
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
+from vaultpeer.core.audit import AuditEntry, RejectionLimiter, address_detail, printable_name
 from vaultpeer.core.errors import (
     AlreadyInitialized,
     IntegrityError,
@@ -20,6 +22,8 @@ from vaultpeer.core.errors import (
     NotFound,
     VaultLocked,
     VaultpeerError,
+    WrongPassword,
+    WrongRecoveryKey,
 )
 from vaultpeer.core.digest import StateDigest
 from vaultpeer.core.history import causal_order, displayed_head
@@ -116,6 +120,9 @@ class Vault:
         self._roster: Roster | None = None
         #: (the store's data_version, the state digest it had then)
         self._digest: tuple[int, StateDigest] | None = None
+        #: Recorded as the ``via`` of unlocks, password changes and imports ("daemon" in the daemon).
+        self.audit_via = "cli"
+        self._rejections = RejectionLimiter()
 
     @classmethod
     def open(cls, home: Home, *, allow_insecure_test_kdf: bool = False) -> "Vault":
@@ -125,6 +132,7 @@ class Vault:
 
     def close(self) -> None:
         self.lock()
+        self.flush_audit(everything=True)
         self.store.close()
 
     def __enter__(self) -> "Vault":
@@ -193,6 +201,7 @@ class Vault:
             self.store.put_header_record(header.to_bytes())
         self._roster = None
         self._keyring, self._kek, self._index = keyring, kek, None
+        self.audit("vault.created", via=self.audit_via)
         return recovery_key
 
     def enroll(self, member: DevicePublicKeys, name: str, os_description: str) -> RosterEntry:
@@ -269,8 +278,13 @@ class Vault:
         return header.password_kek(password)
 
     def unlock_with_kek(self, kek: bytes) -> None:
-        self._keyring = self.header.open_with_kek(kek)
+        try:
+            self._keyring = self.header.open_with_kek(kek)
+        except WrongPassword:
+            self.audit("unlock.failed", via=self.audit_via, method="password", reason="wrong_password")
+            raise
         self._kek = kek
+        self.audit("unlock", via=self.audit_via, method="password")
 
     def member_for_noise_key(self, noise_public: bytes) -> Member | None:
         """The current member whose Noise static key this is (connections are pinned to these)."""
@@ -324,12 +338,18 @@ class Vault:
             self.store.put_header_record(header.to_bytes())
         self._roster = None
         self._keyring = rotated
+        self.audit("device.revoked", device_id=str(device_id), device_name=member.name)
         return entries[0]
 
     def unlock_with_recovery_key(self, recovery_key: RecoveryKey) -> None:
         """Open with the recovery key; set a new password next (``change_password``)."""
-        self._keyring = self.header.open_with_recovery_key(recovery_key)
+        try:
+            self._keyring = self.header.open_with_recovery_key(recovery_key)
+        except WrongRecoveryKey:
+            self.audit("unlock.failed", via=self.audit_via, method="recovery_key", reason="wrong_recovery_key")
+            raise
         self._kek = None
+        self.audit("unlock", via=self.audit_via, method="recovery_key")
 
     def lock(self) -> None:
         self._keyring = self._kek = self._index = None
@@ -343,15 +363,30 @@ class Vault:
         kdf, kek = prepare_password(self.header, new_password, allow_insecure_test_kdf=self._allow_insecure_test_kdf)
         self.set_password(kdf, kek, keyring=keyring)
 
-    def set_password(self, kdf: KdfParameters, kek: bytes, *, keyring: Keyring | None = None) -> None:
-        """The quick step of a password change, with what ``prepare_password`` derived."""
+    def open_for_password_change(self, header: VaultHeader, *, kek: bytes | None = None,
+                                 recovery_key: RecoveryKey | None = None) -> Keyring:
+        """The keyring of ``header``, opened with the current password's KEK or the recovery key:
+        the proof a password change asks for while locked. A wrong one is recorded in the audit log."""
+        method = "password" if kek is not None else "recovery_key"
+        try:
+            return header.open_with_kek(kek) if kek is not None else header.open_with_recovery_key(recovery_key)
+        except (WrongPassword, WrongRecoveryKey) as exc:
+            self.audit("password.change_failed", via=self.audit_via, method=method, reason=exc.code)
+            raise
+
+    def set_password(self, kdf: KdfParameters, kek: bytes, *, keyring: Keyring | None = None,
+                     proof: str | None = None) -> None:
+        """The quick step of a password change, with what ``prepare_password`` derived. ``proof``
+        ("password" or "recovery_key") is what opened the keyring, for the audit log."""
         was_unlocked = not self.locked
+        proof = proof or ("password" if self._kek is not None else "recovery_key")
         keyring = keyring or self._require_unlocked()
         new_header = self.header.with_password(keyring, kek, kdf, self.device)
         with self.store.transaction():
             self.store.put_header_record(new_header.to_bytes())
         if was_unlocked:
             self._kek = kek
+        self.audit("password.changed", via=self.audit_via, method=proof)
 
     def _current_kek(self) -> bytes:
         """The password KEK, if it still opens the stored header. The password may have changed
@@ -375,6 +410,38 @@ class Vault:
         if self._keyring is None:
             raise VaultLocked()
         return self._keyring
+
+    # --- the audit log (vaultpeer.core.audit; `vaultpeer log`) ------------------------------------
+
+    def audit(self, event: str, **details: str | int) -> AuditEntry:
+        """Append a signed entry to this device's audit log (works locked, and with no vault).
+
+        Details are checked against the event's allowed keys and kinds (never a secret); a
+        ``device_name`` or ``peer``, which may come from a peer, is first made acceptable."""
+        if "device_name" in details:
+            details["device_name"] = printable_name(str(details["device_name"]))
+        if "peer" in details:
+            details["peer"] = address_detail(str(details["peer"]))
+        now = int(time.time())
+        return self.store.append_audit(lambda seq, previous: AuditEntry.create(
+            self.device, seq=seq, time=now, previous=previous, event=event, details=details))
+
+    def audit_rejection(self, reason: str, *, peer: str | None = None, device_id: DeviceId | None = None) -> None:
+        """Record input refused from the network, at most one entry per source and minute (with a
+        count), so that a flood cannot fill the disk (``RejectionLimiter``)."""
+        details: dict[str, str] = {"reason": reason}
+        if peer is not None:
+            details["peer"] = peer
+        if device_id is not None:
+            details["device_id"] = str(device_id)
+        source = peer or (str(device_id) if device_id is not None else "unknown")
+        for summary, count in self._rejections.note(source, details, time.monotonic()):
+            self.audit("peer.rejected", **summary, count=count)
+
+    def flush_audit(self, *, everything: bool = False) -> None:
+        """Write the counts of rejections whose minute has passed (all of them, on close)."""
+        for summary, count in self._rejections.due(time.monotonic(), everything=everything):
+            self.audit("peer.rejected", **summary, count=count)
 
     # --- reading ---------------------------------------------------------------------------------
 

@@ -138,7 +138,7 @@ class BundleContents:
         if not isinstance(record, list) or len(record) != 10 or record[0] != _BUNDLE_DOMAIN:
             raise ValueError("not bundle contents")
         _, vault_id, noise_public, signing_public, target, created, knowledge, header, roster, revisions = record
-        if not (isinstance(vault_id, bytes) and isinstance(created, int) and isinstance(header, bytes)
+        if not (isinstance(vault_id, bytes) and type(created) is int and created >= 0 and isinstance(header, bytes)
                 and isinstance(roster, list) and isinstance(revisions, list)
                 and (target is None or isinstance(target, bytes))):
             raise ValueError("malformed bundle contents")

@@ -81,3 +81,9 @@ class AlreadyInitialized(VaultpeerError):
 
     def __init__(self, message: str = "this device already has a vault"):
         super().__init__(message)
+
+
+class RateLimited(VaultpeerError):
+    """Too many attempts (e.g. wrong master passwords): the next one must wait."""
+
+    code = "rate_limited"

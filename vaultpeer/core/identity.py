@@ -55,7 +55,9 @@ class DevicePublicKeys:
     signing_public: bytes
 
     def __post_init__(self) -> None:
-        if len(self.noise_public) != KEY_SIZE or len(self.signing_public) != KEY_SIZE:
+        # bytes, not just anything 32 long: a 32-character text from a peer's record would pass a
+        # length check and crash whatever derives the device id from it later
+        if not all(isinstance(key, bytes) and len(key) == KEY_SIZE for key in (self.noise_public, self.signing_public)):
             raise ValueError("public keys are 32 bytes each")
 
     @property

@@ -34,6 +34,7 @@ from vaultpeer.core.item import (
     ItemContent,
     is_secret_by_default,
 )
+from vaultpeer.core.text import holds_lone_surrogate
 
 #: The field that records where an imported item came from (see the module docstring).
 SOURCE_FIELD = "import-source"
@@ -372,6 +373,11 @@ def parse_bitwarden(text: str) -> Parsed:
         raise InvalidInput(f"not a valid JSON file (line {exc.lineno}, column {exc.colno})") from None
     except RecursionError:
         raise InvalidInput("not a Bitwarden JSON export: nested too deeply") from None
+    except ValueError:  # an integer past Python's 4300-digit conversion limit
+        raise InvalidInput("not a Bitwarden JSON export: a number is too long") from None
+    if holds_lone_surrogate(data):
+        # a "\ud800" escape decodes to a lone surrogate, which no item can store (it is not UTF-8)
+        raise InvalidInput("not a valid JSON file: it holds an escaped character that is not Unicode text")
     if isinstance(data, dict) and (data.get("encrypted") is True or data.get("passwordProtected") is True):
         raise InvalidInput("this is an encrypted Bitwarden export: export again in the unencrypted JSON format")
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):

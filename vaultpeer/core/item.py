@@ -136,6 +136,8 @@ class ItemContent:
             if not isinstance(flags, list) or not flags and "flags" in value or len(flags) > 16 \
                     or not all(isinstance(f, str) and 0 < len(f) <= 64 for f in flags) or flags != sorted(set(flags)):
                 raise ValueError
+            if not isinstance(value["fields"], list):
+                raise ValueError
             fields = []
             for entry in value["fields"]:
                 name, field_value, secret = entry

@@ -52,7 +52,7 @@ class Keyring:
         if not keys or len(keys) > MAX_EPOCHS:
             raise ValueError("a keyring holds at least one key")
         for epoch, key in keys.items():
-            if not isinstance(epoch, int) or epoch < 0 or not isinstance(key, bytes) or len(key) != VAULT_KEY_SIZE:
+            if type(epoch) is not int or epoch < 0 or not isinstance(key, bytes) or len(key) != VAULT_KEY_SIZE:
                 raise ValueError("malformed keyring")
         self._keys = dict(keys)
 

@@ -160,7 +160,7 @@ def _parse(body: object) -> Message:
     kind = body.get("t")
     if kind == "hello":
         _exact_keys(body, "v", "vault", "store", "knows", "header", "roster")
-        if not (isinstance(body["v"], int) and isinstance(body["vault"], bytes) and len(body["vault"]) == 16
+        if not (type(body["v"]) is int and isinstance(body["vault"], bytes) and len(body["vault"]) == 16
                 and isinstance(body["store"], bytes) and len(body["store"]) == 16
                 and all(isinstance(body[k], bytes) and len(body[k]) == HASH_SIZE for k in ("header", "roster"))):
             raise ValueError("bad hello")
@@ -428,10 +428,11 @@ class SyncSession:
             self.phase = Phase.DIGEST
 
     def _check_unique(self, revisions: tuple[Revision, ...]) -> None:
-        for revision in revisions:
-            if revision.revision_id in self._seen:
-                raise RemoteProtocolError("peer sent the same revision twice")
-            self._seen.add(revision.revision_id)
+        # check the whole batch before recording any of it: a refused message changes nothing
+        ids = [revision.revision_id for revision in revisions]
+        if len(set(ids)) != len(ids) or not self._seen.isdisjoint(ids):
+            raise RemoteProtocolError("peer sent the same revision twice")
+        self._seen.update(ids)
 
     def _require(self, phase: Phase) -> None:
         if self.phase is not phase:

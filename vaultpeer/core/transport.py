@@ -56,9 +56,10 @@ class FrameReader:
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> None:
-        self._buffer += data
-        if len(self._buffer) > MAX_FRAME + 2 + 65536:
+        # refuse before buffering: a refused feed leaves the reader as it was
+        if len(self._buffer) + len(data) > MAX_FRAME + 2 + 65536:
             raise TransportError("too much unread data")
+        self._buffer += data
 
     def next_frame(self) -> bytes | None:
         if len(self._buffer) < 2:

@@ -27,6 +27,7 @@ from vaultpeer.api import (
     PARSE_ERROR,
     error_object,
 )
+from vaultpeer.core.text import holds_lone_surrogate
 
 log = logging.getLogger("vaultpeer.api")
 MAX_SOCKET_PATH = 107
@@ -145,31 +146,75 @@ async def _serve_connection(stream: trio.SocketStream, dispatch: Dispatch, idle_
         limiter.release()
 
 
-async def _handle_line(stream: trio.SocketStream, line: bytes, dispatch: Dispatch, connection: Connection) -> bool:
-    """Answer one request; False when the connection should end (after a subscription)."""
+@dataclass(frozen=True)
+class Request:
+    """One well-formed JSON-RPC request line."""
+
+    method: str
+    params: dict
+    request_id: str | int | None
+    #: No ``id``: nothing is sent back, not even an error.
+    notification: bool
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A line that is not a request: the error response to send (None for a notification)."""
+
+    response: dict | None
+
+
+def parse_request(line: bytes) -> Request | Rejected:
+    """One line from a client -> the request, or the error to answer with. Pure, never raises.
+
+    A parse error is also: nesting deeper than Python's recursion limit, an integer longer than its
+    4300-digit conversion limit, NaN/Infinity (not JSON, and a float that overflows to infinity),
+    and a lone surrogate (a ``\\ud800`` escape or its raw bytes), which is not Unicode text: it
+    could be neither echoed back as UTF-8 nor stored.
+    """
     try:
-        request = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        await _write(stream, _response(None, error={"code": PARSE_ERROR, "message": "parse error"}))
-        return True
+        request = json.loads(line, parse_constant=_not_json, parse_float=_finite_float)
+        if holds_lone_surrogate(request):
+            raise ValueError("a lone surrogate")
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return Rejected(_response(None, error={"code": PARSE_ERROR, "message": "parse error"}))
     request_id = request.get("id") if isinstance(request, dict) else None
     if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str) \
             or not isinstance(request_id, (str, int, type(None))) or isinstance(request_id, bool):
-        await _write(stream, _response(None, error={"code": INVALID_REQUEST, "message": "invalid request"}))
-        return True
+        return Rejected(_response(None, error={"code": INVALID_REQUEST, "message": "invalid request"}))
     params = request.get("params", {})
     notification = "id" not in request
     if not isinstance(params, dict):
-        if not notification:
-            await _write(stream, _response(request_id, error={"code": INVALID_PARAMS,
-                                                              "message": "params must be an object"}))
+        return Rejected(None if notification else _response(
+            request_id, error={"code": INVALID_PARAMS, "message": "params must be an object"}))
+    return Request(request["method"], params, request_id, notification)
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("a number out of range")
+    return value
+
+
+async def _handle_line(stream: trio.SocketStream, line: bytes, dispatch: Dispatch, connection: Connection) -> bool:
+    """Answer one request; False when the connection should end (after a subscription)."""
+    request = parse_request(line)
+    if isinstance(request, Rejected):
+        if request.response is not None:
+            await _write(stream, request.response)
         return True
+    request_id, notification = request.request_id, request.notification
     try:
-        result = await dispatch(request["method"], params, connection)
+        result = await dispatch(request.method, request.params, connection)
     except Exception as exc:  # noqa: BLE001 - every error becomes an error object, never a traceback
         error = error_object(exc)
         if error["code"] == INTERNAL_ERROR:
-            log.exception("internal error in %s", request["method"])
+            log.exception("internal error in %s", request.method)
         if not notification:
             await _write(stream, _response(request_id, error=error))
         return True

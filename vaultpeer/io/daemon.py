@@ -16,15 +16,18 @@ import os
 import random
 import socket as stdlib_socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
 
+from vaultpeer.core.backoff import AttemptBackoff
 from vaultpeer.core.discovery import PeerGone, PeerSeen
 from vaultpeer.core.errors import AlreadyInitialized, NoVault, VaultpeerError
 from vaultpeer.core.identity import DeviceId, DevicePublicKeys
 from vaultpeer.core.item import ItemId
+from vaultpeer.core.offenders import Offenders
 from vaultpeer.core.pairing import (
     CodeExchange,
     Confirm,
@@ -53,6 +56,8 @@ PAIRING_TIMEOUT = 120.0
 #: How long a person has to compare the codes and answer, once they are shown.
 CONFIRM_TIMEOUT = 120.0
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+#: How often the counts of rejected connections are written to the audit log (once a minute each).
+AUDIT_FLUSH_EVERY = 15.0
 
 
 @dataclass
@@ -124,6 +129,9 @@ class Link:
                 except* (ConnectionClosed, TransportError, trio.BrokenResourceError,
                          trio.ClosedResourceError) as ended:
                     log.info("connection to %s ended: %s", self.member.device_id.short, ended.exceptions[0])
+                    if any(isinstance(e, TransportError) for e in ended.exceptions):
+                        self.daemon.offense(self.address, "a frame that failed to decrypt")
+                        self.daemon.rejected_input(self.address, "bad_frame")
                 except* Exception:  # noqa: BLE001 - one peer's trouble must never stop the daemon
                     log.exception("connection to %s failed", self.member.device_id.short)
             await self.stream.aclose()
@@ -189,6 +197,8 @@ class Link:
         state = self.daemon.peer_state(self.device_id)
         if session.failed:
             state.last_error = session.notes[-1] if session.notes else "sync failed"
+            if session.peer_at_fault:
+                self.daemon.offense(self.address, "a sync session that broke the protocol")
             return
         state.last_seen, state.address, state.last_error = time.time(), self.address, None
         self.daemon.after_sync(session, self)
@@ -208,6 +218,8 @@ class Pairing:
         self.error: str | None = None
         self.done = trio.Event()
         self.busy = False
+        #: Why the confirmation failed, as the audit log records it.
+        self.reason: str | None = None
 
     def fail(self, message: str) -> None:
         if self.error is None and self.result is None:
@@ -221,6 +233,7 @@ class Daemon:
         self.home = home
         self.options = options
         self.vault = Vault.open(home, allow_insecure_test_kdf=allow_insecure_test_kdf)
+        self.vault.audit_via = "daemon"
         self.device_id = self.vault.device.device_id
         self.listen_address: tuple[str, int] | None = None
         self.socket_path = options.socket_path or home.path / "run" / "api.sock"
@@ -239,6 +252,12 @@ class Daemon:
         self._advertised_key: bytes | None = None
         self._last_activity = time.monotonic()
         self.started = trio.Event()
+        #: Called whenever the vault locks (by request or after --idle-lock): drop plaintext.
+        self.on_lock: list[Callable[[], None]] = []
+        #: Addresses that keep failing handshakes or breaking the protocol, refused for a while.
+        self.offenders = Offenders()
+        #: Master-password attempts (unlock, passwd): a few free, then doubling waits.
+        self.password_attempts = AttemptBackoff()
 
     # --- the root nursery -------------------------------------------------------------------
 
@@ -274,6 +293,7 @@ class Daemon:
                         events_send.send_nowait(PeerSeen(f"static:{host}:{port}", host, port, False, "static"))
                 if self.options.idle_lock:
                     nursery.start_soon(self._idle_lock)
+                nursery.start_soon(self._flush_audit_log)
                 notify_systemd("READY=1")
                 self.started.set()
                 task_status.started(self)
@@ -306,9 +326,46 @@ class Daemon:
         while True:
             await trio.sleep(1)
             if not self.vault.locked and time.monotonic() - self._last_activity > self.options.idle_lock:
-                self.vault.lock()
+                self.lock()
                 log.info("locked after %s s without use", self.options.idle_lock)
-                self.publish({"type": "locked"})
+
+    def offense(self, address: str, what: str) -> None:
+        """A failure caused by whoever is at ``address``: count it, and say once when its
+        address starts being refused (a flood cannot flood the log)."""
+        host = _host(address)
+        if self.offenders.failed(host, time.monotonic()):
+            log.warning("refusing connections from %s for %d s: %d failures within %d s (the last: %s)", host,
+                        self.offenders.penalty, self.offenders.limit, self.offenders.window, what)
+
+    def lock(self) -> None:
+        """Drop the vault key, the password-derived key, the decrypted index and anything else
+        that holds plaintext (``on_lock`` callbacks, e.g. staged imports); tell the apps."""
+        self.vault.lock()
+        for forget in self.on_lock:
+            forget()
+        self.publish({"type": "locked"})
+
+    async def _flush_audit_log(self) -> None:
+        """Write the counts of rejections whose minute has passed (the rest on close)."""
+        while True:
+            await trio.sleep(AUDIT_FLUSH_EVERY)
+            self._audit(self.vault.flush_audit)
+
+    def _audit(self, record: Callable[..., object], *args: object, **details: object) -> None:
+        """Write to the audit log (``Vault.audit``, ``Vault.audit_rejection``...); a failure to
+        write it is logged and never stops the daemon or a connection's handling."""
+        try:
+            record(*args, **details)
+        except Exception:  # noqa: BLE001
+            log.exception("could not write to the audit log")
+
+    def rejected_input(self, address: str, reason: str) -> None:
+        """Input refused from the network, in the audit log (at most one entry per host and minute)."""
+        self._audit(self.vault.audit_rejection, reason, peer=_host(address))
+
+    def _audit_pairing_failure(self, role: str, address: str | None, reason: str) -> None:
+        peer = {"peer": address} if address else {}
+        self._audit(self.vault.audit, "pairing.failed", role=role, reason=reason, **peer)
 
     def touch(self) -> None:
         self._last_activity = time.monotonic()
@@ -400,8 +457,12 @@ class Daemon:
         """Handle one incoming connection; never lets an exception escape (that would crash serve_tcp)."""
         try:
             address = _address(tcp)
+            if self.offenders.refused(_host(address), time.monotonic()):
+                await tcp.aclose()  # penalised for repeated failures: closed unread, not logged again
+                return
             if self._unauthenticated >= MAX_UNAUTHENTICATED or len(self.links) >= MAX_LINKS:
                 log.warning("refused a connection from %s: too many connections", address)
+                self.rejected_input(address, "too_many_connections")
                 await tcp.aclose()
                 return
             self._unauthenticated += 1
@@ -409,6 +470,8 @@ class Daemon:
                 stream = await NoiseStream.handshake(tcp, self.vault.device, initiator=False)
             except (TransportError, ConnectionClosed, trio.TooSlowError, trio.BrokenResourceError, OSError):
                 log.info("handshake with %s failed", address)
+                self.rejected_input(address, "handshake_failed")
+                self.offense(address, "a failed handshake")
                 await tcp.aclose()
                 return
             finally:
@@ -420,6 +483,9 @@ class Daemon:
             member = self.vault.member_for_noise_key(stream.remote_static)
             if member is None or member.device_id == self.device_id:
                 log.warning("refused %s: its key is not a member of this vault", address)
+                if member is None:
+                    self.rejected_input(address, "not_member")
+                self.offense(address, "a key that is not a member")
                 await stream.aclose()
                 return
             await self._run_link(stream, member, initiator=False, address=address)
@@ -498,6 +564,8 @@ class Daemon:
         member = self.vault.member_for_noise_key(stream.remote_static)
         if member is None or member.device_id == self.device_id:
             # not a member (or ourselves): nothing of the vault is sent to it
+            if member is None:
+                self.rejected_input(address, "not_member")
             await stream.aclose()
             return None
         _keepalive(tcp)
@@ -536,6 +604,8 @@ class Daemon:
         pairing = self.pairing
         if pairing is None or not pairing.inviting or pairing.busy or pairing.done.is_set():
             log.warning("refused a pairing attempt from %s: no invitation is open", address)
+            self.rejected_input(address, "no_invitation")
+            self.offense(address, "a pairing attempt with no invitation open")
             await stream.aclose()
             return
         pairing.busy = True
@@ -549,6 +619,7 @@ class Daemon:
                 pairing.code_ready.set()
                 ok = await self._confirm_both(stream, pairing)
                 if not ok:
+                    self._audit_pairing_failure("inviter", address, pairing.reason or "failed")
                     return
                 identity = decode_message(await stream.receive())
                 if not isinstance(identity, Identity):
@@ -565,12 +636,16 @@ class Daemon:
                               "os": member.os_description}
             pairing.done.set()
             log.info("paired with %s (%s)", member.device_id.short, member.name)
+            self._audit(self.vault.audit, "pairing.paired", role="inviter", device_id=str(member.device_id),
+                        device_name=member.name, peer=address)
             self.publish({"type": "peer.paired", "device_id": str(member.device_id)})
             self.changed()  # the other members learn of the new device at once
             self._roster_changed()
             await self._run_link(stream, member, initiator=False, address=address)
         except (PairingError, VaultpeerError, TransportError, ConnectionClosed, trio.TooSlowError,
                 trio.BrokenResourceError) as exc:
+            if pairing.result is None:
+                self._audit_pairing_failure("inviter", address, _pairing_reason(exc))
             pairing.fail(_pairing_failure(exc))
             await stream.aclose()
         finally:
@@ -605,6 +680,7 @@ class Daemon:
                 pairing.code_ready.set()
             with trio.fail_after(CONFIRM_TIMEOUT + 30):
                 if not await self._confirm_both(stream, pairing):
+                    self._audit_pairing_failure("joiner", f"{host}:{port}", pairing.reason or "failed")
                     return
                 profile = load_profile(self.home)
                 await stream.send(encode_message(Identity(self.vault.device.public.signing_public, profile.name,
@@ -622,12 +698,16 @@ class Daemon:
                               "os": member.os_description, "vault_id": self.vault.vault_id.hex()}
             pairing.done.set()
             log.info("joined the vault through %s", member.device_id.short)
+            self._audit(self.vault.audit, "pairing.paired", role="joiner", device_id=str(member.device_id),
+                        device_name=member.name, peer=f"{host}:{port}")
             self._refresh_discovery_if_key_changed()
             self._roster_changed()  # the other members can be dialled now
             self.publish({"type": "peer.paired", "device_id": str(member.device_id)})
             await self._run_link(stream, member, initiator=True, address=f"{host}:{port}")
         except (PairingError, VaultpeerError, TransportError, ConnectionClosed, trio.TooSlowError, OSError,
                 trio.BrokenResourceError) as exc:
+            if pairing.result is None:
+                self._audit_pairing_failure("joiner", f"{host}:{port}" if host else None, _pairing_reason(exc))
             pairing.fail(_pairing_failure(exc))
             if stream is not None:
                 await stream.aclose()
@@ -680,6 +760,10 @@ class Daemon:
                 await peer_done.wait()
         if answer and peer["ok"]:
             return True
+        if answer or (peer_done.is_set() and not peer["ok"]):
+            pairing.reason = "declined_by_peer" if peer_done.is_set() else "timeout"
+        else:
+            pairing.reason = "declined" if pairing.answered.is_set() else "timeout"
         pairing.fail("pairing was declined on this device" if not answer
                      else "the other device did not confirm the code")
         await stream.aclose()
@@ -690,6 +774,17 @@ class Daemon:
         self._drop_links_to_non_members()
         self._refresh_discovery_if_key_changed()  # the revoked device no longer recognises us
         self.changed()
+
+
+def _pairing_reason(exc: BaseException) -> str:
+    """Why a pairing failed, as the audit log records it (a word, never a message)."""
+    if isinstance(exc, trio.TooSlowError):
+        return "timeout"
+    if isinstance(exc, (ConnectionClosed, TransportError, trio.BrokenResourceError, OSError)):
+        return "connection_lost"
+    if isinstance(exc, AlreadyInitialized):
+        return "refused"
+    return "failed"
 
 
 def _pairing_failure(exc: BaseException) -> str:
@@ -710,6 +805,11 @@ def _keepalive(tcp: trio.SocketStream) -> None:
                 sock.setsockopt(stdlib_socket.IPPROTO_TCP, getattr(stdlib_socket, option), value)
     except OSError:
         pass
+
+
+def _host(address: str) -> str:
+    """``host`` of a ``host:port`` string (IPv6 hosts keep their colons)."""
+    return address.rsplit(":", 1)[0]
 
 
 def _address(stream: trio.SocketStream) -> str:

@@ -61,13 +61,15 @@ class Discovery:
     async def _register(self, info: ServiceInfo) -> None:
         self._own.add(info.name)
         with trio.fail_after(ZEROCONF_TIMEOUT):
-            await trio.to_thread.run_sync(self._zc.register_service, info)
+            # abandoned on cancel: otherwise neither the timeout nor a SIGTERM could end the wait
+            # (a registration can hang, e.g. while zeroconf is being closed)
+            await trio.to_thread.run_sync(self._zc.register_service, info, abandon_on_cancel=True)
 
     async def _unregister(self, info: ServiceInfo | None) -> None:
         if info is None or self._zc is None:
             return
         with trio.move_on_after(ZEROCONF_TIMEOUT):
-            await trio.to_thread.run_sync(self._zc.unregister_service, info)
+            await trio.to_thread.run_sync(self._zc.unregister_service, info, abandon_on_cancel=True)
 
     async def _rotate(self) -> None:
         """Advertise a new member label (if this device has a vault) and withdraw the old one."""

@@ -5,7 +5,9 @@ Passwords arrive in params and go straight into the KDF; they are never logged o
 """
 
 import base64
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from functools import partial
 
@@ -22,6 +24,7 @@ from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.backup import seal_backup
 from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.device import load_profile
+from vaultpeer.hygiene import process_state
 from vaultpeer.io.daemon import Daemon
 from vaultpeer.vault import prepare_password
 from vaultpeer.views import conflict_json, history_json, item_json, listing_json, member_json
@@ -73,6 +76,7 @@ class ApiHandlers:
         self.daemon = daemon
         self.vault = daemon.vault
         self.staged_imports = transfer.StagedImports()
+        daemon.on_lock.append(self.staged_imports.clear)  # staged plaintext never outlives the key
 
     async def dispatch(self, method: str, params: dict, connection: object) -> object:
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
@@ -101,12 +105,14 @@ class ApiHandlers:
             "items": vault.store.counts()["items"],
             "revisions": vault.store.counts()["revisions"],
             "home": str(daemon.home.path),
+            "process": process_state(),
         }
 
     async def m_unlock(self, params: dict) -> dict:
         password = _param(params, "password", str)
-        kek = await trio.to_thread.run_sync(self.vault.derive_kek, password)
-        self.vault.unlock_with_kek(kek)
+        with self._password_attempt():
+            kek = await trio.to_thread.run_sync(self.vault.derive_kek, password)
+            self.vault.unlock_with_kek(kek)
         self.daemon.publish({"type": "unlocked"})
         # merges wait for the vault key: do them now
         merged = self.vault.merge_pending()
@@ -123,22 +129,30 @@ class ApiHandlers:
                 recovery_key = RecoveryKey.parse(_param(params, "recovery_key", str))
             except ValueError:
                 raise WrongRecoveryKey("that is not a recovery key") from None
-            keyring = header.open_with_recovery_key(recovery_key)
+            keyring = self.vault.open_for_password_change(header, recovery_key=recovery_key)
         else:
-            kek = await trio.to_thread.run_sync(header.password_kek, _param(params, "password", str))
-            keyring = header.open_with_kek(kek)
+            with self._password_attempt():
+                kek = await trio.to_thread.run_sync(header.password_kek, _param(params, "password", str))
+                keyring = self.vault.open_for_password_change(header, kek=kek)
         prepare = partial(prepare_password, header, new_password,
                           allow_insecure_test_kdf=self.vault.allows_insecure_test_kdf)
         kdf, new_kek = await trio.to_thread.run_sync(prepare)
-        self.vault.set_password(kdf, new_kek, keyring=keyring)
+        self.vault.set_password(kdf, new_kek, keyring=keyring,
+                                proof="recovery_key" if "recovery_key" in params else "password")
         self.daemon.changed()  # the other members get the new header at once
         return {"changed": True}
 
     async def m_lock(self, params: dict) -> dict:
-        self.vault.lock()
-        self.staged_imports.clear()
-        self.daemon.publish({"type": "locked"})
+        self.daemon.lock()
         return {"locked": True}
+
+    @contextmanager
+    def _password_attempt(self) -> Iterator[None]:
+        """One master-password (or recovery-key) attempt: refused while the backoff says wait;
+        a success resets the count. Counted when it starts, so parallel guesses are counted too."""
+        self.daemon.password_attempts.begin(time.monotonic())
+        yield
+        self.daemon.password_attempts.succeeded()
 
     # --- items ---
 
@@ -195,7 +209,8 @@ class ApiHandlers:
             return {"batch": token, "staged": self.staged_imports.count(token)}
         if batch is not None:
             entries = self.staged_imports.take(batch) + entries
-        report = transfer.import_entries(self.vault, entries)
+        report = transfer.import_entries(self.vault, entries,
+                                         source_format=_param(params, "format", str, required=False))
         if report["items"]:
             self.daemon.changed([item["id"] for item in report["items"]])
         return report

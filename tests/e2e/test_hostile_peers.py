@@ -1,0 +1,119 @@
+"""Hostile peers against a real daemon: a member that sends garbage after the handshake, frames
+and messages over the limits, repeated pairing attempts. The daemon stays up, keeps serving its
+paired peers and its local API, its memory stays bounded, and an address that keeps failing is
+refused for a while and logged once, without secrets."""
+
+import os
+import socket
+
+import trio
+
+from daemons import pair, paired_pair, wait_until
+from helpers import PASSWORD
+from vaultpeer.core.transport import MAX_CHUNK, MAX_MESSAGE, TransportError, frame
+from vaultpeer.device import load_or_create_keys
+from vaultpeer.home import Home
+from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
+
+CANARY = "canary-hostile-7b1e"
+
+
+def rss_mib(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def has_item(daemon, title: str) -> bool:
+    return daemon.cli("get", title).returncode == 0
+
+
+async def _attempt(address: tuple[str, int], keys, attack: str) -> str:
+    """One connection by a hostile peer; returns how it ended for the attacker."""
+    with trio.fail_after(20):
+        tcp = await trio.open_tcp_stream(*address)
+        try:
+            try:
+                stream = await NoiseStream.handshake(tcp, keys, initiator=True,
+                                                     purpose="pair" if attack == "pair" else "sync")
+            except (TransportError, ConnectionClosed):
+                return "refused before the handshake ended"
+            if attack == "garbage":  # well encrypted, but not a sync message
+                await stream.send(os.urandom(300))
+            elif attack == "raw":  # bytes that do not decrypt
+                await tcp.send_all(frame(os.urandom(200)))
+            elif attack == "oversized":  # one message bigger than the limit, chunk by chunk
+                noise = stream._channel._noise
+                for _ in range(MAX_MESSAGE // MAX_CHUNK + 2):
+                    await tcp.send_all(frame(bytes(noise.encrypt(b"\x01" + bytes(MAX_CHUNK)))))
+            try:
+                while True:
+                    await stream.receive()
+            except (TransportError, ConnectionClosed, trio.BrokenResourceError):
+                return "cut off"
+        except (trio.BrokenResourceError, OSError):
+            return "cut off"
+        finally:
+            await tcp.aclose()
+
+
+def attack(daemon, keys, kind: str, times: int) -> list[str]:
+    host, port = daemon.address.rsplit(":", 1)
+
+    async def main():
+        return [await _attempt((host, int(port)), keys, kind) for _ in range(times)]
+
+    return trio.run(main)
+
+
+def test_a_member_sending_garbage_is_cut_off_then_refused_and_the_others_are_still_served(world):
+    laptop, desktop = paired_pair(world)
+    phone = world("phone")
+    phone.start()
+    assert pair(laptop, phone)[:2] == (0, 0)
+    phone.stop()  # its keys now serve a hostile program
+    hostile = load_or_create_keys(Home(phone.home))
+    laptop.ok("add", "Mail", "--field", f"password={CANARY}")
+    assert wait_until(lambda: has_item(desktop, "Mail"), 10)
+    before = rss_mib(laptop.process.pid)
+
+    outcomes = attack(laptop, hostile, "garbage", 12) + attack(laptop, hostile, "raw", 12)
+    assert outcomes[:5] == ["cut off"] * 5
+    assert outcomes[-1] == "refused before the handshake ended"  # 20 failures: the address is refused
+
+    assert laptop.process.poll() is None and laptop.status()["peers"] == [desktop.status()["device_id"]]
+    desktop.ok("add", "Still served", "--field", "password=x")  # over the link that was already up
+    assert wait_until(lambda: has_item(laptop, "Still served"), 10)
+    assert rss_mib(laptop.process.pid) - before < 30
+    log = laptop.log.read_text()
+    assert log.count("refusing connections from 127.0.0.1") == 1
+    assert "broke the protocol" in log or "failed to decrypt" in log
+    for secret in (CANARY, PASSWORD):
+        assert secret not in log and secret not in desktop.log.read_text()
+
+
+def test_oversized_messages_and_repeated_pairing_attempts_are_refused_with_memory_bounded(world):
+    laptop, desktop = paired_pair(world)
+    phone = world("phone")
+    phone.start()
+    assert pair(laptop, phone)[:2] == (0, 0)
+    phone.stop()
+    hostile = load_or_create_keys(Home(phone.home))
+    stranger = load_or_create_keys(Home(world.root / "stranger"))
+    before = rss_mib(laptop.process.pid)
+
+    assert attack(laptop, hostile, "oversized", 3) == ["cut off"] * 3
+    outcomes = attack(laptop, stranger, "pair", 25)  # no invitation is open
+    assert "refused before the handshake ended" in outcomes
+    # a flood of plain connections on top: closed at once while the address is refused
+    host, port = laptop.address.rsplit(":", 1)
+    for _ in range(200):
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(os.urandom(64))
+
+    assert laptop.process.poll() is None and laptop.ok("status")
+    assert rss_mib(laptop.process.pid) - before < 30
+    desktop.ok("add", "Still served", "--field", "password=x")
+    assert wait_until(lambda: has_item(laptop, "Still served"), 10)
+    assert laptop.log.read_text().count("refusing connections from 127.0.0.1") == 1

@@ -1,0 +1,75 @@
+"""Process hygiene of the real daemon: no core dumps, not ptrace-able by the user's other
+processes, master-password guessing slowed down, and plaintext dropped when the vault locks."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import PASSWORD
+from vaultpeer.api import ApiError
+from vaultpeer.client import Client
+
+
+def test_every_vaultpeer_process_refuses_core_dumps_and_ptrace():
+    # start from a process that would allow a core dump, as a shell with `ulimit -c unlimited` does
+    code = (
+        "import resource; resource.setrlimit(resource.RLIMIT_CORE, (1 << 20, resource.RLIM_INFINITY))\n"
+        "from vaultpeer.hygiene import harden_process, process_state\n"
+        "assert process_state()['dumpable'] is True and process_state()['core_limit'] > 0\n"
+        "print(harden_process())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "{'core_limit': 0, 'dumpable': False}"
+
+
+def test_the_daemon_runs_without_core_dumps_and_undumpable(world):
+    device = world("laptop")
+    device.init()
+    device.start()
+    assert device.status()["process"] == {"core_limit": 0, "dumpable": False}
+    limits = open(f"/proc/{device.process.pid}/limits").read()
+    core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+    assert core.split()[4:6] == ["0", "0"], core
+
+
+def test_wrong_master_passwords_are_slowed_down_and_a_success_resets(world):
+    device = world("laptop")
+    device.init()
+    device.start()
+    for _ in range(3):
+        assert device.cli("unlock", "--password-stdin", stdin="wrong password\n").returncode == 3
+    refused = device.cli("unlock", "--password-stdin", stdin=PASSWORD + "\n")
+    assert refused.returncode == 13, (refused.stdout, refused.stderr)
+    assert "try again in 1 s" in refused.stderr
+    assert device.status()["locked"]  # even the right password waits its turn
+    time.sleep(1.1)
+    assert device.cli("unlock", "--password-stdin", stdin="wrong again\n").returncode == 3
+    assert device.cli("unlock", "--password-stdin", stdin=PASSWORD + "\n").returncode == 13  # now 2 s
+    time.sleep(2.1)
+    device.unlock()
+    device.ok("lock")
+    for _ in range(3):  # the success reset the count: three free attempts again
+        assert device.cli("unlock", "--password-stdin", stdin="wrong password\n").returncode == 3
+
+
+def test_the_idle_lock_drops_the_keys_and_staged_plaintext(world):
+    device = world("laptop", "--idle-lock", "1")
+    device.init()
+    device.start()
+    device.unlock()
+    socket = device.home / "run" / "api.sock"
+    with Client(socket) as client:
+        staged = client.call("item.import", entries=[{"title": "Staged", "fields": {"password": "canary-staged"},
+                                                      "source": "api:1"}],
+                             more=True)
+    with Client(socket, timeout=15) as listener:  # polling `status` would count as use
+        events = listener.subscribe()
+        assert next(e for e in events if e["type"] == "locked")
+    device.unlock()
+    with Client(socket) as client, pytest.raises(ApiError) as caught:
+        client.call("item.import", entries=[], batch=staged["batch"])
+    assert caught.value.data["name"] == "not_found"  # the staged batch was dropped with the key
+    assert device.json("ls") == []

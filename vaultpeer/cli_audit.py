@@ -1,0 +1,123 @@
+"""`vaultpeer log`: this device's audit log, and `log --verify` to check its hash chain.
+
+Presentation only: the entries and their chain are ``vaultpeer.core.audit``, the table is in
+``vaultpeer.store``. Imported at the end of ``vaultpeer.cli``, whose helpers it uses, so the command
+registers on ``cli``. The log is read straight from the home's database (read while a daemon runs
+too: SQLite's WAL lets readers in), and needs no password: it holds no secret.
+"""
+
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from vaultpeer.cli import EXIT_INTEGRITY, Context, cli, json_option, pass_context, print_json, reports_errors
+from vaultpeer.core.audit import AuditEntry, ChainReport, utc_text, verify_chain
+from vaultpeer.core.errors import IntegrityError
+from vaultpeer.core.identity import DeviceId
+
+#: A noted head may be shortened, but not below 8 bytes (16 hex characters).
+MIN_HEAD_HEX = 16
+
+
+def _noted_head(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    cleaned = text.strip().lower()
+    try:
+        head = bytes.fromhex(cleaned)
+    except ValueError:
+        head = b""
+    if not MIN_HEAD_HEX <= len(cleaned) <= 64 or len(head) * 2 != len(cleaned):
+        raise click.BadParameter(f"expected the head hash as {MIN_HEAD_HEX}-64 hex characters", param_hint="--head")
+    return head
+
+
+@cli.command(name="log")
+@click.option("--verify", is_flag=True,
+              help="Check the whole hash chain and every signature instead of listing: prints the entry count and "
+                   "the head hash (note it down); exit 6 names the first entry that was altered, removed or moved.")
+@click.option("--head", "noted_head", metavar="HEX",
+              help="With --verify (implied): also require the entry with this hash, noted from an earlier "
+                   "`log --verify`, to still be in the log; this is what shows that newer entries were removed.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="List only the newest N entries.")
+@json_option
+@pass_context
+@reports_errors
+def log_command(ctx: Context, verify: bool, noted_head: str | None, limit: int | None, as_json: bool) -> None:
+    """Show this device's audit log, oldest entry first (no password needed).
+
+    It records unlocks and failed unlocks, password changes, pairings (and failed ones), devices
+    admitted and revoked, input refused from the network (at most one entry per address and
+    minute, with a count) and from bundles, bundles and items imported, and restores from a
+    backup. It never holds a secret or anything of an item: only event names, times, device ids
+    and names, addresses, counts and reason words.
+
+    Each entry is chained to the one before by a BLAKE2b hash and signed with this device's key,
+    so `log --verify` finds an entry that was altered, removed or moved. Someone holding this
+    device's key files could still rewrite the log, and removing the newest entries shows only
+    against a head hash you noted (`log --verify --head HEX`).
+    """
+    expected = _noted_head(noted_head)
+    with ctx.open_vault() as vault:
+        public = vault.device.public
+        if verify or expected is not None:
+            report = verify_chain(vault.store.audit_rows(), public, expected_head=expected)
+            _print_report(report, as_json)
+            return
+        rows = vault.store.audit_rows(newest=limit)
+    entries = [_entry_json(row) for row in rows]
+    if as_json:
+        print_json(entries)
+        return
+    if not entries:
+        click.echo("The audit log is empty.")
+        return
+    table = Table(box=None, show_header=True, header_style="bold")
+    for column in ("SEQ", "TIME (UTC)", "EVENT", "DETAILS"):
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(str(entry["seq"]), str(entry["time"]).replace("T", " ").rstrip("Z"), Text(entry["event"]),
+                      Text(_details_text(entry["details"])))
+    Console(highlight=False).print(table)
+
+
+def _entry_json(row) -> dict:
+    """An entry as `log --json` shows it; a row that does not even parse is shown as unreadable
+    (`log --verify` says where the chain breaks)."""
+    try:
+        return AuditEntry.from_stored(row.seq, row.time, row.event, row.details, row.entry_hash,
+                                      row.signature).to_json()
+    except IntegrityError:
+        seq = row.seq if isinstance(row.seq, int) else None
+        time = utc_text(row.time) if isinstance(row.time, int) and row.time >= 0 else None
+        return {"seq": seq, "time": time, "event": "unreadable", "details": {},
+                "hash": row.entry_hash.hex() if isinstance(row.entry_hash, bytes) else None}
+
+
+def _details_text(details: dict) -> str:
+    shown = []
+    for key, value in details.items():
+        if key == "device_id":
+            value = DeviceId.parse(value).short
+        shown.append(f"{key}={value}")
+    return " ".join(shown)
+
+
+def _print_report(report: ChainReport, as_json: bool) -> None:
+    if as_json:
+        print_json(report.to_json())
+    head = report.head.hex() if report.head is not None else "(none)"
+    if report.ok:
+        if not as_json:
+            click.echo(f"chain intact: {report.count} entries, head {head}")
+        return
+    if report.first_bad is None:
+        click.echo(f"error: audit log: the entry with the noted head hash is not in the log: newer entries were "
+                   f"removed or the log was replaced ({report.count} entries, head {head})", err=True)
+    else:
+        click.echo(f"error: audit log broken at entry {report.first_bad}: {report.problem} "
+                   f"({report.count} entries before it are intact, head {head})", err=True)
+    sys.exit(EXIT_INTEGRITY)
