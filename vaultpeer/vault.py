@@ -46,6 +46,8 @@ class Conflict(VaultpeerError):
 
 
 _NO_CONFLICTS: Mapping = MappingProxyType({})
+#: Audit events that a flood could repeat: written through a RejectionLimiter (Vault._audit_limited).
+_FLOODABLE_EVENTS = ("peer.rejected", "unlock.failed", "password.change_failed")
 
 
 @dataclass(frozen=True, repr=False, slots=True)
@@ -122,7 +124,8 @@ class Vault:
         self._digest: tuple[int, StateDigest] | None = None
         #: Recorded as the ``via`` of unlocks, password changes and imports ("daemon" in the daemon).
         self.audit_via = "cli"
-        self._rejections = RejectionLimiter()
+        #: Events that a flood could repeat, each written at most once a minute per source, with a count.
+        self._limiters = {event: RejectionLimiter() for event in _FLOODABLE_EVENTS}
 
     @classmethod
     def open(cls, home: Home, *, allow_insecure_test_kdf: bool = False) -> "Vault":
@@ -435,13 +438,23 @@ class Vault:
         if device_id is not None:
             details["device_id"] = str(device_id)
         source = peer or (str(device_id) if device_id is not None else "unknown")
-        for summary, count in self._rejections.note(source, details, time.monotonic()):
-            self.audit("peer.rejected", **summary, count=count)
+        self._audit_limited("peer.rejected", source, details)
+
+    def audit_refused_attempt(self, event: str, method: str) -> None:
+        """A master-password attempt (``unlock.failed`` or ``password.change_failed``) refused
+        unheard because the backoff says wait: recorded as ``rate_limited``, counted per minute."""
+        self._audit_limited(event, "local", {"via": self.audit_via, "method": method, "reason": "rate_limited"})
+
+    def _audit_limited(self, event: str, source: str, details: dict[str, str]) -> None:
+        for summary, count in self._limiters[event].note(source, details, time.monotonic()):
+            self.audit(event, **summary, count=count)
 
     def flush_audit(self, *, everything: bool = False) -> None:
         """Write the counts of rejections whose minute has passed (all of them, on close)."""
-        for summary, count in self._rejections.due(time.monotonic(), everything=everything):
-            self.audit("peer.rejected", **summary, count=count)
+        now = time.monotonic()
+        for event, limiter in self._limiters.items():
+            for summary, count in limiter.due(now, everything=everything):
+                self.audit(event, **summary, count=count)
 
     # --- reading ---------------------------------------------------------------------------------
 

@@ -71,6 +71,13 @@ def test_wrong_master_passwords_are_slowed_down_and_a_success_resets(world):
     for _ in range(3):  # the success reset the count: three free attempts again
         assert device.cli("unlock", "--password-stdin", stdin="wrong password\n").returncode == 3
 
+    device.stop()  # writes the counts still pending in the minute
+    failed = [e["details"] for e in device.json("log") if e["event"] == "unlock.failed"]
+    assert [d["reason"] for d in failed].count("wrong_password") == 9
+    limited = [d for d in failed if d["reason"] == "rate_limited"]
+    assert limited[0] == {"via": "daemon", "method": "password", "reason": "rate_limited", "count": 1}
+    assert sum(d["count"] for d in limited) == 3 and len(limited) == 2  # the first at once, the rest counted
+
 
 def test_the_idle_lock_drops_the_keys_and_staged_plaintext(world):
     device = world("laptop", "--idle-lock", "1")

@@ -48,6 +48,8 @@ MAX_NAME_CHARS = 64
 REASONS = frozenset({
     # failed unlocks and password changes
     "wrong_password", "wrong_recovery_key",
+    # an attempt refused unheard while the backoff says wait (recorded with a count)
+    "rate_limited",
     # pairing
     "declined", "declined_by_peer", "timeout", "connection_lost", "refused", "failed",
     # input rejected from the network
@@ -71,9 +73,9 @@ _ADDRESS = re.compile(r"^[0-9A-Za-z.:%\[\]-]{1,64}$|^\*$")
 EVENTS: Mapping[str, frozenset[str]] = MappingProxyType({
     "vault.created": frozenset({"via"}),
     "unlock": frozenset({"via", "method"}),
-    "unlock.failed": frozenset({"via", "method", "reason"}),
+    "unlock.failed": frozenset({"via", "method", "reason", "count"}),
     "password.changed": frozenset({"via", "method"}),
-    "password.change_failed": frozenset({"via", "method", "reason"}),
+    "password.change_failed": frozenset({"via", "method", "reason", "count"}),
     "pairing.paired": frozenset({"role", "device_id", "device_name", "peer"}),
     "pairing.failed": frozenset({"role", "peer", "reason"}),
     "device.admitted": frozenset({"device_id", "device_name"}),

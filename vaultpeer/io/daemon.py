@@ -359,6 +359,10 @@ class Daemon:
         except Exception:  # noqa: BLE001
             log.exception("could not write to the audit log")
 
+    def audit_refused_attempt(self, event: str) -> None:
+        """A master-password attempt refused by the backoff, in the audit log (counted per minute)."""
+        self._audit(self.vault.audit_refused_attempt, event, "password")
+
     def rejected_input(self, address: str, reason: str) -> None:
         """Input refused from the network, in the audit log (at most one entry per host and minute)."""
         self._audit(self.vault.audit_rejection, reason, peer=_host(address))

@@ -16,7 +16,7 @@ import trio
 from vaultpeer import backup as backups
 from vaultpeer import bundles, transfer
 from vaultpeer.api import ApiError
-from vaultpeer.core.errors import InvalidInput, WrongRecoveryKey
+from vaultpeer.core.errors import InvalidInput, RateLimited, WrongRecoveryKey
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
 from vaultpeer.generator import generate_json
@@ -110,7 +110,7 @@ class ApiHandlers:
 
     async def m_unlock(self, params: dict) -> dict:
         password = _param(params, "password", str)
-        with self._password_attempt():
+        with self._password_attempt("unlock.failed"):
             kek = await trio.to_thread.run_sync(self.vault.derive_kek, password)
             self.vault.unlock_with_kek(kek)
         self.daemon.publish({"type": "unlocked"})
@@ -131,7 +131,7 @@ class ApiHandlers:
                 raise WrongRecoveryKey("that is not a recovery key") from None
             keyring = self.vault.open_for_password_change(header, recovery_key=recovery_key)
         else:
-            with self._password_attempt():
+            with self._password_attempt("password.change_failed"):
                 kek = await trio.to_thread.run_sync(header.password_kek, _param(params, "password", str))
                 keyring = self.vault.open_for_password_change(header, kek=kek)
         prepare = partial(prepare_password, header, new_password,
@@ -147,10 +147,15 @@ class ApiHandlers:
         return {"locked": True}
 
     @contextmanager
-    def _password_attempt(self) -> Iterator[None]:
-        """One master-password (or recovery-key) attempt: refused while the backoff says wait;
-        a success resets the count. Counted when it starts, so parallel guesses are counted too."""
-        self.daemon.password_attempts.begin(time.monotonic())
+    def _password_attempt(self, event: str) -> Iterator[None]:
+        """One master-password attempt: refused while the backoff says wait (and recorded in the
+        audit log as ``event``, counted per minute); a success resets the count. Counted when it
+        starts, so parallel guesses are counted too."""
+        try:
+            self.daemon.password_attempts.begin(time.monotonic())
+        except RateLimited:
+            self.daemon.audit_refused_attempt(event)
+            raise
         yield
         self.daemon.password_attempts.succeeded()
 
