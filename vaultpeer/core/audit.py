@@ -295,9 +295,10 @@ class _Window:
 
 
 class RejectionLimiter:
-    """Turns a flood of rejections into a bounded number of ``peer.rejected`` entries.
+    """Turns a flood of one event (``peer.rejected``, or master-password attempts refused as
+    ``rate_limited``) into a bounded number of entries.
 
-    The first rejection from a source (a peer's host, or a device id) is recorded at once with
+    The first rejection from a source (a peer's host, a device id, or "local") is recorded at once with
     count 1. Later ones within ``window`` seconds are counted; when the window has passed, one
     entry carries their count and a new window starts. So a source produces at most one entry per
     window, and at most ``max_sources`` sources are tracked at once: rejections from any more are

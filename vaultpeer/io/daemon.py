@@ -130,8 +130,7 @@ class Link:
                          trio.ClosedResourceError) as ended:
                     log.info("connection to %s ended: %s", self.member.device_id.short, ended.exceptions[0])
                     if any(isinstance(e, TransportError) for e in ended.exceptions):
-                        self.daemon.offense(self.address, "a frame that failed to decrypt")
-                        self.daemon.rejected_input(self.address, "bad_frame")
+                        self.daemon.offense(self.address, "bad_frame")
                 except* Exception:  # noqa: BLE001 - one peer's trouble must never stop the daemon
                     log.exception("connection to %s failed", self.member.device_id.short)
             await self.stream.aclose()
@@ -198,7 +197,7 @@ class Link:
         if session.failed:
             state.last_error = session.notes[-1] if session.notes else "sync failed"
             if session.peer_at_fault:
-                self.daemon.offense(self.address, "a sync session that broke the protocol")
+                self.daemon.offense(self.address, "sync_protocol", audit=False)  # SyncPeer recorded it
             return
         state.last_seen, state.address, state.last_error = time.time(), self.address, None
         self.daemon.after_sync(session, self)
@@ -329,13 +328,16 @@ class Daemon:
                 self.lock()
                 log.info("locked after %s s without use", self.options.idle_lock)
 
-    def offense(self, address: str, what: str) -> None:
-        """A failure caused by whoever is at ``address``: count it, and say once when its
-        address starts being refused (a flood cannot flood the log)."""
+    def offense(self, address: str, reason: str, *, audit: bool = True) -> None:
+        """A failure caused by whoever is at ``address`` (``reason``: a word of ``_OFFENSES``):
+        recorded in the audit log (unless the caller already did), counted, and logged once when
+        its address starts being refused (a flood cannot flood the log)."""
         host = _host(address)
+        if audit:
+            self.rejected_input(address, reason)
         if self.offenders.failed(host, time.monotonic()):
             log.warning("refusing connections from %s for %d s: %d failures within %d s (the last: %s)", host,
-                        self.offenders.penalty, self.offenders.limit, self.offenders.window, what)
+                        self.offenders.penalty, self.offenders.limit, self.offenders.window, _OFFENSES[reason])
 
     def lock(self) -> None:
         """Drop the vault key, the password-derived key, the decrypted index and anything else
@@ -474,8 +476,7 @@ class Daemon:
                 stream = await NoiseStream.handshake(tcp, self.vault.device, initiator=False)
             except (TransportError, ConnectionClosed, trio.TooSlowError, trio.BrokenResourceError, OSError):
                 log.info("handshake with %s failed", address)
-                self.rejected_input(address, "handshake_failed")
-                self.offense(address, "a failed handshake")
+                self.offense(address, "handshake_failed")
                 await tcp.aclose()
                 return
             finally:
@@ -487,9 +488,8 @@ class Daemon:
             member = self.vault.member_for_noise_key(stream.remote_static)
             if member is None or member.device_id == self.device_id:
                 log.warning("refused %s: its key is not a member of this vault", address)
-                if member is None:
-                    self.rejected_input(address, "not_member")
-                self.offense(address, "a key that is not a member")
+                # our own key (this device dialling itself) is counted, but is not input to record
+                self.offense(address, "not_member", audit=member is None)
                 await stream.aclose()
                 return
             await self._run_link(stream, member, initiator=False, address=address)
@@ -608,8 +608,7 @@ class Daemon:
         pairing = self.pairing
         if pairing is None or not pairing.inviting or pairing.busy or pairing.done.is_set():
             log.warning("refused a pairing attempt from %s: no invitation is open", address)
-            self.rejected_input(address, "no_invitation")
-            self.offense(address, "a pairing attempt with no invitation open")
+            self.offense(address, "no_invitation")
             await stream.aclose()
             return
         pairing.busy = True
@@ -778,6 +777,16 @@ class Daemon:
         self._drop_links_to_non_members()
         self._refresh_discovery_if_key_changed()  # the revoked device no longer recognises us
         self.changed()
+
+
+#: What the log says of each kind of offense (keyed by the audit log's reason word).
+_OFFENSES = {
+    "handshake_failed": "a failed handshake",
+    "not_member": "a key that is not a member",
+    "no_invitation": "a pairing attempt with no invitation open",
+    "bad_frame": "a frame that failed to decrypt",
+    "sync_protocol": "a sync session that broke the protocol",
+}
 
 
 def _pairing_reason(exc: BaseException) -> str:
