@@ -106,6 +106,11 @@ class DeviceKeys:
     def signing_seed(self) -> bytes:
         return self._signing_key.private_bytes_raw()
 
+    @property
+    def can_sign(self) -> bool:
+        """Whether the signing key is at hand (records, roster entries and headers need it)."""
+        return True
+
     def sign(self, message: bytes) -> bytes:
         return self._signing_key.sign(message)
 
