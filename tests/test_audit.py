@@ -107,7 +107,7 @@ def test_admitting_and_revoking_a_device_are_recorded(vault, tmp_path):
         request = bundles.join_request(other)
         member = bundles.admit(vault, request)
         count = len(events(vault))
-        vault.revoke(member.device_id)
+        vault.revoke(member.device_id, PASSWORD)
     assert new_events(vault, count - 1) == [
         ("device.admitted", {"device_id": str(member.device_id), "device_name": member.name}),
         ("device.revoked", {"device_id": str(member.device_id), "device_name": member.name}),

@@ -314,7 +314,7 @@ def test_the_device_that_made_the_backup_may_be_revoked_meanwhile(original, tmp_
     sync_pair(original, desktop)
     original.add("Written just before the backup", {"password": "late"})
     path = create_backup(original, tmp_path / "b").path
-    desktop.revoke(original.device.device_id)  # the laptop is gone
+    desktop.revoke(original.device.device_id, PASSWORD)  # the laptop is gone
     cutoff = desktop.roster.revoked[original.device.device_id]
     assert cutoff < original.knowledge().get(original.device.device_id)
     restore_home(Home(tmp_path / "restored"), open_backup_file(path, password=PASSWORD, allow_insecure_test_kdf=True),
@@ -325,6 +325,8 @@ def test_the_device_that_made_the_backup_may_be_revoked_meanwhile(original, tmp_
         assert not first.failed and not second.failed and first.converged, first.notes + second.notes
         assert desktop.get("Written just before the backup").content.field_map() == {"password": "late"}
         assert desktop.roster.revoked[original.device.device_id] == original.knowledge().get(original.device.device_id)
+        assert restored.locked  # the desktop's rotation is wrapped under a fresh salt: unlock again
+        restored.unlock(PASSWORD)
         assert everything(restored) == everything(desktop)
         restored.add("New", {})
         sync_pair(restored, desktop)

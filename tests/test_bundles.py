@@ -166,7 +166,7 @@ def test_a_bundle_from_a_revoked_device_is_rejected(homes):
     a.unlock(PASSWORD)
     b.add("After revocation", {"password": "2"})
     late, _ = bundles.export_bundle(b, "laptop")
-    a.revoke(b.device.device_id)
+    a.revoke(b.device.device_id, PASSWORD)
     rejected(a, a_home, late, InvalidInput, "no longer")
     assert titles(a) == ["Before revocation"]
 
@@ -214,6 +214,6 @@ def test_admit_refuses_a_damaged_request_and_a_revoked_device(homes):
     assert b.device.device_id not in a.roster.members
     bundles.admit(a, request)
     a.unlock(PASSWORD)
-    a.revoke(b.device.device_id)
+    a.revoke(b.device.device_id, PASSWORD)
     with pytest.raises(InvalidInput, match="revoked"):
         bundles.admit(a, request)

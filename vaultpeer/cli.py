@@ -363,6 +363,19 @@ def init(ctx: Context, password_stdin: bool, name: str | None, quick_kdf: bool) 
         click.echo("It opens the vault if you forget the master password: `vaultpeer passwd --recovery-key`.")
 
 
+def _echo_health(info: dict) -> None:
+    """The lines of `status` that flag trouble with the vault's records (shown only when there is some)."""
+    if info.get("locked_reason"):
+        click.echo(f"Locked:    {info['locked_reason']}")
+    if info.get("equivocations"):
+        click.echo(f"WARNING:   {info['equivocations']} revision id(s) were signed twice with different content "
+                   "by one device (equivocation): this device never reports converged with the others; "
+                   "`vaultpeer check` lists them and `vaultpeer log` names the device. Unpair it.")
+    if info.get("unreadable"):
+        click.echo(f"WARNING:   {info['unreadable']} revision(s) do not decrypt and are quarantined "
+                   "(`vaultpeer check --decrypt` lists them)")
+
+
 def _time_derivation(params: kdf_module.KdfParameters) -> float:
     start = time.perf_counter()
     params.derive("calibration")
@@ -389,6 +402,7 @@ def status(ctx: Context, as_json: bool) -> None:
         click.echo(f"Vault:     {info['vault_id'] or 'none yet (`vaultpeer pair --join` joins one)'}")
         click.echo(f"Peers:     {len(info['peers'])} connected")
         click.echo(f"Items:     {info['items']} ({info['conflicts']} in conflict)")
+        _echo_health(info)
         return
     with ctx.open_vault() as vault:
         profile = load_profile(ctx.home)
@@ -407,6 +421,7 @@ def status(ctx: Context, as_json: bool) -> None:
             "items": counts["items"],
             "revisions": counts["revisions"],
             "home": str(ctx.home.path),
+            **(vault.health() if initialized else {}),
         }
     if as_json:
         print_json(info)
@@ -419,6 +434,7 @@ def status(ctx: Context, as_json: bool) -> None:
         return
     click.echo(f"Vault:     {info['vault_id']}")
     click.echo(f"Items:     {info['items']} ({info['revisions']} revisions, {info['conflicts']} in conflict)")
+    _echo_health(info)
 
 
 @cli.command()
@@ -777,6 +793,7 @@ def check(ctx: Context, decrypt: bool, password_stdin: bool, as_json: bool) -> N
         "bad_signatures": list(report.bad_signatures),
         "undecryptable": list(report.undecryptable),
         "decrypted": report.decrypted,
+        "equivocations": list(report.equivocations),
     }
     if as_json:
         print_json(result)
@@ -787,7 +804,9 @@ def check(ctx: Context, decrypt: bool, password_stdin: bool, as_json: bool) -> N
         for revision in report.bad_signatures:
             click.echo(f"  bad signature: {revision}")
         for revision in report.undecryptable:
-            click.echo(f"  does not decrypt: {revision}")
+            click.echo(f"  does not decrypt (quarantined): {revision}")
+        for revision in report.equivocations:
+            click.echo(f"  signed twice with different content (equivocation): {revision}")
         click.echo("All good." if report.ok else "PROBLEMS FOUND: restore from a backup or resync from a peer.")
     if not report.ok:
         sys.exit(EXIT_INTEGRITY)
@@ -985,14 +1004,24 @@ def peers(ctx: Context, name: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("device_ref", metavar="DEVICE")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the master password from the first line of stdin (no offer to change it afterwards).")
 @pass_context
 @reports_errors
-def unpair(ctx: Context, device_ref: str) -> None:
+def unpair(ctx: Context, device_ref: str, password_stdin: bool) -> None:
     """Revoke DEVICE (an id, a unique id prefix, or a name): every member refuses it from now on,
-    and new revisions use a rotated vault key. What it already holds stays with it."""
-    with ctx.require_daemon() as client:
-        result = client.call("peer.remove", device=device_ref)
+    and new revisions use a rotated vault key, wrapped under a fresh salt (so the master password
+    is needed). What it already holds stays with it. The other unlocked devices lock and ask for
+    the master password once."""
+    with ctx.require_daemon(timeout=120) as client:
+        password = ctx.secret("master password", from_stdin=password_stdin)
+        result = client.call("peer.remove", device=device_ref, password=password)
     click.echo(f"Revoked {result['revoked']}. It keeps what it already had; it gets nothing new.")
+    click.echo("If that device was ever unlocked, whoever holds it may know the master password: with it they "
+               "could open a backup made from now on, or unlock a stolen copy of another device's home. "
+               "Change the master password to close that door (`vaultpeer passwd`).")
+    if not password_stdin and sys.stdin.isatty() and click.confirm("Change the master password now?", default=True):
+        ctx.invoke(passwd, password_stdin=False, use_recovery_key=False)
 
 
 @cli.command()

@@ -118,6 +118,14 @@ class Tour:
             result = side.finish()
             self.say(f"    {side.device.name:>8}: {result}")
 
+    def wait_until(self, condition, what: str, timeout: float = 10) -> None:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if condition():
+                return
+            time.sleep(0.01)
+        raise DemoFailed(f"not within {timeout} s: {what}")
+
     def wait_for_arrival(self, device: Device, title: str, check=lambda item: True, timeout: float = 10) -> None:
         started = time.monotonic()
         while time.monotonic() - started < timeout:
@@ -244,7 +252,10 @@ def run_demo(keep: bool = False) -> int:
         laptop.cli("get", SECRETS["title"], "--field", "password")
 
         tour.step("7. Unpairing the phone: every member refuses it, and it gets nothing new")
-        laptop.cli("unpair", "phone")
+        laptop.cli("unpair", "phone", "--password-stdin", stdin=PASSWORD + "\n")
+        tour.say("    the rotated vault key is wrapped under a fresh salt: the desktop locked and asks once")
+        tour.wait_until(lambda: desktop.api("status")["locked"], "the desktop took the rotated key")
+        desktop.cli("unlock", "--password-stdin", stdin=PASSWORD + "\n")
         laptop.cli("add", "After the phone left", "--field", "password=not-for-the-phone")
         tour.wait_for_arrival(desktop, "After the phone left")
         time.sleep(1.0)

@@ -21,13 +21,17 @@ from vaultpeer.core.revision import MAX_PARENTS, Revision, RevisionId
 from vaultpeer.core.roster import RosterEntry
 from vaultpeer.core.vclock import VersionVector
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Schema versions this module migrates from, and how (in ``_migrate``).
+_MIGRATES_FROM = (1,)
 
-_SCHEMA = """
+_META_TABLE = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value BLOB NOT NULL
-) WITHOUT ROWID;
+) WITHOUT ROWID
+"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS header (
     id     INTEGER PRIMARY KEY CHECK (id = 1),
     record BLOB NOT NULL
@@ -74,9 +78,20 @@ CREATE TABLE IF NOT EXISTS revisions (
     nonce      BLOB    NOT NULL,
     ciphertext BLOB    NOT NULL,
     signature  BLOB    NOT NULL,
+    -- BLAKE2b-256 of the whole record (Revision.record_hash): what the state digest commits to
+    hash       BLOB    NOT NULL,
     UNIQUE (author, seq)
 );
-CREATE INDEX IF NOT EXISTS revisions_by_item ON revisions (item_id);
+CREATE INDEX IF NOT EXISTS revisions_by_item_revision ON revisions (item_id, author, seq);
+-- evidence against an author that signed two different revisions under one id: the one held is in
+-- revisions, every other one met is kept here (never applied, never sent on)
+CREATE TABLE IF NOT EXISTS equivocations (
+    author BLOB    NOT NULL,
+    seq    INTEGER NOT NULL,
+    hash   BLOB    NOT NULL,
+    record BLOB    NOT NULL,
+    PRIMARY KEY (author, seq, hash)
+) WITHOUT ROWID;
 -- parent -> child links, so a revision that arrives after its child is not taken for a head
 CREATE TABLE IF NOT EXISTS edges (
     parent_author BLOB    NOT NULL,
@@ -137,18 +152,33 @@ class Store:
             connection.execute("PRAGMA busy_timeout = 5000")
             store = cls(connection, path)
             with store.transaction():
+                connection.execute(_META_TABLE)
+                version = store._meta("schema_version")
+                if version in _MIGRATES_FROM:
+                    store._migrate(version)
+                elif version is not None and version != SCHEMA_VERSION:
+                    raise RuntimeError(f"{path} has schema version {version}; this vaultpeer reads {SCHEMA_VERSION}")
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         connection.execute(statement)
-                version = store._meta("schema_version")
                 if version is None:
                     store._set_meta("schema_version", SCHEMA_VERSION)
                     store._set_meta("store_id", os.urandom(16))
-                elif version != SCHEMA_VERSION:
-                    raise RuntimeError(f"{path} has schema version {version}; this vaultpeer reads {SCHEMA_VERSION}")
         finally:
             os.umask(old_umask)
         return store
+
+    def _migrate(self, version: int) -> None:
+        """Bring a store of an older schema up to date, inside the opening transaction."""
+        if version == 1:
+            # 2: every revision's record hash, which the state digest now commits to
+            self._db.execute("ALTER TABLE revisions ADD COLUMN hash BLOB NOT NULL DEFAULT x''")
+            self._db.execute("DROP INDEX IF EXISTS revisions_by_item")
+            rows = self._db.execute(f"SELECT r.arrival, {_REVISION_COLUMNS} FROM revisions r").fetchall()
+            for row in rows:
+                self._db.execute("UPDATE revisions SET hash = ? WHERE arrival = ?",
+                                 (_revision_from_row(row[1:]).record_hash, row[0]))
+        self._set_meta("schema_version", SCHEMA_VERSION)
 
     def close(self) -> None:
         self._db.close()
@@ -247,13 +277,17 @@ class Store:
         row = self._db.execute("SELECT MAX(seq) FROM revisions WHERE author = ?", (author.raw,)).fetchone()
         return (row[0] or 0) + 1
 
-    def insert_revisions(self, revisions: Iterable[Revision]) -> list[Revision]:
+    def insert_revisions(self, revisions: Iterable[Revision],
+                         equivocation: Callable[[Revision, Revision], None] | None = None,
+                         pruned: Callable[[RevisionId], bool] | None = None) -> list[Revision]:
         """Store revisions and keep heads current; returns those that were new.
 
-        A revision already stored with identical content is skipped (so replays are harmless). Any
-        of these is an IntegrityError that stores nothing of the batch: a stored id reused with
-        different content, a parent that is neither stored nor earlier in the batch (delivery is
-        causal), or a parent that belongs to another item.
+        A revision already stored with identical content is skipped (so replays are harmless). A
+        stored id met with different content (its author equivocated) is passed to
+        ``equivocation(held, other)`` and skipped, or without that callback is an IntegrityError.
+        Either of these is an IntegrityError that stores nothing of the batch: a parent that is
+        neither stored nor earlier in the batch (delivery is causal) nor ``pruned`` (a revision the
+        roster no longer accepts, which nobody sends), or a parent that belongs to another item.
         """
         added = []
         with self.transaction():
@@ -261,12 +295,16 @@ class Store:
                 existing = self.revision(revision.revision_id)
                 if existing is not None:
                     if existing != revision:
-                        raise IntegrityError()
+                        if equivocation is None:
+                            raise IntegrityError()
+                        equivocation(existing, revision)
                     continue
                 for parent in revision.parents:
                     row = self._db.execute(
                         "SELECT item_id FROM revisions WHERE author = ? AND seq = ?", (parent.author.raw, parent.seq)
                     ).fetchone()
+                    if row is None and pruned is not None and pruned(parent):
+                        continue  # a revision no member may send any more counts as held
                     if row is None or row[0] != revision.item_id.raw:
                         raise IntegrityError()
                 self._insert(revision)
@@ -288,16 +326,20 @@ class Store:
         rows = self._db.execute("SELECT author, seq FROM knowledge").fetchall()
         return VersionVector({DeviceId(author): seq for author, seq in rows})
 
-    def revisions_after(self, knowledge: VersionVector) -> Iterator[Revision]:
-        """Every revision the holder of ``knowledge`` lacks, in causal (arrival) order.
+    def revisions_after(self, knowledge: VersionVector,
+                        limit: Callable[[DeviceId], int] | None = None) -> Iterator[Revision]:
+        """Every revision the holder of ``knowledge`` lacks, in causal (arrival) order, leaving out
+        any whose counter is above its author's ``limit`` (a revoked device's cutoff, say).
 
         Only the missing revisions are read (a range of the (author, seq) index per author), and
         they are read in chunks as the caller consumes them, so a device sending 100,000 revisions
         holds their arrival numbers, not their contents, in memory."""
         arrivals: list[int] = []
-        for (author,) in self._db.execute("SELECT author FROM knowledge").fetchall():
+        for (author,) in self._db.execute("SELECT DISTINCT author FROM revisions").fetchall():
+            device = DeviceId(author)
             arrivals += [row[0] for row in self._db.execute(
-                "SELECT arrival FROM revisions WHERE author = ? AND seq > ?", (author, knowledge.get(DeviceId(author)))
+                "SELECT arrival FROM revisions WHERE author = ? AND seq > ? AND seq <= ?",
+                (author, knowledge.get(device), limit(device) if limit else 2**63 - 1),
             )]
         arrivals.sort()
         for start in range(0, len(arrivals), _READ_CHUNK):
@@ -326,16 +368,36 @@ class Store:
             heads.setdefault(ItemId(item_id), []).append(RevisionId(DeviceId(author), seq))
         return heads
 
-    def head_rows(self) -> list[tuple[bytes, bytes, int]]:
-        """(item id, author, seq) of every head, sorted: the input of the state digest."""
-        return self._db.execute("SELECT item_id, author, seq FROM heads ORDER BY item_id, author, seq").fetchall()
+    def revision_rows(self) -> list[tuple[bytes, bytes, int, bytes]]:
+        """(item id, author, seq, record hash) of every revision, sorted: the state digest's input."""
+        return self._db.execute(
+            "SELECT item_id, author, seq, hash FROM revisions ORDER BY item_id, author, seq").fetchall()
 
-    def head_rows_of(self, item_ids: Iterable[bytes]) -> list[tuple[bytes, bytes, int]]:
+    def revision_rows_of(self, item_ids: Iterable[bytes]) -> list[tuple[bytes, bytes, int, bytes]]:
         """The same rows for some items only (raw ids)."""
         rows = []
         for item_id in item_ids:
-            rows += self._db.execute("SELECT item_id, author, seq FROM heads WHERE item_id = ?", (item_id,)).fetchall()
+            rows += self._db.execute("SELECT item_id, author, seq, hash FROM revisions WHERE item_id = ?",
+                                     (item_id,)).fetchall()
         return rows
+
+    def highest_seq(self, author: DeviceId) -> int:
+        """The highest counter of ``author``'s revisions held (gaps below it or not), or 0."""
+        return self.next_seq(author) - 1
+
+    # --- evidence of equivocation -------------------------------------------------------------
+
+    def put_equivocation(self, other: Revision) -> bool:
+        """Keep ``other`` as evidence (its id is held with other content); True if it is new."""
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO equivocations (author, seq, hash, record) VALUES (?, ?, ?, ?)",
+            (other.author.raw, other.revision_id.seq, other.record_hash, other.to_bytes()))
+        return cursor.rowcount == 1
+
+    def equivocated_ids(self) -> list[RevisionId]:
+        """The revision ids for which a second, different revision was met, in (author, seq) order."""
+        rows = self._db.execute("SELECT DISTINCT author, seq FROM equivocations ORDER BY author, seq").fetchall()
+        return [RevisionId(_device_id(author), seq) for author, seq in rows]
 
     def take_changed_items(self) -> set[bytes]:
         """The items (raw ids) whose heads may have changed through this connection since the last
@@ -355,8 +417,9 @@ class Store:
         author, seq = revision.revision_id.author.raw, revision.revision_id.seq
         self._changed_items.add(revision.item_id.raw)
         self._db.execute(
-            "INSERT INTO revisions (author, seq, item_id, parents, deleted, key_epoch, nonce, ciphertext, signature)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO revisions"
+            " (author, seq, item_id, parents, deleted, key_epoch, nonce, ciphertext, signature, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 author,
                 seq,
@@ -367,6 +430,7 @@ class Store:
                 revision.nonce,
                 revision.ciphertext,
                 revision.signature,
+                revision.record_hash,
             ),
         )
         for parent in revision.parents:

@@ -29,6 +29,7 @@ from vaultpeer.core.sync import (
     RemoteProtocolError,
     Repair,
     SyncSession,
+    VersionMismatch,
 )
 from vaultpeer.vault import Vault
 
@@ -97,6 +98,8 @@ class SyncPeer:
             self.notes.append(f"sync aborted: {exc}")
             if "peer reported an error" in str(exc):
                 return []
+            if isinstance(exc, VersionMismatch):
+                return self._out([self.session.fail("version")])
             self.peer_at_fault = True
             self.vault.audit_rejection("sync_protocol", device_id=self.peer)
             return self._out([self.session.fail("protocol")])

@@ -30,7 +30,7 @@ from vaultpeer.core.history import causal_order, displayed_head
 from vaultpeer.core.identity import DeviceId, DeviceKeys, DevicePublicKeys
 from vaultpeer.core.item import Field, ItemContent, ItemId, resolve_reference
 from vaultpeer.core.kdf import SALT_SIZE, KdfParameters
-from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader, create_vault
+from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader, check_successor, create_vault, header_rank
 from vaultpeer.core.merge import TITLE, Candidate, ItemGraph, MergedItem, Register
 from vaultpeer.core.revision import Revision, RevisionId, open_revision, seal_revision
 from vaultpeer.core.roster import Member, Roster, RosterEntry, revoke, vouch
@@ -48,6 +48,9 @@ class Conflict(VaultpeerError):
 _NO_CONFLICTS: Mapping = MappingProxyType({})
 #: Audit events that a flood could repeat: written through a RejectionLimiter (Vault._audit_limited).
 _FLOODABLE_EVENTS = ("peer.rejected", "unlock.failed", "password.change_failed")
+#: Quarantined revisions recorded in the audit log, at most, per process (a flood stays bounded).
+_MAX_AUDITED_UNREADABLE = 256
+_OPAQUE_TITLE = "(unreadable revision)"
 
 
 @dataclass(frozen=True, repr=False, slots=True)
@@ -64,6 +67,9 @@ class ItemView:
     heads: tuple[RevisionId, ...]
     flags: frozenset[str] = frozenset()
     conflicts: Mapping[Register, tuple[Candidate, ...]] | None = None
+    #: Heads that are opaque (quarantined: they do not decrypt; or pruned: by a revoked device past
+    #: its cutoff). The view shows what the readable revisions say; the next edit supersedes them.
+    opaque_heads: tuple[RevisionId, ...] = ()
 
     @property
     def content(self) -> ItemContent:
@@ -93,10 +99,12 @@ class CheckReport:
     bad_signatures: tuple[str, ...]
     undecryptable: tuple[str, ...]
     decrypted: bool
+    #: Revision ids under which two different revisions were met (evidence kept; see ``equivocations``).
+    equivocations: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return self.database_ok and not self.bad_signatures and not self.undecryptable
+        return self.database_ok and not self.bad_signatures and not self.undecryptable and not self.equivocations
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,8 @@ class Received:
     revisions: tuple[Revision, ...]
     header_replaced: bool
     roster_changed: bool
+    #: New evidence of equivocation (two different revisions under one id) found in the batch.
+    equivocations: int = 0
 
 
 class Vault:
@@ -126,6 +136,10 @@ class Vault:
         self.audit_via = "cli"
         #: Events that a flood could repeat, each written at most once a minute per source, with a count.
         self._limiters = {event: RejectionLimiter() for event in _FLOODABLE_EVENTS}
+        #: Revisions found not to decrypt with the vault's keys (quarantined; see ``_open``).
+        self._unreadable: set[RevisionId] = set()
+        #: Why the vault locked itself, if it did (a rotated key this device cannot open).
+        self.locked_reason: str | None = None
 
     @classmethod
     def open(cls, home: Home, *, allow_insecure_test_kdf: bool = False) -> "Vault":
@@ -202,7 +216,7 @@ class Vault:
                 [vouch(header.vault_id, self.device, self.device.public, name, os_description)]
             )
             self.store.put_header_record(header.to_bytes())
-        self._roster = None
+        self._roster_changed()
         self._keyring, self._kek, self._index = keyring, kek, None
         self.audit("vault.created", via=self.audit_via)
         return recovery_key
@@ -212,7 +226,7 @@ class Vault:
         is confirmed on both devices)."""
         entry = vouch(self.vault_id, self.device, member, name, os_description)
         self.store.put_roster_entries([entry])
-        self._roster = None
+        self._roster_changed()
         return entry
 
     def join(self, header: VaultHeader, entries: Iterable[RosterEntry], partner: DevicePublicKeys,
@@ -250,7 +264,7 @@ class Vault:
             self.store.put_roster_entries(roster.entries.values())
             if replace_header:
                 self.store.put_header_record(header.to_bytes())
-        self._roster = None
+        self._roster_changed()
         if rejoining:
             # it may hold more of a device revoked meanwhile (the one that made the backup, say)
             # than the revoker did: say so, so every member keeps accepting it
@@ -287,7 +301,9 @@ class Vault:
             self.audit("unlock.failed", via=self.audit_via, method="password", reason="wrong_password")
             raise
         self._kek = kek
+        self.locked_reason = None
         self.audit("unlock", via=self.audit_via, method="password")
+        self._vouch_for_what_we_hold_of_revoked_devices()
 
     def member_for_noise_key(self, noise_public: bytes) -> Member | None:
         """The current member whose Noise static key this is (connections are pinned to these)."""
@@ -308,17 +324,23 @@ class Vault:
                 return matches[0]
             raise NotFound("no single member matches that device id or name") from None
 
-    def revoke(self, device_id: DeviceId) -> RosterEntry:
-        """Revoke a member: a sticky roster entry, and a rotated vault key for new revisions.
+    def revoke(self, device_id: DeviceId, password: str) -> RosterEntry:
+        """Revoke a member: a sticky roster entry, and a rotated vault key for new revisions, wrapped
+        for the master password under a fresh salt (so a device that knew only the derived key opens
+        nothing new). ``password`` must be the current master password.
 
-        Its revisions up to what this device holds of it stay valid; later ones are refused by
-        every member. Devices it vouched for are vouched for again by this device, so they stay
-        members. It keeps whatever it already had: revocation cannot take data back.
+        Its revisions up to the cutoff (the highest counter up to which this device holds all of
+        them) stay valid everywhere; later ones are refused and pruned by every member. Devices it
+        vouched for are vouched for again by this device, so they stay members. It keeps whatever it
+        already had: revocation cannot take data back.
         """
-        keyring = self._require_unlocked()
-        if self._kek is None:
-            raise VaultLocked("unlock with the master password (not the recovery key) to revoke a device")
-        kek = self._current_kek()
+        kdf, kek = prepare_rotation(self.header, password, allow_insecure_test_kdf=self._allow_insecure_test_kdf)
+        return self.revoke_prepared(device_id, kdf, kek)
+
+    def revoke_prepared(self, device_id: DeviceId, kdf: KdfParameters, kek: bytes) -> RosterEntry:
+        """The quick step of ``revoke``, with what ``prepare_rotation`` derived (a daemon runs the
+        slow step in a thread)."""
+        keyring = self._sealing_keyring()
         roster = self.roster
         member = roster.members.get(device_id)
         if member is None:
@@ -335,12 +357,12 @@ class Vault:
                 entries.append(vouch(self.vault_id, self.device, other.keys, other.name, other.os_description,
                                      version=(own.version + 1) if own else 1))
         rotated = keyring.rotated()
-        header = self.header.with_keyring(rotated, kek, self.device)
+        header = self.header.with_keyring(rotated, kek, kdf, self.device)
         with self.store.transaction():
             self.store.put_roster_entries(entries)
             self.store.put_header_record(header.to_bytes())
-        self._roster = None
-        self._keyring = rotated
+        self._roster_changed()
+        self._keyring, self._kek = rotated, kek
         self.audit("device.revoked", device_id=str(device_id), device_name=member.name)
         return entries[0]
 
@@ -352,10 +374,13 @@ class Vault:
             self.audit("unlock.failed", via=self.audit_via, method="recovery_key", reason="wrong_recovery_key")
             raise
         self._kek = None
+        self.locked_reason = None
         self.audit("unlock", via=self.audit_via, method="recovery_key")
+        self._vouch_for_what_we_hold_of_revoked_devices()
 
-    def lock(self) -> None:
+    def lock(self, reason: str | None = None) -> None:
         self._keyring = self._kek = self._index = None
+        self.locked_reason = reason
 
     def change_password(self, new_password: str, *, keyring: Keyring | None = None) -> None:
         """Re-wrap the keyring under a new password (fresh salt, same cost). No item is re-encrypted.
@@ -390,6 +415,15 @@ class Vault:
         if was_unlocked:
             self._kek = kek
         self.audit("password.changed", via=self.audit_via, method=proof)
+
+    def _sealing_keyring(self) -> Keyring:
+        """The keyring to seal new revisions with: never one older than the header's key epoch. If
+        the header moved on to an epoch this device cannot open, it locks and says why."""
+        keyring = self._require_unlocked()
+        if keyring.current_epoch < self.header.key_epoch:
+            self._adopt_keyring(self.header)
+            keyring = self._require_unlocked()
+        return keyring
 
     def _current_kek(self) -> bytes:
         """The password KEK, if it still opens the stored header. The password may have changed
@@ -458,26 +492,62 @@ class Vault:
 
     # --- reading ---------------------------------------------------------------------------------
 
+    def _open(self, revision: Revision, vault_id: bytes, keyring: Keyring,
+              limit: Callable[[DeviceId], int]) -> ItemContent | None:
+        """A revision's content, or None if it is opaque: pruned (by a revoked device past its
+        cutoff, or by a non-member), or unreadable (validly signed, but it does not open with the
+        vault's keys: quarantined, so it cannot make its item, or any other, unreadable). A revision
+        whose signature fails (the disk was edited) is an IntegrityError."""
+        if revision.revision_id.seq > limit(revision.author):
+            return None
+        if revision.revision_id in self._unreadable:
+            return None
+        try:
+            return open_revision(vault_id, keyring, revision)
+        except IntegrityError:
+            # signed by a member, yet junk: quarantined. A bad signature is not a member's doing
+            # but an edited disk, and stays an error (raised by verify).
+            revision.verify(vault_id, self.roster.known_keys(revision.author))
+            self._quarantine(revision)
+            return None
+
+    def _quarantine(self, revision: Revision) -> None:
+        if revision.revision_id not in self._unreadable:
+            self._unreadable.add(revision.revision_id)
+            if len(self._unreadable) <= _MAX_AUDITED_UNREADABLE:
+                self.audit("revision.unreadable", device_id=str(revision.author), seq=revision.revision_id.seq)
+
     def _graph(self, item_id: ItemId, vault_id: bytes) -> ItemGraph:
-        keyring = self._require_unlocked()
+        keyring, limit = self._require_unlocked(), self.roster.revision_limit
+        contents = {}
         revisions = self.store.revisions_of(item_id)
-        contents = {r.revision_id: open_revision(vault_id, keyring, r) for r in revisions}
+        for revision in revisions:
+            content = self._open(revision, vault_id, keyring, limit)
+            if content is not None:
+                contents[revision.revision_id] = content
         return ItemGraph(revisions, contents)
 
     def _merged(self, item_id: ItemId, item_heads: list[Revision], vault_id: bytes) -> MergedItem:
         return self._graph(item_id, vault_id).merged(h.revision_id for h in item_heads)
 
-    def _view(self, item_id: ItemId, item_heads: list[Revision], vault_id: bytes) -> ItemView:
+    def _view(self, item_id: ItemId, item_heads: list[Revision], vault_id: bytes,
+              limit: Callable[[DeviceId], int]) -> ItemView | None:
+        """The item as its readable revisions show it; None if none of them reaches a head."""
         shown = displayed_head(item_heads)
         heads = tuple(sorted(r.revision_id for r in item_heads))
         if len(item_heads) == 1:
-            content = open_revision(vault_id, self._require_unlocked(), shown)
-            return ItemView(item_id, content.title, content.fields, shown.revision_id, shown.deleted, False,
-                            heads, content.flags, _NO_CONFLICTS)
+            content = self._open(shown, vault_id, self._require_unlocked(), limit)
+            if content is not None:
+                return ItemView(item_id, content.title, content.fields, shown.revision_id, shown.deleted, False,
+                                heads, content.flags, _NO_CONFLICTS)
         merged = self._merged(item_id, item_heads, vault_id)
+        if not merged.readable:
+            return None
         content = merged.content
+        opaque = tuple(h.revision_id for h in item_heads
+                       if h.revision_id in self._unreadable or h.revision_id.seq > limit(h.author))
         return ItemView(item_id, content.title, content.fields, shown.revision_id, merged.deleted,
-                        merged.conflicted, heads, content.flags, dict(merged.conflicts))
+                        merged.conflicted, heads, content.flags, dict(merged.conflicts), opaque)
 
     def _items(self) -> dict[ItemId, ItemView]:
         self._require_unlocked()
@@ -485,16 +555,21 @@ class Vault:
             grouped: dict[ItemId, list[Revision]] = {}
             for revision in self.store.all_heads():
                 grouped.setdefault(revision.item_id, []).append(revision)
-            vault_id = self.vault_id
-            self._index = {item_id: self._view(item_id, heads, vault_id) for item_id, heads in grouped.items()}
+            vault_id, limit = self.vault_id, self.roster.revision_limit
+            views = ((item_id, self._view(item_id, heads, vault_id, limit)) for item_id, heads in grouped.items())
+            self._index = {item_id: view for item_id, view in views if view is not None}
         return self._index
 
     def _refresh(self, item_ids: Iterable[ItemId]) -> None:
         if self._index is None:
             return
-        vault_id = self.vault_id
+        vault_id, limit = self.vault_id, self.roster.revision_limit
         for item_id in item_ids:
-            self._index[item_id] = self._view(item_id, self.store.heads_of(item_id), vault_id)
+            view = self._view(item_id, self.store.heads_of(item_id), vault_id, limit)
+            if view is None:
+                self._index.pop(item_id, None)
+            else:
+                self._index[item_id] = view
 
     def find(self, reference: str, *, deleted: bool | None = False) -> ItemView:
         """The item ``reference`` names among live items (``deleted=False``), deleted ones
@@ -543,7 +618,7 @@ class Vault:
         entries = []
         for revision in causal_order(self.store.revisions_of(view.id)):
             revision.verify(vault_id, roster.known_keys(revision.author))
-            content = open_revision(vault_id, keyring, revision)
+            content = self._open(revision, vault_id, keyring, roster.revision_limit) or ItemContent(_OPAQUE_TITLE, ())
             entries.append(
                 HistoryEntry(
                     revision=revision.revision_id,
@@ -560,7 +635,7 @@ class Vault:
 
     def _commit(self, item_id: ItemId, content: ItemContent, parents: Iterable[RevisionId], *,
                 deleted: bool = False) -> ItemView:
-        keyring = self._require_unlocked()
+        keyring = self._sealing_keyring()
         vault_id = self.vault_id
         with self.store.transaction():
             revision = seal_revision(
@@ -585,7 +660,7 @@ class Vault:
         """Add several new items as one batch: every revision is sealed and signed, then all are
         stored in one transaction, so either every item exists afterwards or none does (an
         import). ``progress`` is called with the number sealed so far."""
-        keyring = self._require_unlocked()
+        keyring = self._sealing_keyring()
         vault_id = self.vault_id
         items = [(ItemId.generate(), content) for content in contents]
         with self.store.transaction():
@@ -639,7 +714,11 @@ class Vault:
             raise NotFound("this item has no such revision (see `vaultpeer history`)")
         target = matches[0]
         target.verify(self.vault_id, self.roster.known_keys(target.author))
-        return open_revision(self.vault_id, self._require_unlocked(), target)
+        content = self._open(target, self.vault_id, self._require_unlocked(), self.roster.revision_limit)
+        if content is None:
+            raise InvalidInput("that revision cannot be read (it does not decrypt, or its device was revoked "
+                               "before it arrived): it cannot be restored or taken")
+        return content
 
     def resolve_conflict(self, reference: str, take: str | None = None,
                          set_fields: Mapping[str, str] | None = None, title: str | None = None) -> ItemView:
@@ -697,17 +776,35 @@ class Vault:
         return self.store.knowledge()
 
     def revisions_missing_from(self, knowledge: VersionVector) -> Iterator[Revision]:
-        return self.store.revisions_after(knowledge)
+        """What the holder of ``knowledge`` lacks, without pruned revisions (see ``_pruned``)."""
+        roster = self.roster
+        return self.store.revisions_after(knowledge, limit=roster.revision_limit)
+
+    def _pruned(self, revision_id: RevisionId) -> bool:
+        """A revision the roster no longer accepts: by a revoked device past its cutoff, or by a
+        device that is not a member. Held ones stay stored, but are sent to nobody, left out of the
+        state digest and opaque in the item views; as a parent, a pruned id counts as held."""
+        return revision_id.seq > self.roster.revision_limit(revision_id.author)
 
     def state_digest(self) -> StateDigest:
-        """The Merkle digest of every item's heads. Built once, then updated for the items changed
-        since (a few hashes per edit); rebuilt whenever another process has written the store."""
+        """The Merkle digest of every item's (unpruned) revisions, content included. Built once,
+        then updated for the items changed since (a few hashes per edit); rebuilt whenever another
+        process has written the store or the roster changed what is pruned."""
         version = self.store.data_version()
         changed = self.store.take_changed_items()
+        limit = self.roster.revision_limit
+        limits: dict[bytes, int] = {}
+
+        def kept(rows: list) -> list:
+            for _, author, _, _ in rows:
+                if author not in limits:
+                    limits[author] = limit(DeviceId(author))
+            return [row for row in rows if row[2] <= limits[row[1]]]
+
         if self._digest is None or self._digest[0] != version:
-            digest = StateDigest.from_head_rows(self.store.head_rows())
+            digest = StateDigest.from_revision_rows(kept(self.store.revision_rows()))
         else:
-            digest = self._digest[1].updated(self.store.head_rows_of(changed), changed)
+            digest = self._digest[1].updated(kept(self.store.revision_rows_of(changed)), changed)
         self._digest = (version, digest)
         return digest
 
@@ -718,46 +815,85 @@ class Vault:
                         revisions: Iterable[Revision]) -> Received:
         """Admit a batch from another member; works while locked.
 
-        Roster entries must not be forgeries; a header must be signed by a member, for this
-        vault, above the KDF floor (it replaces ours only if newer); every revision's author must
-        be a member (or revoked after it) and its signature valid; delivery must be causal and no
-        revision may contradict a stored one. Otherwise IntegrityError, and nothing is stored.
+        In order: the roster entries (a forgery rejects the batch; an entry by a device this one
+        does not trust is kept but does not count), so that a revocation always lands; then the
+        header (for this vault, signed, above the KDF floor, the same recovery key; it replaces ours
+        only if it ranks higher: ``header_rank``); then the revisions. A revision the roster no
+        longer accepts (a revoked author past its cutoff, a non-member) is dropped, never a reason
+        to refuse the batch; every other must be validly signed and causally delivered. A stored
+        id met with other content is kept as evidence of equivocation. Otherwise IntegrityError,
+        and nothing is stored. Nothing after the commit can fail the batch.
         """
         vault_id = self.vault_id
         entries, revisions = list(entries), list(revisions)
         roster = self.roster.with_entries(entries) if entries else self.roster
-        replace_header = False
-        if header is not None:
-            if header.vault_id != vault_id:
-                raise IntegrityError()
-            header.verify(roster.keys_of(header.author))
-            header.kdf.check_strength(allow_insecure_test_kdf=self._allow_insecure_test_kdf)
-            current = self.header
-            replace_header = (header.serial, header.author.raw) > (current.serial, current.author.raw)
-        verify_revisions(revisions, vault_id,
-                         [roster.accepts_revision_from(r.author, r.revision_id.seq) for r in revisions])
+        replace_header = header is not None and self._header_wins(header, roster)
+        accepted = [r for r in revisions if r.revision_id.seq <= roster.revision_limit(r.author)]
+        verify_revisions(accepted, vault_id, [roster.known_keys(r.author) for r in accepted])
         before = {(e.member_id, e.author, e.version) for e in self.store.roster_entries()}
+        evidence: list[tuple[Revision, Revision]] = []
+
+        def pruned(parent: RevisionId) -> bool:
+            return parent.seq > roster.revision_limit(parent.author)
+
         with self.store.transaction():
             if entries:
                 self.store.put_roster_entries(entries)
             if replace_header:
                 self.store.put_header_record(header.to_bytes())
-            added = self.store.insert_revisions(revisions)
+            added = self.store.insert_revisions(
+                accepted, equivocation=lambda held, other: evidence.append((held, other)), pruned=pruned)
+            evidence = [(held, other) for held, other in evidence if self.store.put_equivocation(other)]
         roster_changed = before != {(e.member_id, e.author, e.version) for e in self.store.roster_entries()}
+        for held, other in evidence:
+            self.audit("revision.equivocation", device_id=str(held.author), seq=held.revision_id.seq,
+                       kept=held.record_hash.hex(), other=other.record_hash.hex())
         if roster_changed:
-            self._roster = None
+            self._roster_changed()
             self._vouch_for_what_we_hold_of_revoked_devices()
         if replace_header:
             self._adopt_keyring(header)
         if not self.locked:
-            self._refresh({r.item_id for r in added})
-        return Received(tuple(added), replace_header, roster_changed)
+            keyring, vault_id, limit = self._require_unlocked(), self.vault_id, self.roster.revision_limit
+            for revision in added:  # test-open what arrived: a junk revision is quarantined now
+                self._open(revision, vault_id, keyring, limit)
+            if roster_changed:
+                self._index = None  # what is pruned may have changed
+            else:
+                self._refresh({r.item_id for r in added})
+        return Received(tuple(added), replace_header, roster_changed, len(evidence))
+
+    def _header_wins(self, header: VaultHeader, roster: Roster) -> bool:
+        """Whether ``header`` replaces the stored one (IntegrityError if it is not acceptable at all:
+        another vault, a forged signature, KDF parameters below the floor, another recovery key).
+        A header whose author this device does not know is ignored, not refused."""
+        current = self.header
+        check_successor(current, header)
+        keys = roster.known_keys(header.author)
+        if keys is None:
+            return False
+        header.verify(keys)
+        try:
+            header.kdf.check_strength(allow_insecure_test_kdf=self._allow_insecure_test_kdf)
+        except VaultpeerError:
+            raise IntegrityError() from None
+        return (header_rank(header, header.author in roster.members)
+                > header_rank(current, current.author in roster.members))
+
+    def _roster_changed(self) -> None:
+        self._roster = None
+        self._digest = None  # what is pruned may have changed
 
     def _vouch_for_what_we_hold_of_revoked_devices(self) -> None:
-        """A revocation's cutoff is what its author held of the revoked device. If this device
-        accepted more of it before hearing of the revocation, it says so with its own revocation
-        entry: the cutoff that counts is the highest, so every member ends up accepting exactly
-        what any member had accepted, and no revision this device holds becomes unacceptable."""
+        """A revocation's cutoff is the counter up to which its author held all of the revoked
+        device's revisions. If this device holds more of it (all of them, up to a higher counter),
+        it says so with its own revocation entry: the cutoff that counts is the highest, so every
+        member ends up accepting exactly what any member had accepted in order. A revision beyond a
+        gap never raises a cutoff, so a gap cannot keep seq space open for a revoked device.
+
+        It needs the signing key: a locked device does this at its next unlock."""
+        if not self.initialized or not self.device.can_sign:
+            return
         roster = self.roster
         if self.device.device_id not in roster.members:
             return
@@ -772,16 +908,38 @@ class Vault:
                 entries.append(revoke(self.vault_id, self.device, member, held, (own.version + 1) if own else 1))
         if entries:
             self.store.put_roster_entries(entries)
-            self._roster = None
+            self._roster_changed()
+            self._index = None
 
     def _adopt_keyring(self, header: VaultHeader) -> None:
-        """A newer header arrived: if our key still opens it, take its keyring (new epochs)."""
-        if self._kek is None:
+        """A newer header arrived. The same key epoch (a password change elsewhere): the keys we hold
+        stay right, though our derived key may be stale. A newer epoch that our derived key does not
+        open: lock and say why, rather than go on sealing under a key a revoked device holds."""
+        if self._keyring is None:
             return
         try:
-            self._keyring = header.open_with_kek(self._kek)
+            if self._kek is not None:
+                self._keyring = header.open_with_kek(self._kek)
+                return
         except VaultpeerError:
-            self._kek = None  # the password changed elsewhere; keep the keys we have
+            self._kek = None
+        if header.key_epoch > self._keyring.current_epoch:
+            self.lock("the vault key was rotated on another device (a device was unpaired, or the "
+                      "password changed there): unlock again with the master password")
+
+    def unreadable_revisions(self) -> list[RevisionId]:
+        """The revisions found not to decrypt so far (all of them once ``check`` has run unlocked)."""
+        return sorted(self._unreadable)
+
+    def health(self) -> dict:
+        """What `status` shows of the vault's integrity (readable while locked, but for ``unreadable``)."""
+        header = self.header
+        return {
+            "key_epoch": header.key_epoch,
+            "equivocations": len(self.store.equivocated_ids()),
+            "unreadable": None if self.locked else len(self._unreadable),
+            "locked_reason": self.locked_reason,
+        }
 
     def outgoing_roster(self) -> list[RosterEntry]:
         return self.roster.entries_to_replicate()
@@ -805,8 +963,11 @@ class Vault:
                 try:
                     open_revision(vault_id, keyring, revision)
                 except IntegrityError:
+                    self._quarantine(revision)
                     undecryptable.append(str(revision.revision_id))
-        return CheckReport(database_ok, checked, tuple(bad_signatures), tuple(undecryptable), keyring is not None)
+        equivocations = tuple(str(r) for r in self.store.equivocated_ids())
+        return CheckReport(database_ok, checked, tuple(bad_signatures), tuple(undecryptable), keyring is not None,
+                           equivocations)
 
 
 MIN_PASSWORD_CHARS = 8
@@ -820,6 +981,17 @@ def prepare_password(header: VaultHeader, new_password: str, *,
     kdf = replace(header.kdf, salt=os.urandom(SALT_SIZE))
     kdf.check_strength(allow_insecure_test_kdf=allow_insecure_test_kdf)
     return kdf, kdf.derive(new_password)
+
+
+def prepare_rotation(header: VaultHeader, password: str, *,
+                     allow_insecure_test_kdf: bool = False) -> tuple[KdfParameters, bytes]:
+    """The slow step of a revocation: check ``password`` against ``header`` (WrongPassword), then
+    derive its key under a fresh salt for the rotated keyring. Touches no store (a daemon runs it in
+    a thread)."""
+    header.kdf.check_strength(allow_insecure_test_kdf=allow_insecure_test_kdf)
+    header.open_with_kek(header.password_kek(password))
+    kdf = replace(header.kdf, salt=os.urandom(SALT_SIZE))
+    return kdf, kdf.derive(password)
 
 
 def _check_new_password(password: str) -> None:

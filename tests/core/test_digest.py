@@ -1,5 +1,6 @@
-"""The state digest: its hashes are the ones docs/protocol.md specifies, and updating a digest for
-some changed items always gives the digest a full rebuild would give."""
+"""The state digest: its hashes are the ones docs/protocol.md specifies, it commits to each
+revision's content (not only its id), and updating a digest for some changed items always gives the
+digest a full rebuild would give."""
 
 import hashlib
 import random
@@ -11,16 +12,17 @@ from hypothesis import strategies as st
 from vaultpeer.core.digest import EMPTY, StateDigest
 
 
-def spec_root(rows: list[tuple[bytes, bytes, int]]) -> bytes:
+def spec_root(rows: list[tuple[bytes, bytes, int, bytes]]) -> bytes:
     """The root computed straight from the protocol spec, independently of the implementation."""
     h = lambda data: hashlib.blake2b(data, digest_size=32).digest()  # noqa: E731
     items: dict[bytes, list] = {}
-    for item, author, seq in rows:
-        items.setdefault(item, []).append([author, seq])
+    for item, author, seq, record_hash in rows:
+        items.setdefault(item, []).append([author, seq, record_hash])
     nodes: dict[str, bytes] = {}
     leaves: dict[str, list] = {}
     for item in sorted(items):
-        leaves.setdefault(item[:2].hex(), []).append([item, sorted(items[item])])
+        item_hash = h(b"item" + cbor2.dumps(sorted(items[item]), canonical=True))
+        leaves.setdefault(item[:2].hex(), []).append([item, item_hash])
     for path, entries in leaves.items():
         nodes[path] = h(b"leaf" + cbor2.dumps(entries, canonical=True))
 
@@ -35,8 +37,14 @@ def spec_root(rows: list[tuple[bytes, bytes, int]]) -> bytes:
     return node("")
 
 
-def rows_of(heads: dict[bytes, set]) -> list[tuple[bytes, bytes, int]]:
-    return sorted((item, author, seq) for item, pairs in heads.items() for author, seq in pairs)
+def rows_of(revisions: dict[bytes, set]) -> list[tuple[bytes, bytes, int, bytes]]:
+    """Digest rows; each revision's record hash is made up from its id (or given)."""
+    return sorted((item, author, seq, _hash_of(author, seq, rest))
+                  for item, entries in revisions.items() for author, seq, *rest in entries)
+
+
+def _hash_of(author: bytes, seq: int, rest: list) -> bytes:
+    return rest[0] if rest else hashlib.blake2b(author + seq.to_bytes(8, "big"), digest_size=32).digest()
 
 
 def random_item(rng: random.Random) -> bytes:
@@ -48,8 +56,8 @@ def test_the_root_is_the_one_the_protocol_spec_defines():
     rng = random.Random(5)
     heads = {random_item(rng): {(rng.randbytes(32), rng.randint(1, 9)) for _ in range(rng.randint(1, 3))}
              for _ in range(40)}
-    assert StateDigest.from_head_rows(rows_of(heads)).root == spec_root(rows_of(heads))
-    assert StateDigest.from_head_rows([]).root == EMPTY
+    assert StateDigest.from_revision_rows(rows_of(heads)).root == spec_root(rows_of(heads))
+    assert StateDigest.from_revision_rows([]).root == EMPTY
 
 
 @settings(max_examples=200, deadline=None)
@@ -58,7 +66,7 @@ def test_updating_a_digest_equals_rebuilding_it(seed, steps):
     rng = random.Random(seed)
     authors = [rng.randbytes(32) for _ in range(3)]
     heads = {random_item(rng): {(rng.choice(authors), 1)} for _ in range(rng.randint(0, 12))}
-    digest = StateDigest.from_head_rows(rows_of(heads))
+    digest = StateDigest.from_revision_rows(rows_of(heads))
     for _ in range(steps):
         before = digest
         before_root = before.root
@@ -76,9 +84,17 @@ def test_updating_a_digest_equals_rebuilding_it(seed, steps):
                 heads[item] = {(rng.choice(authors), rng.randint(1, 50)) for _ in range(rng.randint(1, 3))}
         rows = [row for row in rows_of(heads) if row[0] in changed]
         digest = digest.updated(rows, changed)
-        rebuilt = StateDigest.from_head_rows(rows_of(heads))
+        rebuilt = StateDigest.from_revision_rows(rows_of(heads))
         assert digest.root == rebuilt.root == spec_root(rows_of(heads))
         for path in ("", "0", "00", "000", "0000", "ab", "ab0", "0107"):
             assert digest.children(path) == rebuilt.children(path)
             assert digest.items_in(path.ljust(4, "0")) == rebuilt.items_in(path.ljust(4, "0"))
         assert before.root == before_root  # a snapshot never changes under a session using it
+
+
+def test_two_revisions_under_one_id_with_different_content_give_different_roots():
+    item, author = bytes(16), bytes(range(32))
+    one = StateDigest.from_revision_rows(rows_of({item: {(author, 1, b"\x01" * 32)}}))
+    other = StateDigest.from_revision_rows(rows_of({item: {(author, 1, b"\x02" * 32)}}))
+    assert one.root != other.root
+    assert one.differing_children("", other.children("")) == ["0"]

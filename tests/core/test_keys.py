@@ -5,7 +5,7 @@ import pytest
 from vaultpeer.core.errors import IntegrityError, WrongPassword, WrongRecoveryKey
 from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.kdf import insecure_test_parameters
-from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader, create_vault
+from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader, check_successor, create_vault, header_rank
 
 
 @pytest.fixture
@@ -51,11 +51,35 @@ def test_password_change_rewraps_the_same_keys(created, device):
 def test_rotation_is_rewrapped_for_recovery_without_the_recovery_key(created, device):
     header, keyring, recovery_key = created
     rotated = keyring.rotated()
-    new_header = header.with_keyring(rotated, header.password_kek("password one"), device)
+    fresh = dataclasses.replace(header.kdf, salt=bytes(16))
+    new_header = header.with_keyring(rotated, fresh.derive("password one"), fresh, device)
     recovered = new_header.open_with_recovery_key(recovery_key)
     assert recovered.current_epoch == 1 == new_header.key_epoch
     assert recovered.key(0) == keyring.key(0) and recovered.key(1) != keyring.key(0)
     assert new_header.discovery_key != header.discovery_key  # a revoked device stops recognising names
+    # under a fresh salt: the password opens it, the previous derived key does not
+    assert new_header.open_with_kek(new_header.password_kek("password one")).key(1) == rotated.key(1)
+    with pytest.raises(WrongPassword):
+        new_header.open_with_kek(header.password_kek("password one"))
+
+
+def test_headers_rank_by_member_then_key_epoch_then_serial(created, device):
+    header, keyring, _ = created
+    later = dataclasses.replace(header, serial=header.serial + 10**9).signed_by(device)
+    rotated = header.with_keyring(keyring.rotated(), header.password_kek("password one"), header.kdf, device)
+    assert header_rank(later, True) > header_rank(header, True)
+    assert header_rank(rotated, True) > header_rank(later, True)  # a rotation is never undone by a serial
+    assert header_rank(rotated, True) > header_rank(later, False)
+    assert header_rank(header, True) > header_rank(later, False)  # a revoked author's header loses
+
+
+def test_no_header_may_change_the_recovery_key(created, device):
+    header, keyring, _ = created
+    planted = dataclasses.replace(header, recovery_public=RecoveryKey.generate().public_bytes(header.vault_id),
+                                  serial=header.serial + 1).signed_by(device)
+    check_successor(header, header.with_password(keyring, bytes(32), header.kdf, device))
+    with pytest.raises(IntegrityError):
+        check_successor(header, planted)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import time
 import trio
 
 from daemons import Daemon, pair, paired_pair, ready_to_pair, wait_until
+from helpers import PASSWORD
 
 
 def titles(daemon: Daemon) -> list[str]:
@@ -96,8 +97,12 @@ def test_a_revoked_device_is_refused_and_gets_nothing_new(world):
     revoked = c.status()["device_id"]
     # c also holds a live connection to b (found by mDNS): b must drop it when it learns of the revocation
     assert wait_until(lambda: any(p["device_id"] == revoked and p["connected"] for p in b.json("peers")), 15)
-    a.ok("unpair", revoked)
+    a.ok("unpair", revoked, "--password-stdin", stdin=PASSWORD + "\n")
     assert revoked not in [p["device_id"] for p in a.json("peers")]
+    # the rotated key is wrapped under a fresh salt: b locks, says why, and needs the password once
+    assert wait_until(lambda: b.status()["locked"], 10)
+    assert "rotated" in b.status()["locked_reason"]
+    b.unlock()
     a.ok("add", "After", "--field", "password=2")
     assert wait_until(lambda: has_item(b, "After"), 5)
     assert wait_until(lambda: revoked not in [p["device_id"] for p in b.json("peers")], 5)

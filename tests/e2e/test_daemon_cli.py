@@ -88,7 +88,10 @@ def test_passwd_through_the_daemon_and_revocation_after_it(world):
     desktop.unlock(NEW_PASSWORD)
 
     # revoking (which rotates the vault key) still works, and the header stays openable
-    laptop.ok("unpair", desktop.status()["device_id"])
+    wrong = laptop.cli("unpair", desktop.status()["device_id"], "--password-stdin", stdin=PASSWORD + "\n")
+    assert wrong.returncode == 3 and desktop.status()["device_id"] in [p["device_id"] for p in laptop.json("peers")]
+    out = laptop.ok("unpair", desktop.status()["device_id"], "--password-stdin", stdin=NEW_PASSWORD + "\n")
+    assert "passwd" in out  # it says what a revoked device that knew the password can still do
     laptop.ok("lock")
     assert laptop.cli("unlock", "--password-stdin", stdin=PASSWORD + "\n").returncode == 3
     laptop.unlock(NEW_PASSWORD)

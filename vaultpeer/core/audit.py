@@ -58,6 +58,9 @@ REASONS = frozenset({
     # rejected bundles
     "integrity", "not_for_this_device", "wrong_exporter",
 })
+#: Details that are a record hash, as 64 lowercase hex digits (evidence of an equivocation).
+_HASHES = frozenset({"kept", "other"})
+_HEX_HASH = re.compile(r"^[0-9a-f]{64}$")
 
 _ENUMS: dict[str, frozenset[str]] = {
     "reason": REASONS,
@@ -66,7 +69,7 @@ _ENUMS: dict[str, frozenset[str]] = {
     "role": frozenset({"inviter", "joiner"}),
     "format": frozenset({"kdbx", "bitwarden", "csv", "unknown"}),
 }
-_COUNTS = frozenset({"count", "skipped"})
+_COUNTS = frozenset({"count", "skipped", "seq"})
 _ADDRESS = re.compile(r"^[0-9A-Za-z.:%\[\]-]{1,64}$|^\*$")
 
 #: Each event and the detail keys it may carry (all optional).
@@ -85,6 +88,10 @@ EVENTS: Mapping[str, frozenset[str]] = MappingProxyType({
     "bundle.rejected": frozenset({"reason"}),
     "items.imported": frozenset({"via", "format", "count", "skipped"}),
     "backup.restored": frozenset({"device_id", "count"}),
+    # an author signed two different revisions under one id (device_id, seq): both hashes kept
+    "revision.equivocation": frozenset({"device_id", "seq", "kept", "other"}),
+    # a validly signed revision that does not open with the vault's keys: quarantined
+    "revision.unreadable": frozenset({"device_id", "seq"}),
 })
 
 
@@ -123,6 +130,10 @@ def _check_value(key: str, value: object) -> str | int:
     if key == "device_name":
         if not 1 <= len(value) <= MAX_NAME_CHARS or not value.isprintable():
             raise ValueError("device_name is a single line of 1-64 characters")
+        return value
+    if key in _HASHES:
+        if not _HEX_HASH.match(value):
+            raise ValueError(f"{key} is a record hash in hex")
         return value
     if key == "peer":
         if not _ADDRESS.match(value):

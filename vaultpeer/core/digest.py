@@ -1,8 +1,9 @@
 """A Merkle tree over every item's heads, to prove two devices converged or find where they differ.
 
 Items are placed in leaves by the first ``DEPTH`` hex digits of their id (16-way fan-out, 65,536
-leaves). A leaf hashes its items' ids and sorted heads; an inner node hashes its 16 children. Equal
-roots mean identical heads for every item; otherwise comparing children level by level finds the
+leaves). An item hashes every revision it has (id and the hash of its whole record); a leaf hashes
+its items' ids and hashes; an inner node hashes its 16 children. Equal roots mean identical
+revisions, content included, for every item; otherwise comparing children level by level finds the
 differing leaves in ``DEPTH`` round trips, whatever the vault's size.
 """
 
@@ -37,56 +38,58 @@ def valid_path(path: object) -> bool:
 
 
 class StateDigest:
-    """An immutable snapshot of the tree. ``updated`` gives a new snapshot with some items' heads
-    replaced, recomputing only their leaves and the nodes above them (a few hashes per edit instead
-    of one per item: the digest of a 100,000-item vault is built once, then kept current)."""
+    """An immutable snapshot of the tree. ``updated`` gives a new snapshot with some items'
+    revisions replaced, recomputing only their leaves and the nodes above them (a few hashes per edit
+    instead of one per item: the digest of a 100,000-item vault is built once, then kept current).
 
-    def __init__(self, items: Iterable[tuple[ItemId, Iterable[RevisionId]]]):
-        rows = sorted((item_id.raw, head.author.raw, head.seq) for item_id, heads in items for head in heads)
+    It commits to every revision's content, not only to its id: two devices that hold different
+    revisions under one id (an author that equivocated) never have equal digests."""
+
+    def __init__(self, items: Iterable[tuple[ItemId, Iterable[tuple[RevisionId, bytes]]]]):
+        rows = sorted((item_id.raw, rid.author.raw, rid.seq, content_hash)
+                      for item_id, revisions in items for rid, content_hash in revisions)
         self._build(rows)
 
     @classmethod
-    def from_head_rows(cls, rows: Iterable[tuple[bytes, bytes, int]]) -> "StateDigest":
-        """From ``(item id, head author, head seq)`` rows sorted in that order (as the store gives
-        them): the same digest, without building an object per head."""
+    def from_revision_rows(cls, rows: Iterable[tuple[bytes, bytes, int, bytes]]) -> "StateDigest":
+        """From ``(item id, author, seq, record hash)`` rows sorted in that order (as the store gives
+        them): the same digest, without building an object per revision."""
         digest = cls.__new__(cls)
         digest._build(rows)
         return digest
 
-    def _build(self, rows: Iterable[tuple[bytes, bytes, int]]) -> None:
-        leaves: dict[str, dict[bytes, tuple]] = {}
-        current_raw, current = None, None
-        for item_raw, author, seq in rows:
-            if current_raw != item_raw:
-                current_raw, current = item_raw, []
-                leaves.setdefault(item_raw[: DEPTH // 2].hex(), {})[item_raw] = current
-            current.append((author, seq))
-        #: leaf path -> {item id bytes: its heads as sorted (author, seq) pairs}
-        self._leaves = {path: {raw: tuple(heads) for raw, heads in items.items()} for path, items in leaves.items()}
+    def _build(self, rows: Iterable[tuple[bytes, bytes, int, bytes]]) -> None:
+        grouped: dict[bytes, list] = {}
+        for item_raw, author, seq, content_hash in rows:
+            grouped.setdefault(item_raw, []).append((author, seq, content_hash))
+        #: leaf path -> {item id bytes: the item's hash}
+        self._leaves: dict[str, dict[bytes, bytes]] = {}
+        for item_raw, revisions in grouped.items():
+            self._leaves.setdefault(item_raw[: DEPTH // 2].hex(), {})[item_raw] = item_hash(revisions)
         self._nodes: dict[str, bytes] = {path: _leaf_hash(items) for path, items in self._leaves.items()}
         for depth in range(DEPTH - 1, -1, -1):
             parents = {path[:depth] for path in self._nodes if len(path) == depth + 1}
             for parent in parents:
                 self._nodes[parent] = _hash(b"node" + b"".join(self.children(parent)))
 
-    def updated(self, rows: Iterable[tuple[bytes, bytes, int]], item_ids: Iterable[bytes]) -> "StateDigest":
-        """A new digest in which the items ``item_ids`` (raw ids) have exactly the heads given in
-        ``rows`` (``(item id, author, seq)``; an item with no row has no heads and leaves the tree).
+    def updated(self, rows: Iterable[tuple[bytes, bytes, int, bytes]], item_ids: Iterable[bytes]) -> "StateDigest":
+        """A new digest in which the items ``item_ids`` (raw ids) have exactly the revisions given in
+        ``rows`` (``(item id, author, seq, record hash)``; an item with no row leaves the tree).
         This digest is unchanged."""
-        heads: dict[bytes, list] = {raw: [] for raw in item_ids}
-        for item_raw, author, seq in rows:
-            heads.setdefault(item_raw, []).append((author, seq))
-        if not heads:
+        revisions: dict[bytes, list] = {raw: [] for raw in item_ids}
+        for item_raw, author, seq, content_hash in rows:
+            revisions.setdefault(item_raw, []).append((author, seq, content_hash))
+        if not revisions:
             return self
         digest = StateDigest.__new__(StateDigest)
         digest._leaves = dict(self._leaves)
         digest._nodes = dict(self._nodes)
         touched = set()
-        for item_raw, item_heads in heads.items():
+        for item_raw, item_revisions in revisions.items():
             path = item_raw[: DEPTH // 2].hex()
             items = dict(digest._leaves.get(path, {}))
-            if item_heads:
-                items[item_raw] = tuple(sorted(item_heads))
+            if item_revisions:
+                items[item_raw] = item_hash(item_revisions)
             else:
                 items.pop(item_raw, None)
             digest._leaves[path] = items
@@ -124,7 +127,11 @@ class StateDigest:
         return [path + c for c, local, remote in zip(HEX, self.children(path), remote_children, strict=True) if local != remote]
 
 
-def _leaf_hash(items: dict[bytes, tuple]) -> bytes:
-    """``BLAKE2b-256("leaf" || CBOR [[item_id, [[author, seq], ...]], ...])``, items sorted by id."""
-    entries = [[raw, [[author, seq] for author, seq in items[raw]]] for raw in sorted(items)]
-    return _hash(b"leaf" + encoding.encode(entries))
+def item_hash(revisions: Iterable[tuple[bytes, int, bytes]]) -> bytes:
+    """``BLAKE2b-256("item" || CBOR [[author, seq, record hash], ...])``, sorted by (author, seq)."""
+    return _hash(b"item" + encoding.encode([[a, s, h] for a, s, h in sorted(revisions)]))
+
+
+def _leaf_hash(items: dict[bytes, bytes]) -> bytes:
+    """``BLAKE2b-256("leaf" || CBOR [[item_id, item hash], ...])``, items sorted by id."""
+    return _hash(b"leaf" + encoding.encode([[raw, items[raw]] for raw in sorted(items)]))

@@ -301,18 +301,39 @@ class VaultHeader:
         self,
         keyring: Keyring,
         kek: bytes,
+        kdf: KdfParameters,
         device: DeviceKeys,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> "VaultHeader":
-        """The next header, wrapping a new (rotated) keyring for the password and the recovery key."""
+        """The next header, wrapping a new (rotated) keyring for the password and the recovery key.
+
+        ``kdf`` should carry a fresh salt (and ``kek`` be the password derived with it): a device
+        that knew the previous derived key, but not the password, then opens nothing new."""
         return replace(
             self,
-            password_slot=_wrap_for_password(kek, keyring, self.vault_id, self.kdf, random_bytes),
+            kdf=kdf,
+            password_slot=_wrap_for_password(kek, keyring, self.vault_id, kdf, random_bytes),
             recovery_slot=_wrap_for_recovery(self.recovery_public, keyring, self.vault_id),
             key_epoch=keyring.current_epoch,
             serial=self.serial + 1,
             discovery_secret=random_bytes(32),
         ).signed_by(device)
+
+
+def header_rank(header: VaultHeader, author_is_member: bool) -> tuple:
+    """What decides between two headers of a vault, the greater winning: a header by a current
+    member beats one by a revoked (or unknown) author; then the newer key epoch (a rotation is never
+    undone by a concurrent password change); then the serial; then the author's id."""
+    return (author_is_member, header.key_epoch, header.serial, header.author.raw)
+
+
+def check_successor(current: VaultHeader, candidate: VaultHeader) -> None:
+    """IntegrityError unless ``candidate`` may follow ``current`` at all: the same vault, and the
+    same recovery public key. A member's say-so never changes the recovery key (no header carries a
+    proof made with the recovery key, so no header may change it), or a member could plant its own
+    and open every later backup."""
+    if candidate.vault_id != current.vault_id or candidate.recovery_public != current.recovery_public:
+        raise IntegrityError()
 
 
 def create_vault(

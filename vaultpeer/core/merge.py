@@ -66,7 +66,8 @@ class Candidate:
 class MergedItem:
     """What the heads of an item add up to."""
 
-    content: ItemContent
+    #: None when no readable revision reaches the heads (``readable`` is False).
+    content: ItemContent | None
     deleted: bool
     heads: tuple[RevisionId, ...]
     #: Conflicting register (TITLE or field_register(name)) -> its candidates, highest revision first.
@@ -78,6 +79,10 @@ class MergedItem:
     @property
     def conflicted(self) -> bool:
         return bool(self.conflicts)
+
+    @property
+    def readable(self) -> bool:
+        return self.content is not None
 
     def __repr__(self) -> str:
         return f"MergedItem(heads={len(self.heads)}, conflicts={len(self.conflicts)}, redacted)"
@@ -95,12 +100,17 @@ class _Merge:
 
 
 class ItemGraph:
-    """The revisions of one item with their decrypted contents, and each register's writers."""
+    """The revisions of one item with their decrypted contents, and each register's writers.
+
+    A revision missing from ``contents`` is *opaque* (it did not decrypt, or its author may no
+    longer be accepted): it keeps every register exactly as its parents merge, conflicts included,
+    so it can neither change, settle nor hide a value; one without parents writes nothing. An item
+    none of whose readable revisions reaches a head has no title (``MergedItem.readable`` False)."""
 
     def __init__(self, revisions: Iterable[Revision], contents: Mapping[RevisionId, ItemContent]):
         self._revisions = {r.revision_id: r for r in revisions}
         self._order = causal_order(self._revisions.values())
-        self._values = {rid: registers_of(r, contents[rid]) for rid, r in self._revisions.items()}
+        self._values = {rid: registers_of(r, contents[rid]) for rid, r in self._revisions.items() if rid in contents}
         self._registers = sorted({k for values in self._values.values() for k in values})
         self._clock: dict[RevisionId, VersionVector] = {}
         self._writers: dict[RevisionId, dict[Register, frozenset[RevisionId]]] = {}
@@ -112,6 +122,10 @@ class ItemGraph:
         parents = [p for p in revision.parents if p in self._revisions]
         clock = VersionVector.merge_all(self._clock[p] for p in parents).advanced(rid.author, rid.seq)
         self._clock[rid] = clock
+        if rid not in self._values:  # opaque: inherits everything, writes nothing
+            merged = self._merge(parents) if parents else {}
+            self._writers[rid] = {k: merged[k].winners if parents else frozenset() for k in self._registers}
+            return
         if not parents:
             self._writers[rid] = {k: frozenset({rid}) for k in self._registers}
             return
@@ -140,12 +154,14 @@ class ItemGraph:
             candidates = tuple(
                 Candidate(w, v) for v, w in sorted(by_value.items(), key=lambda item: item[1], reverse=True)
             )
-            result[register] = _Merge(candidates[0].value, winners, candidates)
+            result[register] = _Merge(candidates[0].value if candidates else None, winners, candidates)
         return result
 
     def merged(self, heads: Iterable[RevisionId]) -> MergedItem:
         heads = tuple(sorted(heads))
         registers = self._merge(heads)
+        if TITLE not in registers or registers[TITLE].value is None:
+            return MergedItem(None, False, heads, {}, False)
         deleted = registers[DELETED]
         flags = set(registers[FLAGS].value or ())
         conflicts = {
@@ -183,11 +199,13 @@ class ItemGraph:
         )
 
     def _content_key(self, rid: RevisionId) -> tuple:
+        if rid not in self._values:
+            return ("opaque", rid)  # never equal to a readable head: a merge revision supersedes it
         return tuple(sorted(((k, v) for k, v in self._values[rid].items() if k != DELETED), key=lambda kv: kv[0]))
 
     def _content(self, heads: tuple[RevisionId, ...], registers: dict[Register, _Merge], flags: set[str]) -> ItemContent:
-        shown = max(heads, key=lambda h: (not self._revisions[h].deleted, h))
-        order = [k for k in self._values[shown] if k[0] == "field"]
+        shown = max(heads, key=lambda h: (h in self._values, not self._revisions[h].deleted, h))
+        order = [k for k in self._values.get(shown, ()) if k[0] == "field"]
         order += sorted(k for k in registers if k[0] == "field" and k not in order)
         fields = []
         for register in order:

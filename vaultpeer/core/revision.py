@@ -8,6 +8,7 @@ ciphertext cannot be moved to another item, revision or vault. The author signs 
 still check that what it receives comes unaltered from a member.
 """
 
+import hashlib
 import os
 import struct
 from collections.abc import Callable, Iterable
@@ -136,6 +137,11 @@ class Revision:
 
     def to_bytes(self) -> bytes:
         return encoding.encode(self.to_record())
+
+    @property
+    def record_hash(self) -> bytes:
+        """BLAKE2b-256 of the whole record: two revisions under one id differ exactly when this does."""
+        return hashlib.blake2b(self.to_bytes(), digest_size=32).digest()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Revision":

@@ -24,6 +24,7 @@ _DOMAIN = "vaultpeer roster entry v1"
 MAX_TEXT = 64
 MAX_ENTRY_SIZE = 1024
 MAX_ENTRIES = 4096
+UNLIMITED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -199,9 +200,15 @@ class Roster:
 
     def accepts_revision_from(self, author: DeviceId, seq: int) -> DevicePublicKeys | None:
         """The author's keys if a revision with this counter is acceptable from it, else None."""
+        return self._keys.get(author) if seq <= self.revision_limit(author) else None
+
+    def revision_limit(self, author: DeviceId) -> int:
+        """The highest counter acceptable from ``author``: unlimited for a member, the cutoff for a
+        revoked device, 0 (nothing) for any other. A held revision above it is *pruned*: not sent,
+        not in the state digest, transparent in the item views, and as a parent it counts as held."""
         if author in self.revoked:
-            return self._keys.get(author) if seq <= self.revoked[author] else None
-        return self.keys_of(author)
+            return self.revoked[author]
+        return UNLIMITED if author in self.members else 0
 
     def with_entries(self, entries: Iterable[RosterEntry]) -> "Roster":
         """The roster after admitting ``entries``.

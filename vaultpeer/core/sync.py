@@ -30,7 +30,8 @@ from vaultpeer.core.revision import MAX_RECORD_SIZE, Revision, RevisionId
 from vaultpeer.core.roster import MAX_ENTRIES, RosterEntry
 from vaultpeer.core.vclock import VersionVector
 
-PROTOCOL_VERSION = 1
+#: 2: the state digest commits to every revision's content (its record hash), not to head ids.
+PROTOCOL_VERSION = 2
 MAX_MESSAGE_SIZE = 8 * 1024 * 1024
 #: A records message carries at most this many revisions, and at most this many bytes of them.
 MAX_BATCH_REVISIONS = 1000
@@ -45,6 +46,10 @@ class ProtocolError(VaultpeerError):
 
 class RemoteProtocolError(ProtocolError):
     """The peer broke the protocol; the session is over. The message is safe to log."""
+
+
+class VersionMismatch(RemoteProtocolError):
+    """The peer speaks another version of the sync protocol: not an offense, an upgrade to make."""
 
 
 class LocalProtocolError(ProtocolError):
@@ -340,7 +345,8 @@ class SyncSession:
             if self.phase is not Phase.HELLO:
                 raise RemoteProtocolError("unexpected hello")
             if message.version != PROTOCOL_VERSION:
-                raise RemoteProtocolError("unsupported protocol version")
+                raise VersionMismatch(f"the peer speaks sync protocol version {message.version} and this "
+                                      f"vaultpeer speaks {PROTOCOL_VERSION}: upgrade vaultpeer on the older device")
             if message.vault_id != self.vault_id:
                 raise RemoteProtocolError("peer belongs to another vault")
             self.peer_hello = message

@@ -27,6 +27,7 @@ from vaultpeer.core.discovery import PeerGone, PeerSeen
 from vaultpeer.core.errors import AlreadyInitialized, NoVault, VaultpeerError
 from vaultpeer.core.identity import DeviceId, DevicePublicKeys
 from vaultpeer.core.item import ItemId
+from vaultpeer.core.kdf import KdfParameters
 from vaultpeer.core.offenders import Offenders
 from vaultpeer.core.pairing import (
     CodeExchange,
@@ -170,8 +171,9 @@ class Link:
             if session is None:
                 session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
                 self._send(session.start())
-            received_before = session.stats.revisions_received
+            received_before, was_unlocked = session.stats.revisions_received, not vault.locked
             self._send(session.receive(data))
+            self.daemon.notice_self_lock(was_unlocked)
             if session.stats.revisions_received != received_before:
                 self.daemon.publish({"type": "sync.progress", "device_id": str(self.device_id),
                                      "received": session.stats.revisions_received,
@@ -339,13 +341,21 @@ class Daemon:
             log.warning("refusing connections from %s for %d s: %d failures within %d s (the last: %s)", host,
                         self.offenders.penalty, self.offenders.limit, self.offenders.window, _OFFENSES[reason])
 
-    def lock(self) -> None:
+    def lock(self, reason: str | None = None) -> None:
         """Drop the vault key, the password-derived key, the decrypted index and anything else
         that holds plaintext (``on_lock`` callbacks, e.g. staged imports); tell the apps."""
-        self.vault.lock()
+        self.vault.lock(reason)
         for forget in self.on_lock:
             forget()
-        self.publish({"type": "locked"})
+        self.publish({"type": "locked", **({"reason": reason} if reason else {})})
+
+    def notice_self_lock(self, was_unlocked: bool) -> None:
+        """The vault locked itself while admitting records (a rotated key it cannot open): finish
+        the lock here too, say why in the log, and tell the apps."""
+        if was_unlocked and self.vault.locked:
+            reason = self.vault.locked_reason or "the vault locked itself"
+            log.warning("locked: %s", reason)
+            self.lock(reason)
 
     async def _flush_audit_log(self) -> None:
         """Write the counts of rejections whose minute has passed (the rest on close)."""
@@ -772,8 +782,9 @@ class Daemon:
         await stream.aclose()
         return False
 
-    async def remove_peer(self, device_id: DeviceId) -> None:
-        self.vault.revoke(device_id)
+    async def remove_peer(self, device_id: DeviceId, kdf: KdfParameters, kek: bytes) -> None:
+        """Revoke a member, with the fresh-salt key ``prepare_rotation`` derived for the new keyring."""
+        self.vault.revoke_prepared(device_id, kdf, kek)
         self._drop_links_to_non_members()
         self._refresh_discovery_if_key_changed()  # the revoked device no longer recognises us
         self.changed()

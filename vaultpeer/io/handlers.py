@@ -26,7 +26,7 @@ from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.device import load_profile
 from vaultpeer.hygiene import process_state
 from vaultpeer.io.daemon import Daemon
-from vaultpeer.vault import prepare_password
+from vaultpeer.vault import prepare_password, prepare_rotation
 from vaultpeer.views import conflict_json, history_json, item_json, listing_json, member_json
 
 INVALID_PARAMS = -32602
@@ -106,6 +106,7 @@ class ApiHandlers:
             "revisions": vault.store.counts()["revisions"],
             "home": str(daemon.home.path),
             "process": process_state(),
+            **(vault.health() if initialized else {}),
         }
 
     async def m_unlock(self, params: dict) -> dict:
@@ -262,9 +263,17 @@ class ApiHandlers:
         return peers
 
     async def m_peer_remove(self, params: dict) -> dict:
+        """Revoke a member. The master password is needed: the rotated keyring is wrapped for it
+        under a fresh salt (two Argon2id derivations, in a thread: one checks it, one wraps)."""
         text = _param(params, "device", str)
+        password = _param(params, "password", str)
         device_id = self.vault.find_member(text)
-        await self.daemon.remove_peer(device_id)
+        self.vault.unlocked_keyring()  # VaultLocked before any slow work
+        prepare = partial(prepare_rotation, self.vault.header, password,
+                          allow_insecure_test_kdf=self.vault.allows_insecure_test_kdf)
+        with self._password_attempt("unlock.failed"):
+            kdf, kek = await trio.to_thread.run_sync(prepare)
+        await self.daemon.remove_peer(device_id, kdf, kek)
         return {"revoked": str(device_id)}
 
     # --- sync through files (docs/cli.md: join-request, admit, bundle) ---
