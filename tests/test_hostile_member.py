@@ -239,3 +239,19 @@ def test_a_pruned_parent_counts_as_held_so_honest_children_of_it_still_travel(wo
     b.unlock(PASSWORD)  # b took a's rotated key (fresh salt): once more with the password
     assert b.get("x's edit").content == a.get("x's edit").content
     assert converged(a, b)
+
+
+def test_a_locked_device_stores_junk_and_quarantines_it_at_its_next_unlock(world):
+    a, b, x = world
+    b.lock()
+    junk = signed_by(x, ItemId.generate(), next_seq(x), ciphertext=os.urandom(300))
+    assert b.receive([junk]) == [junk]  # a locked device cannot tell: it stores and passes it on
+    assert not [e for e in audit_entries(b) if e.event == "revision.unreadable"]
+    b.unlock(PASSWORD)
+    assert b.health()["unreadable"] == 1
+    (entry,) = [e for e in audit_entries(b) if e.event == "revision.unreadable"]
+    assert entry.details == {"device_id": str(x.device.device_id), "seq": junk.revision_id.seq}
+    assert sorted(titles(b)) == ["Bank", "Mail"]
+    b.lock()
+    b.unlock(PASSWORD)  # opened once: the next unlock does not open (or record) it again
+    assert len([e for e in audit_entries(b) if e.event == "revision.unreadable"]) == 1

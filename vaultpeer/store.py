@@ -381,6 +381,26 @@ class Store:
                                      (item_id,)).fetchall()
         return rows
 
+    def opened_through(self) -> int:
+        """The arrival number up to which every revision was test-opened with the vault's keys."""
+        return int(self._meta("opened_through") or 0)
+
+    def set_opened_through(self, arrival: int) -> None:
+        with self.transaction():
+            self._set_meta("opened_through", arrival)
+
+    def revisions_arrived_after(self, arrival: int) -> Iterator[tuple[int, Revision]]:
+        """``(arrival, revision)`` for every revision stored after ``arrival``, in order, read in chunks."""
+        while True:
+            rows = self._db.execute(
+                f"SELECT r.arrival, {_REVISION_COLUMNS} FROM revisions r WHERE r.arrival > ? ORDER BY r.arrival"
+                " LIMIT ?", (arrival, _READ_CHUNK)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield row[0], _revision_from_row(row[1:])
+            arrival = rows[-1][0]
+
     def highest_seq(self, author: DeviceId) -> int:
         """The highest counter of ``author``'s revisions held (gaps below it or not), or 0."""
         return self.next_seq(author) - 1

@@ -138,6 +138,8 @@ class Vault:
         self._limiters = {event: RejectionLimiter() for event in _FLOODABLE_EVENTS}
         #: Revisions found not to decrypt with the vault's keys (quarantined; see ``_open``).
         self._unreadable: set[RevisionId] = set()
+        #: The arrival number up to which every stored revision was test-opened (while unlocked).
+        self._opened_through: int | None = None
         #: Why the vault locked itself, if it did (a rotated key this device cannot open).
         self.locked_reason: str | None = None
 
@@ -256,8 +258,10 @@ class Vault:
             raise IntegrityError()
         header.verify(roster.keys_of(header.author))
         header.kdf.check_strength(allow_insecure_test_kdf=self._allow_insecure_test_kdf)
-        replace_header = not rejoining or (header.serial, header.author.raw) > (self.header.serial,
-                                                                              self.header.author.raw)
+        if rejoining:
+            check_successor(self.header, header)
+        replace_header = not rejoining or (header_rank(header, header.author in roster.members)
+                                           > header_rank(self.header, self.header.author in roster.members))
         with self.store.transaction():
             for anchor in anchors:
                 self.store.put_anchor(anchor)
@@ -301,8 +305,15 @@ class Vault:
             self.audit("unlock.failed", via=self.audit_via, method="password", reason="wrong_password")
             raise
         self._kek = kek
+        self._unlocked(method="password")
+
+    def _unlocked(self, *, method: str) -> None:
+        """What every unlock does once the keyring is at hand: record it, test-open what arrived
+        while locked (quarantining junk), and say what it holds of revoked devices."""
         self.locked_reason = None
-        self.audit("unlock", via=self.audit_via, method="password")
+        self.audit("unlock", via=self.audit_via, method=method)
+        self._test_open_arrivals()
+        self.store.set_opened_through(self._opened_through)
         self._vouch_for_what_we_hold_of_revoked_devices()
 
     def member_for_noise_key(self, noise_public: bytes) -> Member | None:
@@ -374,12 +385,12 @@ class Vault:
             self.audit("unlock.failed", via=self.audit_via, method="recovery_key", reason="wrong_recovery_key")
             raise
         self._kek = None
-        self.locked_reason = None
-        self.audit("unlock", via=self.audit_via, method="recovery_key")
-        self._vouch_for_what_we_hold_of_revoked_devices()
+        self._unlocked(method="recovery_key")
 
     def lock(self, reason: str | None = None) -> None:
-        self._keyring = self._kek = self._index = None
+        if self._opened_through is not None and self.initialized:
+            self.store.set_opened_through(self._opened_through)
+        self._keyring = self._kek = self._index = self._opened_through = None
         self.locked_reason = reason
 
     def change_password(self, new_password: str, *, keyring: Keyring | None = None) -> None:
@@ -510,6 +521,19 @@ class Vault:
             revision.verify(vault_id, self.roster.known_keys(revision.author))
             self._quarantine(revision)
             return None
+
+    def _test_open_arrivals(self) -> None:
+        """Open every revision stored since the last time (the watermark is kept in memory while
+        unlocked and saved at lock and unlock): what does not decrypt is quarantined now."""
+        keyring, vault_id, limit = self._require_unlocked(), self.vault_id, self.roster.revision_limit
+        last = self.store.opened_through() if self._opened_through is None else self._opened_through
+        for arrival, revision in self.store.revisions_arrived_after(last):
+            try:
+                self._open(revision, vault_id, keyring, limit)
+            except IntegrityError:
+                pass  # a bad signature: an edited disk, which every read and `check` report
+            last = arrival
+        self._opened_through = last
 
     def _quarantine(self, revision: Revision) -> None:
         if revision.revision_id not in self._unreadable:
@@ -854,9 +878,7 @@ class Vault:
         if replace_header:
             self._adopt_keyring(header)
         if not self.locked:
-            keyring, vault_id, limit = self._require_unlocked(), self.vault_id, self.roster.revision_limit
-            for revision in added:  # test-open what arrived: a junk revision is quarantined now
-                self._open(revision, vault_id, keyring, limit)
+            self._test_open_arrivals()  # a junk revision is quarantined (and recorded) on arrival
             if roster_changed:
                 self._index = None  # what is pruned may have changed
             else:

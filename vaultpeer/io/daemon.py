@@ -83,6 +83,10 @@ class PeerState:
     last_error: str | None = None
 
 
+#: How long a link that is ending waits for its last messages (a session's `error`) to go out.
+ERROR_FLUSH_TIMEOUT = 2.0
+
+
 class Link:
     """One authenticated connection to a member, carrying sync sessions one after another."""
 
@@ -95,6 +99,7 @@ class Link:
         self._inbox_send, self._inbox = trio.open_memory_channel(64)
         self._outbox_send, self._outbox = trio.open_memory_channel(math.inf)
         self._cancel = trio.CancelScope()
+        self._writer_done = trio.Event()
         self.sessions = 0
         self.closed = trio.Event()
 
@@ -126,6 +131,10 @@ class Link:
                         if start:
                             self.poke()
                         await self._sessions()
+                        # a failed session queued its `error`: let the writer send it, then end
+                        self._outbox_send.close()
+                        with trio.move_on_after(ERROR_FLUSH_TIMEOUT):
+                            await self._writer_done.wait()
                         nursery.cancel_scope.cancel()
                 except* (ConnectionClosed, TransportError, trio.BrokenResourceError,
                          trio.ClosedResourceError) as ended:
@@ -145,6 +154,7 @@ class Link:
     async def _writer(self) -> None:
         async for message in self._outbox:
             await self.stream.send(message)
+        self._writer_done.set()
 
     def _send(self, messages: list[bytes]) -> None:
         for message in messages:
