@@ -77,9 +77,11 @@ def create_vault(home: Home, items: int) -> None:
 
 
 def enroll(founder_home: Home, home: Home) -> None:
-    """What pairing does: the founder vouches for the new device, which takes header and roster."""
+    """What pairing does: the founder vouches for the new device, which takes header and roster.
+    The founder is unlocked for it, as pairing needs (its signing key is sealed by the vault's keys)."""
     save_profile(home, DeviceProfile(home.path.name, "benchmark"))
     with Vault.open(founder_home) as founder, Vault.open(home) as joiner:
+        founder.unlock(PASSWORD)
         entry = founder.enroll(joiner.device.public, home.path.name, "benchmark")
         joiner.join(founder.header, [*founder.outgoing_roster(), entry], founder.device.public,
                     home.path.name, "benchmark")

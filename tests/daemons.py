@@ -158,17 +158,27 @@ def pair(inviter: Daemon, joiner: Daemon, *, answers=("y", "y"), address: bool =
     statuses and the two codes shown. With ``address=False`` the joiner finds the invitation by
     mDNS (only one test does that: any other invitation on loopback, from a concurrent test run,
     could be found first, and the codes would then rightly differ)."""
+    invite, join = start_pairing(inviter, joiner, address=address)
+    code_a = invite.wait_for("Verification code:")
+    code_b = join.wait_for("Verification code:")
+    answer_pairing(invite, join, answers)
+    return invite.finish(), join.finish(), code_a.strip(), code_b.strip()
+
+
+def start_pairing(inviter: Daemon, joiner: Daemon, *, address: bool = True) -> tuple[Interactive, Interactive]:
+    """`pair` on the inviter, then `pair --join` on the joiner, both left running."""
     invite = Interactive(inviter.home, "pair", "--timeout", "60")
     time.sleep(0.3)  # let the invitation open before the joiner looks for it
     join_args = ["pair", "--join", inviter.address] if address else ["pair", "--join"]
-    join = Interactive(joiner.home, *join_args, "--timeout", "60")
-    code_a = invite.wait_for("Verification code:")
-    code_b = join.wait_for("Verification code:")
-    invite.wait_for("Do both devices show this code?")
-    join.wait_for("Do both devices show this code?")
+    return invite, Interactive(joiner.home, *join_args, "--timeout", "60")
+
+
+def answer_pairing(invite: Interactive, join: Interactive, answers=("y", "y")) -> None:
+    """Answer `Do both devices show this code?` on both sides, once both asked."""
+    for side in (invite, join):
+        side.wait_for("Do both devices show this code?")
     invite.answer(answers[0])
     join.answer(answers[1])
-    return invite.finish(), join.finish(), code_a.strip(), code_b.strip()
 
 
 def ready_to_pair(world, *extra: str) -> tuple[Daemon, Daemon]:

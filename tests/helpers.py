@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vaultpeer.home import INSECURE_TEST_KDF_ENV, INSECURE_TEST_KDF_VALUE
+from vaultpeer.home import INSECURE_TEST_KDF_ENV, INSECURE_TEST_KDF_VALUE, Home
 
 PASSWORD = "correct horse battery"
 
@@ -79,3 +79,35 @@ def sync_pair(a, b, *, cut_after: int | None = None, max_messages: int = 10_000,
             if not vault.locked:
                 vault.merge_pending()
     return left, right
+
+
+def make_old_home(path: Path) -> tuple[Home, bytes]:
+    """A home as the release before the sealed signing key left it: both device keys in clear, in
+    files written the way it wrote them, a vault with an item, and audit entries signed with the
+    device's signing key. Returns the home and the signing seed."""
+    from vaultpeer.core.audit import AuditKey
+    from vaultpeer.core.errors import WrongPassword
+    from vaultpeer.core.identity import DeviceKeys
+    from vaultpeer.core.kdf import insecure_test_parameters
+    from vaultpeer.device import NOISE_KEY_FILE, SIGNING_KEY_FILE
+    from vaultpeer.store import Store
+    from vaultpeer.vault import Vault
+
+    home = Home(Path(path)).ensure()
+    keys = DeviceKeys.generate()
+    os.mkdir(home.identity_dir, 0o700)
+    for name, data in ((NOISE_KEY_FILE, keys.noise_private), (SIGNING_KEY_FILE, keys.signing_seed)):
+        fd = os.open(home.identity_dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, data)
+        os.close(fd)
+    # an AuditKey with the signing seed signs exactly as that release did with the device's key
+    old = Vault(Store.open(home.database), keys, allow_insecure_test_kdf=True, audit_key=AuditKey(keys.signing_seed))
+    old.init(PASSWORD, insecure_test_parameters(), "old laptop", "Test OS")
+    old.add("Old item", {"password": "old"})
+    old.lock()
+    try:
+        old.unlock("not the password")
+    except WrongPassword:
+        pass
+    old.close()
+    return home, keys.signing_seed

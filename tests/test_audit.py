@@ -28,7 +28,7 @@ CANARY_ITEM = {"title": "CanaryTitle-audit-4f0e", "user": "canary-user-audit-91"
 
 
 def events(vault: Vault) -> list[tuple[str, dict]]:
-    report = verify_chain(vault.store.audit_rows(), vault.device.public)
+    report = verify_chain(vault.store.audit_rows(), vault.audit_public_keys)
     assert report.ok, report
     return [(e["event"], e["details"]) for e in (_json(row) for row in vault.store.audit_rows())]
 
@@ -205,7 +205,7 @@ def test_two_connections_appending_at_once_make_one_chain(vault, tmp_path):
         thread.join(60)
     for writer in others:
         writer.close()
-    report = verify_chain(vault.store.audit_rows(), vault.device.public)
+    report = verify_chain(vault.store.audit_rows(), vault.audit_public_keys)
     assert report.ok and report.count == 81
     assert [row.seq for row in vault.store.audit_rows()] == list(range(1, 82))
 

@@ -20,6 +20,7 @@ from vaultpeer.core.errors import (
     AlreadyInitialized,
     IntegrityError,
     InvalidInput,
+    SigningKeyLocked,
     VaultLocked,
     WrongPassword,
     WrongRecoveryKey,
@@ -299,6 +300,9 @@ def test_a_newer_header_replaces_the_restored_one_when_rejoining(original, tmp_p
                  allow_insecure_test_kdf=True)
     original.change_password("a brand new password")
     with open_home(tmp_path / "restored", password=None) as restored:
+        with pytest.raises(SigningKeyLocked):  # its signing key is sealed since the restore
+            pair(original, restored)
+        restored.unlock(PASSWORD)  # the password of the backup's time opens the restored header
         pair(original, restored)
         assert restored.header == original.header
         restored.unlock("a brand new password")

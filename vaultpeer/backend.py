@@ -152,17 +152,25 @@ class DaemonFilesBackend:
 
 
 class DirectFilesBackend:
-    """Sync through files on the home itself; none of it needs the master password."""
+    """Sync through files on the home itself. Importing needs no password; admitting and exporting
+    sign with this device's key, so ``unlock`` is called first when it is sealed."""
 
     via_daemon = False
 
-    def __init__(self, vault: Vault):
+    def __init__(self, vault: Vault, unlock: Callable[[], None] | None = None):
         self.vault = vault
+        self._unlock = unlock
+
+    def _signing(self) -> None:
+        if not self.vault.device.can_sign and self._unlock is not None:
+            self._unlock()
 
     def admit(self, request: bytes) -> dict:
+        self._signing()
         return member_json(bundles.admit(self.vault, request))
 
     def export_bundle(self, target: str | None) -> tuple[bytes, dict]:
+        self._signing()
         return bundles.export_bundle(self.vault, target)
 
     def inspect_bundle(self, path: Path) -> dict:

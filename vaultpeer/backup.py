@@ -27,7 +27,7 @@ from vaultpeer.core.backup import (
 )
 from vaultpeer.core.errors import AlreadyInitialized, IntegrityError, InvalidInput, VaultLocked, VaultpeerError
 from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader
-from vaultpeer.device import fsync_directory, load_or_create_keys, load_profile
+from vaultpeer.device import fsync_directory, load_or_create_keys, load_profile, secure_signing_key
 from vaultpeer.home import Home
 from vaultpeer.store import Store
 from vaultpeer.vault import Vault
@@ -62,6 +62,8 @@ class OpenedBackup:
     version: int
     contents: BackupContents
     report: BackupReport
+    #: What opened it: the restored device seals its signing key under it.
+    keyring: Keyring
 
     @property
     def header(self) -> VaultHeader:
@@ -226,7 +228,7 @@ def open_sealed_backup(sealed: SealedBackup, path: Path, *, password: str | None
         slots.kdf.check_strength(allow_insecure_test_kdf=allow_insecure_test_kdf)
         keyring = slots.open_with_kek(slots.password_kek(password))
     contents = open_backup(sealed, keyring)
-    return OpenedBackup(path, sealed.version, contents, verify_backup(contents, keyring))
+    return OpenedBackup(path, sealed.version, contents, verify_backup(contents, keyring), keyring)
 
 
 # --- restoring -----------------------------------------------------------------------------------
@@ -266,7 +268,8 @@ def restore_home(home: Home, opened: OpenedBackup, *, allow_insecure_test_kdf: b
     The device gets fresh keys; its anchors are itself and the backing-up device, so every roster
     entry and revision is admitted exactly as that device admitted it, through the vault's normal
     verified path (``Vault.join`` as if paired with the backing-up device, then
-    ``Vault.receive_records``), in one transaction.
+    ``Vault.receive_records``), in one transaction. Its signing key is then sealed under the
+    backup's keyring, so rejoining by pairing needs it unlocked.
     """
     ensure_restorable(home)
     contents = opened.contents
@@ -281,6 +284,8 @@ def restore_home(home: Home, opened: OpenedBackup, *, allow_insecure_test_kdf: b
         with vault.store.transaction():
             vault.join(opened.header, contents.roster, contents.device, profile.name, profile.os_description)
             vault.receive_records(None, (), contents.revisions)
+        # it holds the vault and its keyring now: from here on its signing key is sealed
+        secure_signing_key(home, vault.device, opened.keyring)
         counts = vault.store.counts()
         vault.audit("backup.restored", device_id=str(contents.device_id), count=counts["revisions"])
         return Restored(home.path, vault.vault_id, str(vault.device.device_id), str(contents.device_id),

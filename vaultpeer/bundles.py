@@ -3,7 +3,9 @@
 The formats and their cryptography are in ``vaultpeer.core.bundle``; this module decides what goes
 into a bundle (what the target lacks, by what this device last knew of it, else everything) and
 applies one: everything is verified before anything is stored, and one bad record rejects the
-whole bundle. None of it needs the vault key, so a locked device (or daemon) can do all of it.
+whole bundle. None of it needs the vault key, so a locked device (or daemon) can inspect and import
+bundles and write a join request. Admitting a device and exporting a bundle sign with the device's
+key, which is sealed under the vault's keys once the device holds a vault: they need it unlocked.
 """
 
 import time
@@ -99,6 +101,7 @@ def admit(vault: Vault, data: bytes) -> Member:
     if request.device_id in roster.revoked:
         raise InvalidInput("that device was revoked from this vault; it cannot be admitted again")
     if request.device_id not in roster.members:
+        vault.require_signing_key("the roster entry admitting a device")
         vault.enroll(request.keys, request.name, request.os_description)
         vault.audit("device.admitted", device_id=str(request.device_id), device_name=request.name)
     return vault.roster.members[request.device_id]
@@ -109,6 +112,7 @@ def export_bundle(vault: Vault, target: str | None = None) -> tuple[bytes, dict]
     what it lacks, by what this device last knew of it, encrypted for it as well as the members."""
     if not vault.initialized:
         raise NoVault()
+    vault.require_signing_key("a bundle")
     target_id = vault.find_member(target) if target is not None else None
     if target_id is not None and target_id not in vault.roster.members:
         raise InvalidInput("that device is not a member of this vault (admit it first)")

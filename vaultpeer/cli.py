@@ -49,7 +49,14 @@ from vaultpeer.clipboard import DEFAULT_CLEAR_AFTER, MAX_CLEAR_AFTER
 from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.core.pairing import PairingError
 from vaultpeer.core.merge import EDIT_SURVIVED_DELETE
-from vaultpeer.device import DeviceProfile, load_or_create_keys, load_profile, save_profile
+from vaultpeer.device import (
+    IN_THE_CLEAR,
+    DeviceProfile,
+    load_or_create_keys,
+    load_profile,
+    save_profile,
+    signing_key_state,
+)
 from vaultpeer.hygiene import harden_process
 from vaultpeer.home import (
     INSECURE_TEST_KDF_ENV,
@@ -403,6 +410,7 @@ def status(ctx: Context, as_json: bool) -> None:
         click.echo(f"Peers:     {len(info['peers'])} connected")
         click.echo(f"Items:     {info['items']} ({info['conflicts']} in conflict)")
         _echo_health(info)
+        _warn_if_signing_key_in_clear(info)
         return
     with ctx.open_vault() as vault:
         profile = load_profile(ctx.home)
@@ -421,6 +429,7 @@ def status(ctx: Context, as_json: bool) -> None:
             "items": counts["items"],
             "revisions": counts["revisions"],
             "home": str(ctx.home.path),
+            "signing_key": signing_key_state(ctx.home),
             **(vault.health() if initialized else {}),
         }
     if as_json:
@@ -435,6 +444,14 @@ def status(ctx: Context, as_json: bool) -> None:
     click.echo(f"Vault:     {info['vault_id']}")
     click.echo(f"Items:     {info['items']} ({info['revisions']} revisions, {info['conflicts']} in conflict)")
     _echo_health(info)
+    _warn_if_signing_key_in_clear(info)
+
+
+def _warn_if_signing_key_in_clear(info: dict) -> None:
+    """A device that holds a vault but never unlocked it since (it joined) keeps its signing key
+    in clear: a copy of its home could sign for it. One line says so."""
+    if info["vault_id"] and info.get("signing_key") == IN_THE_CLEAR:
+        click.echo("Warning:   this device's signing key is still in the clear on disk: unlock once to seal it")
 
 
 @cli.command()
@@ -945,7 +962,11 @@ def pair(ctx: Context, join: str | None, timeout: int) -> None:
         if answer not in ("y", "yes"):
             click.echo("")
         result = client.call("pair.confirm", accept=answer in ("y", "yes"))
+        signing_key = client.call("status").get("signing_key") if join is not None else None
     click.echo(f"Paired with {result['name']} ({result['device_id']}).")
+    if signing_key == IN_THE_CLEAR:
+        click.echo("Unlock now (`vaultpeer unlock`): that seals this device's signing key, "
+                   "which stays in the clear on disk until then.")
     if events is not None:
         with events:
             show_initial_sync(events_stream)
@@ -1038,15 +1059,17 @@ def sync(ctx: Context) -> None:
 
 
 @contextmanager
-def files_backend(ctx: Context) -> Iterator[DaemonFilesBackend | DirectFilesBackend]:
-    """The running daemon (it may run --offline), else the home directly: no password needed."""
+def files_backend(ctx: Context, password_stdin: bool = False) -> Iterator[DaemonFilesBackend | DirectFilesBackend]:
+    """The running daemon (it may run --offline), else the home directly. Only signing (admitting,
+    exporting) needs the vault unlocked: the daemon must be, and directly the password is asked."""
     client = ctx.daemon_client(timeout=300)
     if client is not None:
         with client:
             yield DaemonFilesBackend(client)
         return
     with ctx.open_vault() as vault:
-        yield DirectFilesBackend(vault)
+        yield DirectFilesBackend(
+            vault, unlock=lambda: vault.unlock(ctx.secret("master password", from_stdin=password_stdin)))
 
 
 def ask_yes_no(question: str) -> bool:
@@ -1083,14 +1106,18 @@ def join_request_command(ctx: Context, file: Path, force: bool) -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--password-stdin", is_flag=True,
+              help="Without a daemon: read the master password from stdin, on the line after the answer.")
 @json_option
 @pass_context
 @reports_errors
-def admit(ctx: Context, file: Path, as_json: bool) -> None:
+def admit(ctx: Context, file: Path, password_stdin: bool, as_json: bool) -> None:
     """Admit the device of a join request FILE into this vault (sync through files).
 
     Shows the new device's id and asks `Does the new device show this device id? [y/N]` (stdin; a
     pipe works). Only `y` admits it. Then make it a bundle: `vaultpeer bundle export OUT --for DEVICE`.
+    The admission is signed with this device's key, which only an unlocked vault can use: the
+    daemon must be unlocked, and without one the master password is asked.
     """
     with file.open("rb") as request_file:
         data = request_file.read(MAX_JOIN_REQUEST_FILE)
@@ -1101,7 +1128,7 @@ def admit(ctx: Context, file: Path, as_json: bool) -> None:
     if not ask_yes_no("Does the new device show this device id?"):
         click.echo("Not admitted.", err=True)
         sys.exit(EXIT_PAIRING)
-    with files_backend(ctx) as backend:
+    with files_backend(ctx, password_stdin) as backend:
         member = backend.admit(data)
     if as_json:
         print_json({**member, "admitted_by": str(own_id)})
@@ -1131,12 +1158,17 @@ def bundle() -> None:
               help="The device it is for (id, id prefix or name): only what it lacks, by what this device last "
                    "knew of it, and readable by it even before it joined.")
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@password_stdin_option
 @json_option
 @pass_context
 @reports_errors
-def bundle_export(ctx: Context, file: Path, target: str | None, force: bool, as_json: bool) -> None:
-    """Write the revisions another device lacks, with the roster and header, to FILE."""
-    with files_backend(ctx) as backend:
+def bundle_export(ctx: Context, file: Path, target: str | None, force: bool, password_stdin: bool,
+                  as_json: bool) -> None:
+    """Write the revisions another device lacks, with the roster and header, to FILE.
+
+    The bundle is signed with this device's key, which only an unlocked vault can use: the daemon
+    must be unlocked, and without one the master password is asked."""
+    with files_backend(ctx, password_stdin) as backend:
         data, report = backend.export_bundle(target)
     write_private_file(file, data, overwrite=force)
     report = {**report, "file": str(file)}
@@ -1172,6 +1204,8 @@ def bundle_import(ctx: Context, file: Path, as_json: bool) -> None:
         return
     if report["joining"]:
         click.echo("Joined the vault. `vaultpeer unlock` (or any command) with its master password reads it.")
+        click.echo("Unlock once now: that seals this device's signing key, which stays in the clear on disk "
+                   "until then.")
     click.echo(f"Imported {report['new_revisions']} new revision(s) from {report['exporter_name']} "
                f"({report['already_had']} already here).")
 

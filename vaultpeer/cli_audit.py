@@ -55,16 +55,16 @@ def log_command(ctx: Context, verify: bool, noted_head: str | None, limit: int |
     backup. It never holds a secret or anything of an item: only event names, times, device ids
     and names, addresses, counts and reason words.
 
-    Each entry is chained to the one before by a BLAKE2b hash and signed with this device's key,
-    so `log --verify` finds an entry that was altered, removed or moved. Someone holding this
-    device's key files could still rewrite the log, and removing the newest entries shows only
-    against a head hash you noted (`log --verify --head HEX`).
+    Each entry is chained to the one before by a BLAKE2b hash and signed with this device's audit
+    key (older entries: its signing key), so `log --verify` finds an entry that was altered,
+    removed or moved. Someone holding this device's key files could still rewrite the log (the
+    audit key is kept in clear, so that a locked device can record), and removing the newest
+    entries shows only against a head hash you noted (`log --verify --head HEX`).
     """
     expected = _noted_head(noted_head)
     with ctx.open_vault() as vault:
-        public = vault.device.public
         if verify or expected is not None:
-            report = verify_chain(vault.store.audit_rows(), public, expected_head=expected)
+            report = verify_chain(vault.store.audit_rows(), vault.audit_public_keys, expected_head=expected)
             _print_report(report, as_json)
             return
         rows = vault.store.audit_rows(newest=limit)

@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from vaultpeer.core.audit import AuditEntry, RejectionLimiter, address_detail, printable_name
+from vaultpeer.core.audit import AuditEntry, AuditKey, RejectionLimiter, address_detail, printable_name
 from vaultpeer.core.errors import (
     AlreadyInitialized,
     IntegrityError,
     InvalidInput,
     NoVault,
     NotFound,
+    SigningKeyLocked,
     VaultLocked,
     VaultpeerError,
     WrongPassword,
@@ -35,7 +36,13 @@ from vaultpeer.core.merge import TITLE, Candidate, ItemGraph, MergedItem, Regist
 from vaultpeer.core.revision import Revision, RevisionId, open_revision, seal_revision
 from vaultpeer.core.roster import Member, Roster, RosterEntry, revoke, vouch
 from vaultpeer.core.vclock import VersionVector
-from vaultpeer.device import load_or_create_keys
+from vaultpeer.device import (
+    SEALED,
+    load_or_create_audit_key,
+    load_or_create_keys,
+    secure_signing_key,
+    signing_key_state,
+)
 from vaultpeer.home import Home
 from vaultpeer.store import Store
 from vaultpeer.verify import verify_revisions
@@ -120,10 +127,14 @@ class Received:
 
 class Vault:
     def __init__(self, store: Store, device: DeviceKeys, *, home: Home | None = None,
-                 allow_insecure_test_kdf: bool = False):
+                 allow_insecure_test_kdf: bool = False, audit_key: AuditKey | None = None):
         self.home = home
         self.store = store
+        #: The full keys while unlocked (or while the seed is still in clear on disk); the
+        #: public-only form (``can_sign`` False) while locked with the seed sealed.
         self.device = device
+        #: Signs the audit log, locked or not (a vault without a home gets one for its lifetime).
+        self._audit_key = audit_key or AuditKey.generate()
         self._allow_insecure_test_kdf = allow_insecure_test_kdf
         self._keyring: Keyring | None = None
         self._kek: bytes | None = None
@@ -147,7 +158,8 @@ class Vault:
     def open(cls, home: Home, *, allow_insecure_test_kdf: bool = False) -> "Vault":
         home.ensure()
         device = load_or_create_keys(home)
-        return cls(Store.open(home.database), device, home=home, allow_insecure_test_kdf=allow_insecure_test_kdf)
+        return cls(Store.open(home.database), device, home=home, allow_insecure_test_kdf=allow_insecure_test_kdf,
+                   audit_key=load_or_create_audit_key(home))
 
     def close(self) -> None:
         self.lock()
@@ -208,6 +220,7 @@ class Vault:
         """Create this device's vault. Returns the recovery key, which is not stored anywhere."""
         if self.initialized:
             raise AlreadyInitialized()
+        self._require_own_signing_key()
         kdf.check_strength(allow_insecure_test_kdf=self._allow_insecure_test_kdf)
         _check_new_password(password)
         kek = kdf.derive(password)
@@ -219,6 +232,7 @@ class Vault:
             )
             self.store.put_header_record(header.to_bytes())
         self._roster_changed()
+        self.device = self._unsealed_keys(keyring)
         self._keyring, self._kek, self._index = keyring, kek, None
         self.audit("vault.created", via=self.audit_via)
         return recovery_key
@@ -242,6 +256,8 @@ class Vault:
         no other), keeping everything it holds; the header is replaced only by a newer one.
         """
         rejoining = self.initialized
+        if not rejoining:
+            self._require_own_signing_key()
         if rejoining and header.vault_id != self.vault_id:
             raise AlreadyInitialized(
                 f"this device holds another vault ({self.vault_id.hex()}) than the one it tried to join "
@@ -300,16 +316,18 @@ class Vault:
 
     def unlock_with_kek(self, kek: bytes) -> None:
         try:
-            self._keyring = self.header.open_with_kek(kek)
+            keyring = self.header.open_with_kek(kek)
         except WrongPassword:
             self.audit("unlock.failed", via=self.audit_via, method="password", reason="wrong_password")
             raise
-        self._kek = kek
+        self.device = self._unsealed_keys(keyring)
+        self._keyring, self._kek = keyring, kek
         self._unlocked(method="password")
 
     def _unlocked(self, *, method: str) -> None:
-        """What every unlock does once the keyring is at hand: record it, test-open what arrived
-        while locked (quarantining junk), and say what it holds of revoked devices."""
+        """What every unlock does once the keyring (and so the signing key) is at hand: record it,
+        test-open what arrived while locked (quarantining junk), and do what had to wait for the
+        signing key (say what it holds of revoked devices)."""
         self.locked_reason = None
         self.audit("unlock", via=self.audit_via, method=method)
         self._test_open_arrivals()
@@ -380,11 +398,12 @@ class Vault:
     def unlock_with_recovery_key(self, recovery_key: RecoveryKey) -> None:
         """Open with the recovery key; set a new password next (``change_password``)."""
         try:
-            self._keyring = self.header.open_with_recovery_key(recovery_key)
+            keyring = self.header.open_with_recovery_key(recovery_key)
         except WrongRecoveryKey:
             self.audit("unlock.failed", via=self.audit_via, method="recovery_key", reason="wrong_recovery_key")
             raise
-        self._kek = None
+        self.device = self._unsealed_keys(keyring)
+        self._keyring, self._kek = keyring, None
         self._unlocked(method="recovery_key")
 
     def lock(self, reason: str | None = None) -> None:
@@ -392,6 +411,42 @@ class Vault:
             self.store.set_opened_through(self._opened_through)
         self._keyring = self._kek = self._index = self._opened_through = None
         self.locked_reason = reason
+        self._drop_signing_key_if_sealed()
+
+    # --- the signing key, sealed under the vault's keys (vaultpeer.device, core/signing_seal.py) ---
+
+    def _unsealed_keys(self, keyring: Keyring) -> DeviceKeys:
+        """This device's full keys, the seed opened with ``keyring``. A seed still in clear on disk
+        is sealed now (and its clear file removed), one sealed under an older epoch resealed."""
+        if self.home is None:
+            return self.device  # keys held only in memory (tests): nothing on disk to seal
+        return secure_signing_key(self.home, self.device, keyring)
+
+    def _drop_signing_key_if_sealed(self) -> None:
+        """While locked, the seed is at hand only if it is still in clear on disk anyway."""
+        if self.home is not None and self.device.can_sign and signing_key_state(self.home) == SEALED:
+            self.device = self.device.without_signing_key()
+
+    def _require_own_signing_key(self) -> None:
+        """Creating or joining a vault signs with a key in clear; a sealed one belongs to a vault
+        this home no longer holds (its database was removed), whose keys are gone with it."""
+        if not self.device.can_sign:
+            raise SigningKeyLocked(
+                "this home's signing key is sealed under the keys of a vault it no longer holds: "
+                "create or join a vault in a new home (--home DIR)")
+
+    def require_signing_key(self, action: str) -> None:
+        """SigningKeyLocked naming ``action`` (e.g. "admitting a device") unless this device can sign
+        now: said before the action starts rather than half-way through."""
+        if not self.device.can_sign:
+            raise SigningKeyLocked(f"unlock the vault first: {action} is signed with this device's key, "
+                                   "which is sealed by the vault's keys while it is locked")
+
+    @property
+    def audit_public_keys(self) -> tuple[bytes, bytes]:
+        """The keys ``verify_chain`` accepts for this device's audit log: its identity signing key
+        (entries written before the audit key existed) and its audit key."""
+        return self.device.public.signing_public, self._audit_key.public
 
     def change_password(self, new_password: str, *, keyring: Keyring | None = None) -> None:
         """Re-wrap the keyring under a new password (fresh salt, same cost). No item is re-encrypted.
@@ -420,11 +475,16 @@ class Vault:
         was_unlocked = not self.locked
         proof = proof or ("password" if self._kek is not None else "recovery_key")
         keyring = keyring or self._require_unlocked()
-        new_header = self.header.with_password(keyring, kek, kdf, self.device)
+        # proven while locked: the keyring opens the sealed seed for this one signature (and seals
+        # a seed still in clear); the vault stays locked
+        signer = self.device if was_unlocked else self._unsealed_keys(keyring)
+        new_header = self.header.with_password(keyring, kek, kdf, signer)
         with self.store.transaction():
             self.store.put_header_record(new_header.to_bytes())
         if was_unlocked:
             self._kek = kek
+        else:
+            self._drop_signing_key_if_sealed()  # a seed that was in clear is sealed now
         self.audit("password.changed", via=self.audit_via, method=proof)
 
     def _sealing_keyring(self) -> Keyring:
@@ -472,7 +532,7 @@ class Vault:
             details["peer"] = address_detail(str(details["peer"]))
         now = int(time.time())
         return self.store.append_audit(lambda seq, previous: AuditEntry.create(
-            self.device, seq=seq, time=now, previous=previous, event=event, details=details))
+            self._audit_key, seq=seq, time=now, previous=previous, event=event, details=details))
 
     def audit_rejection(self, reason: str, *, peer: str | None = None, device_id: DeviceId | None = None) -> None:
         """Record input refused from the network, at most one entry per source and minute (with a
@@ -913,7 +973,7 @@ class Vault:
         member ends up accepting exactly what any member had accepted in order. A revision beyond a
         gap never raises a cutoff, so a gap cannot keep seq space open for a revoked device.
 
-        It needs the signing key: a locked device does this at its next unlock."""
+        It needs the signing key: a locked device with the seed sealed does this at its next unlock."""
         if not self.initialized or not self.device.can_sign:
             return
         roster = self.roster

@@ -58,7 +58,7 @@ def rows_of(entries) -> list[StoredRow]:
 
 
 def check(rows, signer=DEVICE, **kwargs):
-    return verify_chain(rows, signer.public, **kwargs)
+    return verify_chain(rows, [signer.public.signing_public], **kwargs)
 
 
 def test_an_untouched_chain_is_intact_and_reports_its_head_and_count():

@@ -71,6 +71,7 @@ def test_a_tampered_bundle_is_refused_by_the_cli_and_changes_nothing(world):
     a.start("--offline")
     c.start("--offline")
     c.ok("join-request", str(root / "c.request"))
+    a.unlock()  # admitting and exporting sign with a's key, sealed while locked
     a.ok("admit", str(root / "c.request"), stdin="y\n")
     a.ok("bundle", "export", str(root / "to-c.bundle"), "--for", c.status()["device_id"])
     data = bytearray((root / "to-c.bundle").read_bytes())

@@ -11,26 +11,41 @@ Each entry is chained to the one before and signed by the device:
     body        = CBOR ["vaultpeer audit entry v1", seq, time, event, details]
     entry_hash  = BLAKE2b-256("vaultpeer audit chain v1" || 0x00 || previous entry_hash || body)
                   (the first entry's previous hash is 32 zero bytes)
-    signature   = Ed25519(device signing key, CBOR ["vaultpeer audit signature v1", entry_hash])
+    signature   = Ed25519(signer, CBOR ["vaultpeer audit signature v1", entry_hash])
+
+**Which key signs.** Entries are signed with the device's *audit key* (:class:`AuditKey`), an
+Ed25519 key of its own kept in clear in the home, because a locked device must still record
+rejections and failed unlocks while its identity signing key is sealed under the vault's keys.
+Entries written before the audit key existed were signed with the identity signing key. The rule
+``verify_chain`` applies is the simplest sound one: **a signature by either of the device's two
+known public keys is accepted** (the caller passes both). It adds nothing an attacker could use:
+the audit log never leaves the device, and whoever can read the audit key can already sign
+anything with it, so accepting the identity key as well (which is the harder one to get) only
+keeps old entries verifying.
 
 ``verify_chain`` walks the entries in order and names the first one that is not what the device
 wrote: a modified entry, a missing one (a gap in seq), one moved elsewhere, or a bad signature.
 Anyone able to write the database but not the device's key files cannot rewrite the chain
-consistently. Someone holding the key files can; and removing the *newest* entries leaves a
-shorter chain that is still consistent, which shows only against a head hash noted earlier
-(``expected_head``).
+consistently. Someone holding the key files (the audit key is one of them, in clear) can; and
+removing the *newest* entries leaves a shorter chain that is still consistent, which shows only
+against a head hash noted earlier (``expected_head``).
 """
 
 import hashlib
+import os
 import re
 import time as _time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from vaultpeer.core import encoding
 from vaultpeer.core.errors import IntegrityError
-from vaultpeer.core.identity import DeviceId, DeviceKeys, DevicePublicKeys
+from vaultpeer.core.identity import KEY_SIZE, DeviceId
 
 _BODY_DOMAIN = "vaultpeer audit entry v1"
 _CHAIN_DOMAIN = b"vaultpeer audit chain v1\x00"
@@ -142,6 +157,51 @@ def _check_value(key: str, value: object) -> str | int:
     raise ValueError(f"no such detail: {key}")  # pragma: no cover - EVENTS names only known keys
 
 
+# --- the keys ---------------------------------------------------------------------------------------
+
+
+class Signer(Protocol):
+    def sign(self, message: bytes) -> bytes: ...
+
+
+class AuditKey:
+    """The device's audit-log key (Ed25519), usable while the vault is locked. Never printed."""
+
+    __slots__ = ("_key", "public")
+
+    def __init__(self, seed: bytes):
+        if len(seed) != KEY_SIZE:
+            raise ValueError("an audit key is 32 bytes")
+        self._key = Ed25519PrivateKey.from_private_bytes(seed)
+        #: The raw 32-byte public key (what ``verify_chain`` is given).
+        self.public = self._key.public_key().public_bytes_raw()
+
+    @classmethod
+    def generate(cls, random_bytes: Callable[[int], bytes] = os.urandom) -> "AuditKey":
+        return cls(random_bytes(KEY_SIZE))
+
+    @property
+    def seed(self) -> bytes:
+        """For saving to its key file."""
+        return self._key.private_bytes_raw()
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key.sign(message)
+
+    def __repr__(self) -> str:
+        return "AuditKey(redacted)"
+
+
+def _signed_by_one_of(signers: tuple[bytes, ...], signature: bytes, message: bytes) -> bool:
+    for public in signers:
+        try:
+            Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+            return True
+        except (InvalidSignature, ValueError):
+            continue
+    return False
+
+
 # --- entries ----------------------------------------------------------------------------------------
 
 
@@ -169,9 +229,10 @@ class AuditEntry:
     signature: bytes
 
     @classmethod
-    def create(cls, device: DeviceKeys, *, seq: int, time: int, previous: bytes, event: str,
+    def create(cls, signer: Signer, *, seq: int, time: int, previous: bytes, event: str,
                details: Mapping[str, object]) -> "AuditEntry":
-        """The entry after one whose hash is ``previous`` (GENESIS for the first), signed."""
+        """The entry after one whose hash is ``previous`` (GENESIS for the first), signed by
+        ``signer`` (the device's :class:`AuditKey`; older entries were signed by its DeviceKeys)."""
         if seq < 1 or time < 0 or len(previous) != HASH_SIZE:
             raise ValueError("an audit entry has seq >= 1, a time >= 0 and a 32-byte previous hash")
         checked = check_details(event, details)
@@ -179,7 +240,8 @@ class AuditEntry:
         if len(body) > MAX_DETAILS_BYTES:
             raise ValueError("audit details are small")
         entry_hash = chain_hash(previous, body)
-        return cls(seq, time, event, MappingProxyType(checked), entry_hash, device.sign(_signed_message(entry_hash)))
+        signature = signer.sign(_signed_message(entry_hash))
+        return cls(seq, time, event, MappingProxyType(checked), entry_hash, signature)
 
     @staticmethod
     def encode_details(details: Mapping[str, str | int]) -> bytes:
@@ -263,12 +325,16 @@ class StoredRow:
     signature: object
 
 
-def verify_chain(rows: Iterable[StoredRow], signer: DevicePublicKeys, *,
+def verify_chain(rows: Iterable[StoredRow], signers: Iterable[bytes], *,
                  expected_head: bytes | None = None) -> ChainReport:
     """Check every link, hash and signature, in the stored order; the first problem ends the walk.
 
+    ``signers`` are the device's known Ed25519 public keys (raw, 32 bytes): its identity signing
+    key and its audit key. A signature by either is accepted (the module docstring says why).
+
     ``expected_head`` is an entry hash noted earlier (a prefix of at least 8 bytes will do): that
     entry must still be in the chain, which is what shows that newer entries were removed."""
+    signers = tuple(signers)
     previous, head, count, expected_seq = GENESIS, None, 0, 1
     head_seen = expected_head is None
     for row in rows:
@@ -283,7 +349,8 @@ def verify_chain(rows: Iterable[StoredRow], signer: DevicePublicKeys, *,
         computed = chain_hash(previous, entry.body())
         if computed != entry.entry_hash:
             return ChainReport(False, count, head, entry.seq, ALTERED)
-        if len(entry.signature) != SIGNATURE_SIZE or not signer.verify(entry.signature, _signed_message(computed)):
+        signed = _signed_by_one_of(signers, entry.signature, _signed_message(computed))
+        if len(entry.signature) != SIGNATURE_SIZE or not signed:
             return ChainReport(False, count, head, entry.seq, BAD_SIGNATURE)
         if not head_seen and computed.startswith(expected_head):
             head_seen = True

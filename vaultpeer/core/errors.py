@@ -69,6 +69,16 @@ class VaultLocked(VaultpeerError):
         super().__init__(message)
 
 
+class SigningKeyLocked(VaultLocked):
+    """This device's signing key is sealed under the vault's keys and the vault is locked, so
+    nothing can be signed (a revision, a roster entry, a header, a bundle). The code stays
+    ``locked``: the remedy is the same, unlock."""
+
+    def __init__(self, message: str = "unlock the vault first: this device's signing key is sealed by the "
+                                      "vault's keys"):
+        super().__init__(message)
+
+
 class NoVault(VaultpeerError):
     code = "no_vault"
 

@@ -6,6 +6,7 @@ a pairing confirmation that names the id pins both keys at once.
 """
 
 import hashlib
+import hmac
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from vaultpeer.core.checkcode import DEVICE_ID_FORMAT
+from vaultpeer.core.errors import IntegrityError, SigningKeyLocked
 
 _DEVICE_ID_DOMAIN = b"vaultpeer device id v1\x00"
 KEY_SIZE = 32
@@ -74,20 +76,54 @@ class DevicePublicKeys:
 
 
 class DeviceKeys:
-    """A device's private keys. Never printed: the repr names the device only."""
+    """A device's private keys. Never printed: the repr names the device only.
+
+    A device whose signing key is sealed under its vault's keys holds the public-only form while
+    the vault is locked (``public_only``): its Noise key still authenticates it to its peers, but
+    ``sign`` raises :class:`SigningKeyLocked` until ``with_signing_seed`` gives the full keys back.
+    """
 
     __slots__ = ("_noise_private", "_signing_key", "public")
 
     def __init__(self, noise_private: bytes, signing_seed: bytes):
         if len(noise_private) != KEY_SIZE or len(signing_seed) != KEY_SIZE:
             raise ValueError("private keys are 32 bytes each")
+        signing_key = Ed25519PrivateKey.from_private_bytes(signing_seed)
+        self._set(noise_private, signing_key, signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+    def _set(self, noise_private: bytes, signing_key: Ed25519PrivateKey | None, signing_public: bytes) -> None:
         self._noise_private = bytes(noise_private)
-        self._signing_key = Ed25519PrivateKey.from_private_bytes(signing_seed)
+        self._signing_key = signing_key
         noise_public = X25519PrivateKey.from_private_bytes(noise_private).public_key()
         self.public = DevicePublicKeys(
             noise_public=noise_public.public_bytes(Encoding.Raw, PublicFormat.Raw),
-            signing_public=self._signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+            signing_public=bytes(signing_public),
         )
+
+    @classmethod
+    def public_only(cls, noise_private: bytes, signing_public: bytes) -> "DeviceKeys":
+        """The keys of a device whose signing seed is sealed: the Noise key, and only the public
+        half of the signing key (enough for its device id)."""
+        if len(noise_private) != KEY_SIZE or len(signing_public) != KEY_SIZE:
+            raise ValueError("keys are 32 bytes each")
+        Ed25519PublicKey.from_public_bytes(signing_public)  # a malformed point is refused here
+        keys = cls.__new__(cls)
+        keys._set(noise_private, None, signing_public)
+        return keys
+
+    def without_signing_key(self) -> "DeviceKeys":
+        """The public-only form of these keys (what a locked vault keeps)."""
+        return DeviceKeys.public_only(self._noise_private, self.public.signing_public)
+
+    def with_signing_seed(self, signing_seed: bytes) -> "DeviceKeys":
+        """The full keys, from an unsealed seed; IntegrityError unless it is this device's seed."""
+        try:
+            keys = DeviceKeys(self._noise_private, signing_seed)
+        except ValueError:
+            raise IntegrityError() from None
+        if not hmac.compare_digest(keys.public.signing_public, self.public.signing_public):
+            raise IntegrityError()
+        return keys
 
     @classmethod
     def generate(cls, random_bytes: Callable[[int], bytes] = os.urandom) -> "DeviceKeys":
@@ -104,15 +140,21 @@ class DeviceKeys:
 
     @property
     def signing_seed(self) -> bytes:
-        return self._signing_key.private_bytes_raw()
+        return self._require_signing_key().private_bytes_raw()
 
     @property
     def can_sign(self) -> bool:
         """Whether the signing key is at hand (records, roster entries and headers need it)."""
-        return True
+        return self._signing_key is not None
 
     def sign(self, message: bytes) -> bytes:
-        return self._signing_key.sign(message)
+        return self._require_signing_key().sign(message)
+
+    def _require_signing_key(self) -> Ed25519PrivateKey:
+        if self._signing_key is None:
+            raise SigningKeyLocked()
+        return self._signing_key
 
     def __repr__(self) -> str:
-        return f"DeviceKeys(device={self.device_id.short}…, private keys redacted)"
+        signing = "private keys redacted" if self.can_sign else "signing key sealed, noise key redacted"
+        return f"DeviceKeys(device={self.device_id.short}…, {signing})"

@@ -609,6 +609,7 @@ class Daemon:
             raise NoVault("this device has no vault to invite into: run `vaultpeer init`, or join with `pair --join`")
         if self.options.offline or self.listen_address is None:
             raise PairingError("pairing needs the network: this daemon runs --offline")
+        self.vault.require_signing_key("the roster entry admitting the joining device")
         pairing = self._new_pairing(inviting=True)
         if self._discovery is not None:
             await self._discovery.start_pairing()
@@ -683,6 +684,9 @@ class Daemon:
             raise AlreadyInitialized("this device already belongs to a vault")
         if self.options.offline:
             raise PairingError("pairing needs the network: this daemon runs --offline")
+        if self.vault.initialized:
+            # a restored home holds its vault, so its signing key is sealed until it is unlocked
+            self.vault.require_signing_key("rejoining (this device's roster entries)")
         pairing = self._new_pairing(inviting=False)
         self._nursery.start_soon(self._join, pairing, host, port)
         return pairing

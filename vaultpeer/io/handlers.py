@@ -23,7 +23,7 @@ from vaultpeer.generator import generate_json
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.backup import seal_backup
 from vaultpeer.core.keys import RecoveryKey
-from vaultpeer.device import load_profile
+from vaultpeer.device import load_profile, signing_key_state
 from vaultpeer.hygiene import process_state
 from vaultpeer.io.daemon import Daemon
 from vaultpeer.vault import prepare_password, prepare_rotation
@@ -105,6 +105,7 @@ class ApiHandlers:
             "items": vault.store.counts()["items"],
             "revisions": vault.store.counts()["revisions"],
             "home": str(daemon.home.path),
+            "signing_key": signing_key_state(daemon.home),
             "process": process_state(),
             **(vault.health() if initialized else {}),
         }
