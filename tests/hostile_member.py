@@ -1,0 +1,201 @@
+"""A member device turned hostile: its real keys and vault state, driven by hand (for tests/e2e).
+
+The device was paired through the real `pair` flow and its daemon stopped, so its home now
+"serves a hostile program". ``HostileMember`` opens that home in-process, crafts records with the
+core's own functions (any counter, parents, content, key epoch, header serial, roster statement)
+and pushes them to a running daemon in one sync session that follows docs/protocol.md by hand:
+Noise XX as "sync", ``hello``, one ``records`` batch (``last``), then the daemon's messages until
+``done``, ``error`` or close. Its ``digest`` is answered with the same root and ``done``, so a
+session whose records were accepted ends cleanly. Loopback only; every wait is bounded.
+
+    hostile = HostileMember(x.home)                     # unlocked with PASSWORD
+    gap = hostile.sealed(seq=hostile.next_seq + 1000)
+    answer = hostile.push(a.address, revisions=[gap])   # answer.done: the session ended normally
+"""
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from helpers import PASSWORD
+from vaultpeer.core.identity import DeviceId, DeviceKeys, DevicePublicKeys
+from vaultpeer.core.item import ItemContent, ItemId
+from vaultpeer.core.keys import Keyring, VaultHeader
+from vaultpeer.core.revision import Revision, RevisionId, seal_revision
+from vaultpeer.core.roster import RosterEntry
+from vaultpeer.core.sync import (
+    PROTOCOL_VERSION,
+    Digest,
+    Done,
+    Error,
+    Hello,
+    Message,
+    Records,
+    decode_message,
+    encode_message,
+    record_hash,
+)
+from vaultpeer.core.transport import TransportError
+from vaultpeer.home import Home
+from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
+from vaultpeer.vault import Vault
+
+#: A plausible sealed size (the smallest padding bucket plus the AEAD tag).
+_JUNK_CIPHERTEXT = 256 + 16
+
+
+@dataclass
+class Answer:
+    """How the daemon answered one pushed session."""
+
+    #: Every message it sent, decoded, in order.
+    messages: list[Message] = field(default_factory=list)
+    #: The code of its ``error`` message (``"rejected"``, ``"protocol"``...), if it sent one.
+    error: str | None = None
+    #: It sent ``done``: the session ended normally.
+    done: bool = False
+    #: It closed the connection before ``done`` or ``error``: a key it refuses is closed at once,
+    #: and today so is a batch it rejects (its ``error`` does not leave before the link closes).
+    closed: bool = False
+
+
+class HostileMember:
+    """A paired member's home opened in-process: ``device`` (its keys), ``vault`` (its state).
+
+    With ``password=None`` the home is opened and not unlocked (a copied home, no password): no
+    keyring then, and whether ``device`` can still sign is up to the code under test.
+    """
+
+    def __init__(self, home: Path, password: str | None = PASSWORD):
+        self.vault = Vault.open(Home(home), allow_insecure_test_kdf=True)
+        if password is not None:
+            self.vault.unlock(password)
+
+    def close(self) -> None:
+        self.vault.close()
+
+    @property
+    def device(self) -> DeviceKeys:
+        # read from the vault each time: unlocking may be what hands it the signing key
+        return self.vault.device
+
+    @property
+    def device_id(self) -> DeviceId:
+        return self.vault.device.device_id
+
+    @property
+    def vault_id(self) -> bytes:
+        return self.vault.header.vault_id
+
+    @property
+    def header(self) -> VaultHeader:
+        return self.vault.header
+
+    @property
+    def next_seq(self) -> int:
+        """The counter an honest X would use next (from what its own store holds)."""
+        return self.vault.store.next_seq(self.device_id)
+
+    # --- records -----------------------------------------------------------------------------
+
+    def sealed(self, *, item_id: ItemId | None = None, seq: int | None = None,
+               parents: Iterable[RevisionId] = (), title: str = "planted",
+               fields: Mapping[str, str] | None = None, deleted: bool = False,
+               keyring: Keyring | None = None) -> Revision:
+        """A well-formed revision, really sealed (under ``keyring``'s newest epoch, by default the
+        vault's) and signed by X: any item, counter, parents and content."""
+        return seal_revision(
+            vault_id=self.vault_id,
+            keyring=keyring or self.vault.unlocked_keyring(),
+            author=self.device,
+            item_id=item_id or ItemId.generate(),
+            seq=seq if seq is not None else self.next_seq,
+            parents=parents,
+            content=ItemContent.build(title, fields or {"password": os.urandom(8).hex()}),
+            deleted=deleted,
+        )
+
+    def junk(self, *, item_id: ItemId | None = None, seq: int | None = None,
+             parents: Iterable[RevisionId] = (), key_epoch: int | None = None) -> Revision:
+        """A revision whose ciphertext is random bytes, validly signed by X (at any key epoch)."""
+        unsigned = Revision(
+            item_id=item_id or ItemId.generate(),
+            revision_id=RevisionId(self.device_id, seq if seq is not None else self.next_seq),
+            parents=tuple(sorted(set(parents))),
+            deleted=False,
+            key_epoch=key_epoch if key_epoch is not None else self.header.key_epoch,
+            nonce=os.urandom(12),
+            ciphertext=os.urandom(_JUNK_CIPHERTEXT),
+            signature=bytes(64),
+        )
+        return self.resigned(unsigned)
+
+    def resigned(self, revision: Revision) -> Revision:
+        return dataclasses.replace(revision, signature=self.device.sign(revision.signed_bytes(self.vault_id)))
+
+    def header_with(self, **changes) -> VaultHeader:
+        """The current header with ``changes`` (``serial=...``, ``recovery_public=...``), signed by X."""
+        return dataclasses.replace(self.header, **changes).signed_by(self.device)
+
+    def statement(self, member: DevicePublicKeys | None = None, *, name: str, os_description: str,
+                  version: int | None = None, revoked: bool = False, revoked_after: int = 0) -> RosterEntry:
+        """X's roster entry about ``member`` (X itself by default), newer than X's last one about it."""
+        member = member or self.device.public
+        if version is None:
+            own = [e.version for e in self.vault.store.roster_entries()
+                   if e.member_id == member.device_id and e.author == self.device_id]
+            version = max(own, default=0) + 1
+        return RosterEntry(member, name, os_description, revoked, revoked_after, version,
+                           self.device_id).signed_by(self.vault_id, self.device)
+
+    # --- one sync session, by hand ----------------------------------------------------------------
+
+    def push(self, address: str, *, header: VaultHeader | None = None, roster: Iterable[RosterEntry] = (),
+             revisions: Iterable[Revision] = (), timeout: float = 15) -> Answer:
+        """Dial the daemon at ``address`` (``status --json``'s ``listen``) as X and send one
+        ``records`` batch; returns how it answered."""
+        batch = Records(header, tuple(roster), tuple(revisions), last=True, repair=False)
+        host, port = address.rsplit(":", 1)
+        return trio.run(self._session, host, int(port), batch, timeout)
+
+    def _hello(self) -> Hello:
+        # X's own knowledge (the daemon sends little) and X's hashes (it sends no header or roster
+        # unless its own differ)
+        return Hello(
+            vault_id=self.vault_id,
+            store_id=os.urandom(16),
+            knowledge=self.vault.knowledge(),
+            header_hash=record_hash([self.header.to_bytes()]),
+            roster_hash=record_hash([e.to_bytes() for e in self.vault.outgoing_roster()]),
+            version=PROTOCOL_VERSION,
+        )
+
+    async def _session(self, host: str, port: int, batch: Records, timeout: float) -> Answer:
+        answer = Answer()
+        with trio.fail_after(timeout):
+            tcp = await trio.open_tcp_stream(host, port)
+            try:
+                stream = await NoiseStream.handshake(tcp, self.device, initiator=True, purpose="sync")
+                await stream.send(encode_message(self._hello()))
+                await stream.send(encode_message(batch))
+                while True:
+                    message = decode_message(await stream.receive())
+                    answer.messages.append(message)
+                    if isinstance(message, Digest):  # the same root back: nothing to narrow
+                        await stream.send(encode_message(Digest(message.root)))
+                        await stream.send(encode_message(Done(True)))
+                    elif isinstance(message, Done):
+                        answer.done = True
+                        return answer
+                    elif isinstance(message, Error):
+                        answer.error = message.code
+                        return answer
+            except (ConnectionClosed, TransportError, trio.BrokenResourceError):
+                answer.closed = True
+                return answer
+            finally:
+                await tcp.aclose()
