@@ -218,7 +218,15 @@ class Store:
         return None if row is None else row[0]
 
     def put_header_record(self, record: bytes) -> None:
-        self._db.execute("INSERT OR REPLACE INTO header (id, record) VALUES (1, ?)", (record,))
+        """Store the header; the one it replaces is kept as ``previous_header_record``."""
+        current = self.header_record()
+        with self.transaction():
+            if current is not None and current != record:
+                self._set_meta("previous_header", current)
+            self._db.execute("INSERT OR REPLACE INTO header (id, record) VALUES (1, ?)", (record,))
+
+    def previous_header_record(self) -> bytes | None:
+        return self._meta("previous_header")  # type: ignore[return-value]
 
     def put_anchor(self, keys: DevicePublicKeys) -> None:
         self._db.execute(

@@ -1009,6 +1009,20 @@ class Vault:
             self.lock("the vault key was rotated on another device (a device was unpaired, or the "
                       "password changed there): unlock again with the master password")
 
+    def previous_discovery_keys(self) -> list[bytes]:
+        """The discovery key of the header before the current one, if it differs: a member that was
+        away during a key rotation still advertises under it (and only learns of the rotation once
+        found). Works while locked."""
+        record = self.store.previous_header_record() if self.initialized else None
+        if record is None:
+            return []
+        try:
+            previous = VaultHeader.from_bytes(record)
+        except IntegrityError:
+            return []
+        key = previous.discovery_key
+        return [key] if previous.vault_id == self.vault_id and key != self.header.discovery_key else []
+
     def unreadable_revisions(self) -> list[RevisionId]:
         """The revisions found not to decrypt so far (all of them once ``check`` has run unlocked)."""
         return sorted(self._unreadable)

@@ -297,6 +297,7 @@ class Daemon:
                             port=self.listen_address[1],
                             interfaces=self.options.mdns_interfaces,
                             key_provider=self._discovery_key,
+                            recognised_keys=self.vault.previous_discovery_keys,
                             rotate_every=self.options.rotate_every,
                         )
                         await nursery.start(self._discovery.run, events_send.clone())

@@ -32,10 +32,15 @@ ZEROCONF_TIMEOUT = 15.0
 
 class Discovery:
     def __init__(self, *, port: int, interfaces: list[str] | None, key_provider: Callable[[], bytes | None],
+                 recognised_keys: Callable[[], list[bytes]] | None = None,
                  rotate_every: float = 1800.0, browse: bool = True, resolve_timeout: float = 3.0):
         self.port = port
         self.interfaces = interfaces
         self.key_provider = key_provider
+        #: Keys whose member names are recognised besides the current one: a member that was away
+        #: during a key rotation still advertises under the previous key, and must be found to
+        #: learn of the rotation at all.
+        self.recognised_keys = recognised_keys or (lambda: [])
         self.rotate_every = rotate_every
         self.browse = browse
         self.resolve_timeout = resolve_timeout
@@ -151,9 +156,9 @@ class Discovery:
                 await events.send(PeerGone(name))
             return
         self._present.add(name)
-        key = self.key_provider()
+        keys = [k for k in (self.key_provider(), *self.recognised_keys()) if k]
         pairing = is_pairing_label(label)
-        if not pairing and not (key and is_member_label(key, label)):
+        if not pairing and not any(is_member_label(key, label) for key in keys):
             return  # a stranger's advert, or another vault's
         with trio.move_on_after(self.resolve_timeout + 1):
             info = await trio.to_thread.run_sync(
