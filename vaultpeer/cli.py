@@ -321,6 +321,10 @@ def print_item(item: dict, reveal: bool) -> None:
         console.print(Text("  (concurrent edits disagree: see `vaultpeer conflicts`)", style="yellow"))
     for flag in item.get("flags", []):
         console.print(Text(f"  note: {FLAG_EXPLANATIONS.get(flag, flag)}", style="yellow"))
+    if item.get("unreadable"):
+        console.print(Text(f"  note: {len(item['unreadable'])} newer revision(s) of this item cannot be read (they do "
+                           "not decrypt, or come from an unpaired device) and are ignored; `vaultpeer check --decrypt` "
+                           "lists them, and your next edit supersedes them", style="yellow"))
     width = max((len(name) for name in item["fields"]), default=0)
     for name, value in item["fields"].items():
         console.print(Text(f"  {name.ljust(width)}  {shown_value(name, value, item['secrets'], reveal)}"))

@@ -17,6 +17,9 @@ def item_json(view: ItemView) -> dict:
         "deleted": view.deleted,
         "flags": sorted(view.flags),
         "secrets": [f.name for f in view.fields if f.secret],
+        # heads that show nothing: quarantined (they do not decrypt) or from a revoked device past
+        # its cutoff; the item shows what its readable revisions say, and the next edit buries them
+        "unreadable": [str(r) for r in view.opaque_heads],
     }
 
 
