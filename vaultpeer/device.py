@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vaultpeer.core.identity import DeviceKeys
+from vaultpeer.core.text import MAX_TEXT, is_plain_text
 from vaultpeer.home import Home
 
 NOISE_KEY_FILE = "noise-x25519.key"
 SIGNING_KEY_FILE = "signing-ed25519.key"
-MAX_NAME_CHARS = 64
+MAX_NAME_CHARS = MAX_TEXT
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,17 @@ class DeviceProfile:
 def default_os_description() -> str:
     """E.g. ``Linux 6.1 (x86_64)``."""
     release = ".".join(platform.release().split("-")[0].split(".")[:2])
-    return f"{platform.system() or 'Unknown OS'} {release} ({platform.machine() or 'unknown'})".replace("  ", " ")
+    described = f"{platform.system() or 'Unknown OS'} {release} ({platform.machine() or 'unknown'})"
+    return _plain_or(described.replace("  ", " ")[:MAX_NAME_CHARS], "unknown")
 
 
 def default_name() -> str:
-    return (platform.node().split(".")[0] or "vaultpeer device")[:MAX_NAME_CHARS]
+    return _plain_or(platform.node().split(".")[0][:MAX_NAME_CHARS], "vaultpeer device")
+
+
+def _plain_or(text: object, fallback: str) -> str:
+    """``text`` if it may be a device name or OS description, else ``fallback``."""
+    return text if is_plain_text(text) and text.strip() else fallback
 
 
 def load_or_create_keys(home: Home) -> DeviceKeys:
@@ -66,17 +73,23 @@ def load_or_create_keys(home: Home) -> DeviceKeys:
 
 
 def load_profile(home: Home) -> DeviceProfile:
+    """The saved profile; what is missing from it, or edited into something other devices would
+    not accept (``save_profile``'s rule), is replaced by the default."""
     try:
         data = json.loads(home.device_file.read_text("utf-8"))
-        return DeviceProfile(name=str(data["name"]), os_description=str(data["os_description"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return DeviceProfile(name=default_name(), os_description=default_os_description())
+        if not isinstance(data, dict):
+            raise ValueError("not a profile")
+    except (OSError, ValueError):
+        data = {}
+    return DeviceProfile(name=_plain_or(data.get("name"), default_name()),
+                         os_description=_plain_or(data.get("os_description"), default_os_description()))
 
 
 def save_profile(home: Home, profile: DeviceProfile) -> None:
     for value in (profile.name, profile.os_description):
-        if not value.strip() or len(value) > MAX_NAME_CHARS or any(ch < " " for ch in value):
-            raise ValueError(f"a device name or OS description is 1-{MAX_NAME_CHARS} printable characters")
+        if not is_plain_text(value, MAX_NAME_CHARS) or not value.strip():
+            raise ValueError(f"a device name or OS description is 1-{MAX_NAME_CHARS} characters, not all spaces, "
+                             "and holds no control or format character")
     home.ensure()
     data = json.dumps(asdict(profile), indent=2).encode("utf-8")
     staging = home.device_file.with_suffix(".json.tmp")

@@ -9,11 +9,15 @@ import socket
 import trio
 
 from daemons import pair, paired_pair, wait_until
-from helpers import PASSWORD
+from helpers import PASSWORD, cli_env, run_cli
+from vaultpeer.core.identity import DeviceKeys
+from vaultpeer.core.roster import RosterEntry, vouch
+from vaultpeer.core.text import is_refused_char
 from vaultpeer.core.transport import MAX_CHUNK, MAX_MESSAGE, TransportError, frame
 from vaultpeer.device import load_or_create_keys
 from vaultpeer.home import Home
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
+from vaultpeer.vault import Vault
 
 CANARY = "canary-hostile-7b1e"
 
@@ -117,3 +121,46 @@ def test_oversized_messages_and_repeated_pairing_attempts_are_refused_with_memor
     desktop.ok("add", "Still served", "--field", "password=x")
     assert wait_until(lambda: has_item(laptop, "Still served"), 10)
     assert laptop.log.read_text().count("refusing connections from 127.0.0.1") == 1
+
+
+# --- names a hostile member chose ------------------------------------------------------------------
+
+EVIL = "evil\x1b[2J\rPaired with realdev\n\x07\u202e"
+
+
+def test_names_with_control_characters_never_reach_the_terminal_raw_and_sync_goes_on(world):
+    laptop, desktop = paired_pair(world)
+    desktop_keys = load_or_create_keys(Home(desktop.home))
+    laptop.stop()
+    # what a device could have stored before names were checked: signed by members, with escapes
+    vault = Vault.open(Home(laptop.home), allow_insecure_test_kdf=True)
+    try:
+        def crafted(member, name, os_description="Linux"):  # built directly: RosterEntry does not check text
+            return RosterEntry(member, name, os_description, False, 0, 9, desktop_keys.device_id).signed_by(
+                vault.vault_id, desktop_keys)
+
+        ghost = DeviceKeys.generate().public
+        odd = DeviceKeys.generate().public  # plain text, but with characters a terminal shows as blanks
+        vault.store.put_roster_entries([crafted(desktop_keys.public, EVIL), crafted(ghost, EVIL, "os\x1b[31m"),
+                                        vouch(vault.vault_id, vault.device, odd, "odd\u3000name\xa0", "Linux")])
+        vault.audit("device.admitted", device_id=str(odd.device_id), device_name=EVIL)
+    finally:
+        vault.close()
+    laptop.start()
+    laptop.unlock()
+
+    outputs = {}
+    for command in (["peers"], ["peers", "--json"], ["status"], ["status", "--json"], ["log"], ["log", "--json"]):
+        result = run_cli(laptop.home, *command, env=cli_env(COLUMNS="200"))  # wide enough for whole names
+        assert result.returncode == 0, (command, result.stderr)
+        outputs[" ".join(command)] = result.stdout + result.stderr
+        raw = {c for c in result.stdout + result.stderr if c != "\n" and (is_refused_char(c) or not c.isprintable())}
+        assert not raw, (command, raw)
+    peers = {p["device_id"]: p for p in laptop.json("peers")}
+    desktop_id = desktop.status()["device_id"]
+    assert peers[desktop_id]["name"] != EVIL and str(ghost.device_id) not in peers  # those entries never count
+    assert peers[str(odd.device_id)]["name"] == "odd\u3000name\xa0"  # JSON escapes give back the name
+    assert "odd\\u3000name\\xa0" in outputs["peers"]  # the table shows the escapes
+    assert "evil\\x1b[2J\\rPaired with realdev\\n\\x07\\u202e" in outputs["log"]
+    desktop.ok("add", "After the crafted names", "--field", "password=x")  # the two still sync
+    assert wait_until(lambda: has_item(laptop, "After the crafted names"), 15)
