@@ -58,7 +58,7 @@ from vaultpeer.home import (
     insecure_test_kdf_enabled,
     resolve_home,
 )
-from vaultpeer.api import ApiError
+from vaultpeer.api import CONFIRM_FINISH, CONFIRM_TIMEOUT, MAX_PAIRING_TIMEOUT, ApiError
 from vaultpeer import bundles
 from vaultpeer.transfer import write_private_file
 from vaultpeer.backend import DaemonBackend, DaemonFilesBackend, DirectBackend, DirectFilesBackend
@@ -902,36 +902,43 @@ def lock(ctx: Context) -> None:
 @cli.command()
 @click.option("--join", "join", is_flag=False, flag_value="", default=None, metavar="[HOST:PORT]",
               help="Join another device's vault (found by mDNS unless HOST:PORT is given).")
-@click.option("--timeout", default=120, show_default=True, type=click.IntRange(5, 3600),
-              help="Seconds to wait for the other device.")
+@click.option("--timeout", default=120, show_default=True, type=click.IntRange(1, MAX_PAIRING_TIMEOUT),
+              help="Seconds to wait for the other device (until the codes are shown).")
 @pass_context
 @reports_errors
 def pair(ctx: Context, join: str | None, timeout: int) -> None:
     """Pair a new device: `vaultpeer pair` on a member, `vaultpeer pair --join` on the new device.
 
     Both print a 6-digit verification code and ask whether both devices show it; answer on both
-    (a pipe works). Only `y` on both pairs. Exit status 0 only when paired.
+    (a pipe works). Only `y` on both pairs. Exit status 0 only when paired; 11 when the other
+    device did not come within --timeout seconds (the invitation is then withdrawn).
     """
     events = None
     if join is not None and sys.stderr.isatty():
         events = ctx.require_daemon(timeout=INITIAL_SYNC_QUIET)
         events_stream = events.subscribe()  # subscribed before pairing, so no progress event is missed
-    with ctx.require_daemon(timeout=timeout + 60) as client:
-        if join is None:
-            click.echo(f"Waiting up to {timeout} s for a device to join (run `vaultpeer pair --join` on it)...",
-                       err=True)
-            code = client.call("pair.invite")["code"]
-        else:
-            params = {"address": join} if join else {}
-            code = client.call("pair.join", **params)["code"]
-        click.echo(f"Verification code: {code}")
-        click.echo("Do both devices show this code? [y/N] ", nl=False)
-        sys.stdout.flush()
-        answer = sys.stdin.readline().strip().lower()
-        if answer not in ("y", "yes"):
-            click.echo("")
-        result = client.call("pair.confirm", accept=answer in ("y", "yes"))
-    click.echo(f"Paired with {result['name']} ({result['device_id']}).")
+    # the daemon answers pair.invite / pair.join within `timeout`, and pair.confirm within its own bound
+    answer_within = max(timeout, CONFIRM_TIMEOUT + CONFIRM_FINISH) + 15
+    try:
+        with ctx.require_daemon(timeout=answer_within) as client:
+            if join is None:
+                click.echo(f"Waiting up to {timeout} s for a device to join (run `vaultpeer pair --join` on it)...",
+                           err=True)
+                code = client.call("pair.invite", timeout=timeout)["code"]
+            else:
+                params = {"address": join} if join else {}
+                code = client.call("pair.join", timeout=timeout, **params)["code"]
+            click.echo(f"Verification code: {code}")
+            click.echo("Do both devices show this code? [y/N] ", nl=False)
+            sys.stdout.flush()
+            answer = sys.stdin.readline().strip().lower()
+            if answer not in ("y", "yes"):
+                click.echo("")
+            result = client.call("pair.confirm", accept=answer in ("y", "yes"))
+    except TimeoutError:
+        click.echo(f"error: the daemon did not answer within {answer_within:g} s; see its log", err=True)
+        sys.exit(EXIT_PAIRING)
+    click.echo(f"Paired with {inert(result['name'])} ({result['device_id']}).")
     if events is not None:
         with events:
             show_initial_sync(events_stream)

@@ -5,12 +5,14 @@ refused for a while and logged once, without secrets."""
 
 import os
 import socket
+import time
 
 import trio
 
-from daemons import pair, paired_pair, wait_until
-from helpers import PASSWORD, cli_env, run_cli
+from daemons import Interactive, pair, paired_pair, ready_to_pair, wait_until
+from helpers import PASSWORD, cli_env, error_lines, run_cli
 from vaultpeer.core.identity import DeviceKeys
+from vaultpeer.core.pairing import Commit, Confirm, Nonce, Reveal, commitment, decode_message, encode_message
 from vaultpeer.core.roster import RosterEntry, vouch
 from vaultpeer.core.text import is_refused_char
 from vaultpeer.core.transport import MAX_CHUNK, MAX_MESSAGE, TransportError, frame
@@ -121,6 +123,93 @@ def test_oversized_messages_and_repeated_pairing_attempts_are_refused_with_memor
     desktop.ok("add", "Still served", "--field", "password=x")
     assert wait_until(lambda: has_item(laptop, "Still served"), 10)
     assert laptop.log.read_text().count("refusing connections from 127.0.0.1") == 1
+
+
+# --- strangers against an open invitation -----------------------------------------------------------
+
+
+async def _try_to_join(address: tuple[str, int], keys, attack: str) -> str:
+    """One stranger's attempt to join an invitation that breaks the exchange before any code is
+    shown; "no invitation" if none was open yet (nothing but the handshake was answered)."""
+    with trio.fail_after(20):
+        tcp = await trio.open_tcp_stream(*address)
+        try:
+            stream = await NoiseStream.handshake(tcp, keys, initiator=True, purpose="pair")
+            nonce = os.urandom(32)
+            if attack == "wrong_message":  # a confirmation where the commitment belongs
+                await stream.send(encode_message(Confirm(True)))
+            else:
+                await stream.send(encode_message(Commit(commitment(nonce))))
+                try:
+                    reply = decode_message(await stream.receive())
+                except (ConnectionClosed, TransportError):
+                    return "no invitation"
+                assert isinstance(reply, Nonce)
+                if attack == "dropped":
+                    return "dropped"
+                await stream.send(encode_message(Reveal(os.urandom(32))))  # not what it committed to
+            try:
+                await stream.receive()
+            except (ConnectionClosed, TransportError, trio.BrokenResourceError):
+                return "cut off"
+            raise AssertionError("the inviter answered a broken attempt")
+        finally:
+            await tcp.aclose()
+
+
+def strangers_try_to_join(daemon, keys, attacks: list[str]) -> list[str]:
+    host, port = daemon.address.rsplit(":", 1)
+
+    async def main():
+        outcomes = []
+        for attack in attacks:
+            for _ in range(50):  # until the invitation is open
+                outcome = await _try_to_join((host, int(port)), keys, attack)
+                if outcome != "no invitation":
+                    break
+                await trio.sleep(0.1)
+            outcomes.append(outcome)
+        return outcomes
+
+    return trio.run(main)
+
+
+def test_a_strangers_failed_attempts_leave_the_invitation_open_for_the_real_device(world):
+    laptop, desktop = ready_to_pair(world)
+    stranger = load_or_create_keys(Home(world.root / "stranger"))
+
+    def strangers_first():
+        outcomes = strangers_try_to_join(laptop, stranger, ["bad_reveal", "dropped", "bad_reveal"])
+        assert outcomes == ["cut off", "dropped", "cut off"]
+
+    invite_status, join_status, code_a, code_b = pair(laptop, desktop, before_join=strangers_first)
+    assert (invite_status, join_status) == (0, 0) and code_a == code_b
+    failed = [e["details"] for e in laptop.json("log") if e["event"] == "pairing.failed"]
+    assert [(d["role"], d["reason"]) for d in failed] == [("inviter", "failed"), ("inviter", "connection_lost"),
+                                                          ("inviter", "failed")]
+    paired = [e["details"] for e in laptop.json("log") if e["event"] == "pairing.paired"]
+    assert paired[0]["device_id"] == desktop.status()["device_id"]
+    assert laptop.log.read_text().count("failed before any code was shown") == 3
+
+
+def test_five_failed_attempts_end_the_invitation_in_one_line_and_the_next_opens_at_once(world):
+    laptop = world("laptop")
+    laptop.init()
+    laptop.start()
+    stranger = load_or_create_keys(Home(world.root / "stranger"))
+    invite = Interactive(laptop.home, "pair", "--timeout", "60")
+    outcomes = strangers_try_to_join(laptop, stranger, ["bad_reveal", "wrong_message", "dropped", "bad_reveal",
+                                                        "bad_reveal"])
+    assert outcomes == ["cut off", "cut off", "dropped", "cut off", "cut off"]
+    assert invite.finish(20) == 11
+    assert error_lines(invite.stderr()) == [
+        "error: the invitation ended after 5 failed attempts to join (`vaultpeer log` shows them); "
+        "if they were not yours, someone on the network interfered"]
+    start = time.monotonic()
+    again = laptop.cli("pair", "--timeout", "1", timeout=20)  # not "a pairing is already in progress"
+    assert (again.returncode, error_lines(again.stderr)) == (
+        11, ["error: no device joined within 1 s; the invitation is withdrawn"])
+    assert time.monotonic() - start < 8
 
 
 # --- names a hostile member chose ------------------------------------------------------------------
