@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from helpers import PASSWORD, cli_env, run_cli
@@ -153,22 +154,27 @@ class Interactive:
         return self.process.stderr.read()
 
 
-def pair(inviter: Daemon, joiner: Daemon, *, answers=("y", "y"), address: bool = True) -> tuple[int, int, str, str]:
+def pair(inviter: Daemon, joiner: Daemon, *, answers=("y", "y"), address: bool = True,
+         before_join: Callable[[], None] | None = None) -> tuple[int, int, str, str]:
     """Run `pair` on the inviter and `pair --join` on the joiner; answer the prompts; return exit
     statuses and the two codes shown. With ``address=False`` the joiner finds the invitation by
     mDNS (only one test does that: any other invitation on loopback, from a concurrent test run,
-    could be found first, and the codes would then rightly differ)."""
-    invite, join = start_pairing(inviter, joiner, address=address)
+    could be found first, and the codes would then rightly differ). ``before_join`` runs once the
+    invitation is (about to be) open, before the joiner starts."""
+    invite, join = start_pairing(inviter, joiner, address=address, before_join=before_join)
     code_a = invite.wait_for("Verification code:")
     code_b = join.wait_for("Verification code:")
     answer_pairing(invite, join, answers)
     return invite.finish(), join.finish(), code_a.strip(), code_b.strip()
 
 
-def start_pairing(inviter: Daemon, joiner: Daemon, *, address: bool = True) -> tuple[Interactive, Interactive]:
+def start_pairing(inviter: Daemon, joiner: Daemon, *, address: bool = True,
+                  before_join: Callable[[], None] | None = None) -> tuple[Interactive, Interactive]:
     """`pair` on the inviter, then `pair --join` on the joiner, both left running."""
     invite = Interactive(inviter.home, "pair", "--timeout", "60")
     time.sleep(0.3)  # let the invitation open before the joiner looks for it
+    if before_join is not None:
+        before_join()
     join_args = ["pair", "--join", inviter.address] if address else ["pair", "--join"]
     return invite, Interactive(joiner.home, *join_args, "--timeout", "60")
 

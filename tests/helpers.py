@@ -17,6 +17,13 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def error_lines(stderr: str) -> list[str]:
+    """What a command said on stderr, beyond the test-only KDF's warning and the `pair` invitation's
+    "Waiting up to N s" line: a failing command says one line."""
+    return [line for line in stderr.strip().splitlines()
+            if line and not line.startswith(("WARNING: VAULTPEER_", "Waiting up to "))]
+
+
 def run_cli(home: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess:
     """The real `vaultpeer` CLI in its own process."""

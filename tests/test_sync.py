@@ -10,6 +10,7 @@ from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.item import ItemContent, ItemId
 from vaultpeer.core.merge import EDIT_SURVIVED_DELETE
 from vaultpeer.core.revision import seal_revision
+from vaultpeer.core.roster import MAX_UNCOUNTED, RosterEntry, vouch
 from vaultpeer.core.sync import MAX_MESSAGE_SIZE, Hello, Records, encode_message
 from vaultpeer.core.vclock import VersionVector
 from vaultpeer.store import Store
@@ -242,6 +243,24 @@ def test_a_non_member_author_is_dropped_and_a_forged_roster_entry_refused(victim
     peer, replies = deliver(b, a, [hello_from(a), message])
     assert_rejected(peer, replies)
     assert fingerprint(b) == before
+
+
+def test_strangers_roster_entries_and_names_that_are_not_plain_text_never_fail_a_sync_and_stay_bounded(victim):
+    a, b = victim
+    members = set(b.roster.members)
+    for _ in range(3):  # a member relays floods of entries by strangers, and one with escapes in a name
+        strangers = [DeviceKeys.generate() for _ in range(MAX_UNCOUNTED)]
+        flood = [vouch(a.vault_id, s, DeviceKeys.generate().public, "x", "os") for s in strangers]
+        escaped = RosterEntry(DeviceKeys.generate().public, "evil\x1b[2J\rrealdev", "os", False, 0, 1,
+                              a.device.device_id).signed_by(a.vault_id, a.device)
+        message = encode_message(Records(None, (*a.outgoing_roster(), escaped, *flood), (), True))
+        peer, replies = deliver(b, a, [hello_from(a), message])
+        assert not peer.failed, replies
+        assert set(b.roster.members) == members
+        stored = b.store.roster_entries()
+        assert len(stored) <= len(b.outgoing_roster()) + MAX_UNCOUNTED  # the older floods were forgotten
+    sync_pair(a, b)  # and the two still sync
+    assert b.outgoing_roster() == a.outgoing_roster()
 
 
 def test_messages_out_of_order_are_protocol_errors(victim):

@@ -17,6 +17,13 @@ METHODS = (
     "device.admit", "bundle.export", "bundle.inspect", "bundle.import",
 )
 
+#: pair.invite / pair.join take ``timeout``: seconds to wait for the other device, 1 to this.
+MAX_PAIRING_TIMEOUT = 3600
+#: How long a person has to compare the codes and answer once they are shown. pair.confirm
+#: answers within this and CONFIRM_FINISH seconds more (the other's answer, the roster exchange).
+CONFIRM_TIMEOUT = 120.0
+CONFIRM_FINISH = 30.0
+
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601

@@ -48,6 +48,7 @@ from vaultpeer import clipboard
 from vaultpeer.clipboard import DEFAULT_CLEAR_AFTER, MAX_CLEAR_AFTER
 from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.core.pairing import PairingError
+from vaultpeer.core.text import inert, inert_json
 from vaultpeer.core.merge import EDIT_SURVIVED_DELETE
 from vaultpeer.device import (
     IN_THE_CLEAR,
@@ -64,7 +65,7 @@ from vaultpeer.home import (
     insecure_test_kdf_enabled,
     resolve_home,
 )
-from vaultpeer.api import ApiError
+from vaultpeer.api import CONFIRM_FINISH, CONFIRM_TIMEOUT, MAX_PAIRING_TIMEOUT, ApiError
 from vaultpeer import bundles
 from vaultpeer.transfer import write_private_file
 from vaultpeer.backend import DaemonBackend, DaemonFilesBackend, DirectBackend, DirectFilesBackend
@@ -184,7 +185,7 @@ def reports_errors(command: Callable) -> Callable:
         except Ambiguous as exc:
             click.echo(f"error: {exc}", err=True)
             for item_id, title in exc.candidates:
-                click.echo(f"  {item_id}  {title}", err=True)
+                click.echo(f"  {item_id}  {inert(title)}", err=True)
             sys.exit(EXIT_AMBIGUOUS)
         except VaultpeerError as exc:
             click.echo(f"error: {exc}", err=True)
@@ -193,13 +194,16 @@ def reports_errors(command: Callable) -> Callable:
             name = (exc.data or {}).get("name", "")
             click.echo(f"error: {exc.message}", err=True)
             for candidate in (exc.data or {}).get("candidates", []):
-                click.echo(f"  {candidate['id']}  {candidate['title']}", err=True)
+                click.echo(f"  {candidate['id']}  {inert(candidate['title'])}", err=True)
             if name == "locked":
                 click.echo("hint: unlock the daemon with `vaultpeer unlock`", err=True)
             sys.exit(_EXIT_BY_NAME.get(name, EXIT_ERROR))
         except DaemonNotRunning as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_NO_DAEMON)
+        except TimeoutError:  # the socket to the daemon: it is alive but did not answer in time
+            click.echo("error: the daemon did not answer in time; see its log", err=True)
+            sys.exit(EXIT_ERROR)
 
     return wrapper
 
@@ -290,7 +294,8 @@ def field_value_options(command: Callable) -> Callable:
 
 
 def print_json(value: object) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+    """``value`` as JSON; no control or format character reaches the terminal raw (``inert_json``)."""
+    click.echo(inert_json(json.dumps(value, indent=2, ensure_ascii=False)))
 
 
 def parse_assignments(values: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -312,7 +317,7 @@ def shown_value(name: str, value: str, secrets: list[str], reveal: bool) -> str:
 
 def print_item(item: dict, reveal: bool) -> None:
     console = Console(highlight=False)
-    header = Text(item["title"], style="bold")
+    header = Text(inert(item["title"]), style="bold")
     header.append(f"  id {item['id']}  revision {item['revision']}", style="dim")
     console.print(header)
     if item["deleted"]:
@@ -406,7 +411,7 @@ def status(ctx: Context, as_json: bool) -> None:
         if as_json:
             print_json(info)
             return
-        click.echo(f"Device:    {info['name']} ({info['os']})")
+        click.echo(f"Device:    {inert(info['name'])} ({inert(info['os'])})")
         click.echo(f"Device id: {info['device_id']}")
         click.echo(f"Daemon:    running, {'locked' if info['locked'] else 'unlocked'}, "
                    f"listening on {info['listen'] or 'nothing (offline)'}")
@@ -439,7 +444,7 @@ def status(ctx: Context, as_json: bool) -> None:
     if as_json:
         print_json(info)
         return
-    click.echo(f"Device:    {info['name']} ({info['os']})")
+    click.echo(f"Device:    {inert(info['name'])} ({inert(info['os'])})")
     click.echo(f"Device id: {info['device_id']}")
     click.echo(f"Home:      {info['home']}")
     if not initialized:
@@ -478,7 +483,7 @@ def device(ctx: Context, name: str | None, os_description: str | None, as_json: 
     if as_json:
         print_json(info)
     else:
-        click.echo(f"{info['name']} ({info['os']})\n{info['device_id']}")
+        click.echo(f"{inert(info['name'])} ({inert(info['os'])})\n{info['device_id']}")
 
 
 @cli.command()
@@ -581,7 +586,7 @@ def list_items(ctx: Context, deleted: bool, password_stdin: bool, as_json: bool)
     table.add_column("TITLE")
     table.add_column("")
     for entry in items:
-        table.add_row(entry["id"][:12], Text(entry["title"]), "conflict" if entry["conflict"] else "")
+        table.add_row(entry["id"][:12], Text(inert(entry["title"])), "conflict" if entry["conflict"] else "")
     Console(highlight=False).print(table)
 
 
@@ -644,7 +649,7 @@ def history(ctx: Context, item: str, reveal: bool, password_stdin: bool, as_json
         if entry["current"]:
             line.append("  current", style="green")
         console.print(line)
-        console.print(Text(f"    title: {entry['title']}"))
+        console.print(Text(f"    title: {inert(entry['title'])}"))
         for name, value in entry["fields"].items():
             console.print(Text(f"    {name}: {shown_value(name, value, entry['secrets'], reveal)}"))
 
@@ -718,9 +723,9 @@ def conflicts(ctx: Context, reveal: bool, password_stdin: bool, as_json: bool) -
         return
     console = Console(highlight=False)
     for entry in found:
-        console.print(Text(f"{entry['title']}  (id {entry['id']})", style="bold"))
+        console.print(Text(f"{inert(entry['title'])}  (id {entry['id']})", style="bold"))
         for candidate in entry.get("title_candidates", []):
-            console.print(Text(f"  title: {candidate['revision']}  {candidate['value']}"))
+            console.print(Text(f"  title: {candidate['revision']}  {inert(candidate['value'])}"))
         for name, candidates in entry["fields"].items():
             console.print(Text(f"  {name}:"))
             for candidate in candidates:
@@ -937,37 +942,44 @@ def lock(ctx: Context) -> None:
 @cli.command()
 @click.option("--join", "join", is_flag=False, flag_value="", default=None, metavar="[HOST:PORT]",
               help="Join another device's vault (found by mDNS unless HOST:PORT is given).")
-@click.option("--timeout", default=120, show_default=True, type=click.IntRange(5, 3600),
-              help="Seconds to wait for the other device.")
+@click.option("--timeout", default=120, show_default=True, type=click.IntRange(1, MAX_PAIRING_TIMEOUT),
+              help="Seconds to wait for the other device (until the codes are shown).")
 @pass_context
 @reports_errors
 def pair(ctx: Context, join: str | None, timeout: int) -> None:
     """Pair a new device: `vaultpeer pair` on a member, `vaultpeer pair --join` on the new device.
 
     Both print a 6-digit verification code and ask whether both devices show it; answer on both
-    (a pipe works). Only `y` on both pairs. Exit status 0 only when paired.
+    (a pipe works). Only `y` on both pairs. Exit status 0 only when paired; 11 when the other
+    device did not come within --timeout seconds (the invitation is then withdrawn).
     """
     events = None
     if join is not None and sys.stderr.isatty():
         events = ctx.require_daemon(timeout=INITIAL_SYNC_QUIET)
         events_stream = events.subscribe()  # subscribed before pairing, so no progress event is missed
-    with ctx.require_daemon(timeout=timeout + 60) as client:
-        if join is None:
-            click.echo(f"Waiting up to {timeout} s for a device to join (run `vaultpeer pair --join` on it)...",
-                       err=True)
-            code = client.call("pair.invite")["code"]
-        else:
-            params = {"address": join} if join else {}
-            code = client.call("pair.join", **params)["code"]
-        click.echo(f"Verification code: {code}")
-        click.echo("Do both devices show this code? [y/N] ", nl=False)
-        sys.stdout.flush()
-        answer = sys.stdin.readline().strip().lower()
-        if answer not in ("y", "yes"):
-            click.echo("")
-        result = client.call("pair.confirm", accept=answer in ("y", "yes"))
-        signing_key = client.call("status").get("signing_key") if join is not None else None
-    click.echo(f"Paired with {result['name']} ({result['device_id']}).")
+    # the daemon answers pair.invite / pair.join within `timeout`, and pair.confirm within its own bound
+    answer_within = max(timeout, CONFIRM_TIMEOUT + CONFIRM_FINISH) + 15
+    try:
+        with ctx.require_daemon(timeout=answer_within) as client:
+            if join is None:
+                click.echo(f"Waiting up to {timeout} s for a device to join (run `vaultpeer pair --join` on it)...",
+                           err=True)
+                code = client.call("pair.invite", timeout=timeout)["code"]
+            else:
+                params = {"address": join} if join else {}
+                code = client.call("pair.join", timeout=timeout, **params)["code"]
+            click.echo(f"Verification code: {code}")
+            click.echo("Do both devices show this code? [y/N] ", nl=False)
+            sys.stdout.flush()
+            answer = sys.stdin.readline().strip().lower()
+            if answer not in ("y", "yes"):
+                click.echo("")
+            result = client.call("pair.confirm", accept=answer in ("y", "yes"))
+            signing_key = client.call("status").get("signing_key") if join is not None else None
+    except TimeoutError:
+        click.echo(f"error: the daemon did not answer within {answer_within:g} s; see its log", err=True)
+        sys.exit(EXIT_PAIRING)
+    click.echo(f"Paired with {inert(result['name'])} ({result['device_id']}).")
     if signing_key == IN_THE_CLEAR:
         click.echo("Unlock now (`vaultpeer unlock`): that seals this device's signing key, "
                    "which stays in the clear on disk until then.")
@@ -1022,8 +1034,8 @@ def peers(ctx: Context, name: str | None, as_json: bool) -> None:
         table.add_column(column)
     for peer in found:
         seen = time.strftime("%Y-%m-%d %H:%M", time.localtime(peer["last_seen"])) if peer["last_seen"] else "never"
-        table.add_row(peer["device_id"][:15], Text(peer["name"]), Text(peer["os"]),
-                      "yes" if peer["connected"] else "no", seen, peer["address"] or "")
+        table.add_row(peer["device_id"][:15], Text(inert(peer["name"])), Text(inert(peer["os"])),
+                      "yes" if peer["connected"] else "no", seen, inert(peer["address"] or ""))
     Console(highlight=False).print(table)
 
 
@@ -1127,7 +1139,7 @@ def admit(ctx: Context, file: Path, password_stdin: bool, as_json: bool) -> None
         data = request_file.read(MAX_JOIN_REQUEST_FILE)
     request = bundles.read_join_request(data)
     own_id = load_or_create_keys(ctx.home).device_id
-    click.echo(f"New device: {request.name} ({request.os_description})")
+    click.echo(f"New device: {inert(request.name)} ({inert(request.os_description)})")
     click.echo(f"Device id:  {request.device_id}")
     if not ask_yes_no("Does the new device show this device id?"):
         click.echo("Not admitted.", err=True)
@@ -1137,7 +1149,7 @@ def admit(ctx: Context, file: Path, password_stdin: bool, as_json: bool) -> None
     if as_json:
         print_json({**member, "admitted_by": str(own_id)})
         return
-    click.echo(f"Admitted {member['name']} ({member['device_id']}).")
+    click.echo(f"Admitted {inert(member['name'])} ({member['device_id']}).")
     click.echo(f"Next: `vaultpeer bundle export OUT --for {member['device_id'][:15]}` and carry OUT to it.")
     click.echo(f"When it imports, it must show this device's id: {own_id}")
 
@@ -1197,7 +1209,7 @@ def bundle_import(ctx: Context, file: Path, as_json: bool) -> None:
     with files_backend(ctx) as backend:
         summary = backend.inspect_bundle(file)
         if summary["joining"]:
-            click.echo(f"This bundle admits this device into the vault of {summary['exporter_name']}.")
+            click.echo(f"This bundle admits this device into the vault of {inert(summary['exporter_name'])}.")
             click.echo(f"Its device id: {summary['exporter']}")
             if not ask_yes_no("Does the admitting device show this device id?"):
                 click.echo("Nothing imported.", err=True)
@@ -1210,7 +1222,7 @@ def bundle_import(ctx: Context, file: Path, as_json: bool) -> None:
         click.echo("Joined the vault. `vaultpeer unlock` (or any command) with its master password reads it.")
         click.echo("Unlock once now: that seals this device's signing key, which stays in the clear on disk "
                    "until then.")
-    click.echo(f"Imported {report['new_revisions']} new revision(s) from {report['exporter_name']} "
+    click.echo(f"Imported {report['new_revisions']} new revision(s) from {inert(report['exporter_name'])} "
                f"({report['already_had']} already here).")
 
 

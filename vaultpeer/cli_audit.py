@@ -17,6 +17,7 @@ from vaultpeer.cli import EXIT_INTEGRITY, Context, cli, json_option, pass_contex
 from vaultpeer.core.audit import AuditEntry, ChainReport, utc_text, verify_chain
 from vaultpeer.core.errors import IntegrityError
 from vaultpeer.core.identity import DeviceId
+from vaultpeer.core.text import inert
 
 #: A noted head may be shortened, but not below 8 bytes (16 hex characters).
 MIN_HEAD_HEX = 16
@@ -79,8 +80,9 @@ def log_command(ctx: Context, verify: bool, noted_head: str | None, limit: int |
     for column in ("SEQ", "TIME (UTC)", "EVENT", "DETAILS"):
         table.add_column(column)
     for entry in entries:
-        table.add_row(str(entry["seq"]), str(entry["time"]).replace("T", " ").rstrip("Z"), Text(entry["event"]),
-                      Text(_details_text(entry["details"])))
+        # the details were checked when written and read (a name is shown escaped); inert anyway
+        table.add_row(str(entry["seq"]), str(entry["time"]).replace("T", " ").rstrip("Z"),
+                      Text(inert(entry["event"])), Text(inert(_details_text(entry["details"]))))
     Console(highlight=False).print(table)
 
 

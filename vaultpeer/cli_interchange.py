@@ -19,6 +19,7 @@ from rich.text import Text
 from vaultpeer.cli import Context, cli, item_backend, json_option, pass_context, print_json, reports_errors
 from vaultpeer.core.errors import InvalidInput, VaultpeerError
 from vaultpeer.core.interchange import Parsed, csv_export, parse_bitwarden, parse_csv
+from vaultpeer.core.text import inert
 from vaultpeer.transfer import check_writable, decode_text, read_input_file, write_private_file
 
 #: A KeePass export is protected by its own password only: at least as long as a master password.
@@ -102,7 +103,7 @@ def import_command(ctx: Context, file_format: str, path: Path, password_stdin: b
         if notices:
             console.print(Text(f"{heading} ({len(notices)}):"))
             for notice in notices:
-                console.print(Text(f"  {notice.get('title', '(no title)')}: {notice['reason']}"))
+                console.print(Text(f"  {inert(notice.get('title', '(no title)'))}: {notice['reason']}"))
 
 
 def _import(ctx: Context, parsed: Parsed, password_stdin: bool, file_format: str) -> dict:
@@ -178,7 +179,7 @@ def export_command(ctx: Context, file_format: str, path: Path, password_stdin: b
     if result["conflicts"]:
         console.print(Text(f"In conflict, exported with the value shown ({len(result['conflicts'])}):"))
         for item in result["conflicts"]:
-            console.print(Text(f"  {item['title']}  (id {item['id']})"))
+            console.print(Text(f"  {inert(item['title'])}  (id {item['id']})"))
 
 
 def _confirm_plaintext(ctx: Context, path: Path) -> None:

@@ -29,6 +29,7 @@ from vaultpeer.core.errors import VaultpeerError
 from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.keys import Keyring
 from vaultpeer.core.signing_seal import open_signing_seed, seal_signing_seed, sealed_epoch
+from vaultpeer.core.text import MAX_TEXT, is_plain_text
 from vaultpeer.home import Home
 
 NOISE_KEY_FILE = "noise-x25519.key"
@@ -36,7 +37,7 @@ SIGNING_KEY_FILE = "signing-ed25519.key"
 SEALED_SIGNING_KEY_FILE = "signing-ed25519.sealed"
 SIGNING_PUBLIC_FILE = "signing-ed25519.pub"
 AUDIT_KEY_FILE = "audit-ed25519.key"
-MAX_NAME_CHARS = 64
+MAX_NAME_CHARS = MAX_TEXT
 
 #: The two states of the signing key on disk, as `status` shows them.
 SEALED = "sealed"
@@ -60,11 +61,17 @@ class DeviceProfile:
 def default_os_description() -> str:
     """E.g. ``Linux 6.1 (x86_64)``."""
     release = ".".join(platform.release().split("-")[0].split(".")[:2])
-    return f"{platform.system() or 'Unknown OS'} {release} ({platform.machine() or 'unknown'})".replace("  ", " ")
+    described = f"{platform.system() or 'Unknown OS'} {release} ({platform.machine() or 'unknown'})"
+    return _plain_or(described.replace("  ", " ")[:MAX_NAME_CHARS], "unknown")
 
 
 def default_name() -> str:
-    return (platform.node().split(".")[0] or "vaultpeer device")[:MAX_NAME_CHARS]
+    return _plain_or(platform.node().split(".")[0][:MAX_NAME_CHARS], "vaultpeer device")
+
+
+def _plain_or(text: object, fallback: str) -> str:
+    """``text`` if it may be a device name or OS description, else ``fallback``."""
+    return text if is_plain_text(text) and text.strip() else fallback
 
 
 def load_or_create_keys(home: Home) -> DeviceKeys:
@@ -171,17 +178,23 @@ def load_or_create_audit_key(home: Home) -> AuditKey:
 
 
 def load_profile(home: Home) -> DeviceProfile:
+    """The saved profile; what is missing from it, or edited into something other devices would
+    not accept (``save_profile``'s rule), is replaced by the default."""
     try:
         data = json.loads(home.device_file.read_text("utf-8"))
-        return DeviceProfile(name=str(data["name"]), os_description=str(data["os_description"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return DeviceProfile(name=default_name(), os_description=default_os_description())
+        if not isinstance(data, dict):
+            raise ValueError("not a profile")
+    except (OSError, ValueError):
+        data = {}
+    return DeviceProfile(name=_plain_or(data.get("name"), default_name()),
+                         os_description=_plain_or(data.get("os_description"), default_os_description()))
 
 
 def save_profile(home: Home, profile: DeviceProfile) -> None:
     for value in (profile.name, profile.os_description):
-        if not value.strip() or len(value) > MAX_NAME_CHARS or any(ch < " " for ch in value):
-            raise ValueError(f"a device name or OS description is 1-{MAX_NAME_CHARS} printable characters")
+        if not is_plain_text(value, MAX_NAME_CHARS) or not value.strip():
+            raise ValueError(f"a device name or OS description is 1-{MAX_NAME_CHARS} characters, not all spaces, "
+                             "and holds no control or format character")
     home.ensure()
     _replace_private(home.device_file, json.dumps(asdict(profile), indent=2).encode("utf-8"))
 

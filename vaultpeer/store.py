@@ -241,8 +241,9 @@ class Store:
             raise IntegrityError()
         return anchors
 
-    def put_roster_entries(self, entries: Iterable[RosterEntry]) -> None:
-        """Keep the newest version of each (member, author) entry."""
+    def put_roster_entries(self, entries: Iterable[RosterEntry],
+                           drop: Iterable[tuple[DeviceId, DeviceId]] = ()) -> None:
+        """Keep the newest version of each (member, author) entry; forget those keyed in ``drop``."""
         with self.transaction():
             for entry in entries:
                 self._db.execute(
@@ -251,6 +252,8 @@ class Store:
                     " WHERE excluded.version > roster.version",
                     (entry.member_id.raw, entry.author.raw, entry.version, entry.to_bytes()),
                 )
+            self._db.executemany("DELETE FROM roster WHERE member = ? AND author = ?",
+                                 [(member.raw, author.raw) for member, author in drop])
 
     def roster_entries(self) -> list[RosterEntry]:
         return [RosterEntry.from_bytes(row[0]) for row in self._db.execute("SELECT record FROM roster")]

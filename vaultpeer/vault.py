@@ -922,7 +922,7 @@ class Vault:
 
         with self.store.transaction():
             if entries:
-                self.store.put_roster_entries(entries)
+                self.store.put_roster_entries(entries, drop=roster.dropped)
             if replace_header:
                 self.store.put_header_record(header.to_bytes())
             added = self.store.insert_revisions(

@@ -222,8 +222,11 @@ def test_details_that_could_carry_a_secret_are_refused(event, details):
 
 
 def test_names_and_addresses_from_peers_are_made_recordable():
-    assert printable_name("evil\nname\x1b[31m") == "evil?name?[31m"
+    # shown as core.text.inert shows it, so the log reads the same as `peers`
+    assert printable_name("evil\nname\x1b[31m\u202e") == "evil\\nname\\x1b[31m\\u202e"
     assert printable_name("") == "?" and len(printable_name("y" * 100)) == 64
+    assert printable_name("x" * 61 + "\x1b") == "x" * 61  # an escape is never cut in two
+    assert printable_name("\x1b" * 20) == "\\x1b" * 16
     assert address_detail("[::1]:22047") == "[::1]:22047" and address_detail("host name; rm") == "unrecognised"
     check_details("pairing.paired", {"device_name": printable_name("a\tb"), "peer": address_detail("x y")})
 

@@ -75,3 +75,11 @@ def test_join_requests_are_self_signed(vault):
     swapped = request.replace(device.public.noise_public, other.public.noise_public)
     with pytest.raises(InvalidInput, match="damaged or altered"):
         JoinRequest.parse(swapped)
+
+
+@pytest.mark.parametrize("name, os_description", [("evil\rPaired with realdev", "Android"), ("Phone", "\u202eAndroid"),
+                                                  ("", "Android"), ("Phone\x1b[2J", "Android")])
+def test_a_join_request_whose_name_or_os_is_not_plain_text_is_refused(name, os_description):
+    request = JoinRequest.make(DeviceKeys.generate(), name, os_description)  # signed: only the text is wrong
+    with pytest.raises(InvalidInput, match="damaged or altered"):
+        JoinRequest.parse(request)

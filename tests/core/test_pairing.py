@@ -7,6 +7,7 @@ from vaultpeer.core.pairing import (
     CodeExchange,
     Commit,
     Confirm,
+    Identity,
     PairingError,
     Reveal,
     decode_message,
@@ -77,3 +78,13 @@ def test_code_depends_on_every_input():
     assert base != verification_code(b"H" * 64, b"i" * 32, b"j" * 32)
     assert base != verification_code(b"h" * 64, b"I" * 32, b"j" * 32)
     assert base != verification_code(b"h" * 64, b"i" * 32, b"J" * 32)
+
+
+@pytest.mark.parametrize("name, os_description", [("evil\rPaired with realdev", "Linux"), ("laptop", "Linux\x1b[2J"),
+                                                  ("lap\u202etop", "Linux"), ("zero\u200bwidth", "Linux"),
+                                                  ("", "Linux"), ("x" * 65, "Linux")])
+def test_an_identity_whose_name_or_os_is_not_plain_text_is_refused(name, os_description):
+    assert decode_message(encode_message(Identity(b"k" * 32, "laptop", "Linux 6.1"))) == \
+        Identity(b"k" * 32, "laptop", "Linux 6.1")
+    with pytest.raises(PairingError, match="unexpected"):
+        decode_message(encode_message(Identity(b"k" * 32, name, os_description)))

@@ -1,10 +1,11 @@
 import dataclasses
+import random
 
 import pytest
 
 from vaultpeer.core.errors import IntegrityError
 from vaultpeer.core.identity import DeviceKeys
-from vaultpeer.core.roster import Roster, RosterEntry, revoke, vouch
+from vaultpeer.core.roster import MAX_UNCOUNTED, Roster, RosterEntry, revoke, vouch
 
 VAULT = b"V" * 16
 
@@ -74,3 +75,59 @@ def test_record_round_trip_and_validation(devices):
                 [*entry.to_record()[:2], "x" * 65, *entry.to_record()[3:]]):
         with pytest.raises(IntegrityError):
             RosterEntry.from_record(bad)
+
+
+def bad_text(vault, signer, member, name="evil\x1b[2J\rrealdev", os_description="os", revoked=False, version=1):
+    """A signed entry whose text a device before the plain-text rule could have accepted."""
+    return RosterEntry(member, name, os_description, revoked, 0, version, signer.device_id).signed_by(vault, signer)
+
+
+def test_an_entry_whose_text_is_not_plain_never_counts_whatever_the_order(devices):
+    A, B, C, D = devices["A"], devices["B"], devices["C"], devices["D"]
+    entries = [
+        *pair(A, B),
+        bad_text(VAULT, B, B.public, version=2),  # B describes itself with escapes: A's name for it counts
+        bad_text(VAULT, A, C.public, name="c\u202e"),  # C is vouched for only with a bidi override
+        vouch(VAULT, C, C.public, "c", "os"), *pair(C, D),  # so neither C nor what C vouched for counts
+        bad_text(VAULT, B, D.public, name="ok", os_description="Linux\u200b"),
+    ]
+    assert RosterEntry.from_bytes(entries[2].to_bytes()) == entries[2]  # stored ones still load
+    expected = None
+    for seed in range(40):
+        shuffled = random.Random(seed).sample(entries, len(entries))
+        split = seed % len(entries)
+        roster = Roster(VAULT, [A.public], shuffled[:split]).with_entries(shuffled[split:])  # never raises
+        seen = ({d: (m.name, m.os_description) for d, m in roster.members.items()}, roster.entries_to_replicate())
+        assert expected is None or seen == expected
+        expected = seen
+    members, replicated = expected
+    assert members == {A.device_id: ("a", "os"), B.device_id: ("b", "os")}
+    assert all(e.plain for e in replicated) and len(replicated) == 2
+
+
+def test_a_revocation_counts_whatever_its_text(devices):
+    A, B = devices["A"], devices["B"]
+    roster = Roster(VAULT, [A.public], pair(A, B))
+    revocation = bad_text(VAULT, A, B.public, name="b\x1b", revoked=True, version=2)
+    assert B.device_id not in roster.with_entries([revocation]).members
+
+
+def test_entries_that_do_not_count_are_bounded_and_dropped_in_a_fixed_order(devices):
+    A, B = devices["A"], devices["B"]
+    strangers = [DeviceKeys.generate() for _ in range(MAX_UNCOUNTED + 40)]
+    flood = [vouch(VAULT, s, DeviceKeys.generate().public, "x", "os") for s in strangers]
+    flood += [bad_text(VAULT, B, s.public) for s in strangers[:10]]  # a member's entries that do not count
+    trusted = pair(A, B)
+    kept = None
+    for seed in range(5):
+        shuffled = random.Random(seed).sample(flood, len(flood))
+        roster = Roster(VAULT, [A.public], trusted)
+        for start in range(0, len(shuffled), 17):  # batch after batch, never refused
+            roster = roster.with_entries(shuffled[start:start + 17])
+        uncounted = {key for key in roster.entries if key not in {e.key for e in roster.entries_to_replicate()}}
+        assert len(uncounted) == MAX_UNCOUNTED and set(roster.members) == {A.device_id, B.device_id}
+        assert roster.dropped == {e.key for e in flood} - uncounted  # what the store should forget
+        assert kept is None or uncounted == kept
+        kept = uncounted
+    # a roster built from what was kept drops nothing more
+    assert not Roster(VAULT, [A.public], roster.entries.values()).dropped

@@ -1,10 +1,15 @@
 """Every everyday command through a running daemon (no master password per command), with the
 documented --json shapes, exit statuses and hints (docs/cli.md)."""
 
+import socket
+import time
 
+import trio
 
-from daemons import Daemon, pair, paired_pair, wait_until
-from helpers import PASSWORD, run_cli
+from daemons import Daemon, Interactive, pair, paired_pair, wait_until
+from helpers import PASSWORD, error_lines, run_cli
+from vaultpeer.core.discovery import PeerGone, PeerSeen
+from vaultpeer.io.discovery import Discovery
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -14,7 +19,7 @@ def test_commands_need_a_running_daemon_and_say_how_to_start_one(tmp_path):
     for command in (["lock"], ["unlock", "--password-stdin"], ["peers"], ["sync"], ["pair"], ["unpair", "x"]):
         result = run_cli(home, *command, stdin=PASSWORD + "\n")
         assert result.returncode == 10, (command, result.stderr)
-        lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("WARNING: VAULTPEER_")]
+        lines = error_lines(result.stderr)
         assert len(lines) == 1 and "vaultpeer" in lines[0] and "daemon" in lines[0], lines
 
 
@@ -192,3 +197,48 @@ def test_the_progress_bar_ends_when_everything_arrived_or_the_daemon_goes_quiet(
         raise TimeoutError("timed out")
 
     show_initial_sync(quiet())  # returns instead of raising
+
+
+async def pairing_advert_lifetime(port: int, timeout: float) -> tuple[float, float]:
+    """When an invitation advertised for ``port`` showed up on mDNS (127.0.0.1) and when it was
+    withdrawn (``time.monotonic()``)."""
+    events_send, events = trio.open_memory_channel(100)
+    with trio.fail_after(timeout):
+        async with trio.open_nursery() as nursery:
+            watcher = Discovery(port=9, interfaces=["127.0.0.1"], key_provider=lambda: None)  # advertises nothing
+            await nursery.start(watcher.run, events_send)
+            key = seen = None
+            async for event in events:
+                if isinstance(event, PeerSeen) and event.pairing and event.port == port:
+                    key, seen = event.key, time.monotonic()
+                elif isinstance(event, PeerGone) and event.key == key:
+                    nursery.cancel_scope.cancel()
+                    return seen, time.monotonic()
+    raise AssertionError("unreachable")
+
+
+def test_pair_timeout_is_honoured_on_both_sides_in_one_line_and_the_next_pair_works_at_once(world):
+    laptop, desktop = world("laptop"), world("desktop", "--no-mdns")  # the desktop finds no invitation by mDNS
+    laptop.init()
+    laptop.start()
+    desktop.start()
+    laptop.unlock()
+    port = int(laptop.address.rsplit(":", 1)[1])
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # takes connections, never answers
+        start = time.monotonic()
+        invite = Interactive(laptop.home, "pair", "--timeout", "3")
+        join = Interactive(desktop.home, "pair", "--join", "127.0.0.1:%d" % silent.getsockname()[1], "--timeout", "3")
+        advertised, withdrawn = trio.run(pairing_advert_lifetime, port, 20)
+        statuses = (invite.finish(20), join.finish(20))
+        elapsed = time.monotonic() - start
+    assert statuses == (11, 11) and 3 <= elapsed < 8, (statuses, elapsed)
+    assert error_lines(invite.stderr()) == ["error: no device joined within 3 s; the invitation is withdrawn"]
+    assert error_lines(join.stderr()) == ["error: the inviting device did not answer within 3 s"]
+    assert advertised < withdrawn < start + 8  # no longer advertised once it ended
+    start = time.monotonic()
+    nowhere = desktop.cli("pair", "--join", "--timeout", "3", timeout=20)
+    assert (nowhere.returncode, error_lines(nowhere.stderr)) == (
+        11, ["error: no invitation to join was found within 3 s"])
+    assert 3 <= time.monotonic() - start < 8
+    # nothing is left open: pairing works at once on both
+    assert pair(laptop, desktop)[:2] == (0, 0)

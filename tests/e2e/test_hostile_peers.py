@@ -5,15 +5,21 @@ refused for a while and logged once, without secrets."""
 
 import os
 import socket
+import time
 
 import trio
 
-from daemons import pair, paired_pair, wait_until
-from helpers import PASSWORD
+from daemons import Interactive, pair, paired_pair, ready_to_pair, wait_until
+from helpers import PASSWORD, cli_env, error_lines, run_cli
+from vaultpeer.core.identity import DeviceKeys
+from vaultpeer.core.pairing import Commit, Confirm, Nonce, Reveal, commitment, decode_message, encode_message
+from vaultpeer.core.roster import RosterEntry, vouch
+from vaultpeer.core.text import is_refused_char
 from vaultpeer.core.transport import MAX_CHUNK, MAX_MESSAGE, TransportError, frame
 from vaultpeer.device import load_or_create_keys
 from vaultpeer.home import Home
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
+from vaultpeer.vault import Vault
 
 CANARY = "canary-hostile-7b1e"
 
@@ -117,3 +123,133 @@ def test_oversized_messages_and_repeated_pairing_attempts_are_refused_with_memor
     desktop.ok("add", "Still served", "--field", "password=x")
     assert wait_until(lambda: has_item(laptop, "Still served"), 10)
     assert laptop.log.read_text().count("refusing connections from 127.0.0.1") == 1
+
+
+# --- strangers against an open invitation -----------------------------------------------------------
+
+
+async def _try_to_join(address: tuple[str, int], keys, attack: str) -> str:
+    """One stranger's attempt to join an invitation that breaks the exchange before any code is
+    shown; "no invitation" if none was open yet (nothing but the handshake was answered)."""
+    with trio.fail_after(20):
+        tcp = await trio.open_tcp_stream(*address)
+        try:
+            stream = await NoiseStream.handshake(tcp, keys, initiator=True, purpose="pair")
+            nonce = os.urandom(32)
+            if attack == "wrong_message":  # a confirmation where the commitment belongs
+                await stream.send(encode_message(Confirm(True)))
+            else:
+                await stream.send(encode_message(Commit(commitment(nonce))))
+                try:
+                    reply = decode_message(await stream.receive())
+                except (ConnectionClosed, TransportError):
+                    return "no invitation"
+                assert isinstance(reply, Nonce)
+                if attack == "dropped":
+                    return "dropped"
+                await stream.send(encode_message(Reveal(os.urandom(32))))  # not what it committed to
+            try:
+                await stream.receive()
+            except (ConnectionClosed, TransportError, trio.BrokenResourceError):
+                return "cut off"
+            raise AssertionError("the inviter answered a broken attempt")
+        finally:
+            await tcp.aclose()
+
+
+def strangers_try_to_join(daemon, keys, attacks: list[str]) -> list[str]:
+    host, port = daemon.address.rsplit(":", 1)
+
+    async def main():
+        outcomes = []
+        for attack in attacks:
+            for _ in range(50):  # until the invitation is open
+                outcome = await _try_to_join((host, int(port)), keys, attack)
+                if outcome != "no invitation":
+                    break
+                await trio.sleep(0.1)
+            outcomes.append(outcome)
+        return outcomes
+
+    return trio.run(main)
+
+
+def test_a_strangers_failed_attempts_leave_the_invitation_open_for_the_real_device(world):
+    laptop, desktop = ready_to_pair(world)
+    stranger = load_or_create_keys(Home(world.root / "stranger"))
+
+    def strangers_first():
+        outcomes = strangers_try_to_join(laptop, stranger, ["bad_reveal", "dropped", "bad_reveal"])
+        assert outcomes == ["cut off", "dropped", "cut off"]
+
+    invite_status, join_status, code_a, code_b = pair(laptop, desktop, before_join=strangers_first)
+    assert (invite_status, join_status) == (0, 0) and code_a == code_b
+    failed = [e["details"] for e in laptop.json("log") if e["event"] == "pairing.failed"]
+    assert [(d["role"], d["reason"]) for d in failed] == [("inviter", "failed"), ("inviter", "connection_lost"),
+                                                          ("inviter", "failed")]
+    paired = [e["details"] for e in laptop.json("log") if e["event"] == "pairing.paired"]
+    assert paired[0]["device_id"] == desktop.status()["device_id"]
+    assert laptop.log.read_text().count("failed before any code was shown") == 3
+
+
+def test_five_failed_attempts_end_the_invitation_in_one_line_and_the_next_opens_at_once(world):
+    laptop = world("laptop")
+    laptop.init()
+    laptop.start()
+    stranger = load_or_create_keys(Home(world.root / "stranger"))
+    invite = Interactive(laptop.home, "pair", "--timeout", "60")
+    outcomes = strangers_try_to_join(laptop, stranger, ["bad_reveal", "wrong_message", "dropped", "bad_reveal",
+                                                        "bad_reveal"])
+    assert outcomes == ["cut off", "cut off", "dropped", "cut off", "cut off"]
+    assert invite.finish(20) == 11
+    assert error_lines(invite.stderr()) == [
+        "error: the invitation ended after 5 failed attempts to join (`vaultpeer log` shows them); "
+        "if they were not yours, someone on the network interfered"]
+    start = time.monotonic()
+    again = laptop.cli("pair", "--timeout", "1", timeout=20)  # not "a pairing is already in progress"
+    assert (again.returncode, error_lines(again.stderr)) == (
+        11, ["error: no device joined within 1 s; the invitation is withdrawn"])
+    assert time.monotonic() - start < 8
+
+
+# --- names a hostile member chose ------------------------------------------------------------------
+
+EVIL = "evil\x1b[2J\rPaired with realdev\n\x07\u202e"
+
+
+def test_names_with_control_characters_never_reach_the_terminal_raw_and_sync_goes_on(world):
+    laptop, desktop = paired_pair(world)
+    desktop_keys = load_or_create_keys(Home(desktop.home))
+    laptop.stop()
+    # what a device could have stored before names were checked: signed by members, with escapes
+    vault = Vault.open(Home(laptop.home), allow_insecure_test_kdf=True)
+    try:
+        def crafted(member, name, os_description="Linux"):  # built directly: RosterEntry does not check text
+            return RosterEntry(member, name, os_description, False, 0, 9, desktop_keys.device_id).signed_by(
+                vault.vault_id, desktop_keys)
+
+        ghost = DeviceKeys.generate().public
+        odd = DeviceKeys.generate().public  # plain text, but with characters a terminal shows as blanks
+        vault.store.put_roster_entries([crafted(desktop_keys.public, EVIL), crafted(ghost, EVIL, "os\x1b[31m"),
+                                        vouch(vault.vault_id, vault.device, odd, "odd\u3000name\xa0", "Linux")])
+        vault.audit("device.admitted", device_id=str(odd.device_id), device_name=EVIL)
+    finally:
+        vault.close()
+    laptop.start()
+    laptop.unlock()
+
+    outputs = {}
+    for command in (["peers"], ["peers", "--json"], ["status"], ["status", "--json"], ["log"], ["log", "--json"]):
+        result = run_cli(laptop.home, *command, env=cli_env(COLUMNS="200"))  # wide enough for whole names
+        assert result.returncode == 0, (command, result.stderr)
+        outputs[" ".join(command)] = result.stdout + result.stderr
+        raw = {c for c in result.stdout + result.stderr if c != "\n" and (is_refused_char(c) or not c.isprintable())}
+        assert not raw, (command, raw)
+    peers = {p["device_id"]: p for p in laptop.json("peers")}
+    desktop_id = desktop.status()["device_id"]
+    assert peers[desktop_id]["name"] != EVIL and str(ghost.device_id) not in peers  # those entries never count
+    assert peers[str(odd.device_id)]["name"] == "odd\u3000name\xa0"  # JSON escapes give back the name
+    assert "odd\\u3000name\\xa0" in outputs["peers"]  # the table shows the escapes
+    assert "evil\\x1b[2J\\rPaired with realdev\\n\\x07\\u202e" in outputs["log"]
+    desktop.ok("add", "After the crafted names", "--field", "password=x")  # the two still sync
+    assert wait_until(lambda: has_item(laptop, "After the crafted names"), 15)

@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from vaultpeer.core import encoding
 from vaultpeer.core.errors import IntegrityError
 from vaultpeer.core.identity import KEY_SIZE, DeviceId
+from vaultpeer.core.text import inert
 
 _BODY_DOMAIN = "vaultpeer audit entry v1"
 _CHAIN_DOMAIN = b"vaultpeer audit chain v1\x00"
@@ -282,10 +283,10 @@ def address_detail(address: str) -> str:
 
 
 def printable_name(name: str) -> str:
-    """A device name as it may be recorded: one printable line of at most 64 characters (a roster
-    name comes from a peer and is only length-checked)."""
-    cleaned = "".join(c if c.isprintable() else "?" for c in name)[:MAX_NAME_CHARS]
-    return cleaned or "?"
+    """A device name as it may be recorded: one printable line of at most 64 characters, shown
+    as ``core.text.inert`` shows it (``evil\x1b[2J``), cut short at a whole character if
+    escaping made it longer (a name can come from a peer)."""
+    return inert(name, MAX_NAME_CHARS) or "?"
 
 
 # --- verification -------------------------------------------------------------------------------------

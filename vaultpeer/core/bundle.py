@@ -37,7 +37,8 @@ from vaultpeer.core.errors import IntegrityError, InvalidInput
 from vaultpeer.core.identity import DeviceId, DeviceKeys, DevicePublicKeys
 from vaultpeer.core.keys import VaultHeader
 from vaultpeer.core.revision import Revision
-from vaultpeer.core.roster import MAX_TEXT, RosterEntry
+from vaultpeer.core.roster import RosterEntry
+from vaultpeer.core.text import MAX_TEXT, is_plain_text
 from vaultpeer.core.vclock import VersionVector
 
 BUNDLE_MAGIC = b"VPBUNDLE"
@@ -82,7 +83,8 @@ class JoinRequest:
 
     @classmethod
     def parse(cls, data: bytes) -> "JoinRequest":
-        """The request, if it is well formed and signed by the key it carries; else InvalidInput."""
+        """The request, if it is well formed, signed by the key it carries, and its name and OS
+        description are plain text (``core.text.is_plain_text``); else InvalidInput."""
         if not data.startswith(JOIN_REQUEST_MAGIC):
             raise InvalidInput("that file is not a vaultpeer join request")
         try:
@@ -90,8 +92,7 @@ class JoinRequest:
                 data[len(JOIN_REQUEST_MAGIC):], max_size=MAX_JOIN_REQUEST_SIZE)
             keys = DevicePublicKeys(noise_public, signing_public)
             body = [_JOIN_DOMAIN, noise_public, signing_public, name, os_description]
-            valid = (isinstance(name, str) and isinstance(os_description, str) and len(name) <= MAX_TEXT
-                     and len(os_description) <= MAX_TEXT and isinstance(signature, bytes)
+            valid = (is_plain_text(name) and is_plain_text(os_description) and isinstance(signature, bytes)
                      and keys.verify(signature, encoding.encode(body)))
         except (ValueError, TypeError, IntegrityError):
             valid = False

@@ -15,7 +15,8 @@ the two codes match. No low-entropy secret is ever used as a key or sent in a te
 code itself never crosses the wire. The person compares the codes and confirms on both devices:
 
     both ways  confirm {ok}
-    joiner  -> inviter   identity {signing key, name, os}  (its Noise key is the one the code confirmed)
+    joiner  -> inviter   identity {signing key, name, os}  (its Noise key is the one the code confirmed;
+                                                          name and os are plain text, core.text)
     inviter -> joiner    welcome {header, roster}   (the roster includes the inviter vouching for the joiner)
     joiner  -> inviter   joined  {roster}           (the joiner vouching for the inviter, and itself)
 
@@ -33,6 +34,7 @@ from vaultpeer.core import encoding
 from vaultpeer.core.errors import IntegrityError, VaultpeerError
 from vaultpeer.core.keys import MAX_HEADER_SIZE, VaultHeader
 from vaultpeer.core.roster import MAX_ENTRIES, RosterEntry
+from vaultpeer.core.text import is_plain_text
 
 NONCE_SIZE = 32
 CODE_DIGITS = 6
@@ -138,7 +140,7 @@ def decode_message(data: bytes) -> PairingMessage:
         if kind == "identity":
             if (set(body) != {"t", "signing", "name", "os"} or not isinstance(body["signing"], bytes)
                     or len(body["signing"]) != 32
-                    or not all(isinstance(body[k], str) and 0 < len(body[k]) <= 64 for k in ("name", "os"))):
+                    or not all(is_plain_text(body[k]) for k in ("name", "os"))):
                 raise ValueError
             return Identity(body["signing"], body["name"], body["os"])
         if kind == "welcome":

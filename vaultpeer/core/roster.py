@@ -11,6 +11,18 @@ member is known to all of them.
 A revocation is sticky (no later entry undoes it) and carries a cutoff: the highest counter of the
 revoked device's revisions that the revoking device had accepted. Revisions up to the cutoff stay
 valid everywhere; later ones are refused everywhere, whatever order things arrive in.
+
+Two rules keep a hostile member from breaking the roster for everyone, and neither ever rejects a
+batch (an honest member may relay what it received before these rules existed):
+
+* A statement whose name or OS description is not plain text (``core.text.is_plain_text``: 1-64
+  characters, no control or format character) does not count, on any device: the member is
+  described by its other statements, or is not vouched for by it at all. A revocation counts
+  whatever its text (only its member and cutoff matter, and a revocation must never be undone).
+* Entries that do not count (their author is not trusted here, or no longer; or their text is not
+  plain) are kept only up to ``MAX_UNCOUNTED``, the rest dropped in a fixed order: they serve
+  only if their author becomes trusted later, and an honest member sends its whole roster again
+  whenever the two differ.
 """
 
 from collections.abc import Iterable, Mapping
@@ -19,12 +31,15 @@ from dataclasses import dataclass, replace
 from vaultpeer.core import encoding
 from vaultpeer.core.errors import IntegrityError
 from vaultpeer.core.identity import DeviceId, DeviceKeys, DevicePublicKeys
+from vaultpeer.core.text import MAX_TEXT, is_plain_text
 
 _DOMAIN = "vaultpeer roster entry v1"
-MAX_TEXT = 64
 MAX_ENTRY_SIZE = 1024
+#: The most entries that count (a batch that would take the roster beyond it is refused).
 MAX_ENTRIES = 4096
 UNLIMITED = 2**63 - 1
+#: The most entries kept that do not count (more are dropped, never refused).
+MAX_UNCOUNTED = 64
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,12 @@ class RosterEntry:
     @property
     def key(self) -> tuple[DeviceId, DeviceId]:
         return (self.member_id, self.author)
+
+    @property
+    def plain(self) -> bool:
+        """Whether its name and OS description are plain text (``core.text.is_plain_text``).
+        Decoding only checks their length, so entries stored before this rule still load."""
+        return is_plain_text(self.name) and is_plain_text(self.os_description)
 
     def _unsigned(self, vault_id: bytes) -> list:
         return [
@@ -134,10 +155,16 @@ class Roster:
                 latest[entry.key] = entry
         self.entries = latest
         self._compute()
+        #: Keys of entries given to this roster that it does not keep (see ``MAX_UNCOUNTED``).
+        self.dropped: frozenset[tuple[DeviceId, DeviceId]] = self._drop_uncounted()
 
     def _compute(self) -> None:
         revoked: dict[DeviceId, int] = {}
         revoked_keys: dict[DeviceId, DevicePublicKeys] = {}
+        # the newest statement of each (member, author) is the one considered: if its text is not
+        # plain it does not count, and no older one counts instead (the store keeps only the
+        # newest, so this is what every device decides, whatever order entries arrived in)
+        countable = {key: e for key, e in self.entries.items() if e.revoked or e.plain}
         while True:
             # trust flows from the anchors through entries by trusted, non-revoked authors; each
             # newly found revocation starts the walk again without what the revoked device vouched for
@@ -146,7 +173,7 @@ class Roster:
             restart = False
             while True:
                 progress = False
-                for key, entry in self.entries.items():
+                for key, entry in countable.items():
                     if key in valid or entry.author in revoked or entry.author not in keys:
                         continue
                     if not entry.verify(self.vault_id, keys[entry.author]):
@@ -175,6 +202,15 @@ class Roster:
             for device_id, device_keys in keys.items()
             if device_id not in revoked
         }
+
+    def _drop_uncounted(self) -> frozenset[tuple[DeviceId, DeviceId]]:
+        """Keep at most MAX_UNCOUNTED entries that do not count: those first by (author, member)."""
+        uncounted = sorted((key for key in self.entries if key not in self._valid),
+                           key=lambda key: (key[1].raw, key[0].raw))
+        dropped = frozenset(uncounted[MAX_UNCOUNTED:])
+        for key in dropped:
+            del self.entries[key]
+        return dropped
 
     def _member(self, device_id: DeviceId, keys: DevicePublicKeys) -> Member:
         statements = [e for (member, _), e in self._valid.items() if member == device_id and not e.revoked]
@@ -214,17 +250,21 @@ class Roster:
         """The roster after admitting ``entries``.
 
         A forgery (an entry whose signature fails under its author's known keys) is an
-        IntegrityError. An entry by a device this one does not, or no longer, trusts is kept but
-        does not count: an honest peer may simply not have heard of a revocation yet.
+        IntegrityError, and so are more than MAX_ENTRIES entries that count. An entry by a device
+        this one does not, or no longer, trusts, or whose text is not plain, does not count and
+        is kept up to MAX_UNCOUNTED (see the module's docstring): an honest peer may simply not
+        have heard of a revocation yet. ``dropped`` names what the store should no longer keep:
+        what this roster dropped, and what was already dropped when it was built.
         """
         entries = list(entries)
-        if len(entries) + len(self.entries) > MAX_ENTRIES:
-            raise IntegrityError()
         roster = Roster(self.vault_id, self.anchors.values(), [*self.entries.values(), *entries])
         for entry in entries:
             author_keys = roster._keys.get(entry.author)
             if author_keys is not None and not entry.verify(self.vault_id, author_keys):
                 raise IntegrityError()
+        if len(roster._valid) > MAX_ENTRIES:
+            raise IntegrityError()
+        roster.dropped = (roster.dropped | self.dropped) - roster.entries.keys()
         return roster
 
     def entries_to_replicate(self) -> list[RosterEntry]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import trio
 
+from vaultpeer.api import CONFIRM_FINISH, CONFIRM_TIMEOUT
 from vaultpeer.core.backoff import AttemptBackoff
 from vaultpeer.core.discovery import PeerGone, PeerSeen
 from vaultpeer.core.errors import AlreadyInitialized, NoVault, VaultpeerError
@@ -40,6 +41,7 @@ from vaultpeer.core.pairing import (
     encode_message,
 )
 from vaultpeer.core.roster import Member
+from vaultpeer.core.text import inert
 from vaultpeer.core.transport import DEFAULT_PORT, TransportError
 from vaultpeer.device import load_profile
 from vaultpeer.home import Home
@@ -54,8 +56,12 @@ MAX_LINKS = 64
 #: A sync session in which the peer says nothing for this long is abandoned.
 SESSION_TIMEOUT = 30.0
 PAIRING_TIMEOUT = 120.0
-#: How long a person has to compare the codes and answer, once they are shown.
-CONFIRM_TIMEOUT = 120.0
+#: How long a joiner has to send its commitment and its reveal (its device does that at once).
+ATTEMPT_TIMEOUT = 10.0
+#: Failed attempts to join (before any code was shown) after which an invitation ends.
+MAX_FAILED_ATTEMPTS = 5
+#: Attempts to join one invitation that may run at once (before any code is shown).
+MAX_CONCURRENT_ATTEMPTS = 4
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
 #: How often the counts of rejected connections are written to the audit log (once a minute each).
 AUDIT_FLUSH_EVERY = 15.0
@@ -216,11 +222,24 @@ class Link:
 
 
 class Pairing:
-    """The one pairing in progress on this device (inviting, or joining)."""
+    """The one pairing in progress on this device (inviting, or joining).
 
-    def __init__(self, *, inviting: bool, deadline: float):
+    An invitation takes attempts to join until one reaches the code (``claimed``): an attempt
+    that fails before that (a stranger's, most likely) leaves it open, up to
+    MAX_FAILED_ATTEMPTS. Once the person sees a code, any failure ends it."""
+
+    def __init__(self, *, inviting: bool, timeout: float, deadline: float):
         self.inviting = inviting
+        #: Seconds to wait for the other device (until a code is shown), and when they are up.
+        self.timeout = timeout
         self.deadline = deadline
+        #: Attempts to join running now, and those that failed, before any code was shown.
+        self.attempts = 0
+        self.failed_attempts = 0
+        #: A joiner reached the code: the person is comparing it (no other attempt is taken).
+        self.claimed = False
+        #: (Joining) the inviting device was found: it is the one that must answer now.
+        self.found = False
         self.code: str | None = None
         self.code_ready = trio.Event()
         self.answer: bool | None = None
@@ -228,9 +247,17 @@ class Pairing:
         self.result: dict | None = None
         self.error: str | None = None
         self.done = trio.Event()
-        self.busy = False
         #: Why the confirmation failed, as the audit log records it.
         self.reason: str | None = None
+
+    def timed_out(self) -> str:
+        """What the person reads when the other device did not come in time (no code shown)."""
+        seconds = f"{self.timeout:g}"
+        if self.inviting:
+            return f"no device joined within {seconds} s; the invitation is withdrawn"
+        if self.found:
+            return f"the inviting device did not answer within {seconds} s"
+        return f"no invitation to join was found within {seconds} s"
 
     def fail(self, message: str) -> None:
         if self.error is None and self.result is None:
@@ -598,50 +625,98 @@ class Daemon:
 
     # --- pairing -------------------------------------------------------------------------------
 
-    def _new_pairing(self, *, inviting: bool) -> Pairing:
+    def _new_pairing(self, *, inviting: bool, timeout: float | None) -> Pairing:
         if self.pairing is not None and not self.pairing.done.is_set():
             raise PairingError("a pairing is already in progress on this device")
-        self.pairing = Pairing(inviting=inviting, deadline=trio.current_time() + self.options.pairing_timeout)
+        timeout = self.options.pairing_timeout if timeout is None else timeout
+        self.pairing = Pairing(inviting=inviting, timeout=timeout, deadline=trio.current_time() + timeout)
         return self.pairing
 
-    async def invite(self) -> Pairing:
-        """Open an invitation (pair.invite); the caller waits for ``code_ready``."""
+    async def invite(self, timeout: float | None = None) -> Pairing:
+        """Open an invitation (pair.invite) for ``timeout`` seconds (default: the daemon's
+        pairing timeout); the caller waits for ``code_ready``. When no device reached the code in
+        time, the invitation ends and is withdrawn from mDNS at once."""
         if not self.vault.initialized:
             raise NoVault("this device has no vault to invite into: run `vaultpeer init`, or join with `pair --join`")
         if self.options.offline or self.listen_address is None:
             raise PairingError("pairing needs the network: this daemon runs --offline")
         self.vault.require_signing_key("the roster entry admitting the joining device")
-        pairing = self._new_pairing(inviting=True)
-        if self._discovery is not None:
-            await self._discovery.start_pairing()
-        self._nursery.start_soon(self._expire_invitation, pairing)
+        pairing = self._new_pairing(inviting=True, timeout=timeout)
+        advert = await self._discovery.start_pairing() if self._discovery is not None else None
+        self._nursery.start_soon(self._expire_invitation, pairing, advert)
         return pairing
 
-    async def _expire_invitation(self, pairing: Pairing) -> None:
+    async def _expire_invitation(self, pairing: Pairing, advert: object) -> None:
         with trio.move_on_at(pairing.deadline):
             await pairing.done.wait()
-        if not pairing.busy:
-            pairing.fail("the invitation expired: no device joined in time")
+        if not pairing.claimed:
+            pairing.fail(pairing.timed_out())
         await pairing.done.wait()
         if self._discovery is not None:
-            await self._discovery.stop_pairing()
+            await self._discovery.stop_pairing(advert)
 
     async def _accept_pairing(self, stream: NoiseStream, address: str) -> None:
         pairing = self.pairing
-        if pairing is None or not pairing.inviting or pairing.busy or pairing.done.is_set():
+        if pairing is None or not pairing.inviting or pairing.claimed or pairing.done.is_set():
             log.warning("refused a pairing attempt from %s: no invitation is open", address)
             self.offense(address, "no_invitation")
             await stream.aclose()
             return
-        pairing.busy = True
+        if pairing.attempts >= MAX_CONCURRENT_ATTEMPTS:
+            log.warning("refused a pairing attempt from %s: %d attempts are already running", address,
+                        pairing.attempts)
+            self.offense(address, "too_many_connections")
+            await stream.aclose()
+            return
         log.info("pairing: %s is asking to join", address)
+        pairing.attempts += 1
         try:
-            with trio.fail_after(max(1.0, pairing.deadline - trio.current_time()) + CONFIRM_TIMEOUT):
+            # no person is involved yet: the joiner's device answers at once
+            with trio.fail_at(min(pairing.deadline, trio.current_time() + ATTEMPT_TIMEOUT)):
                 exchange = CodeExchange(joiner=False, handshake_hash=stream.handshake_hash)
                 await stream.send(exchange.receive(await stream.receive()))  # commit -> nonce
                 exchange.receive(await stream.receive())  # reveal
-                pairing.code = exchange.code
-                pairing.code_ready.set()
+        except (PairingError, TransportError, ConnectionClosed, trio.TooSlowError,
+                trio.BrokenResourceError) as exc:
+            await stream.aclose()
+            self._failed_attempt(pairing, address, exc)
+            return
+        finally:
+            pairing.attempts -= 1
+        if pairing.claimed or pairing.done.is_set():
+            log.info("pairing: %s came too late: the invitation was taken or ended", address)
+            await stream.aclose()
+            return
+        pairing.claimed = True
+        await self._pair_with_joiner(stream, pairing, exchange.code, address)
+
+    def _failed_attempt(self, pairing: Pairing, address: str, exc: BaseException) -> None:
+        """An attempt to join failed before any code was shown: logged, audited and counted
+        against its address. The invitation stays open unless this was the last failure allowed
+        or its time is up; one that another attempt took (a code is shown) is left alone."""
+        pairing.failed_attempts += 1
+        self._audit_pairing_failure("inviter", address, _pairing_reason(exc))
+        self.offense(address, "pairing_failed", audit=False)
+        if pairing.claimed or pairing.done.is_set():
+            outcome = "the invitation was already taken or ended"
+        elif pairing.failed_attempts >= MAX_FAILED_ATTEMPTS:
+            outcome = "the invitation ends"
+            pairing.fail(f"the invitation ended after {MAX_FAILED_ATTEMPTS} failed attempts to join "
+                         "(`vaultpeer log` shows them); if they were not yours, someone on the network interfered")
+        elif trio.current_time() >= pairing.deadline:
+            outcome = "the invitation's time is up"
+            pairing.fail(pairing.timed_out())
+        else:
+            outcome = "still waiting"
+        log.warning("pairing: the attempt from %s failed before any code was shown (%s); %s", address,
+                    _pairing_failure(exc), outcome)
+
+    async def _pair_with_joiner(self, stream: NoiseStream, pairing: Pairing, code: str, address: str) -> None:
+        """The person sees the code from here on: any failure ends the invitation."""
+        try:
+            pairing.code = code
+            pairing.code_ready.set()
+            with trio.fail_after(CONFIRM_TIMEOUT + CONFIRM_FINISH):
                 ok = await self._confirm_both(stream, pairing)
                 if not ok:
                     self._audit_pairing_failure("inviter", address, pairing.reason or "failed")
@@ -660,7 +735,7 @@ class Daemon:
             pairing.result = {"paired": True, "device_id": str(member.device_id), "name": member.name,
                               "os": member.os_description}
             pairing.done.set()
-            log.info("paired with %s (%s)", member.device_id.short, member.name)
+            log.info("paired with %s (%s)", member.device_id.short, inert(member.name))
             self._audit(self.vault.audit, "pairing.paired", role="inviter", device_id=str(member.device_id),
                         device_name=member.name, peer=address)
             self.publish({"type": "peer.paired", "device_id": str(member.device_id)})
@@ -676,8 +751,9 @@ class Daemon:
         finally:
             pairing.done.set()
 
-    async def join(self, host: str | None, port: int | None) -> Pairing:
-        """Start joining (pair.join): find the inviting device, handshake, exchange nonces.
+    async def join(self, host: str | None, port: int | None, timeout: float | None = None) -> Pairing:
+        """Start joining (pair.join): find the inviting device, handshake, exchange nonces, all
+        within ``timeout`` seconds (default: the daemon's pairing timeout).
 
         A home restored from a backup (no member vouches for it yet) may join the vault it holds;
         ``Vault.join`` refuses any other vault once the inviter's header arrives."""
@@ -688,25 +764,34 @@ class Daemon:
         if self.vault.initialized:
             # a restored home holds its vault, so its signing key is sealed until it is unlocked
             self.vault.require_signing_key("rejoining (this device's roster entries)")
-        pairing = self._new_pairing(inviting=False)
+        pairing = self._new_pairing(inviting=False, timeout=timeout)
         self._nursery.start_soon(self._join, pairing, host, port)
         return pairing
 
     async def _join(self, pairing: Pairing, host: str | None, port: int | None) -> None:
         stream = None
         try:
-            with trio.fail_at(pairing.deadline):
-                if host is None:
-                    host, port = await self._find_invitation()
-                log.info("pairing: joining through %s:%d", host, port)
-                tcp = await trio.open_tcp_stream(host, port)
-                stream = await NoiseStream.handshake(tcp, self.vault.device, initiator=True, purpose="pair")
-                exchange = CodeExchange(joiner=True, handshake_hash=stream.handshake_hash)
-                await stream.send(exchange.start())
-                await stream.send(exchange.receive(await stream.receive()))
-                pairing.code = exchange.code
-                pairing.code_ready.set()
-            with trio.fail_after(CONFIRM_TIMEOUT + 30):
+            try:
+                with trio.fail_at(pairing.deadline):
+                    if host is None:
+                        host, port = await self._find_invitation()
+                    log.info("pairing: joining through %s:%d", host, port)
+                    pairing.found = True
+                    try:
+                        tcp = await trio.open_tcp_stream(host, port)
+                    except OSError:
+                        raise PairingError(f"pairing failed: nothing answers at {host}:{port}") from None
+                    stream = await NoiseStream.handshake(tcp, self.vault.device, initiator=True, purpose="pair")
+                    exchange = CodeExchange(joiner=True, handshake_hash=stream.handshake_hash)
+                    await stream.send(exchange.start())
+                    await stream.send(exchange.receive(await stream.receive()))
+            except trio.TooSlowError:
+                if trio.current_time() < pairing.deadline:
+                    raise  # the handshake's own limit
+                raise PairingError(pairing.timed_out()) from None
+            pairing.code = exchange.code
+            pairing.code_ready.set()
+            with trio.fail_after(CONFIRM_TIMEOUT + CONFIRM_FINISH):
                 if not await self._confirm_both(stream, pairing):
                     self._audit_pairing_failure("joiner", f"{host}:{port}", pairing.reason or "failed")
                     return
@@ -735,7 +820,9 @@ class Daemon:
         except (PairingError, VaultpeerError, TransportError, ConnectionClosed, trio.TooSlowError, OSError,
                 trio.BrokenResourceError) as exc:
             if pairing.result is None:
-                self._audit_pairing_failure("joiner", f"{host}:{port}" if host else None, _pairing_reason(exc))
+                reason = "timeout" if pairing.code is None and trio.current_time() >= pairing.deadline \
+                    else _pairing_reason(exc)
+                self._audit_pairing_failure("joiner", f"{host}:{port}" if host else None, reason)
             pairing.fail(_pairing_failure(exc))
             if stream is not None:
                 await stream.aclose()
@@ -762,6 +849,7 @@ class Daemon:
         """
         peer: dict = {"ok": None}
         peer_done = trio.Event()
+        deadline = trio.current_time() + CONFIRM_TIMEOUT
 
         async def read_answer() -> None:
             try:
@@ -772,28 +860,42 @@ class Daemon:
             finally:
                 peer_done.set()
 
-        self._nursery.start_soon(read_answer)
-        deadline = trio.current_time() + CONFIRM_TIMEOUT
-        while not pairing.answered.is_set() and not (peer_done.is_set() and not peer["ok"]):
-            if trio.current_time() > deadline:
-                break
-            await trio.sleep(0.05)
-        answer = bool(pairing.answer) if pairing.answered.is_set() else False
-        try:
-            await stream.send(encode_message(Confirm(answer)))
-        except (ConnectionClosed, TransportError, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        if answer:
-            with trio.move_on_at(deadline + 5):
-                await peer_done.wait()
-        if answer and peer["ok"]:
+        async def until_set(event: trio.Event, scope: trio.CancelScope) -> None:
+            await event.wait()
+            scope.cancel()
+
+        async def until_declined(scope: trio.CancelScope) -> None:
+            await peer_done.wait()
+            if not peer["ok"]:
+                scope.cancel()  # a "yes" from the other side still waits for this person's answer
+
+        async with trio.open_nursery() as reading:
+            reading.start_soon(read_answer)
+            with trio.move_on_at(deadline):
+                async with trio.open_nursery() as waiting:  # this person's answer, or the other's "no"
+                    waiting.start_soon(until_set, pairing.answered, waiting.cancel_scope)
+                    waiting.start_soon(until_declined, waiting.cancel_scope)
+            answer = bool(pairing.answer) if pairing.answered.is_set() else False
+            try:
+                await stream.send(encode_message(Confirm(answer)))
+            except (ConnectionClosed, TransportError, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            if answer:
+                with trio.move_on_at(deadline + 5):
+                    await peer_done.wait()
+            reading.cancel_scope.cancel()
+        peer_said = peer["ok"]  # None: no answer came
+        if answer and peer_said:
             return True
-        if answer or (peer_done.is_set() and not peer["ok"]):
-            pairing.reason = "declined_by_peer" if peer_done.is_set() else "timeout"
+        if answer or peer_said is False:
+            pairing.reason = "declined_by_peer" if peer_said is False else "timeout"
+            pairing.fail("the other device did not confirm the code")
+        elif pairing.answered.is_set():
+            pairing.reason = "declined"
+            pairing.fail("pairing was declined on this device")
         else:
-            pairing.reason = "declined" if pairing.answered.is_set() else "timeout"
-        pairing.fail("pairing was declined on this device" if not answer
-                     else "the other device did not confirm the code")
+            pairing.reason = "timeout"
+            pairing.fail(f"no answer was given on this device within {CONFIRM_TIMEOUT:g} s")
         await stream.aclose()
         return False
 
@@ -812,6 +914,8 @@ _OFFENSES = {
     "no_invitation": "a pairing attempt with no invitation open",
     "bad_frame": "a frame that failed to decrypt",
     "sync_protocol": "a sync session that broke the protocol",
+    "too_many_connections": "too many connections at once",
+    "pairing_failed": "a failed attempt to join an invitation",  # audited as pairing.failed
 }
 
 

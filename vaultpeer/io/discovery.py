@@ -95,14 +95,20 @@ class Discovery:
             if name not in self._reported:
                 await self._handle(name, ServiceStateChange.Added, self._events)
 
-    async def start_pairing(self) -> None:
-        if self._zc is None or self._pairing is not None:
-            return
-        self._pairing = self._info(new_pairing_label())
-        await self._register(self._pairing)
+    async def start_pairing(self) -> ServiceInfo | None:
+        """Advertise an invitation under a new pairing label; returns what ``stop_pairing`` takes.
+        Each invitation has its own: one withdrawn late never takes the next one's advert down."""
+        if self._zc is None:
+            return None
+        pairing = self._pairing = self._info(new_pairing_label())
+        await self._register(pairing)
+        return pairing
 
-    async def stop_pairing(self) -> None:
-        pairing, self._pairing = self._pairing, None
+    async def stop_pairing(self, pairing: ServiceInfo | None = None) -> None:
+        """Withdraw ``pairing`` (by default the newest invitation's advert)."""
+        pairing = pairing or self._pairing
+        if pairing is self._pairing:
+            self._pairing = None
         await self._unregister(pairing)
 
     async def run(self, events: trio.MemorySendChannel, *, task_status=trio.TASK_STATUS_IGNORED) -> None:

@@ -15,7 +15,7 @@ import trio
 
 from vaultpeer import backup as backups
 from vaultpeer import bundles, transfer
-from vaultpeer.api import ApiError
+from vaultpeer.api import MAX_PAIRING_TIMEOUT, ApiError
 from vaultpeer.core.errors import InvalidInput, RateLimited, WrongRecoveryKey
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
@@ -41,6 +41,14 @@ def _param(params: dict, name: str, kind: type | tuple, *, required: bool = True
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ApiError(INVALID_PARAMS, f"parameter {name} has the wrong type")
     return value
+
+
+def _pairing_timeout(params: dict) -> float | None:
+    """``timeout`` of pair.invite / pair.join: seconds to wait for the other device, 1-3600."""
+    timeout = _param(params, "timeout", (int, float), required=False)
+    if timeout is not None and (isinstance(timeout, bool) or not 1 <= timeout <= MAX_PAIRING_TIMEOUT):
+        raise ApiError(INVALID_PARAMS, f"timeout is a number of seconds from 1 to {MAX_PAIRING_TIMEOUT}")
+    return timeout
 
 
 def _text_map(params: dict, name: str) -> dict[str, str]:
@@ -304,7 +312,7 @@ class ApiHandlers:
         return report
 
     async def m_pair_invite(self, params: dict) -> dict:
-        pairing = await self.daemon.invite()
+        pairing = await self.daemon.invite(_pairing_timeout(params))
         await pairing.code_ready.wait()
         if pairing.code is None:
             raise ApiError(1011, pairing.error or "pairing failed", {"name": "pairing"})
@@ -318,7 +326,7 @@ class ApiHandlers:
             if not host or not port_text.isdigit():
                 raise InvalidInput("address must be HOST:PORT")
             port = int(port_text)
-        pairing = await self.daemon.join(host, port)
+        pairing = await self.daemon.join(host, port, _pairing_timeout(params))
         await pairing.code_ready.wait()
         if pairing.code is None:
             raise ApiError(1011, pairing.error or "pairing failed", {"name": "pairing"})
