@@ -255,3 +255,27 @@ def test_a_locked_device_stores_junk_and_quarantines_it_at_its_next_unlock(world
     b.lock()
     b.unlock(PASSWORD)  # opened once: the next unlock does not open (or record) it again
     assert len([e for e in audit_entries(b) if e.event == "revision.unreadable"]) == 1
+
+
+def test_a_vault_holding_junk_and_pruned_revisions_still_backs_up_and_restores(world, tmp_path):
+    """A backup is the vault as its device holds it: a quarantined revision and one pruned after a
+    revocation must not make it unverifiable (or the person could never restore after an attack)."""
+    from vaultpeer.backup import create_backup, open_backup_file, restore_home
+    from vaultpeer.home import Home
+    from vaultpeer.vault import Vault
+
+    a, b, x = world
+    mail = a.get("Mail")
+    junk = signed_by(x, mail.id, next_seq(x), parents=mail.heads, ciphertext=os.urandom(300))
+    gapped = signed_by(x, ItemId.generate(), next_seq(x) + 5)
+    a.receive([junk, gapped])
+    a.revoke(x.device.device_id, PASSWORD)  # the gapped revision is now past the cutoff: pruned
+    path = create_backup(a, tmp_path / "backups").path
+    opened = open_backup_file(path, password=PASSWORD, allow_insecure_test_kdf=True)
+    assert (opened.report.quarantined, opened.report.pruned) == (1, 1)
+    restore_home(Home(tmp_path / "restored"), opened, allow_insecure_test_kdf=True)
+    with Vault.open(Home(tmp_path / "restored"), allow_insecure_test_kdf=True) as restored:
+        restored.unlock(PASSWORD)
+        assert sorted(titles(restored)) == ["Bank", "Mail"]
+        assert restored.get("Mail").fields[-1].value == "honest-mail"
+        assert restored.store.revision(gapped.revision_id) is None

@@ -147,6 +147,8 @@ def backup_verify(ctx: Context, file: Path, use_recovery_key: bool, password_std
         "tombstones": report.tombstones,
         "roster_entries": report.roster_entries,
         "members": report.members,
+        "quarantined": report.quarantined,
+        "pruned": report.pruned,
     }
     if as_json:
         print_json(result)
@@ -155,8 +157,11 @@ def backup_verify(ctx: Context, file: Path, use_recovery_key: bool, password_std
     click.echo(f"Vault:      {result['vault_id']}")
     click.echo(f"Made by:    {result['device_id']} at {result['created']}")
     click.echo(f"Items:      {report.items} ({report.deleted_items} deleted)")
-    click.echo(f"Revisions:  {report.revisions} ({report.tombstones} deletions), every signature valid, "
-               "every revision decrypts")
+    decrypts = ("every revision decrypts" if not report.quarantined else
+                f"{report.quarantined} validly signed revision(s) do not decrypt (quarantined, as on every device)")
+    click.echo(f"Revisions:  {report.revisions} ({report.tombstones} deletions), every signature valid, {decrypts}")
+    if report.pruned:
+        click.echo(f"Pruned:     {report.pruned} revision(s) by unpaired devices past their cutoff (not restored)")
     click.echo(f"Members:    {report.members}")
     click.echo("All good.")
 

@@ -321,15 +321,22 @@ class BackupReport:
     tombstones: int
     roster_entries: int
     members: int
+    #: Validly signed revisions that do not decrypt: kept and quarantined, as on any device.
+    quarantined: int = 0
+    #: Revisions by a revoked device past its cutoff (held from before the revocation was known):
+    #: not restored, as a sync would drop them.
+    pruned: int = 0
 
 
 def verify_backup(contents: BackupContents, keyring: Keyring) -> BackupReport:
     """Check everything, as a new device anchored on the backing-up device would before storing it.
 
     The backing-up device must be a member of its own roster; the header must be signed by a
-    member; every revision must come from a member (or from a revoked one, up to its cutoff), be
-    signed for this vault, follow its parents (of the same item) and decrypt. Any failure is one
-    IntegrityError.
+    device it trusts (or trusted); every revision must be signed for this vault and follow its
+    parents (of the same item). A revision by a revoked device past its cutoff, or by a device that
+    is not a member, is pruned (a sync would drop it; as a parent it counts as held), and one that
+    does not decrypt is quarantined, as on any device: neither makes the backup unusable. Any other
+    failure is one IntegrityError.
     """
     vault_id, header = contents.vault_id, contents.header
     if vault_id != header.vault_id:
@@ -337,22 +344,32 @@ def verify_backup(contents: BackupContents, keyring: Keyring) -> BackupReport:
     roster = Roster(vault_id, [contents.device], []).with_entries(contents.roster)
     if contents.device_id not in roster.members:
         raise IntegrityError()
-    header.verify(roster.keys_of(header.author))
+    header.verify(roster.known_keys(header.author))
     seen: dict[RevisionId, Revision] = {}
     superseded: set[RevisionId] = set()
+    pruned: set[RevisionId] = set()
+    quarantined = 0
     for revision in contents.revisions:
-        if revision.revision_id in seen:
+        if revision.revision_id in seen or revision.revision_id in pruned:
             raise IntegrityError()
-        revision.verify(vault_id, roster.accepts_revision_from(revision.author, revision.revision_id.seq))
+        if revision.revision_id.seq > roster.revision_limit(revision.author):
+            pruned.add(revision.revision_id)
+            continue
+        revision.verify(vault_id, roster.known_keys(revision.author))
         for parent in revision.parents:
             held = seen.get(parent)
+            if held is None and (parent in pruned or parent.seq > roster.revision_limit(parent.author)):
+                continue
             if held is None or held.item_id != revision.item_id:
                 raise IntegrityError()
-        open_revision(vault_id, keyring, revision)
+        try:
+            open_revision(vault_id, keyring, revision)
+        except IntegrityError:
+            quarantined += 1
         seen[revision.revision_id] = revision
         superseded.update(revision.parents)
     heads: dict[object, list[Revision]] = {}
-    for revision in contents.revisions:
+    for revision in seen.values():
         if revision.revision_id not in superseded:
             heads.setdefault(revision.item_id, []).append(revision)
     return BackupReport(
@@ -362,8 +379,10 @@ def verify_backup(contents: BackupContents, keyring: Keyring) -> BackupReport:
         items=len(heads),
         # shown as deleted where every head is a tombstone (an edit concurrent with a delete survives)
         deleted_items=sum(1 for item_heads in heads.values() if all(r.deleted for r in item_heads)),
-        revisions=len(contents.revisions),
-        tombstones=sum(1 for r in contents.revisions if r.deleted),
+        revisions=len(seen),
+        tombstones=sum(1 for r in seen.values() if r.deleted),
         roster_entries=len(contents.roster),
         members=len(roster.members),
+        quarantined=quarantined,
+        pruned=len(pruned),
     )
