@@ -67,7 +67,7 @@ def test_item_commands_and_json_shapes(home):
     item = json.loads(ok(run_cli(home, "get", added["id"][:8], "--json", "--password-stdin", stdin=PW)))
     assert item == {"id": added["id"], "title": "Email", "fields": {"username": "alice", "password": "pw1"},
                     "revision": added["revision"], "conflict": False, "deleted": False, "flags": [],
-                    "secrets": ["password"]}
+                    "secrets": ["password"], "unreadable": []}
 
     human = ok(run_cli(home, "get", "Email", "--password-stdin", stdin=PW))
     assert "alice" in human and "pw1" not in human and "--reveal" in human

@@ -196,6 +196,7 @@ def test_five_failed_attempts_end_the_invitation_in_one_line_and_the_next_opens_
     laptop = world("laptop")
     laptop.init()
     laptop.start()
+    laptop.unlock()  # inviting signs the joiner's roster entry
     stranger = load_or_create_keys(Home(world.root / "stranger"))
     invite = Interactive(laptop.home, "pair", "--timeout", "60")
     outcomes = strangers_try_to_join(laptop, stranger, ["bad_reveal", "wrong_message", "dropped", "bad_reveal",
@@ -219,10 +220,16 @@ EVIL = "evil\x1b[2J\rPaired with realdev\n\x07\u202e"
 
 def test_names_with_control_characters_never_reach_the_terminal_raw_and_sync_goes_on(world):
     laptop, desktop = paired_pair(world)
-    desktop_keys = load_or_create_keys(Home(desktop.home))
+    desktop.stop()  # its signing key is sealed: unlock a copy of the vault in-process to use it
+    with Vault.open(Home(desktop.home), allow_insecure_test_kdf=True) as desktop_vault:
+        desktop_vault.unlock(PASSWORD)
+        desktop_keys = desktop_vault.device
+    desktop.start()
+    desktop.unlock()
     laptop.stop()
     # what a device could have stored before names were checked: signed by members, with escapes
     vault = Vault.open(Home(laptop.home), allow_insecure_test_kdf=True)
+    vault.unlock(PASSWORD)
     try:
         def crafted(member, name, os_description="Linux"):  # built directly: RosterEntry does not check text
             return RosterEntry(member, name, os_description, False, 0, 9, desktop_keys.device_id).signed_by(
