@@ -279,3 +279,16 @@ def test_a_vault_holding_junk_and_pruned_revisions_still_backs_up_and_restores(w
         assert sorted(titles(restored)) == ["Bank", "Mail"]
         assert restored.get("Mail").fields[-1].value == "honest-mail"
         assert restored.store.revision(gapped.revision_id) is None
+
+
+def test_evidence_of_equivocation_is_bounded_per_author(world):
+    from vaultpeer.store import MAX_EVIDENCE_PER_AUTHOR
+
+    a, b, x = world
+    item, seq = ItemId.generate(), next_seq(x)
+    a.receive([signed_by(x, item, seq, content=ItemContent.build("first"))])
+    flood = [signed_by(x, item, seq, content=ItemContent.build(f"other {n}")) for n in range(MAX_EVIDENCE_PER_AUTHOR + 10)]
+    for revision in flood:
+        a.receive([revision])
+    assert a.health()["equivocations"] == 1
+    assert len([e for e in audit_entries(a) if e.event == "revision.equivocation"]) == MAX_EVIDENCE_PER_AUTHOR

@@ -120,6 +120,8 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 """
 
+#: Revisions kept as evidence of one author's equivocations, at most (each is also an audit entry).
+MAX_EVIDENCE_PER_AUTHOR = 64
 #: Revisions read per query when many are streamed out (well under SQLite's limit on parameters).
 _READ_CHUNK = 500
 _REVISION_COLUMNS = "r.author, r.seq, r.item_id, r.parents, r.deleted, r.key_epoch, r.nonce, r.ciphertext, r.signature"
@@ -419,7 +421,12 @@ class Store:
     # --- evidence of equivocation -------------------------------------------------------------
 
     def put_equivocation(self, other: Revision) -> bool:
-        """Keep ``other`` as evidence (its id is held with other content); True if it is new."""
+        """Keep ``other`` as evidence (its id is held with other content); True if it is new. At most
+        ``MAX_EVIDENCE_PER_AUTHOR`` per author are kept: a flood of them proves nothing more."""
+        (kept,) = self._db.execute("SELECT COUNT(*) FROM equivocations WHERE author = ?",
+                                   (other.author.raw,)).fetchone()
+        if kept >= MAX_EVIDENCE_PER_AUTHOR:
+            return False
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO equivocations (author, seq, hash, record) VALUES (?, ?, ?, ?)",
             (other.author.raw, other.revision_id.seq, other.record_hash, other.to_bytes()))

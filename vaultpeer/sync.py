@@ -163,6 +163,9 @@ class SyncPeer:
             self.vault.audit_rejection("sync_rejected", device_id=self.peer)
             return [self.session.fail("rejected")]
         self.stats.revisions_new += len(received.revisions)
+        if received.equivocations:
+            self.notes.append(f"{received.equivocations} revision(s) contradict ones held under the same id "
+                              "(their author equivocated): the first is kept, both are in the audit log")
         self.stats.records_changed |= received.roster_changed or received.header_replaced
         self.stats.items_touched |= {r.item_id for r in received.revisions}
         self.just_applied = {r.item_id for r in received.revisions}
