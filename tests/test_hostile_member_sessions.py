@@ -10,7 +10,7 @@ import os
 import pytest
 
 from helpers import PASSWORD, make_replicas, sync_pair
-from vaultpeer.core.errors import IntegrityError, VaultLocked, WrongPassword
+from vaultpeer.core.errors import IntegrityError, VaultLocked, WrongPassword, WrongRecoveryKey
 from vaultpeer.core.item import ItemContent, ItemId
 from vaultpeer.core.keys import RecoveryKey, _wrap_for_recovery
 from vaultpeer.core.revision import open_revision, seal_revision
@@ -191,7 +191,7 @@ def test_a_member_cannot_plant_its_own_recovery_key(world):
             vault.receive_records(planted, (), ())
         assert vault.store.header_record() == before
     a.revoke(x.device.device_id, PASSWORD)
-    with pytest.raises(Exception):
+    with pytest.raises(WrongRecoveryKey):
         a.header.open_with_recovery_key(planted_key)
     assert a.header.open_with_recovery_key(recovery_key_of(a)).current_epoch == 1
 

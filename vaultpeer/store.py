@@ -394,6 +394,10 @@ class Store:
                                      (item_id,)).fetchall()
         return rows
 
+    def last_arrival(self) -> int:
+        """The arrival number of the newest stored revision (0 when there is none)."""
+        return self._db.execute("SELECT COALESCE(MAX(arrival), 0) FROM revisions").fetchone()[0]
+
     def opened_through(self) -> int:
         """The arrival number up to which every revision was test-opened with the vault's keys."""
         return int(self._meta("opened_through") or 0)

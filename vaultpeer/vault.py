@@ -10,6 +10,7 @@ the whole batch. Receiving works while locked; merging needs the vault key.
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
@@ -234,6 +235,7 @@ class Vault:
         self._roster_changed()
         self.device = self._unsealed_keys(keyring)
         self._keyring, self._kek, self._index = keyring, kek, None
+        self._opened_through = 0  # nothing stored yet: nothing to test-open
         self.audit("vault.created", via=self.audit_via)
         return recovery_key
 
@@ -582,6 +584,15 @@ class Vault:
             self._quarantine(revision)
             return None
 
+    @contextmanager
+    def _sealing_here(self) -> Iterator[None]:
+        """Around storing revisions this device sealed: they need no test-opening, so the watermark
+        moves past them if it was caught up (else the next receive would open them all again)."""
+        caught_up = self._opened_through is not None and self._opened_through == self.store.last_arrival()
+        yield
+        if caught_up:
+            self._opened_through = self.store.last_arrival()
+
     def _test_open_arrivals(self) -> None:
         """Open every revision stored since the last time (the watermark is kept in memory while
         unlocked and saved at lock and unlock): what does not decrypt is quarantined now."""
@@ -721,7 +732,7 @@ class Vault:
                 deleted: bool = False) -> ItemView:
         keyring = self._sealing_keyring()
         vault_id = self.vault_id
-        with self.store.transaction():
+        with self.store.transaction(), self._sealing_here():
             revision = seal_revision(
                 vault_id=vault_id,
                 keyring=keyring,
@@ -747,7 +758,7 @@ class Vault:
         keyring = self._sealing_keyring()
         vault_id = self.vault_id
         items = [(ItemId.generate(), content) for content in contents]
-        with self.store.transaction():
+        with self.store.transaction(), self._sealing_here():
             first_seq = self.store.next_seq(self.device.device_id)
             revisions = []
             for n, (item_id, content) in enumerate(items):
