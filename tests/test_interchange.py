@@ -470,7 +470,7 @@ def test_imported_secrets_reach_no_file_in_cleartext(vault, home, tmp_path):
     import_entries(vault, read_kdbx(path.read_bytes(), KDBX_PASSWORD).entries)
     assert fields_of(vault, canaries["title"])["password"] == canaries["password"]
     canaries["source"] = entry.uuid.hex
-    vault.store.close()
+    vault.close()  # everything written and the database closed before its files are read
     for file in home.path.rglob("*"):
         if file.is_file():
             data = file.read_bytes()

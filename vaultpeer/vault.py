@@ -163,6 +163,8 @@ class Vault:
                    audit_key=load_or_create_audit_key(home))
 
     def close(self) -> None:
+        if self._opened_through is not None and self._opened_through != self.store.opened_through():
+            self.store.set_opened_through(self._opened_through)  # how far it test-opened, for the next process
         self.lock()
         self.flush_audit(everything=True)
         self.store.close()
@@ -409,8 +411,6 @@ class Vault:
         self._unlocked(method="recovery_key")
 
     def lock(self, reason: str | None = None) -> None:
-        if self._opened_through is not None and self.initialized:
-            self.store.set_opened_through(self._opened_through)
         self._keyring = self._kek = self._index = self._opened_through = None
         self.locked_reason = reason
         self._drop_signing_key_if_sealed()
@@ -595,7 +595,7 @@ class Vault:
 
     def _test_open_arrivals(self) -> None:
         """Open every revision stored since the last time (the watermark is kept in memory while
-        unlocked and saved at lock and unlock): what does not decrypt is quarantined now."""
+        unlocked and saved at unlock and close): what does not decrypt is quarantined now."""
         keyring, vault_id, limit = self._require_unlocked(), self.vault_id, self.roster.revision_limit
         last = self.store.opened_through() if self._opened_through is None else self._opened_through
         for arrival, revision in self.store.revisions_arrived_after(last):
