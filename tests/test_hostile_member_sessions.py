@@ -292,3 +292,46 @@ def test_evidence_of_equivocation_is_bounded_per_author(world):
         a.receive([revision])
     assert a.health()["equivocations"] == 1
     assert len([e for e in audit_entries(a) if e.event == "revision.equivocation"]) == MAX_EVIDENCE_PER_AUTHOR
+
+
+def test_a_pruned_parent_of_another_item_never_stalls_sync_between_honest_devices(world):
+    """b holds x's revision past a gap (pruned once x is revoked); a hostile member names it as a
+    parent of a revision of another item. a, which never held it, accepts that revision: b must
+    accept it from a too (a pruned parent counts as held, stored or not), or a and b stall."""
+    a, b, x = world
+    bank = b.get("Bank")
+    late = signed_by(x, bank.id, next_seq(x) + 5, parents=bank.heads, content=ItemContent.build("late"))
+    b.receive([late])
+    a.revoke(x.device.device_id, PASSWORD)
+    sync_pair(a, b)
+    b.unlock(PASSWORD)
+    mail = a.get("Mail")
+    crafted = signed_by(a, mail.id, next_seq(a), parents=(*mail.heads, late.revision_id),
+                        content=ItemContent.build("Mail", {"password": "crafted"}))
+    assert a.receive([crafted]) == [crafted]  # its parent `late` is pruned on a: it counts as held
+    left, right = sync_pair(a, b)
+    assert not left.failed and not right.failed
+    assert b.store.revision(crafted.revision_id) is not None
+    a.add("after", {})
+    assert converged(a, b) and "after" in titles(b)
+
+
+def test_two_devices_rotating_at_once_never_leave_the_loser_sealing_under_the_losing_key():
+    a, b, c, x, y = make_replicas(5)
+    for other in (b, c, x, y):
+        sync_pair(a, other)
+    sync_pair(c, b)
+    a.revoke(x.device.device_id, PASSWORD)  # epoch 1 on a ...
+    c.revoke(y.device.device_id, PASSWORD)  # ... and another epoch 1 on c, at the same time
+    sync_pair(a, c)
+    winner = a.header if a.header == c.header else None
+    assert winner is not None and winner.key_epoch == 1
+    loser = c if winner.author == a.device.device_id else a
+    assert loser.locked and loser.locked_reason  # it never seals under a key the winner does not hold
+    with pytest.raises(VaultLocked):
+        loser.add("under the losing key", {})
+    loser.unlock(PASSWORD)
+    added = loser.add("under the winning key", {})
+    sync_pair(a, c)
+    other = a if loser is c else c
+    assert other.get(str(added.id)).title == "under the winning key"

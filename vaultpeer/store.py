@@ -313,11 +313,11 @@ class Store:
                         equivocation(existing, revision)
                     continue
                 for parent in revision.parents:
+                    if pruned is not None and pruned(parent):
+                        continue  # a revision no member may send any more counts as held, held or not
                     row = self._db.execute(
                         "SELECT item_id FROM revisions WHERE author = ? AND seq = ?", (parent.author.raw, parent.seq)
                     ).fetchone()
-                    if row is None and pruned is not None and pruned(parent):
-                        continue  # a revision no member may send any more counts as held
                     if row is None or row[0] != revision.item_id.raw:
                         raise IntegrityError()
                 self._insert(revision)

@@ -152,6 +152,7 @@ class Vault:
         self._unreadable: set[RevisionId] = set()
         #: The arrival number up to which every stored revision was test-opened (while unlocked).
         self._opened_through: int | None = None
+        self._closed = False
         #: Why the vault locked itself, if it did (a rotated key this device cannot open).
         self.locked_reason: str | None = None
 
@@ -163,11 +164,15 @@ class Vault:
                    audit_key=load_or_create_audit_key(home))
 
     def close(self) -> None:
+        """Lock, write what is pending, close the store (once: a second call does nothing)."""
+        if self._closed:
+            return
         if self._opened_through is not None and self._opened_through != self.store.opened_through():
             self.store.set_opened_through(self._opened_through)  # how far it test-opened, for the next process
         self.lock()
         self.flush_audit(everything=True)
         self.store.close()
+        self._closed = True
 
     def __enter__(self) -> "Vault":
         return self
@@ -333,6 +338,7 @@ class Vault:
         test-open what arrived while locked (quarantining junk), and do what had to wait for the
         signing key (say what it holds of revoked devices)."""
         self.locked_reason = None
+        self._unreadable.clear()  # the keys may have changed since: what did not open is tried again
         self.audit("unlock", via=self.audit_via, method=method)
         self._test_open_arrivals()
         self.store.set_opened_through(self._opened_through)
@@ -411,7 +417,7 @@ class Vault:
         self._unlocked(method="recovery_key")
 
     def lock(self, reason: str | None = None) -> None:
-        self._keyring = self._kek = self._index = self._opened_through = None
+        self._keyring = self._kek = self._index = None  # the test-open watermark stays: it is no secret
         self.locked_reason = reason
         self._drop_signing_key_if_sealed()
 
@@ -1005,9 +1011,10 @@ class Vault:
             self._index = None
 
     def _adopt_keyring(self, header: VaultHeader) -> None:
-        """A newer header arrived. The same key epoch (a password change elsewhere): the keys we hold
-        stay right, though our derived key may be stale. A newer epoch that our derived key does not
-        open: lock and say why, rather than go on sealing under a key a revoked device holds."""
+        """A newer header arrived. If our derived key opens it, take its keyring. If not (the
+        password changed elsewhere, or the key was rotated under a fresh salt, or two devices
+        rotated at once and the other won), lock and say why, rather than go on sealing under keys
+        the winning header does not hold (or that a revoked device holds)."""
         if self._keyring is None:
             return
         try:
@@ -1016,9 +1023,10 @@ class Vault:
                 return
         except VaultpeerError:
             self._kek = None
-        if header.key_epoch > self._keyring.current_epoch:
-            self.lock("the vault key was rotated on another device (a device was unpaired, or the "
-                      "password changed there): unlock again with the master password")
+        # Our key does not open it. Even at the same epoch it may hold another key (two devices
+        # rotated at once), so go on with nothing held: lock, and let the password open it.
+        self.lock("the vault key was rotated on another device (a device was unpaired, or the "
+                  "password changed there): unlock again with the master password")
 
     def previous_discovery_keys(self) -> list[bytes]:
         """The discovery key of the header before the current one, if it differs: a member that was

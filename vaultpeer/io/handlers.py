@@ -91,7 +91,12 @@ class ApiHandlers:
         if handler is None:
             raise ApiError(-32601, "method not found")
         self.daemon.touch()
-        return await handler(params or {})
+        was_unlocked = not self.vault.locked
+        try:
+            return await handler(params or {})
+        finally:  # a bundle import or a write may have met a rotated key: the vault locked itself
+            if method not in ("lock", "unlock"):
+                self.daemon.notice_self_lock(was_unlocked)
 
     # --- daemon and vault state ---
 
