@@ -335,3 +335,16 @@ def test_two_devices_rotating_at_once_never_leave_the_loser_sealing_under_the_lo
     sync_pair(a, c)
     other = a if loser is c else c
     assert other.get(str(added.id)).title == "under the winning key"
+
+
+def test_unpair_names_the_devices_only_the_revoked_device_vouched_for(world):
+    """A stolen device can add a device of its own before it is unpaired. Revoking it vouches for
+    the devices it added again (they may be the person's), so they are named for the person."""
+    from vaultpeer.core.identity import DeviceKeys
+
+    a, b, x = world
+    spare = DeviceKeys.generate()
+    x.enroll(spare.public, "x's spare", "Test OS")
+    sync_pair(x, a)
+    assert [m.name for m in a.vouched_for_only_by(x.device.device_id)] == ["x's spare"]
+    assert a.vouched_for_only_by(b.device.device_id) == []  # b's members are vouched for by a too

@@ -1054,6 +1054,9 @@ def unpair(ctx: Context, device_ref: str, password_stdin: bool) -> None:
         password = ctx.secret("master password", from_stdin=password_stdin)
         result = client.call("peer.remove", device=device_ref, password=password)
     click.echo(f"Revoked {result['revoked']}. It keeps what it already had; it gets nothing new.")
+    for member in result.get("added_by_it", []):
+        click.echo(f"It had added {inert(member['name'])} ({member['device_id']}), which no other device vouches for: "
+                   "it stays a member. If you do not know that device, unpair it too.")
     click.echo("If that device was ever unlocked, whoever holds it may know the master password: with it they "
                "could open a backup made from now on, or unlock a stolen copy of another device's home. "
                "Change the master password to close that door (`vaultpeer passwd`).")

@@ -376,6 +376,15 @@ class Vault:
         kdf, kek = prepare_rotation(self.header, password, allow_insecure_test_kdf=self._allow_insecure_test_kdf)
         return self.revoke_prepared(device_id, kdf, kek)
 
+    def vouched_for_only_by(self, device_id: DeviceId) -> list[Member]:
+        """The members that only ``device_id`` vouches for (besides themselves): devices it added.
+        Revoking it vouches for them again (they may be the person's own), so `unpair` names them:
+        a stolen device could have added its own."""
+        roster = self.roster
+        return [m for m in roster.members.values()
+                if m.device_id not in (device_id, self.device.device_id)
+                and roster.vouchers_of(m.device_id) <= {device_id}]
+
     def revoke_prepared(self, device_id: DeviceId, kdf: KdfParameters, kek: bytes) -> RosterEntry:
         """The quick step of ``revoke``, with what ``prepare_rotation`` derived (a daemon runs the
         slow step in a thread)."""

@@ -224,6 +224,11 @@ class Roster:
             added_by=vouchers[0] if vouchers else device_id,
         )
 
+    def vouchers_of(self, device_id: DeviceId) -> set[DeviceId]:
+        """The other devices whose statements make ``device_id`` a member."""
+        return {e.author for (member, _), e in self._valid.items()
+                if member == device_id and not e.revoked and e.author != device_id}
+
     def keys_of(self, device_id: DeviceId) -> DevicePublicKeys | None:
         """The keys of a device whose statements may be accepted, or None."""
         member = self.members.get(device_id)

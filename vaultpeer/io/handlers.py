@@ -283,12 +283,13 @@ class ApiHandlers:
         password = _param(params, "password", str)
         device_id = self.vault.find_member(text)
         self.vault.unlocked_keyring()  # VaultLocked before any slow work
+        added_by_it = [member_json(m) for m in self.vault.vouched_for_only_by(device_id)]
         prepare = partial(prepare_rotation, self.vault.header, password,
                           allow_insecure_test_kdf=self.vault.allows_insecure_test_kdf)
         with self._password_attempt("unlock.failed"):
             kdf, kek = await trio.to_thread.run_sync(prepare)
         await self.daemon.remove_peer(device_id, kdf, kek)
-        return {"revoked": str(device_id)}
+        return {"revoked": str(device_id), "added_by_it": added_by_it}
 
     # --- sync through files (docs/cli.md: join-request, admit, bundle) ---
 
