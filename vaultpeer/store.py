@@ -298,7 +298,7 @@ class Store:
         A revision already stored with identical content is skipped (so replays are harmless). A
         stored id met with different content (its author equivocated) is passed to
         ``equivocation(held, other)`` and skipped, or without that callback is an IntegrityError.
-        Either of these is an IntegrityError that stores nothing of the batch: a parent that is
+        And these are IntegrityErrors that store nothing of the batch: a parent that is
         neither stored nor earlier in the batch (delivery is causal) nor ``pruned`` (a revision the
         roster no longer accepts, which nobody sends), or a parent that belongs to another item.
         """
@@ -417,10 +417,6 @@ class Store:
             for row in rows:
                 yield row[0], _revision_from_row(row[1:])
             arrival = rows[-1][0]
-
-    def highest_seq(self, author: DeviceId) -> int:
-        """The highest counter of ``author``'s revisions held (gaps below it or not), or 0."""
-        return self.next_seq(author) - 1
 
     # --- evidence of equivocation -------------------------------------------------------------
 

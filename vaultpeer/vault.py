@@ -513,18 +513,6 @@ class Vault:
             keyring = self._require_unlocked()
         return keyring
 
-    def _current_kek(self) -> bytes:
-        """The password KEK, if it still opens the stored header. The password may have changed
-        since this vault was unlocked (here, by another process, or on another device); wrapping a
-        new keyring with a stale KEK would lock everyone out."""
-        if self._kek is not None:
-            try:
-                self.header.open_with_kek(self._kek)
-                return self._kek
-            except VaultpeerError:
-                self._kek = None
-        raise VaultLocked("the master password changed since this device was unlocked: unlock again with the new one")
-
     def unlocked_keyring(self) -> Keyring:
         """The vault keys of every epoch (VaultLocked while locked): what sealing a backup needs."""
         return self._require_unlocked()
@@ -580,22 +568,19 @@ class Vault:
 
     # --- reading ---------------------------------------------------------------------------------
 
-    def _open(self, revision: Revision, vault_id: bytes, keyring: Keyring,
-              limit: Callable[[DeviceId], int]) -> ItemContent | None:
+    def _open(self, revision: Revision, vault_id: bytes, keyring: Keyring, roster: Roster) -> ItemContent | None:
         """A revision's content, or None if it is opaque: pruned (by a revoked device past its
         cutoff, or by a non-member), or unreadable (validly signed, but it does not open with the
         vault's keys: quarantined, so it cannot make its item, or any other, unreadable). A revision
         whose signature fails (the disk was edited) is an IntegrityError."""
-        if revision.revision_id.seq > limit(revision.author):
-            return None
-        if revision.revision_id in self._unreadable:
+        if roster.prunes(revision.revision_id) or revision.revision_id in self._unreadable:
             return None
         try:
             return open_revision(vault_id, keyring, revision)
         except IntegrityError:
             # signed by a member, yet junk: quarantined. A bad signature is not a member's doing
             # but an edited disk, and stays an error (raised by verify).
-            revision.verify(vault_id, self.roster.known_keys(revision.author))
+            revision.verify(vault_id, roster.known_keys(revision.author))
             self._quarantine(revision)
             return None
 
@@ -611,11 +596,11 @@ class Vault:
     def _test_open_arrivals(self) -> None:
         """Open every revision stored since the last time (the watermark is kept in memory while
         unlocked and saved at unlock and close): what does not decrypt is quarantined now."""
-        keyring, vault_id, limit = self._require_unlocked(), self.vault_id, self.roster.revision_limit
+        keyring, vault_id, roster = self._require_unlocked(), self.vault_id, self.roster
         last = self.store.opened_through() if self._opened_through is None else self._opened_through
         for arrival, revision in self.store.revisions_arrived_after(last):
             try:
-                self._open(revision, vault_id, keyring, limit)
+                self._open(revision, vault_id, keyring, roster)
             except IntegrityError:
                 pass  # a bad signature: an edited disk, which every read and `check` report
             last = arrival
@@ -628,11 +613,11 @@ class Vault:
                 self.audit("revision.unreadable", device_id=str(revision.author), seq=revision.revision_id.seq)
 
     def _graph(self, item_id: ItemId, vault_id: bytes) -> ItemGraph:
-        keyring, limit = self._require_unlocked(), self.roster.revision_limit
+        keyring, roster = self._require_unlocked(), self.roster
         contents = {}
         revisions = self.store.revisions_of(item_id)
         for revision in revisions:
-            content = self._open(revision, vault_id, keyring, limit)
+            content = self._open(revision, vault_id, keyring, roster)
             if content is not None:
                 contents[revision.revision_id] = content
         return ItemGraph(revisions, contents)
@@ -640,13 +625,12 @@ class Vault:
     def _merged(self, item_id: ItemId, item_heads: list[Revision], vault_id: bytes) -> MergedItem:
         return self._graph(item_id, vault_id).merged(h.revision_id for h in item_heads)
 
-    def _view(self, item_id: ItemId, item_heads: list[Revision], vault_id: bytes,
-              limit: Callable[[DeviceId], int]) -> ItemView | None:
+    def _view(self, item_id: ItemId, item_heads: list[Revision], vault_id: bytes, roster: Roster) -> ItemView | None:
         """The item as its readable revisions show it; None if none of them reaches a head."""
         shown = displayed_head(item_heads)
         heads = tuple(sorted(r.revision_id for r in item_heads))
         if len(item_heads) == 1:
-            content = self._open(shown, vault_id, self._require_unlocked(), limit)
+            content = self._open(shown, vault_id, self._require_unlocked(), roster)
             if content is not None:
                 return ItemView(item_id, content.title, content.fields, shown.revision_id, shown.deleted, False,
                                 heads, content.flags, _NO_CONFLICTS)
@@ -655,7 +639,7 @@ class Vault:
             return None
         content = merged.content
         opaque = tuple(h.revision_id for h in item_heads
-                       if h.revision_id in self._unreadable or h.revision_id.seq > limit(h.author))
+                       if h.revision_id in self._unreadable or roster.prunes(h.revision_id))
         return ItemView(item_id, content.title, content.fields, shown.revision_id, merged.deleted,
                         merged.conflicted, heads, content.flags, dict(merged.conflicts), opaque)
 
@@ -665,17 +649,17 @@ class Vault:
             grouped: dict[ItemId, list[Revision]] = {}
             for revision in self.store.all_heads():
                 grouped.setdefault(revision.item_id, []).append(revision)
-            vault_id, limit = self.vault_id, self.roster.revision_limit
-            views = ((item_id, self._view(item_id, heads, vault_id, limit)) for item_id, heads in grouped.items())
+            vault_id, roster = self.vault_id, self.roster
+            views = ((item_id, self._view(item_id, heads, vault_id, roster)) for item_id, heads in grouped.items())
             self._index = {item_id: view for item_id, view in views if view is not None}
         return self._index
 
     def _refresh(self, item_ids: Iterable[ItemId]) -> None:
         if self._index is None:
             return
-        vault_id, limit = self.vault_id, self.roster.revision_limit
+        vault_id, roster = self.vault_id, self.roster
         for item_id in item_ids:
-            view = self._view(item_id, self.store.heads_of(item_id), vault_id, limit)
+            view = self._view(item_id, self.store.heads_of(item_id), vault_id, roster)
             if view is None:
                 self._index.pop(item_id, None)
             else:
@@ -728,7 +712,7 @@ class Vault:
         entries = []
         for revision in causal_order(self.store.revisions_of(view.id)):
             revision.verify(vault_id, roster.known_keys(revision.author))
-            content = self._open(revision, vault_id, keyring, roster.revision_limit) or ItemContent(_OPAQUE_TITLE, ())
+            content = self._open(revision, vault_id, keyring, roster) or ItemContent(_OPAQUE_TITLE, ())
             entries.append(
                 HistoryEntry(
                     revision=revision.revision_id,
@@ -824,7 +808,7 @@ class Vault:
             raise NotFound("this item has no such revision (see `vaultpeer history`)")
         target = matches[0]
         target.verify(self.vault_id, self.roster.known_keys(target.author))
-        content = self._open(target, self.vault_id, self._require_unlocked(), self.roster.revision_limit)
+        content = self._open(target, self.vault_id, self._require_unlocked(), self.roster)
         if content is None:
             raise InvalidInput("that revision cannot be read (it does not decrypt, or its device was revoked "
                                "before it arrived): it cannot be restored or taken")
@@ -886,15 +870,10 @@ class Vault:
         return self.store.knowledge()
 
     def revisions_missing_from(self, knowledge: VersionVector) -> Iterator[Revision]:
-        """What the holder of ``knowledge`` lacks, without pruned revisions (see ``_pruned``)."""
-        roster = self.roster
-        return self.store.revisions_after(knowledge, limit=roster.revision_limit)
-
-    def _pruned(self, revision_id: RevisionId) -> bool:
-        """A revision the roster no longer accepts: by a revoked device past its cutoff, or by a
-        device that is not a member. Held ones stay stored, but are sent to nobody, left out of the
-        state digest and opaque in the item views; as a parent, a pruned id counts as held."""
-        return revision_id.seq > self.roster.revision_limit(revision_id.author)
+        """What the holder of ``knowledge`` lacks, without pruned revisions (``Roster.prunes``:
+        held ones stay stored, but are sent to nobody, left out of the state digest and opaque in
+        the item views; as a parent, a pruned id counts as held)."""
+        return self.store.revisions_after(knowledge, limit=self.roster.revision_limit)
 
     def state_digest(self) -> StateDigest:
         """The Merkle digest of every item's (unpruned) revisions, content included. Built once,
@@ -902,16 +881,19 @@ class Vault:
         process has written the store or the roster changed what is pruned."""
         version = self.store.data_version()
         changed = self.store.take_changed_items()
+        rebuild = self._digest is None or self._digest[0] != version
+        if rebuild:
+            self._roster = None  # another process may have changed the roster too
         limit = self.roster.revision_limit
         limits: dict[bytes, int] = {}
 
-        def kept(rows: list) -> list:
+        def kept(rows: list) -> list:  # Roster.prunes on raw rows, one limit looked up per author
             for _, author, _, _ in rows:
                 if author not in limits:
                     limits[author] = limit(DeviceId(author))
             return [row for row in rows if row[2] <= limits[row[1]]]
 
-        if self._digest is None or self._digest[0] != version:
+        if rebuild:
             digest = StateDigest.from_revision_rows(kept(self.store.revision_rows()))
         else:
             digest = self._digest[1].updated(kept(self.store.revision_rows_of(changed)), changed)
@@ -938,13 +920,10 @@ class Vault:
         entries, revisions = list(entries), list(revisions)
         roster = self.roster.with_entries(entries) if entries else self.roster
         replace_header = header is not None and self._header_wins(header, roster)
-        accepted = [r for r in revisions if r.revision_id.seq <= roster.revision_limit(r.author)]
+        accepted = [r for r in revisions if not roster.prunes(r.revision_id)]
         verify_revisions(accepted, vault_id, [roster.known_keys(r.author) for r in accepted])
         before = {(e.member_id, e.author, e.version) for e in self.store.roster_entries()}
         evidence: list[tuple[Revision, Revision]] = []
-
-        def pruned(parent: RevisionId) -> bool:
-            return parent.seq > roster.revision_limit(parent.author)
 
         with self.store.transaction():
             if entries:
@@ -952,7 +931,7 @@ class Vault:
             if replace_header:
                 self.store.put_header_record(header.to_bytes())
             added = self.store.insert_revisions(
-                accepted, equivocation=lambda held, other: evidence.append((held, other)), pruned=pruned)
+                accepted, equivocation=lambda held, other: evidence.append((held, other)), pruned=roster.prunes)
             evidence = [(held, other) for held, other in evidence if self.store.put_equivocation(other)]
         roster_changed = before != {(e.member_id, e.author, e.version) for e in self.store.roster_entries()}
         for held, other in evidence:
@@ -1050,10 +1029,6 @@ class Vault:
             return []
         key = previous.discovery_key
         return [key] if previous.vault_id == self.vault_id and key != self.header.discovery_key else []
-
-    def unreadable_revisions(self) -> list[RevisionId]:
-        """The revisions found not to decrypt so far (all of them once ``check`` has run unlocked)."""
-        return sorted(self._unreadable)
 
     def health(self) -> dict:
         """What `status` shows of the vault's integrity (readable while locked, but for ``unreadable``)."""

@@ -352,13 +352,13 @@ def verify_backup(contents: BackupContents, keyring: Keyring) -> BackupReport:
     for revision in contents.revisions:
         if revision.revision_id in seen or revision.revision_id in pruned:
             raise IntegrityError()
-        if revision.revision_id.seq > roster.revision_limit(revision.author):
+        if roster.prunes(revision.revision_id):
             pruned.add(revision.revision_id)
             continue
         revision.verify(vault_id, roster.known_keys(revision.author))
         for parent in revision.parents:
             held = seen.get(parent)
-            if held is None and (parent in pruned or parent.seq > roster.revision_limit(parent.author)):
+            if held is None and roster.prunes(parent):
                 continue
             if held is None or held.item_id != revision.item_id:
                 raise IntegrityError()

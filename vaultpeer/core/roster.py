@@ -27,11 +27,15 @@ batch (an honest member may relay what it received before these rules existed):
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from vaultpeer.core import encoding
 from vaultpeer.core.errors import IntegrityError
 from vaultpeer.core.identity import DeviceId, DeviceKeys, DevicePublicKeys
 from vaultpeer.core.text import MAX_TEXT, is_plain_text
+
+if TYPE_CHECKING:
+    from vaultpeer.core.revision import RevisionId
 
 _DOMAIN = "vaultpeer roster entry v1"
 MAX_ENTRY_SIZE = 1024
@@ -250,6 +254,10 @@ class Roster:
         if author in self.revoked:
             return self.revoked[author]
         return UNLIMITED if author in self.members else 0
+
+    def prunes(self, revision_id: "RevisionId") -> bool:
+        """Whether a revision with this id is pruned: its counter is above its author's limit."""
+        return revision_id.seq > self.revision_limit(revision_id.author)
 
     def with_entries(self, entries: Iterable[RosterEntry]) -> "Roster":
         """The roster after admitting ``entries``.
