@@ -1,6 +1,17 @@
 """Shared by the bench/ scripts."""
 
+import os
+import random
 import time
+
+from vaultpeer.core.item import ItemContent
+from vaultpeer.core.kdf import minimum_parameters
+from vaultpeer.device import DeviceProfile, save_profile
+from vaultpeer.home import Home
+from vaultpeer.sync import SyncPeer
+from vaultpeer.vault import Vault
+
+PASSWORD = "benchmark master password"
 
 
 def timed(fn):
@@ -123,3 +134,50 @@ def reset_peak_rss(pid: int) -> bool:
         return True
     except OSError:
         return False
+
+
+# --- homes, built in-process (real Argon2id at the --quick-kdf floor) ----------------------------
+
+def item_contents(count: int, start: int = 0):
+    for n in range(start, start + count):
+        yield ItemContent.build(f"Account {n:06d}", {
+            "username": f"user{n}@example.org", "password": f"pw-{n:06d}-{random.getrandbits(64):016x}",
+            "url": f"https://site{n}.example.org/login", "notes": f"created for the benchmark, item {n}",
+        })
+
+
+def create_vault(home: Home, items: int) -> None:
+    """A vault of ``items`` items on ``home`` (the founder)."""
+    save_profile(home, DeviceProfile(home.path.name, "benchmark"))
+    with Vault.open(home) as vault:
+        vault.init(PASSWORD, minimum_parameters(os.cpu_count() or 1), home.path.name, "benchmark")
+        batch = 5_000
+        for start in range(0, items, batch):
+            vault.add_many(item_contents(min(batch, items - start), start))
+
+
+def enroll(founder_home: Home, home: Home) -> None:
+    """What pairing does: the founder vouches for the new device, which takes header and roster.
+    The founder is unlocked for it, as pairing needs (its signing key is sealed by the vault's keys)."""
+    save_profile(home, DeviceProfile(home.path.name, "benchmark"))
+    with Vault.open(founder_home) as founder, Vault.open(home) as joiner:
+        founder.unlock(PASSWORD)
+        entry = founder.enroll(joiner.device.public, home.path.name, "benchmark")
+        joiner.join(founder.header, [*founder.outgoing_roster(), entry], founder.device.public,
+                    home.path.name, "benchmark")
+
+
+def sync_in_process(a_home: Home, b_home: Home) -> None:
+    """One sync session between two homes, messages passed directly (no daemons)."""
+    with Vault.open(a_home) as a, Vault.open(b_home) as b:
+        left = SyncPeer(a, initiator=True, peer=b.device.device_id)
+        right = SyncPeer(b, initiator=False, peer=a.device.device_id)
+        to_right, to_left = list(left.start()), list(right.start())
+        for _ in range(100_000):
+            if not (to_right or to_left):
+                return
+            if to_right:
+                to_left += right.receive(to_right.pop(0))
+            if to_left:
+                to_right += left.receive(to_left.pop(0))
+        raise RuntimeError("an in-process sync did not end")

@@ -42,66 +42,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from benchlib import CountingProxy, peak_rss_mib, percentiles, reset_peak_rss, save_json  # noqa: E402
+from benchlib import (  # noqa: E402
+    PASSWORD, CountingProxy, create_vault, enroll, peak_rss_mib, percentiles, reset_peak_rss, save_json,
+    sync_in_process,
+)
 from daemons import wait_until  # noqa: E402
 from vaultpeer.client import Client, DaemonNotRunning
-from vaultpeer.core.item import ItemContent
-from vaultpeer.core.kdf import minimum_parameters
-from vaultpeer.device import DeviceProfile, save_profile
 from vaultpeer.home import Home
-from vaultpeer.sync import SyncPeer
 from vaultpeer.vault import Vault
 
-PASSWORD = "benchmark master password"
 SCENARIOS = ("propagation", "wire", "initial", "reconnect", "mesh", "anchor")
 
 
-# --- homes, built in-process ----------------------------------------------------------------------
-
-def item_contents(count: int, start: int = 0):
-    for n in range(start, start + count):
-        yield ItemContent.build(f"Account {n:06d}", {
-            "username": f"user{n}@example.org", "password": f"pw-{n:06d}-{random.getrandbits(64):016x}",
-            "url": f"https://site{n}.example.org/login", "notes": f"created for the benchmark, item {n}",
-        })
-
-
-def create_vault(home: Home, items: int) -> None:
-    """A vault of ``items`` items on ``home`` (the founder)."""
-    save_profile(home, DeviceProfile(home.path.name, "benchmark"))
-    with Vault.open(home) as vault:
-        vault.init(PASSWORD, minimum_parameters(os.cpu_count() or 1), home.path.name, "benchmark")
-        batch = 5_000
-        for start in range(0, items, batch):
-            vault.add_many(item_contents(min(batch, items - start), start))
-
-
-def enroll(founder_home: Home, home: Home) -> None:
-    """What pairing does: the founder vouches for the new device, which takes header and roster.
-    The founder is unlocked for it, as pairing needs (its signing key is sealed by the vault's keys)."""
-    save_profile(home, DeviceProfile(home.path.name, "benchmark"))
-    with Vault.open(founder_home) as founder, Vault.open(home) as joiner:
-        founder.unlock(PASSWORD)
-        entry = founder.enroll(joiner.device.public, home.path.name, "benchmark")
-        joiner.join(founder.header, [*founder.outgoing_roster(), entry], founder.device.public,
-                    home.path.name, "benchmark")
-
-
-def sync_in_process(a_home: Home, b_home: Home) -> None:
-    """One sync session between two homes, messages passed directly (no daemons)."""
-    with Vault.open(a_home) as a, Vault.open(b_home) as b:
-        left = SyncPeer(a, initiator=True, peer=b.device.device_id)
-        right = SyncPeer(b, initiator=False, peer=a.device.device_id)
-        to_right, to_left = list(left.start()), list(right.start())
-        for _ in range(100_000):
-            if not (to_right or to_left):
-                return
-            if to_right:
-                to_left += right.receive(to_right.pop(0))
-            if to_left:
-                to_right += left.receive(to_left.pop(0))
-        raise RuntimeError("an in-process sync did not end")
-
+# --- homes, built in-process (more in bench/benchlib.py) -----------------------------------------
 
 def edit_in_process(home: Home, item_ids: list[str], label: str) -> None:
     with Vault.open(home) as vault:

@@ -4,7 +4,8 @@ The device was paired through the real `pair` flow and its daemon stopped, so it
 "serves a hostile program". ``HostileMember`` opens that home in-process, crafts records with the
 core's own functions (any counter, parents, content, key epoch, header serial, roster statement)
 and pushes them to a running daemon in one sync session that follows docs/protocol.md by hand:
-Noise XX as "sync", ``hello``, one ``records`` batch (``last``), then the daemon's messages until
+Noise IK to the daemon's key (each other member's key in turn, as a daemon dials a static
+address: the wrong ones close at once), ``hello``, one ``records`` batch (``last``), then the daemon's messages until
 ``done``, ``error`` or close. Its ``digest`` is answered with the same root and ``done``, so a
 session whose records were accepted ends cleanly. Loopback only; every wait is bounded.
 
@@ -15,6 +16,7 @@ session whose records were accepted ends cleanly. Loopback only; every wait is b
 
 import dataclasses
 import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +41,7 @@ from vaultpeer.core.sync import (
     encode_message,
     record_hash,
 )
-from vaultpeer.core.transport import TransportError
+from vaultpeer.core.transport import HandshakeInitiator, TransportError, frame
 from vaultpeer.home import Home
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
 from vaultpeer.vault import Vault
@@ -175,27 +177,67 @@ class HostileMember:
         )
 
     async def _session(self, host: str, port: int, batch: Records, timeout: float) -> Answer:
-        answer = Answer()
         with trio.fail_after(timeout):
-            tcp = await trio.open_tcp_stream(host, port)
-            try:
-                stream = await NoiseStream.handshake(tcp, self.device, initiator=True, purpose="sync")
-                await stream.send(encode_message(self._hello()))
-                await stream.send(encode_message(batch))
-                while True:
-                    message = decode_message(await stream.receive())
-                    answer.messages.append(message)
-                    if isinstance(message, Digest):  # the same root back: nothing to narrow
-                        await stream.send(encode_message(Digest(message.root)))
-                        await stream.send(encode_message(Done(True)))
-                    elif isinstance(message, Done):
-                        answer.done = True
-                        return answer
-                    elif isinstance(message, Error):
-                        answer.error = message.code
-                        return answer
-            except (ConnectionClosed, TransportError, trio.BrokenResourceError):
-                answer.closed = True
-                return answer
-            finally:
-                await tcp.aclose()
+            others = [m for m in self.vault.roster.members.values() if m.device_id != self.device_id]
+            for member in others:
+                tcp = await trio.open_tcp_stream(host, port)
+                try:
+                    try:
+                        stream = await NoiseStream.dial(tcp, self.device, purpose="sync",
+                                                        responder_static=member.keys.noise_public,
+                                                        stamp=self.vault.next_link_stamp(time.time_ns()))
+                    except (ConnectionClosed, TransportError, trio.BrokenResourceError):
+                        continue  # not this member's address (or it refuses this device)
+                    return await self._exchange(stream, batch)
+                finally:
+                    await tcp.aclose()
+            return Answer(closed=True)
+
+    def link_first_message(self, to: bytes) -> bytes:
+        """The first handshake message of a member link from this device to the member whose Noise
+        key is ``to`` (Noise IK, a fresh stamp): what a daemon sends first when it dials."""
+        return HandshakeInitiator(static_private=self.device.noise_private, purpose="sync", responder_static=to,
+                                  stamp=self.vault.next_link_stamp(time.time_ns())).start()
+
+    def send_first(self, address: str, first: bytes, timeout: float = 15) -> bytes:
+        """Open a connection to ``address``, send ``first`` as its first frame, and return every
+        byte the daemon sends until it closes (b"": it answered nothing)."""
+        host, port = address.rsplit(":", 1)
+
+        async def exchange() -> bytes:
+            received = b""
+            with trio.fail_after(timeout):
+                tcp = await trio.open_tcp_stream(host, int(port))
+                try:
+                    await tcp.send_all(frame(first))
+                    with trio.move_on_after(1):  # an answered link stays open: read what it says first
+                        while data := await tcp.receive_some(65536):
+                            received += data
+                except (trio.BrokenResourceError, OSError):
+                    pass
+                finally:
+                    await tcp.aclose()
+            return received
+
+        return trio.run(exchange)
+
+    async def _exchange(self, stream: NoiseStream, batch: Records) -> Answer:
+        answer = Answer()
+        try:
+            await stream.send(encode_message(self._hello()))
+            await stream.send(encode_message(batch))
+            while True:
+                message = decode_message(await stream.receive())
+                answer.messages.append(message)
+                if isinstance(message, Digest):  # the same root back: nothing to narrow
+                    await stream.send(encode_message(Digest(message.root)))
+                    await stream.send(encode_message(Done(True)))
+                elif isinstance(message, Done):
+                    answer.done = True
+                    return answer
+                elif isinstance(message, Error):
+                    answer.error = message.code
+                    return answer
+        except (ConnectionClosed, TransportError, trio.BrokenResourceError):
+            answer.closed = True
+            return answer

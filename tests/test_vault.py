@@ -101,6 +101,24 @@ def test_state_survives_reopening_and_identity_is_stable(vault, home):
         assert [v.title for v in again.list_items()] == ["Email"]
 
 
+def test_handshake_stamps_never_repeat_and_a_replay_stays_refused_across_restarts(vault, home):
+    """Issue 15: the stamps of this device's member handshakes only go up, even with the clock set
+    back and across a restart; a stamp accepted from a member is refused again after a restart."""
+    from vaultpeer.core.identity import DeviceKeys
+    from vaultpeer.core.transport import STAMP_RESERVE
+
+    first = vault.next_link_stamp(10**18)
+    assert vault.next_link_stamp(10**18) == first + 1  # the same clock reading: still above
+    assert vault.next_link_stamp(5) == first + 2  # the clock set back
+    member = DeviceKeys.generate().public.device_id
+    assert vault.admit_link_stamp(member, 500) and not vault.admit_link_stamp(member, 500)
+    assert not vault.admit_link_stamp(member, 499) and vault.admit_link_stamp(member, 501)
+    vault.close()
+    with reopen(home, None) as again:  # the daemon's process, locked: stamps need no password
+        assert again.next_link_stamp(5) >= first + STAMP_RESERVE  # above the reservation it stored
+        assert not again.admit_link_stamp(member, 501) and again.admit_link_stamp(member, 502)
+
+
 def test_locked_vault_refuses_reads_and_writes(vault, home):
     vault.add("Email", {})
     vault.lock()

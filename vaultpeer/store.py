@@ -7,7 +7,8 @@ titles, field names and values only ever exist here inside revision ciphertexts.
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -148,7 +149,7 @@ class Store:
             if not in_memory and not path.exists():
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode = WAL")
+            _enter_wal_mode(connection)
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("PRAGMA foreign_keys = ON")
             connection.execute("PRAGMA busy_timeout = 5000")
@@ -406,6 +407,27 @@ class Store:
         with self.transaction():
             self._set_meta("opened_through", arrival)
 
+    def link_stamp_ceiling(self) -> int | None:
+        """No member handshake this device sent has a stamp at or above this (see
+        ``Vault.next_link_stamp``)."""
+        value = self._meta("link_stamp_ceiling")
+        return None if value is None else int(value)
+
+    def set_link_stamp_ceiling(self, stamp: int) -> None:
+        with self.transaction():
+            self._set_meta("link_stamp_ceiling", stamp)
+
+    def link_stamps_accepted(self) -> dict[DeviceId, int]:
+        """Per member, the greatest handshake stamp accepted from it (a first message with a stamp
+        not above it is a replay)."""
+        rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'link_stamp:%'").fetchall()
+        return {DeviceId(bytes.fromhex(key.split(":", 1)[1])): int(value) for key, value in rows}
+
+    def save_link_stamps_accepted(self, stamps: Mapping[DeviceId, int]) -> None:
+        with self.transaction():
+            for device_id, stamp in stamps.items():
+                self._set_meta("link_stamp:" + device_id.raw.hex(), stamp)
+
     def revisions_arrived_after(self, arrival: int) -> Iterator[tuple[int, Revision]]:
         """``(arrival, revision)`` for every revision stored after ``arrival``, in order, read in chunks."""
         while True:
@@ -585,3 +607,20 @@ def _revision_from_row(row: tuple) -> Revision:
         )
     except (TypeError, ValueError):
         raise IntegrityError() from None
+
+
+#: Opening a new database while another process opens it too (the daemon starting as the CLI
+#: creates the vault): switching to WAL may report "locked" at once, without waiting.
+_WAL_ATTEMPTS, _WAL_RETRY_AFTER = 50, 0.1
+
+
+def _enter_wal_mode(connection: sqlite3.Connection) -> None:
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(_WAL_RETRY_AFTER)
+

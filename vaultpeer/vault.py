@@ -36,6 +36,7 @@ from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader, check_success
 from vaultpeer.core.merge import TITLE, Candidate, ItemGraph, MergedItem, Register
 from vaultpeer.core.revision import Revision, RevisionId, open_revision, seal_revision
 from vaultpeer.core.roster import Member, Roster, RosterEntry, revoke, vouch
+from vaultpeer.core.transport import STAMP_RESERVE, next_stamp, stamp_is_fresh
 from vaultpeer.core.vclock import VersionVector
 from vaultpeer.device import (
     SEALED,
@@ -152,6 +153,11 @@ class Vault:
         self._unreadable: set[RevisionId] = set()
         #: The arrival number up to which every stored revision was test-opened (while unlocked).
         self._opened_through: int | None = None
+        #: Member handshake stamps (``next_link_stamp``, ``admit_link_stamp``), loaded on first use.
+        self._stamp_last_sent: int | None = None
+        self._stamp_ceiling = 0
+        self._stamps_accepted: dict[DeviceId, int] | None = None
+        self._stamps_unsaved: set[DeviceId] = set()
         self._closed = False
         #: Why the vault locked itself, if it did (a rotated key this device cannot open).
         self.locked_reason: str | None = None
@@ -169,6 +175,7 @@ class Vault:
             return
         if self._opened_through is not None and self._opened_through != self.store.opened_through():
             self.store.set_opened_through(self._opened_through)  # how far it test-opened, for the next process
+        self.save_link_stamps()
         self.lock()
         self.flush_audit(everything=True)
         self.store.close()
@@ -1015,6 +1022,37 @@ class Vault:
         # rotated at once), so go on with nothing held: lock, and let the password open it.
         self.lock("the vault key was rotated on another device (a device was unpaired, or the "
                   "password changed there): unlock again with the master password")
+
+    def next_link_stamp(self, now_ns: int) -> int:
+        """The stamp for a member handshake about to be sent: above every stamp sent before, in
+        this process or an earlier one. Stamps are reserved a minute ahead (``STAMP_RESERVE``), so
+        the store is written about once a minute of dialling, not on every dial."""
+        if self._stamp_last_sent is None:
+            self._stamp_ceiling = self.store.link_stamp_ceiling() or 0
+            self._stamp_last_sent = self._stamp_ceiling
+        stamp = next_stamp(now_ns, self._stamp_last_sent)
+        if stamp >= self._stamp_ceiling:
+            self._stamp_ceiling = stamp + STAMP_RESERVE
+            self.store.set_link_stamp_ceiling(self._stamp_ceiling)
+        self._stamp_last_sent = stamp
+        return stamp
+
+    def admit_link_stamp(self, device_id: DeviceId, stamp: int) -> bool:
+        """Whether a member's handshake stamp is fresh (its first message is not a replay); if it
+        is, remember it, so the same message is refused from now on. Kept in memory and written
+        by ``save_link_stamps`` (the daemon calls it every few seconds, and ``close`` does)."""
+        if self._stamps_accepted is None:
+            self._stamps_accepted = self.store.link_stamps_accepted()
+        if not stamp_is_fresh(stamp, self._stamps_accepted.get(device_id)):
+            return False
+        self._stamps_accepted[device_id] = stamp
+        self._stamps_unsaved.add(device_id)
+        return True
+
+    def save_link_stamps(self) -> None:
+        if self._stamps_unsaved and self._stamps_accepted is not None:
+            self.store.save_link_stamps_accepted({d: self._stamps_accepted[d] for d in self._stamps_unsaved})
+            self._stamps_unsaved.clear()
 
     def previous_discovery_keys(self) -> list[bytes]:
         """The discovery key of the header before the current one, if it differs: a member that was

@@ -14,14 +14,15 @@ from vaultpeer.core.pairing import (
     encode_message,
     verification_code,
 )
-from vaultpeer.core.transport import NoiseHandshake
+from vaultpeer.core.transport import HandshakeInitiator, HandshakeResponder
 
 
 def handshake_hashes():
     a, b = DeviceKeys.generate(), DeviceKeys.generate()
-    joiner = NoiseHandshake(initiator=True, static_private=a.noise_private, purpose="pair")
-    inviter = NoiseHandshake(initiator=False, static_private=b.noise_private)
-    inviter.receive(joiner.receive(inviter.receive(joiner.start())))
+    joiner = HandshakeInitiator(static_private=a.noise_private, purpose="pair")
+    inviter = HandshakeResponder(static_private=b.noise_private)
+    inviter.receive_first(joiner.start())
+    inviter.receive(joiner.receive(inviter.accept()))
     return joiner.result.handshake_hash, inviter.result.handshake_hash
 
 

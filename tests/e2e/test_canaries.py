@@ -39,6 +39,10 @@ import pytest
 
 from daemons import Daemon, Interactive, cleanup, short_tmp, wait_until
 from helpers import run_cli
+from vaultpeer.core.identity import DeviceKeys
+from vaultpeer.core.transport import HandshakeInitiator, frame
+from vaultpeer.device import load_or_create_keys
+from vaultpeer.home import Home
 
 # Every canary the scenario sends, by the path it takes. Each run draws new random values.
 CANARY_NAMES = (
@@ -103,6 +107,10 @@ class Scenario:
     capture: "Capture | None"
     capture_skip: str | None
     ports: tuple[int, int]
+    #: The client port of each probe a stranger sent the laptop (issue 15), by kind.
+    probes: dict[str, int]
+    #: Both devices' Noise static public keys and device ids: never on the wire in clear.
+    identifiers: dict[str, bytes]
     seconds: float = 0.0
 
 
@@ -222,6 +230,34 @@ def send_probe(port: int, text: str) -> None:
         sender.sendto(text.encode(), ("127.0.0.1", port))
 
 
+def device_identifiers(*daemons: Daemon) -> dict[str, bytes]:
+    """Each device's Noise static public key and device id, raw: what a prober would like to learn."""
+    found = {}
+    for daemon in daemons:
+        keys = load_or_create_keys(Home(daemon.home)).public
+        found[f"{daemon.home.name} noise key"] = keys.noise_public
+        found[f"{daemon.home.name} device id"] = keys.device_id.raw
+    return found
+
+
+def send_strangers_probes(daemon: "DebugDaemon") -> dict[str, int]:
+    """A stranger's first messages, each on its own connection: Noise XX (no invitation is open),
+    and Noise IK sealed to the daemon's real key. Both must get silence. The client ports, by kind."""
+    target = load_or_create_keys(Home(daemon.home)).public.noise_public
+    firsts = {
+        "xx": HandshakeInitiator(static_private=DeviceKeys.generate().noise_private, purpose="pair").start(),
+        "ik": HandshakeInitiator(static_private=DeviceKeys.generate().noise_private, purpose="sync",
+                                 responder_static=target, stamp=time.time_ns()).start(),
+    }
+    ports = {}
+    for kind, first in firsts.items():
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as connection:
+            ports[kind] = connection.getsockname()[1]
+            connection.sendall(frame(first))
+            assert connection.recv(65536) == b"", kind  # closed without a byte
+    return ports
+
+
 def scan_files(root: Path, canaries: dict[str, str], excluded: list[Path]) -> FileScan:
     scan = FileScan()
     for path in sorted(root.rglob("*")):
@@ -290,6 +326,9 @@ def scenario():
         rec.run(L, "unlock", "--password-stdin", stdin=c["master"] + "\n")
         rec.pair(laptop, desktop)
         rec.run(D, "unlock", "--password-stdin", stdin=c["master"] + "\n")
+        identifiers = device_identifiers(laptop, desktop)
+        # ---- a stranger probes the laptop (it has a vault, a member, and no invitation open)
+        probes = send_strangers_probes(laptop)
 
         # ---- an item through the laptop's daemon: title, a field's name and value, a generated password
         rec.run(L, "add", c["title"], "--field", f"notes={c['field-value']}", "--field", f"{c['field-name']}=x",
@@ -434,7 +473,7 @@ def scenario():
         scans.append(scan_files(root, canaries, excluded))
         assert set(canaries) == set(CANARY_NAMES) | set(LEARNT_NAMES)
         result = Scenario(root, canaries, rec.calls, scans, excluded, capture, capture_skip,
-                          (laptop.port, desktop.port), time.monotonic() - started)
+                          (laptop.port, desktop.port), probes, identifiers, time.monotonic() - started)
         print_figures(result)
         yield result
     finally:
@@ -494,5 +533,20 @@ def test_no_canary_crosses_loopback_outside_encrypted_frames(scenario):
     assert sizes[laptop] > 1_000 and sum(sizes.values()) > 10_000, sizes
     ours = capture.read(f"mdns and (dns.srv.port == {laptop} or dns.srv.port == {desktop})", "frame.len")
     assert ours, "none of the daemons' mDNS announcements was captured"
+
+    # issue 15: no static key or device id crosses in clear, in any form
+    for name, value in scenario.identifiers.items():
+        for form in (value, value.hex().encode(), value.hex().upper().encode()):
+            assert form not in data, f"{name} is in the capture"
+    # member links over Noise IK crossed it (the desktop dials the laptop's address after a restart)
+    firsts = [bytes.fromhex(row[0].replace(":", "")) for row in
+              capture.read(f"tcp.len > 0 and tcp.dstport == {laptop}", "tcp.payload") if row and row[0]]
+    links = [p for p in firsts if len(p) > 3 and p[2] == 0x01 and int.from_bytes(p[:2], "big") == len(p) - 2]
+    assert links, "no member link's IK first message was captured"
+    # the probes crossed it too: the stranger's first messages went in, and not one byte came back
+    for kind, port in scenario.probes.items():
+        sent = capture.read(f"tcp.len > 0 and tcp.srcport == {port} and tcp.dstport == {laptop}", "tcp.len")
+        answered = capture.read(f"tcp.len > 0 and tcp.srcport == {laptop} and tcp.dstport == {port}", "tcp.len")
+        assert sent and not answered, (kind, sent, answered)
     print(f"\ncapture: {capture.packets} packets, {sum(map(len, payload.values()))} with TCP payload to or from "
           f"the daemons ({sum(sizes.values())} payload bytes), {len(ours)} mDNS from them")

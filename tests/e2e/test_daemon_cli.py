@@ -205,7 +205,8 @@ async def pairing_advert_lifetime(port: int, timeout: float) -> tuple[float, flo
     events_send, events = trio.open_memory_channel(100)
     with trio.fail_after(timeout):
         async with trio.open_nursery() as nursery:
-            watcher = Discovery(port=9, interfaces=["127.0.0.1"], key_provider=lambda: None)  # advertises nothing
+            watcher = Discovery(port=9, interfaces=["127.0.0.1"], key_provider=lambda: None,  # advertises nothing
+                                own_noise_key=bytes(32), member_keys=lambda: [])
             await nursery.start(watcher.run, events_send)
             key = seen = None
             async for event in events:

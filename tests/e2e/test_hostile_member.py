@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import sqlite3
+import time
 import unicodedata
 from dataclasses import dataclass
 
@@ -386,3 +387,21 @@ def test_a_copied_home_without_the_password_gets_nothing_accepted(vault3, world)
         assert accepted == [], f"A accepted from a copied home: {accepted}"  # FIX: signing needs the password
     finally:
         thief.close()
+
+
+def test_a_revoked_member_and_a_replayed_first_message_get_nothing(vault3):
+    """Issue 15: a member's first message is answered; the same message sent again (a replay by
+    someone who recorded it) is not; once the member is revoked, a fresh one is not either. No
+    answer means not one byte: not the laptop's static key, nothing of the vault."""
+    a, hostile = vault3.a, vault3.hostile
+    a_key = hostile.vault.roster.members[DeviceId.parse(a.status()["device_id"])].keys.noise_public
+    first = hostile.link_first_message(a_key)
+    assert hostile.send_first(a.address, first) != b""  # a current member: answered
+    started = time.monotonic()
+    assert hostile.send_first(a.address, first) == b""  # the same message again: silence
+    revoke(a, vault3.x_id)
+    assert hostile.send_first(a.address, hostile.link_first_message(a_key)) == b""  # revoked: silence
+    assert time.monotonic() - started < 10  # closed at once both times (each read waits at most 1 s)
+    reasons = [e["details"]["reason"] for e in audit(a) if e["event"] == "peer.rejected"]
+    assert "handshake_replayed" in reasons and "not_member" in reasons, reasons
+

@@ -35,14 +35,18 @@ def has_item(daemon, title: str) -> bool:
     return daemon.cli("get", title).returncode == 0
 
 
-async def _attempt(address: tuple[str, int], keys, attack: str) -> str:
-    """One connection by a hostile peer; returns how it ended for the attacker."""
+async def _attempt(address: tuple[str, int], keys, attack: str, responder_static: bytes) -> str:
+    """One connection by a hostile peer (to the member whose Noise key is ``responder_static``);
+    returns how it ended for the attacker."""
     with trio.fail_after(20):
         tcp = await trio.open_tcp_stream(*address)
         try:
             try:
-                stream = await NoiseStream.handshake(tcp, keys, initiator=True,
-                                                     purpose="pair" if attack == "pair" else "sync")
+                if attack == "pair":
+                    stream = await NoiseStream.dial(tcp, keys, purpose="pair")
+                else:
+                    stream = await NoiseStream.dial(tcp, keys, purpose="sync", responder_static=responder_static,
+                                                    stamp=time.time_ns())
             except (TransportError, ConnectionClosed):
                 return "refused before the handshake ended"
             if attack == "garbage":  # well encrypted, but not a sync message
@@ -66,9 +70,10 @@ async def _attempt(address: tuple[str, int], keys, attack: str) -> str:
 
 def attack(daemon, keys, kind: str, times: int) -> list[str]:
     host, port = daemon.address.rsplit(":", 1)
+    target = load_or_create_keys(Home(daemon.home)).public.noise_public  # a member knows it from the roster
 
     async def main():
-        return [await _attempt((host, int(port)), keys, kind) for _ in range(times)]
+        return [await _attempt((host, int(port)), keys, kind, target) for _ in range(times)]
 
     return trio.run(main)
 
@@ -130,11 +135,14 @@ def test_oversized_messages_and_repeated_pairing_attempts_are_refused_with_memor
 
 async def _try_to_join(address: tuple[str, int], keys, attack: str) -> str:
     """One stranger's attempt to join an invitation that breaks the exchange before any code is
-    shown; "no invitation" if none was open yet (nothing but the handshake was answered)."""
+    shown; "no invitation" if none was open yet (the handshake was not even answered)."""
     with trio.fail_after(20):
         tcp = await trio.open_tcp_stream(*address)
         try:
-            stream = await NoiseStream.handshake(tcp, keys, initiator=True, purpose="pair")
+            try:
+                stream = await NoiseStream.dial(tcp, keys, purpose="pair")
+            except (ConnectionClosed, TransportError):
+                return "no invitation"  # an XX first message is answered only while one is open
             nonce = os.urandom(32)
             if attack == "wrong_message":  # a confirmation where the commitment belongs
                 await stream.send(encode_message(Confirm(True)))

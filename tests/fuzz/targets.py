@@ -64,7 +64,7 @@ from vaultpeer.core.pairing import CodeExchange, PairingError, Step
 from vaultpeer.core.revision import Revision, _associated_data, _pad, _unpad, open_revision, seal_revision
 from vaultpeer.core.roster import Member, Roster, RosterEntry, revoke, vouch
 from vaultpeer.core.sync import Phase, RemoteProtocolError, SyncSession
-from vaultpeer.core.transport import FrameReader, NoiseHandshake, TransportError
+from vaultpeer.core.transport import FrameReader, HandshakeInitiator, HandshakeResponder, TransportError
 from vaultpeer.core.vclock import VersionVector
 from vaultpeer.io.api_server import Rejected, Request, parse_request
 
@@ -277,13 +277,19 @@ def _frames_seeds() -> list[bytes]:
     return [bytes([n]) + b"".join(transport.frame(p) for p in payloads[: n + 1]) for n in range(4)]
 
 
-def _handshake_pair() -> tuple[NoiseHandshake, NoiseHandshake]:
+def _initiator(purpose: str) -> HandshakeInitiator:
     w = world()
-    return (NoiseHandshake(initiator=True, static_private=w.a.noise_private, purpose="pair"),
-            NoiseHandshake(initiator=False, static_private=w.b.noise_private))
+    if purpose == "sync":
+        return HandshakeInitiator(static_private=w.a.noise_private, purpose="sync",
+                                  responder_static=w.b.public.noise_public, stamp=1)
+    return HandshakeInitiator(static_private=w.a.noise_private, purpose="pair")
 
 
-def _handshake_failed_cleanly(handshake: NoiseHandshake, data: bytes) -> bytes | None:
+def _responder() -> HandshakeResponder:
+    return HandshakeResponder(static_private=world().b.noise_private)
+
+
+def _handshake_failed_cleanly(handshake, data: bytes) -> bytes | None:
     try:
         return handshake.receive(data)
     except TransportError:
@@ -291,72 +297,109 @@ def _handshake_failed_cleanly(handshake: NoiseHandshake, data: bytes) -> bytes |
         raise
 
 
-def _handshake_msg1_run(data: bytes) -> None:
-    _, responder = _handshake_pair()
-    reply = _handshake_failed_cleanly(responder, data)
-    require(isinstance(reply, bytes) and not responder.complete, "step one answered oddly")
+def _handshake_first_run(data: bytes) -> None:
+    """Any bytes as a connection's first frame: only a pairing ephemeral key, or a link message
+    sealed to this responder's key by a key-holder, may pass; nothing is answered before."""
+    responder = _responder()
+    offer = responder.receive_first(data)
+    require(not responder.complete, "a first message completed the handshake")
+    if offer.purpose == "pair":
+        require(offer == transport.Offer("pair") and len(data) == 33, "an odd pairing first message passed")
+    else:
+        require(offer.purpose == "sync" and len(offer.remote_static) == 32 and 0 <= offer.stamp < 2**63,
+                "an odd link first message passed")
 
 
-def _handshake_msg2_run(data: bytes) -> None:
-    initiator, _ = _handshake_pair()
-    initiator.start()
-    _handshake_failed_cleanly(initiator, data)
-    require(initiator.complete and initiator.result.purpose == "pair", "the initiator finished without its purpose")
+def _first_seeds() -> list[bytes]:
+    return [_initiator("sync").start(), _initiator("pair").start()]
 
 
-def _handshake_msg3_run(data: bytes) -> None:
-    initiator, responder = _handshake_pair()
-    responder.receive(initiator.start())
+def _reply_seed(purpose: str) -> bytes:
+    responder = _responder()
+    responder.receive_first(_initiator(purpose).start())
+    return responder.accept()
+
+
+def _handshake_reply_run(purpose: str) -> Callable[[bytes], None]:
+    """The responder's reply to an initiator that started (its ephemeral key is new each time, so
+    no input can authenticate)."""
+    def run(data: bytes) -> None:
+        initiator = _initiator(purpose)
+        initiator.start()
+        _handshake_failed_cleanly(initiator, data)
+        require(initiator.complete and initiator.result.purpose == purpose, "the initiator finished oddly")
+    return run
+
+
+def _handshake_third_run(data: bytes) -> None:
+    responder = _responder()
+    responder.receive_first(_initiator("pair").start())
+    responder.accept()
     _handshake_failed_cleanly(responder, data)
-    require(responder.complete and responder.result.purpose in transport.PURPOSES, "bad purpose accepted")
+    require(responder.complete and responder.result.purpose == "pair", "bad purpose accepted")
 
 
-def _raw_noise(initiator: bool, private: bytes) -> NoiseConnection:
-    noise = NoiseConnection.from_name(transport.PROTOCOL_NAME)
+def _raw_noise(purpose: str, initiator: bool, private: bytes, remote_static: bytes | None = None) -> NoiseConnection:
+    noise = NoiseConnection.from_name(transport._PATTERNS[purpose].encode())
     noise.set_keypair_from_private_bytes(Keypair.STATIC, private)
-    noise.set_prologue(transport.PROLOGUE)
+    if remote_static is not None:
+        noise.set_keypair_from_public_bytes(Keypair.REMOTE_STATIC, remote_static)
+    noise.set_prologue(transport.prologue(purpose))
     noise.set_as_initiator() if initiator else noise.set_as_responder()
     noise.start_handshake()
     return noise
 
 
+def _clip(data: bytes) -> bytes:
+    return data[: transport.MAX_FRAME - 200]
+
+
+def _payload1_run(data: bytes) -> None:
+    """A well-sealed link first message whose (encrypted) payload is ``data``."""
+    w = world()
+    peer = _raw_noise("sync", True, w.a.noise_private, w.b.public.noise_public)
+    data = _clip(data)
+    offer = _responder().receive_first(bytes([transport.KIND_BYTES["sync"]]) + bytes(peer.write_message(data)))
+    require(encoding.decode(data, max_size=256) == {"v": transport.TRANSPORT_VERSION, "stamp": offer.stamp},
+            "an initiator payload other than {v, stamp} was accepted")
+
+
 def _payload2_run(data: bytes) -> None:
-    """A well-encrypted second handshake message whose (encrypted) payload is ``data``."""
-    initiator, _ = _handshake_pair()
-    peer = _raw_noise(False, world().b.noise_private)
-    peer.read_message(initiator.start())
-    if len(data) > transport.MAX_FRAME - 200:
-        data = data[: transport.MAX_FRAME - 200]
-    message = bytes(peer.write_message(data))
-    _handshake_failed_cleanly(initiator, message)
+    """A well-encrypted link reply whose (encrypted) payload is ``data``."""
+    w = world()
+    initiator = _initiator("sync")
+    peer = _raw_noise("sync", False, w.b.noise_private)
+    peer.read_message(initiator.start()[1:])
+    data = _clip(data)
+    _handshake_failed_cleanly(initiator, bytes(peer.write_message(data)))
     require(encoding.decode(data, max_size=256) == {"v": transport.TRANSPORT_VERSION},
-            "a responder payload other than {v: 1} was accepted")
+            "a responder payload other than {v} was accepted")
 
 
 def _payload3_run(data: bytes) -> None:
-    """A well-encrypted third handshake message whose (encrypted) payload is ``data``."""
-    _, responder = _handshake_pair()
-    peer = _raw_noise(True, world().a.noise_private)
-    peer.read_message(responder.receive(bytes(peer.write_message(b""))))
-    if len(data) > transport.MAX_FRAME - 200:
-        data = data[: transport.MAX_FRAME - 200]
+    """A well-encrypted third pairing message whose (encrypted) payload is ``data``."""
+    responder = _responder()
+    peer = _raw_noise("pair", True, world().a.noise_private)
+    responder.receive_first(bytes([transport.KIND_BYTES["pair"]]) + bytes(peer.write_message(b"")))
+    peer.read_message(responder.accept())
+    data = _clip(data)
     _handshake_failed_cleanly(responder, bytes(peer.write_message(data)))
-    body = encoding.decode(data, max_size=256)
-    require(body == {"v": transport.TRANSPORT_VERSION, "purpose": responder.result.purpose},
-            "an initiator payload other than {v: 1, purpose} was accepted")
+    require(encoding.decode(data, max_size=256) == {"v": transport.TRANSPORT_VERSION},
+            "an initiator payload other than {v} was accepted")
 
 
-def _payload_seeds(purpose: bool) -> Callable[[], list[bytes]]:
+def _payload_seeds(first: bool) -> Callable[[], list[bytes]]:
     def seeds() -> list[bytes]:
-        if purpose:
-            return [encoding.encode({"v": 1, "purpose": p}) for p in transport.PURPOSES]
-        return [encoding.encode({"v": 1})]
+        if first:
+            return [encoding.encode({"v": transport.TRANSPORT_VERSION, "stamp": s}) for s in (0, 1, 2**40)]
+        return [encoding.encode({"v": transport.TRANSPORT_VERSION})]
     return seeds
 
 
 def _channels() -> tuple[transport.SecureChannel, transport.SecureChannel]:
-    initiator, responder = _handshake_pair()
-    responder.receive(initiator.receive(responder.receive(initiator.start())))
+    initiator, responder = _initiator("sync"), _responder()
+    responder.receive_first(initiator.start())
+    initiator.receive(responder.accept())
     return initiator.channel(), responder.channel()
 
 
@@ -684,20 +727,23 @@ def _exchange_seeds() -> list[bytes]:
 def _discovery_run(data: bytes) -> None:
     """An mDNS instance name as zeroconf hands it over (any text), through the daemon's checks."""
     name = data.decode("utf-8", "surrogateescape")
-    key = world().header.discovery_key
+    w = world()
+    key = w.header.discovery_key
     for candidate in (name, name + "." + discovery.SERVICE_TYPE):
         label = discovery.label_of(candidate)
         require(label is None or isinstance(label, str), "label_of returned a non-label")
         if label is not None:
             pairing_label = discovery.is_pairing_label(label)
-            member = discovery.is_member_label(key, label)
-            require(type(pairing_label) is bool and type(member) is bool, "a label check returned a non-bool")
+            owner = discovery.label_owner([key], [w.a.public.noise_public, w.b.public.noise_public], label)
+            require(type(pairing_label) is bool and owner in (None, w.a.public.noise_public, w.b.public.noise_public),
+                    "a label check returned something else")
 
 
 def _discovery_seeds() -> list[bytes]:
     rb = random.Random(3).randbytes
     key = world().header.discovery_key
-    labels = [discovery.new_member_label(key, rb), discovery.new_pairing_label(rb), "vp-something"]
+    labels = [discovery.new_member_label(key, world().a.public.noise_public, rb), discovery.new_pairing_label(rb),
+              "vp-something"]
     return [discovery.instance_name(label).encode() for label in labels]
 
 
@@ -1061,14 +1107,16 @@ def _payload_seeds_backup() -> list[bytes]:
 
 TARGETS: list[Target] = [
     Target("transport.frames", _frames_run, (TransportError,), _frames_seeds, cbor_offset=None),
-    Target("transport.handshake.message1", _handshake_msg1_run, (TransportError,),
-           lambda: [_handshake_pair()[0].start()], cbor_offset=None),
-    Target("transport.handshake.message2", _handshake_msg2_run, (TransportError,),
-           lambda: [_handshake_pair()[1].receive(_handshake_pair()[0].start())], cbor_offset=None),
-    Target("transport.handshake.message3", _handshake_msg3_run, (TransportError,),
+    Target("transport.handshake.first", _handshake_first_run, (TransportError,), _first_seeds, cbor_offset=None),
+    Target("transport.handshake.link_reply", _handshake_reply_run("sync"), (TransportError,),
+           lambda: [_reply_seed("sync")], cbor_offset=None),
+    Target("transport.handshake.pair_reply", _handshake_reply_run("pair"), (TransportError,),
+           lambda: [_reply_seed("pair")], cbor_offset=None),
+    Target("transport.handshake.pair_third", _handshake_third_run, (TransportError,),
            lambda: [bytes(96), bytes(range(80))], cbor_offset=None),
+    Target("transport.handshake.payload1", _payload1_run, (TransportError,), _payload_seeds(True)),
     Target("transport.handshake.payload2", _payload2_run, (TransportError,), _payload_seeds(False)),
-    Target("transport.handshake.payload3", _payload3_run, (TransportError,), _payload_seeds(True)),
+    Target("transport.handshake.payload3", _payload3_run, (TransportError,), _payload_seeds(False)),
     Target("transport.channel.garbage", _channel_garbage_run, (TransportError,),
            lambda: [bytes(17), bytes(range(40))], cbor_offset=None),
     Target("transport.channel.plaintext", _channel_plaintext_run, (TransportError,), _channel_seeds,

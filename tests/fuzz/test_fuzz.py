@@ -30,7 +30,8 @@ if os.environ.get("CI"):
 #: Examples per target in the normal suite (the long run does hundreds of thousands).
 EXAMPLES = 200
 #: Targets fed only inputs that must all fail (garbage where a MAC is checked).
-REFUSE_EVERYTHING = {"transport.handshake.message2", "transport.handshake.message3", "transport.channel.garbage"}
+REFUSE_EVERYTHING = {"transport.handshake.link_reply", "transport.handshake.pair_reply",
+                     "transport.handshake.pair_third", "transport.channel.garbage"}
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
            HealthCheck.filter_too_much]
 

@@ -9,6 +9,14 @@ from vaultpeer.core.discovery import PeerGone, PeerSeen
 from vaultpeer.io.discovery import Discovery
 
 KEY, OTHER = b"k" * 32, b"o" * 32
+#: Noise public keys of the devices in these tests (a, b and c; the joiner has none in use).
+NA, NB, NC = b"a" * 32, b"b" * 32, b"c" * 32
+MEMBERS = [NA, NB]
+
+
+def discovery(port: int, key, own: bytes, members=MEMBERS, **options) -> Discovery:
+    return Discovery(port=port, interfaces=["127.0.0.1"], key_provider=lambda: key, own_noise_key=own,
+                     member_keys=lambda: [m for m in members if m != own], **options)
 
 
 async def next_event(channel, kind, timeout=10, *, where=lambda event: True):
@@ -25,19 +33,21 @@ def is_member(event) -> bool:
     return not event.pairing
 
 
-async def test_members_find_each_other_and_strangers_do_not():
+async def test_members_find_each_other_by_key_and_strangers_do_not():
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             seen_a_send, seen_a = trio.open_memory_channel(100)
             seen_c_send, seen_c = trio.open_memory_channel(100)
-            a = Discovery(port=1111, interfaces=["127.0.0.1"], key_provider=lambda: KEY)
-            b = Discovery(port=2222, interfaces=["127.0.0.1"], key_provider=lambda: KEY)
-            c = Discovery(port=3333, interfaces=["127.0.0.1"], key_provider=lambda: OTHER)
+            a = discovery(1111, KEY, NA)
+            b = discovery(2222, KEY, NB)
+            c = discovery(3333, OTHER, NC, members=[NA, NB, NC])  # another vault's device
             await nursery.start(a.run, seen_a_send)
             await nursery.start(b.run, trio.open_memory_channel(100)[0])
             await nursery.start(c.run, seen_c_send)
             event = await next_event(seen_a, PeerSeen, where=is_member)
-            assert (event.host, event.port, event.pairing, event.source) == ("127.0.0.1", 2222, False, "mdns")
+            # the name says whose it is: the key a's Noise IK handshake to it needs
+            assert (event.host, event.port, event.pairing, event.source, event.noise_public) == \
+                ("127.0.0.1", 2222, False, "mdns", NB)
             with trio.move_on_after(2):
                 event = await next_event(seen_c, PeerSeen, timeout=3, where=is_member)
                 raise AssertionError(f"a stranger was reported as a member: {event}")
@@ -48,8 +58,8 @@ async def test_pairing_adverts_are_seen_without_a_vault_and_each_withdrawn_on_it
     with trio.fail_after(40):
         async with trio.open_nursery() as nursery:
             events_send, events = trio.open_memory_channel(100)
-            inviter = Discovery(port=4444, interfaces=["127.0.0.1"], key_provider=lambda: KEY)
-            joiner = Discovery(port=5555, interfaces=["127.0.0.1"], key_provider=lambda: None)
+            inviter = discovery(4444, KEY, NA)
+            joiner = discovery(5555, None, NC, members=[])
             await nursery.start(inviter.run, trio.open_memory_channel(100)[0])
             await nursery.start(joiner.run, events_send)
             first = await inviter.start_pairing()
@@ -73,8 +83,7 @@ async def test_names_rotate_and_reveal_nothing():
     names: set[str] = set()
     with trio.fail_after(40):
         async with trio.open_nursery() as nursery:
-            member = Discovery(port=6666, interfaces=["127.0.0.1"], key_provider=lambda: KEY, rotate_every=1.0,
-                               browse=False)
+            member = discovery(6666, KEY, NA, rotate_every=1.0, browse=False)
             await nursery.start(member.run, trio.open_memory_channel(100)[0])
             zc = await trio.to_thread.run_sync(lambda: Zeroconf(interfaces=["127.0.0.1"]))
             try:

@@ -69,7 +69,7 @@ REASONS = frozenset({
     # pairing
     "declined", "declined_by_peer", "timeout", "connection_lost", "refused", "failed",
     # input rejected from the network
-    "handshake_failed", "not_member", "no_invitation", "too_many_connections", "bad_frame",
+    "handshake_failed", "not_member", "handshake_replayed", "no_invitation", "too_many_connections", "bad_frame",
     "sync_protocol", "sync_rejected",
     # rejected bundles
     "integrity", "not_for_this_device", "wrong_exporter",

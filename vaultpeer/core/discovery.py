@@ -1,25 +1,26 @@
 """Private service names for mDNS: members recognise each other, everyone else sees noise.
 
 A member's instance label is ``base32(nonce || tag)`` with ``tag = HMAC-SHA256(discovery key,
-"vaultpeer mdns v1" || nonce)[:10]``. The discovery key comes from the vault header, which only
-members hold (and which a revocation renews), so a label says nothing to a stranger and a new
-label every rotation stops anyone from following a device around. A device inviting a new one also
-advertises a short-lived ``pair-<random>`` label. Discovery only ever yields addresses: who is
-there is established by the Noise handshake, never by the name.
+"vaultpeer mdns v2" || nonce || the device's Noise public key)[:10]``. The discovery key comes from
+the vault header, which only members hold (and which a revocation renews), so a label says nothing
+to a stranger and a new label every rotation stops anyone from following a device around. A member
+recognises the label by trying each member's key, and so learns whose it is: the static key its
+Noise IK handshake needs (the handshake, not the name, proves who answers). A device inviting a
+new one also advertises a short-lived ``pair-<random>`` label.
 """
 
 import base64
 import hashlib
 import hmac
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 SERVICE_TYPE = "_vaultpeer._tcp.local."
 NONCE_SIZE = 10
 TAG_SIZE = 10
 PAIRING_PREFIX = "pair-"
-_DOMAIN = b"vaultpeer mdns v1"
+_DOMAIN = b"vaultpeer mdns v2"
 
 
 def _b32(data: bytes) -> str:
@@ -33,23 +34,34 @@ def _unb32(text: str) -> bytes | None:
         return None
 
 
-def member_label(discovery_key: bytes, nonce: bytes) -> str:
-    tag = hmac.new(discovery_key, _DOMAIN + nonce, hashlib.sha256).digest()[:TAG_SIZE]
-    return _b32(nonce + tag)
+def member_label(discovery_key: bytes, noise_public: bytes, nonce: bytes) -> str:
+    return _b32(nonce + _tag(discovery_key, noise_public, nonce))
 
 
-def new_member_label(discovery_key: bytes, random_bytes: Callable[[int], bytes] = os.urandom) -> str:
-    return member_label(discovery_key, random_bytes(NONCE_SIZE))
+def _tag(discovery_key: bytes, noise_public: bytes, nonce: bytes) -> bytes:
+    return hmac.new(discovery_key, _DOMAIN + nonce + noise_public, hashlib.sha256).digest()[:TAG_SIZE]
 
 
-def is_member_label(discovery_key: bytes, label: str) -> bool:
+def new_member_label(discovery_key: bytes, noise_public: bytes,
+                     random_bytes: Callable[[int], bytes] = os.urandom) -> str:
+    return member_label(discovery_key, noise_public, random_bytes(NONCE_SIZE))
+
+
+def label_owner(discovery_keys: Iterable[bytes], members: Iterable[bytes], label: str) -> bytes | None:
+    """The Noise public key (one of ``members``) whose device advertises ``label`` under one of
+    ``discovery_keys``, or None: a stranger's name, another vault's, or a device no longer a member."""
     if not isinstance(label, str) or len(label) != 32 or label != label.lower():
-        return False
+        return None
     raw = _unb32(label)
     if raw is None or len(raw) != NONCE_SIZE + TAG_SIZE:
-        return False
-    expected = hmac.new(discovery_key, _DOMAIN + raw[:NONCE_SIZE], hashlib.sha256).digest()[:TAG_SIZE]
-    return hmac.compare_digest(expected, raw[NONCE_SIZE:])
+        return None
+    nonce, tag = raw[:NONCE_SIZE], raw[NONCE_SIZE:]
+    members = list(members)
+    for discovery_key in discovery_keys:
+        for noise_public in members:
+            if hmac.compare_digest(_tag(discovery_key, noise_public, nonce), tag):
+                return noise_public
+    return None
 
 
 def new_pairing_label(random_bytes: Callable[[int], bytes] = os.urandom) -> str:
@@ -78,13 +90,16 @@ def label_of(name: str) -> str | None:
 
 @dataclass(frozen=True)
 class PeerSeen:
-    """An address where a member (or, if ``pairing``, an inviting device) may be reached."""
+    """An address where a member (or, if ``pairing``, an inviting device) may be reached.
+    ``noise_public``: the member's key when its name said whose it is (mDNS); None for a static
+    address, where the dialer tries the members it is not connected to."""
 
     key: str
     host: str
     port: int
     pairing: bool
     source: str  # "mdns" or "static"
+    noise_public: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from vaultpeer.core.pairing import (
 )
 from vaultpeer.core.roster import Member
 from vaultpeer.core.text import inert
-from vaultpeer.core.transport import DEFAULT_PORT, TransportError
+from vaultpeer.core.transport import DEFAULT_PORT, Offer, OlderTransport, TransportError
 from vaultpeer.device import load_profile
 from vaultpeer.home import Home
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
@@ -93,10 +93,25 @@ class PeerState:
 ERROR_FLUSH_TIMEOUT = 2.0
 
 
+@dataclass
+class LinkTimes:
+    """When a link was made, by ``trio.current_time()``: what bench/link_setup.py measures (dial to
+    first sync message, and the handshake alone).
+
+    The first three are stamped on dialled links only (``Daemon._dial_member``); ``first_message``
+    on every link, when its first message from the member has been read and decrypted."""
+
+    dialled: float | None = None        # before the TCP connect
+    connected: float | None = None      # TCP connected, before the handshake
+    authenticated: float | None = None  # handshake done: an authenticated stream
+    first_message: float | None = None  # the member's first message read and decrypted
+
+
 class Link:
     """One authenticated connection to a member, carrying sync sessions one after another."""
 
-    def __init__(self, daemon: "Daemon", stream: NoiseStream, member: Member, *, initiator: bool, address: str):
+    def __init__(self, daemon: "Daemon", stream: NoiseStream, member: Member, *, initiator: bool, address: str,
+                 times: LinkTimes | None = None):
         self.daemon = daemon
         self.stream = stream
         self.member = member
@@ -108,6 +123,7 @@ class Link:
         self._writer_done = trio.Event()
         self.sessions = 0
         self.closed = trio.Event()
+        self.times = times or LinkTimes()
 
     @property
     def device_id(self) -> DeviceId:
@@ -155,7 +171,12 @@ class Link:
 
     async def _reader(self) -> None:
         while True:
-            await self._inbox_send.send(("message", await self.stream.receive()))
+            message = await self.stream.receive()
+            if self.times.first_message is None:
+                self.times.first_message = trio.current_time()
+                for notify in self.daemon.on_first_message:
+                    notify(self)
+            await self._inbox_send.send(("message", message))
 
     async def _writer(self) -> None:
         async for message in self._outbox:
@@ -292,6 +313,8 @@ class Daemon:
         self.started = trio.Event()
         #: Called whenever the vault locks (by request or after --idle-lock): drop plaintext.
         self.on_lock: list[Callable[[], None]] = []
+        #: Called with each link when its first message arrives (``Link.times``): for benchmarks.
+        self.on_first_message: list[Callable[[Link], None]] = []
         #: Addresses that keep failing handshakes or breaking the protocol, refused for a while.
         self.offenders = Offenders()
         #: Master-password attempts (unlock, passwd): a few free, then doubling waits.
@@ -324,6 +347,8 @@ class Daemon:
                             port=self.listen_address[1],
                             interfaces=self.options.mdns_interfaces,
                             key_provider=self._discovery_key,
+                            own_noise_key=self.vault.device.public.noise_public,
+                            member_keys=self._other_member_keys,
                             recognised_keys=self.vault.previous_discovery_keys,
                             rotate_every=self.options.rotate_every,
                         )
@@ -350,6 +375,11 @@ class Daemon:
             key = None
         self._advertised_key = key
         return key
+
+    def _other_member_keys(self) -> list[bytes]:
+        if not self.vault.initialized:
+            return []
+        return [m.keys.noise_public for m in self.vault.roster.members.values() if m.device_id != self.device_id]
 
     def _refresh_discovery_if_key_changed(self) -> None:
         """After a join or a new header: advertise under the current key and look again."""
@@ -396,10 +426,15 @@ class Daemon:
             self.lock(reason)
 
     async def _flush_audit_log(self) -> None:
-        """Write the counts of rejections whose minute has passed (the rest on close)."""
+        """Write the counts of rejections whose minute has passed, and the handshake stamps
+        accepted since the last time (the rest on close)."""
         while True:
             await trio.sleep(AUDIT_FLUSH_EVERY)
             self._audit(self.vault.flush_audit)
+            try:
+                self.vault.save_link_stamps()
+            except Exception:  # noqa: BLE001 - a full disk must not stop the daemon; close tries again
+                log.exception("could not save the members' handshake stamps")
 
     def _audit(self, record: Callable[..., object], *args: object, **details: object) -> None:
         """Write to the audit log (``Vault.audit``, ``Vault.audit_rejection``...); a failure to
@@ -489,9 +524,11 @@ class Daemon:
 
     def _roster_changed(self) -> None:
         """A device may have become a member (dial it now: an earlier attempt was refused and is
-        backing off) or stopped being one (drop its link)."""
+        backing off, or its mDNS name was not recognised yet) or stopped being one (drop its link)."""
         self._drop_links_to_non_members()
         self._redial.set()
+        if self._discovery is not None and self._nursery is not None:
+            self._nursery.start_soon(self._discovery.recheck)
 
     def _drop_links_to_non_members(self) -> None:
         """A revocation arrived (or was made here): a connection authenticated before it must not
@@ -508,7 +545,11 @@ class Daemon:
     # --- connections ---------------------------------------------------------------------------
 
     async def _inbound(self, tcp: trio.SocketStream) -> None:
-        """Handle one incoming connection; never lets an exception escape (that would crash serve_tcp)."""
+        """Handle one incoming connection; never lets an exception escape (that would crash serve_tcp).
+
+        Nothing is sent before the initiator's first message is judged (``_answerable``): a
+        prober, a stranger, a revoked device, a replayed message and a pairing attempt with no
+        invitation open all get a connection closed without a byte."""
         try:
             address = _address(tcp)
             if self.offenders.refused(_host(address), time.monotonic()):
@@ -520,32 +561,63 @@ class Daemon:
                 await tcp.aclose()
                 return
             self._unauthenticated += 1
+            refusal: list[str] = []
             try:
-                stream = await NoiseStream.handshake(tcp, self.vault.device, initiator=False)
+                stream = await NoiseStream.answer(tcp, self.vault.device,
+                                                  partial(self._answerable, refusal=refusal))
+            except OlderTransport:
+                stream = None
+                refusal.append("handshake_failed")
+                log.info("%s runs an older vaultpeer (transport version 1), which cannot connect to this one: "
+                         "upgrade it", address)
             except (TransportError, ConnectionClosed, trio.TooSlowError, trio.BrokenResourceError, OSError):
-                log.info("handshake with %s failed", address)
-                self.offense(address, "handshake_failed")
-                await tcp.aclose()
-                return
+                stream = None
+                refusal.append("handshake_failed")
             finally:
                 self._unauthenticated -= 1
+            if stream is None:
+                reason = refusal[0]
+                log.info("refused %s: %s", address, _OFFENSES[reason])
+                # our own key (this device dialling itself) is counted, but is not input to record
+                self.offense(address, reason, audit=reason != "own_key")
+                await tcp.aclose()
+                return
             _keepalive(tcp)
             if stream.purpose == "pair":
                 await self._accept_pairing(stream, address)
                 return
             member = self.vault.member_for_noise_key(stream.remote_static)
-            if member is None or member.device_id == self.device_id:
-                log.warning("refused %s: its key is not a member of this vault", address)
-                # our own key (this device dialling itself) is counted, but is not input to record
-                self.offense(address, "not_member", audit=member is None)
+            if member is None:  # revoked during the handshake
                 await stream.aclose()
                 return
             await self._run_link(stream, member, initiator=False, address=address)
         except Exception:  # noqa: BLE001 - the server must survive any one connection
             log.exception("unexpected error on an incoming connection")
 
-    async def _run_link(self, stream: NoiseStream, member: Member, *, initiator: bool, address: str) -> Link:
-        link = Link(self, stream, member, initiator=initiator, address=address)
+    def _answerable(self, offer: Offer, *, refusal: list[str]) -> bool:
+        """Whether to answer an initiator's first message (before anything is sent). A refusal
+        appends the reason word (``_OFFENSES``) to ``refusal``."""
+        if offer.purpose == "pair":
+            pairing = self.pairing
+            if pairing is None or not pairing.inviting or pairing.claimed or pairing.done.is_set():
+                refusal.append("no_invitation")
+                return False
+            return True
+        member = self.vault.member_for_noise_key(offer.remote_static)
+        if member is None:
+            refusal.append("not_member")
+            return False
+        if member.device_id == self.device_id:
+            refusal.append("own_key")
+            return False
+        if not self.vault.admit_link_stamp(member.device_id, offer.stamp):
+            refusal.append("handshake_replayed")
+            return False
+        return True
+
+    async def _run_link(self, stream: NoiseStream, member: Member, *, initiator: bool, address: str,
+                        times: LinkTimes | None = None) -> Link:
+        link = Link(self, stream, member, initiator=initiator, address=address, times=times)
         existing = self.links.get(member.device_id)
         if existing is not None:
             # both sides dialled: keep the connection dialled by the lower device id, on both sides
@@ -563,6 +635,8 @@ class Daemon:
             if self.links.get(member.device_id) is link:
                 del self.links[member.device_id]
                 self.publish({"type": "peer.disconnected", "device_id": str(member.device_id)})
+                # a static address skips members already connected: try them again now
+                self._redial.set()
         return link
 
     async def _discovery_events(self, events: trio.MemoryReceiveChannel) -> None:
@@ -586,7 +660,7 @@ class Daemon:
                     await known.closed.wait()  # already connected (perhaps it dialled us)
                     continue
                 if self.vault.initialized:
-                    link = await self._dial_member(seen.host, seen.port)
+                    link = await self._dial_member(seen)
                     if link is not None:
                         self._device_at[key] = link.device_id
                         if link.sessions:
@@ -600,28 +674,49 @@ class Daemon:
         finally:
             self._dialing.discard(key)
 
-    async def _dial_member(self, host: str, port: int) -> Link | None:
-        """Connect, authenticate, and run the link until it ends. The link, if one was made."""
-        address = f"{host}:{port}"
-        try:
-            with trio.fail_after(10):
-                tcp = await trio.open_tcp_stream(host, port)
-        except (OSError, trio.TooSlowError):
-            return None
-        try:
-            stream = await NoiseStream.handshake(tcp, self.vault.device, initiator=True, purpose="sync")
-        except (TransportError, ConnectionClosed, trio.TooSlowError, trio.BrokenResourceError, OSError):
-            await tcp.aclose()
-            return None
-        member = self.vault.member_for_noise_key(stream.remote_static)
-        if member is None or member.device_id == self.device_id:
-            # not a member (or ourselves): nothing of the vault is sent to it
-            if member is None:
-                self.rejected_input(address, "not_member")
-            await stream.aclose()
-            return None
-        _keepalive(tcp)
-        return await self._run_link(stream, member, initiator=True, address=address)
+    async def _dial_member(self, seen: PeerSeen) -> Link | None:
+        """Connect, authenticate, and run the link until it ends. The link, if one was made.
+
+        Noise IK needs the responder's static key before the first byte. A name found by mDNS
+        says whose it is; for a static address each member not connected yet is tried in turn
+        (the one last found there first), a new connection each: a member that is not the one
+        named closes the connection without a word, exactly as it would for a prober."""
+        for member in self._dial_candidates(seen):
+            times = LinkTimes(dialled=trio.current_time())
+            try:
+                with trio.fail_after(10):
+                    tcp = await trio.open_tcp_stream(seen.host, seen.port)
+            except (OSError, trio.TooSlowError):
+                return None  # nothing answers there: no other key will do better
+            times.connected = trio.current_time()
+            try:
+                stream = await NoiseStream.dial(tcp, self.vault.device, purpose="sync",
+                                                responder_static=member.keys.noise_public,
+                                                stamp=self.vault.next_link_stamp(time.time_ns()))
+            except (ConnectionClosed, TransportError):
+                await tcp.aclose()
+                continue  # not that member (or it refused us): try the next
+            except (trio.TooSlowError, trio.BrokenResourceError, OSError):
+                await tcp.aclose()
+                return None
+            times.authenticated = trio.current_time()
+            current = self.vault.member_for_noise_key(stream.remote_static)
+            if current is None:  # revoked while we were dialling: nothing of the vault goes to it
+                await stream.aclose()
+                return None
+            _keepalive(tcp)
+            return await self._run_link(stream, current, initiator=True, address=f"{seen.host}:{seen.port}",
+                                        times=times)
+        return None
+
+    def _dial_candidates(self, seen: PeerSeen) -> list[Member]:
+        """The members that may be listening at ``seen``, most likely first."""
+        members = [m for m in self.vault.roster.members.values() if m.device_id != self.device_id]
+        if seen.noise_public is not None:
+            return [m for m in members if m.keys.noise_public == seen.noise_public]
+        last_here = self._device_at.get(seen.key)
+        unconnected = [m for m in members if m.device_id not in self.links]
+        return sorted(unconnected, key=lambda m: m.device_id != last_here)
 
     # --- pairing -------------------------------------------------------------------------------
 
@@ -781,7 +876,7 @@ class Daemon:
                         tcp = await trio.open_tcp_stream(host, port)
                     except OSError:
                         raise PairingError(f"pairing failed: nothing answers at {host}:{port}") from None
-                    stream = await NoiseStream.handshake(tcp, self.vault.device, initiator=True, purpose="pair")
+                    stream = await NoiseStream.dial(tcp, self.vault.device, purpose="pair")
                     exchange = CodeExchange(joiner=True, handshake_hash=stream.handshake_hash)
                     await stream.send(exchange.start())
                     await stream.send(exchange.receive(await stream.receive()))
@@ -911,6 +1006,8 @@ class Daemon:
 _OFFENSES = {
     "handshake_failed": "a failed handshake",
     "not_member": "a key that is not a member",
+    "own_key": "this device's own key",
+    "handshake_replayed": "a replayed handshake message",
     "no_invitation": "a pairing attempt with no invitation open",
     "bad_frame": "a frame that failed to decrypt",
     "sync_protocol": "a sync session that broke the protocol",

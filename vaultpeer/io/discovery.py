@@ -18,9 +18,9 @@ from vaultpeer.core.discovery import (
     PeerGone,
     PeerSeen,
     instance_name,
-    is_member_label,
     is_pairing_label,
     label_of,
+    label_owner,
     new_member_label,
     new_pairing_label,
     random_server_name,
@@ -32,11 +32,16 @@ ZEROCONF_TIMEOUT = 15.0
 
 class Discovery:
     def __init__(self, *, port: int, interfaces: list[str] | None, key_provider: Callable[[], bytes | None],
+                 own_noise_key: bytes, member_keys: Callable[[], list[bytes]],
                  recognised_keys: Callable[[], list[bytes]] | None = None,
                  rotate_every: float = 1800.0, browse: bool = True, resolve_timeout: float = 3.0):
         self.port = port
         self.interfaces = interfaces
         self.key_provider = key_provider
+        #: This device's Noise public key, bound into its member names.
+        self.own_noise_key = own_noise_key
+        #: The Noise keys of the other current members: whose names to recognise.
+        self.member_keys = member_keys
         #: Keys whose member names are recognised besides the current one: a member that was away
         #: during a key rotation still advertises under the previous key, and must be found to
         #: learn of the rotation at all.
@@ -80,17 +85,23 @@ class Discovery:
         """Advertise a new member label (if this device has a vault) and withdraw the old one."""
         old = self._member
         key = self.key_provider()
-        self._member = self._info(new_member_label(key)) if key else None
+        self._member = self._info(new_member_label(key, self.own_noise_key)) if key else None
         if self._member is not None:
             await self._register(self._member)
         await self._unregister(old)
 
     async def refresh(self) -> None:
         """The discovery key appeared or changed (a join, a rotation after a revocation): advertise
-        under it at once, and look again at every name already present."""
+        under it at once, and look again at every name already present (``recheck``)."""
         if self._zc is None or self._events is None:
             return
         await self._rotate()
+        await self.recheck()
+
+    async def recheck(self) -> None:
+        """The members changed: a name not recognised before may be a new member's."""
+        if self._zc is None or self._events is None:
+            return
         for name in list(self._present):
             if name not in self._reported:
                 await self._handle(name, ServiceStateChange.Added, self._events)
@@ -164,11 +175,15 @@ class Discovery:
         self._present.add(name)
         keys = [k for k in (self.key_provider(), *self.recognised_keys()) if k]
         pairing = is_pairing_label(label)
-        if not pairing and not any(is_member_label(key, label) for key in keys):
-            return  # a stranger's advert, or another vault's
+        owner = None if pairing else label_owner(keys, self.member_keys(), label)
+        if not pairing and owner is None:
+            return  # a stranger's advert, another vault's, or a device that is not a member (yet)
         with trio.move_on_after(self.resolve_timeout + 1):
+            # abandoned on cancel, as every call into zeroconf's threads: a resolution that hangs
+            # must not hold up a shutdown (recheck runs this at every roster change)
             info = await trio.to_thread.run_sync(
-                self._zc.get_service_info, SERVICE_TYPE, name, int(self.resolve_timeout * 1000))
+                self._zc.get_service_info, SERVICE_TYPE, name, int(self.resolve_timeout * 1000),
+                abandon_on_cancel=True)
             if info is None or not info.port:
                 return
             addresses = [a for a in info.parsed_addresses() if _is_ipv4(a)]
@@ -176,7 +191,7 @@ class Discovery:
                 return
             self._reported.add(name)
             log.debug("found %s at %s:%d", "an invitation" if pairing else "a member", addresses[0], info.port)
-            await events.send(PeerSeen(name, addresses[0], info.port, pairing, "mdns"))
+            await events.send(PeerSeen(name, addresses[0], info.port, pairing, "mdns", owner))
 
 
 def _offer(channel: trio.MemorySendChannel, item: tuple) -> None:

@@ -5,13 +5,17 @@ only moves bytes, with every wait bounded: the handshake by ``handshake_timeout`
 the caller's own deadline.
 """
 
+from collections.abc import Callable
+
 import trio
 
 from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.transport import (
     FrameReader,
+    HandshakeInitiator,
+    HandshakeResponder,
     HandshakeResult,
-    NoiseHandshake,
+    Offer,
     SecureChannel,
     TransportError,
     frame,
@@ -46,19 +50,40 @@ class NoiseStream:
         return self.result.purpose
 
     @classmethod
-    async def handshake(cls, stream: trio.abc.Stream, keys: DeviceKeys, *, initiator: bool, purpose: str = "sync",
-                        timeout: float = HANDSHAKE_TIMEOUT) -> "NoiseStream":
-        """Run the XX handshake; TransportError on any failure, trio.TooSlowError past ``timeout``."""
-        handshake = NoiseHandshake(initiator=initiator, static_private=keys.noise_private, purpose=purpose)
+    async def dial(cls, stream: trio.abc.Stream, keys: DeviceKeys, *, purpose: str,
+                   responder_static: bytes | None = None, stamp: int | None = None,
+                   timeout: float = HANDSHAKE_TIMEOUT) -> "NoiseStream":
+        """Run the initiator's side: Noise IK to a member whose key the caller names (``purpose``
+        "sync", with a fresh ``stamp``), or Noise XX to an inviting device ("pair").
+        TransportError on any failure, ConnectionClosed when the responder closes without an
+        answer (what a member refusing the key looks like), trio.TooSlowError past ``timeout``."""
+        handshake = HandshakeInitiator(static_private=keys.noise_private, purpose=purpose,
+                                       responder_static=responder_static, stamp=stamp)
         reader = FrameReader()
         with trio.fail_after(timeout):
-            first = handshake.start()
-            if first is not None:
-                await stream.send_all(frame(first))
+            await stream.send_all(frame(handshake.start()))
             while not handshake.complete:
                 reply = handshake.receive(await _next_frame(stream, reader))
                 if reply is not None:
                     await stream.send_all(frame(reply))
+        return cls(stream, handshake.channel(), handshake.result, reader)
+
+    @classmethod
+    async def answer(cls, stream: trio.abc.Stream, keys: DeviceKeys, decide: Callable[[Offer], bool], *,
+                     timeout: float = HANDSHAKE_TIMEOUT) -> "NoiseStream | None":
+        """Run the responder's side. ``decide`` sees the initiator's first message (who it is,
+        for a member link) before a byte is sent; if it says no, the result is None and nothing
+        was sent: the caller closes the connection. TransportError / ConnectionClosed /
+        trio.TooSlowError as for ``dial``."""
+        handshake = HandshakeResponder(static_private=keys.noise_private)
+        reader = FrameReader()
+        with trio.fail_after(timeout):
+            offer = handshake.receive_first(await _next_frame(stream, reader))
+            if not decide(offer):
+                return None
+            await stream.send_all(frame(handshake.accept()))
+            if not handshake.complete:
+                handshake.receive(await _next_frame(stream, reader))
         return cls(stream, handshake.channel(), handshake.result, reader)
 
     async def send(self, message: bytes) -> None:
