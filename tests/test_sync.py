@@ -428,3 +428,27 @@ def test_the_kept_state_digest_follows_every_change_and_other_processes_writes(t
     left, _ = sync_pair(laptop, desktop)
     assert left.converged and laptop.state_digest().root == desktop.state_digest().root
     laptop.close()
+
+
+def test_every_local_commit_is_announced_and_nothing_received_is():
+    """Issue 16: ``Vault.on_local_commit`` is how the daemon learns it has something to push,
+    whichever front end wrote: each item commit names its item, a password change names none;
+    what arrives from a peer is not announced (the daemon relays it by its own path)."""
+    a, b = make_replicas(2)
+    heard_a, heard_b = [], []
+    a.on_local_commit.append(heard_a.append)
+    b.on_local_commit.append(heard_b.append)
+    item = a.add("Mail", {"password": "1"})
+    a.edit("Mail", {"password": "2"})
+    a.add_many([])  # nothing committed, nothing announced
+    assert heard_a == [[str(item.id)], [str(item.id)]]
+    sync_pair(a, b, merge=False)
+    assert heard_b == []  # what arrived is not this device's commit
+    b.edit("Mail", {"username": "me"})
+    a.edit("Mail", {"password": "3"})
+    heard_a.clear(), heard_b.clear()
+    sync_pair(a, b)  # the two edits merge: a merge revision is a local commit
+    assert [str(item.id)] in heard_a + heard_b
+    heard_a.clear()
+    a.change_password("a new master password")  # a new header: announced, with no item
+    assert heard_a == [[]]

@@ -1,8 +1,9 @@
 """What the CLI's item commands talk to.
 
 When a daemon runs for this home, its local API (it holds the unlocked vault, and pushes every
-change to the other devices at once). Otherwise the home itself, unlocked for the one command with
-the master password. Both return the same documented JSON shapes (``vaultpeer.views``).
+change to the other devices at once): ``DaemonBackend``, which has the methods and JSON shapes of
+``vaultpeer.commands.VaultCommands``, the command layer the CLI uses on the home itself (unlocked
+for the one command with the master password) and the daemon's handlers use on its vault.
 """
 
 import base64
@@ -11,14 +12,12 @@ from pathlib import Path
 
 from vaultpeer import bundles
 from vaultpeer.bundles import read_bundle_file
-from vaultpeer import transfer
 from vaultpeer.client import Client
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.transfer import chunk_entries
 from vaultpeer.core.identity import DeviceId
-from vaultpeer.core.generate import generate_password
 from vaultpeer.vault import Vault
-from vaultpeer.views import conflict_json, history_json, item_json, listing_json, member_json
+from vaultpeer.views import member_json
 
 
 class DaemonBackend:
@@ -83,50 +82,6 @@ class DaemonBackend:
 
     def export_items(self) -> list:
         return self.client.call("item.export")
-
-
-class DirectBackend:
-    via_daemon = False
-
-    def __init__(self, vault: Vault):
-        self.vault = vault
-
-    def add(self, title: str, fields: dict, generate: list[str], length: int) -> dict:
-        view = self.vault.add(title, {**fields, **{name: generate_password(length) for name in generate}})
-        return {"id": str(view.id), "title": view.title, "revision": str(view.revision)}
-
-    def get(self, item: str) -> dict:
-        return item_json(self.vault.get(item))
-
-    def list_items(self, deleted: bool) -> list:
-        return [listing_json(v) for v in self.vault.list_items(deleted=deleted)]
-
-    def edit(self, item: str, fields: dict, remove: list[str], title: str | None, generate: list[str],
-             length: int) -> dict:
-        fields = {**fields, **{name: generate_password(length) for name in generate}}
-        return item_json(self.vault.edit(item, fields, remove, title))
-
-    def delete(self, item: str) -> dict:
-        return item_json(self.vault.delete(item))
-
-    def history(self, item: str) -> list:
-        return [history_json(e) for e in self.vault.history(item)]
-
-    def restore(self, item: str, revision: str | None) -> dict:
-        return item_json(self.vault.restore(item, revision))
-
-    def conflicts(self) -> list:
-        return [conflict_json(v) for v in self.vault.conflicts()]
-
-    def resolve(self, item: str, take: str | None, fields: dict, title: str | None) -> dict:
-        return item_json(self.vault.resolve_conflict(item, take=take, set_fields=fields, title=title))
-
-    def import_entries(self, entries: list[ImportEntry], progress: Callable[[int], None] | None = None,
-                       file_format: str | None = None) -> dict:
-        return transfer.import_entries(self.vault, entries, progress, source_format=file_format)
-
-    def export_items(self) -> list:
-        return transfer.export_items(self.vault)
 
 
 class DaemonFilesBackend:

@@ -56,7 +56,6 @@ from vaultpeer.device import (
     load_or_create_keys,
     load_profile,
     save_profile,
-    signing_key_state,
 )
 from vaultpeer.hygiene import harden_process
 from vaultpeer.home import (
@@ -68,7 +67,8 @@ from vaultpeer.home import (
 from vaultpeer.api import CONFIRM_FINISH, CONFIRM_TIMEOUT, MAX_PAIRING_TIMEOUT, ApiError
 from vaultpeer import bundles
 from vaultpeer.transfer import write_private_file
-from vaultpeer.backend import DaemonBackend, DaemonFilesBackend, DirectBackend, DirectFilesBackend
+from vaultpeer.backend import DaemonBackend, DaemonFilesBackend, DirectFilesBackend
+from vaultpeer.commands import VaultCommands
 from vaultpeer.client import Client, DaemonNotRunning
 from vaultpeer.core.transport import DEFAULT_PORT
 from vaultpeer.vault import Conflict, Vault
@@ -131,7 +131,7 @@ class Context:
 
     @property
     def socket_path(self) -> Path:
-        return self.home.path / "run" / "api.sock"
+        return self.home.socket_path
 
     def daemon_client(self, timeout: float = 30.0) -> Client | None:
         """A client of this home's daemon, or None when no daemon runs for it."""
@@ -247,7 +247,7 @@ def unlocked_vault(ctx: Context, password_stdin: bool) -> Iterator[Vault]:
 
 @contextmanager
 def item_backend(ctx: Context, password_stdin: bool,
-                 timeout: float = 30.0) -> Iterator[DaemonBackend | DirectBackend]:
+                 timeout: float = 30.0) -> Iterator[DaemonBackend | VaultCommands]:
     """The running daemon's API if there is one (no password needed), else the home directly."""
     client = ctx.daemon_client(timeout)
     if client is not None:
@@ -255,7 +255,7 @@ def item_backend(ctx: Context, password_stdin: bool,
             yield DaemonBackend(client)
         return
     with unlocked_vault(ctx, password_stdin) as vault:
-        yield DirectBackend(vault)
+        yield VaultCommands(vault, ctx.home)
 
 
 def password_stdin_option(command: Callable) -> Callable:
@@ -422,25 +422,8 @@ def status(ctx: Context, as_json: bool) -> None:
         _warn_if_signing_key_in_clear(info)
         return
     with ctx.open_vault() as vault:
-        profile = load_profile(ctx.home)
+        info = VaultCommands(vault, ctx.home).status()
         initialized = vault.initialized
-        counts = vault.store.counts()
-        info = {
-            "device_id": str(vault.device.device_id),
-            "name": profile.name,
-            "os": profile.os_description,
-            "vault_id": vault.vault_id.hex() if initialized else None,
-            "locked": True,
-            "listen": None,
-            "socket": None,
-            "peers": [],
-            "conflicts": vault.store.conflicted_item_count(),
-            "items": counts["items"],
-            "revisions": counts["revisions"],
-            "home": str(ctx.home.path),
-            "signing_key": signing_key_state(ctx.home),
-            **(vault.health() if initialized else {}),
-        }
     if as_json:
         print_json(info)
         return

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from vaultpeer.client import Client, DaemonNotRunning
+from vaultpeer.home import Home
 
 PASSWORD = "correct horse battery staple"
 SECRETS = {"title": "Example Mail", "username": "alice@example.org", "password": "Tr0ub4dor&3-demo"}
@@ -60,7 +61,7 @@ class Device:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                with Client(self.home / "run" / "api.sock", timeout=5) as client:
+                with Client(Home(self.home).socket_path, timeout=5) as client:
                     client.call("status")
                 return
             except (DaemonNotRunning, OSError):
@@ -77,7 +78,7 @@ class Device:
         self.process = None
 
     def api(self, method: str, **params: object) -> object:
-        with Client(self.home / "run" / "api.sock", timeout=30) as client:
+        with Client(Home(self.home).socket_path, timeout=30) as client:
             return client.call(method, **params)
 
     def item(self, title: str) -> dict | None:

@@ -49,6 +49,11 @@ class Home:
     def device_file(self) -> Path:
         return self.path / "device.json"
 
+    @property
+    def socket_path(self) -> Path:
+        """The daemon's local API socket (the one place this path is spelled)."""
+        return self.path / "run" / "api.sock"
+
     def ensure(self) -> "Home":
         """Create the home (0700), or tighten an existing one to 0700."""
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)

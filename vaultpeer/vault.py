@@ -153,6 +153,11 @@ class Vault:
         self._unreadable: set[RevisionId] = set()
         #: The arrival number up to which every stored revision was test-opened (while unlocked).
         self._opened_through: int | None = None
+        #: Called after every commit of records this device made (revisions it sealed, a member it
+        #: admitted or revoked, a new password), with the ids of the items written (empty for a
+        #: roster or header change): how the daemon learns there is something to push, whichever
+        #: front end made the change.
+        self.on_local_commit: list[Callable[[list[str]], None]] = []
         #: Member handshake stamps (``next_link_stamp``, ``admit_link_stamp``), loaded on first use.
         self._stamp_last_sent: int | None = None
         self._stamp_ceiling = 0
@@ -259,6 +264,7 @@ class Vault:
         entry = vouch(self.vault_id, self.device, member, name, os_description)
         self.store.put_roster_entries([entry])
         self._roster_changed()
+        self._committed_here([])
         return entry
 
     def join(self, header: VaultHeader, entries: Iterable[RosterEntry], partner: DevicePublicKeys,
@@ -418,6 +424,7 @@ class Vault:
             self.store.put_header_record(header.to_bytes())
         self._roster_changed()
         self._keyring, self._kek = rotated, kek
+        self._committed_here([])
         self.audit("device.revoked", device_id=str(device_id), device_name=member.name)
         return entries[0]
 
@@ -509,6 +516,7 @@ class Vault:
             self._kek = kek
         else:
             self._drop_signing_key_if_sealed()  # a seed that was in clear is sealed now
+        self._committed_here([])
         self.audit("password.changed", via=self.audit_via, method=proof)
 
     def _sealing_keyring(self) -> Keyring:
@@ -751,7 +759,12 @@ class Vault:
             )
             self.store.insert_revisions([revision])
         self._refresh([item_id])
+        self._committed_here([str(item_id)])
         return self._items()[item_id]
+
+    def _committed_here(self, item_ids: list[str]) -> None:
+        for listener in list(self.on_local_commit):
+            listener(item_ids)
 
     def add(self, title: str, fields: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> ItemView:
         return self._commit(ItemId.generate(), ItemContent.build(title, fields), parents=())
@@ -774,6 +787,8 @@ class Vault:
                     progress(n + 1)
             self.store.insert_revisions(revisions)
         self._refresh(item_id for item_id, _ in items)
+        if items:
+            self._committed_here([str(item_id) for item_id, _ in items])
         index = self._items()
         return [index[item_id] for item_id, _ in items]
 

@@ -293,9 +293,11 @@ class Daemon:
         self.options = options
         self.vault = Vault.open(home, allow_insecure_test_kdf=allow_insecure_test_kdf)
         self.vault.audit_via = "daemon"
+        # every commit made here, by any front end, goes to the connected members at once
+        self.vault.on_local_commit.append(self.changed)
         self.device_id = self.vault.device.device_id
         self.listen_address: tuple[str, int] | None = None
-        self.socket_path = options.socket_path or home.path / "run" / "api.sock"
+        self.socket_path = options.socket_path or home.socket_path
         self.links: dict[DeviceId, Link] = {}
         self.peers: dict[DeviceId, PeerState] = {}
         self.pairing: Pairing | None = None
@@ -507,9 +509,7 @@ class Daemon:
         # merges wait for the session's end: a merge revision made mid-session would make the
         # two sides' state digests differ
         if not self.vault.locked and session.stats.items_touched:
-            merged = self.vault.merge_pending(session.stats.items_touched)
-            if merged:
-                self.changed([str(v.id) for v in merged])
+            self.vault.merge_pending(session.stats.items_touched)  # pushed as it commits (on_local_commit)
 
     def after_import(self, report: dict) -> None:
         """A bundle was imported: what a sync session would have brought, so the same follow-ups."""
@@ -834,8 +834,7 @@ class Daemon:
             self._audit(self.vault.audit, "pairing.paired", role="inviter", device_id=str(member.device_id),
                         device_name=member.name, peer=address)
             self.publish({"type": "peer.paired", "device_id": str(member.device_id)})
-            self.changed()  # the other members learn of the new device at once
-            self._roster_changed()
+            self._roster_changed()  # (the other members were told of the new device at enroll)
             await self._run_link(stream, member, initiator=False, address=address)
         except (PairingError, VaultpeerError, TransportError, ConnectionClosed, trio.TooSlowError,
                 trio.BrokenResourceError) as exc:
@@ -996,10 +995,9 @@ class Daemon:
 
     async def remove_peer(self, device_id: DeviceId, kdf: KdfParameters, kek: bytes) -> None:
         """Revoke a member, with the fresh-salt key ``prepare_rotation`` derived for the new keyring."""
-        self.vault.revoke_prepared(device_id, kdf, kek)
+        self.vault.revoke_prepared(device_id, kdf, kek)  # pushed as it commits (on_local_commit)
         self._drop_links_to_non_members()
         self._refresh_discovery_if_key_changed()  # the revoked device no longer recognises us
-        self.changed()
 
 
 #: What the log says of each kind of offense (keyed by the audit log's reason word).

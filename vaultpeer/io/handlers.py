@@ -1,6 +1,8 @@
 """The local API's methods: JSON-RPC params in, the documented JSON shapes out (docs/api.md).
 
-Every write is followed by ``daemon.changed()``, which pushes it to connected members at once.
+The item methods parse their params and call the command layer (``vaultpeer.commands``), as the
+CLI does without a daemon. Every commit reaches the connected members at once through
+``Vault.on_local_commit``, which the daemon listens to: no handler pushes anything itself.
 Passwords arrive in params and go straight into the KDF; they are never logged or echoed.
 """
 
@@ -18,16 +20,16 @@ from vaultpeer import bundles, transfer
 from vaultpeer.api import MAX_PAIRING_TIMEOUT, ApiError
 from vaultpeer.core.errors import InvalidInput, RateLimited, WrongRecoveryKey
 from vaultpeer.core.interchange import ImportEntry
-from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
+from vaultpeer.core.generate import DEFAULT_LENGTH
 from vaultpeer.generator import generate_json
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.backup import seal_backup
 from vaultpeer.core.keys import RecoveryKey
-from vaultpeer.device import load_profile, signing_key_state
+from vaultpeer.commands import Running, VaultCommands
 from vaultpeer.hygiene import process_state
 from vaultpeer.io.daemon import Daemon
 from vaultpeer.vault import prepare_password, prepare_rotation
-from vaultpeer.views import conflict_json, history_json, item_json, listing_json, member_json
+from vaultpeer.views import member_json
 
 INVALID_PARAMS = -32602
 
@@ -83,6 +85,7 @@ class ApiHandlers:
     def __init__(self, daemon: Daemon):
         self.daemon = daemon
         self.vault = daemon.vault
+        self.commands = VaultCommands(daemon.vault, daemon.home)
         self.staged_imports = transfer.StagedImports()
         daemon.on_lock.append(self.staged_imports.clear)  # staged plaintext never outlives the key
 
@@ -101,27 +104,10 @@ class ApiHandlers:
     # --- daemon and vault state ---
 
     async def m_status(self, params: dict) -> dict:
-        daemon, vault = self.daemon, self.vault
-        profile = load_profile(daemon.home)
-        initialized = vault.initialized
+        daemon = self.daemon
         listen = f"{daemon.listen_address[0]}:{daemon.listen_address[1]}" if daemon.listen_address else None
-        return {
-            "device_id": str(daemon.device_id),
-            "name": profile.name,
-            "os": profile.os_description,
-            "vault_id": vault.vault_id.hex() if initialized else None,
-            "locked": vault.locked,
-            "listen": listen,
-            "socket": str(daemon.socket_path),
-            "peers": sorted(str(d) for d in daemon.links),
-            "conflicts": len(vault.conflicts()) if not vault.locked else vault.store.conflicted_item_count(),
-            "items": vault.store.counts()["items"],
-            "revisions": vault.store.counts()["revisions"],
-            "home": str(daemon.home.path),
-            "signing_key": signing_key_state(daemon.home),
-            "process": process_state(),
-            **(vault.health() if initialized else {}),
-        }
+        return self.commands.status(Running(listen=listen, socket=str(daemon.socket_path),
+                                            peers=sorted(str(d) for d in daemon.links), process=process_state()))
 
     async def m_unlock(self, params: dict) -> dict:
         password = _param(params, "password", str)
@@ -129,10 +115,7 @@ class ApiHandlers:
             kek = await trio.to_thread.run_sync(self.vault.derive_kek, password)
             self.vault.unlock_with_kek(kek)
         self.daemon.publish({"type": "unlocked"})
-        # merges wait for the vault key: do them now
-        merged = self.vault.merge_pending()
-        if merged:
-            self.daemon.changed([str(v.id) for v in merged])
+        self.vault.merge_pending()  # merges wait for the vault key: do them now
         return {"locked": False}
 
     async def m_passwd(self, params: dict) -> dict:
@@ -154,7 +137,6 @@ class ApiHandlers:
         kdf, new_kek = await trio.to_thread.run_sync(prepare)
         self.vault.set_password(kdf, new_kek, keyring=keyring,
                                 proof="recovery_key" if "recovery_key" in params else "password")
-        self.daemon.changed()  # the other members get the new header at once
         return {"changed": True}
 
     async def m_lock(self, params: dict) -> dict:
@@ -177,45 +159,30 @@ class ApiHandlers:
     # --- items ---
 
     async def m_item_list(self, params: dict) -> list:
-        deleted = _param(params, "deleted", bool, required=False, default=False)
-        return [listing_json(v) for v in self.vault.list_items(deleted=deleted)]
+        return self.commands.list_items(_param(params, "deleted", bool, required=False, default=False))
 
     async def m_item_get(self, params: dict) -> dict:
-        return item_json(self.vault.get(_param(params, "item", str)))
+        return self.commands.get(_param(params, "item", str))
 
     async def m_item_add(self, params: dict) -> dict:
-        fields = _text_map(params, "fields")
-        length = _param(params, "length", int, required=False, default=DEFAULT_LENGTH)
-        if not MIN_LENGTH <= length <= MAX_LENGTH:
-            raise InvalidInput(f"length must be {MIN_LENGTH}-{MAX_LENGTH}")
-        for name in _text_list(params, "generate"):
-            fields[name] = generate_password(length)
-        view = self.vault.add(_param(params, "title", str), fields)
-        self.daemon.changed([str(view.id)])
-        return {"id": str(view.id), "title": view.title, "revision": str(view.revision)}
+        return self.commands.add(_param(params, "title", str), _text_map(params, "fields"),
+                                 _text_list(params, "generate"),
+                                 _param(params, "length", int, required=False, default=DEFAULT_LENGTH))
 
     async def m_item_edit(self, params: dict) -> dict:
-        fields = _text_map(params, "fields")
-        length = _param(params, "length", int, required=False, default=DEFAULT_LENGTH)
-        for name in _text_list(params, "generate"):
-            fields[name] = generate_password(length)
-        view = self.vault.edit(_param(params, "item", str), fields, _text_list(params, "remove"),
-                               _param(params, "title", str, required=False))
-        self.daemon.changed([str(view.id)])
-        return item_json(view)
+        return self.commands.edit(_param(params, "item", str), _text_map(params, "fields"),
+                                  _text_list(params, "remove"), _param(params, "title", str, required=False),
+                                  _text_list(params, "generate"),
+                                  _param(params, "length", int, required=False, default=DEFAULT_LENGTH))
 
     async def m_item_delete(self, params: dict) -> dict:
-        view = self.vault.delete(_param(params, "item", str))
-        self.daemon.changed([str(view.id)])
-        return item_json(view)
+        return self.commands.delete(_param(params, "item", str))
 
     async def m_item_history(self, params: dict) -> list:
-        return [history_json(e) for e in self.vault.history(_param(params, "item", str))]
+        return self.commands.history(_param(params, "item", str))
 
     async def m_item_restore(self, params: dict) -> dict:
-        view = self.vault.restore(_param(params, "item", str), _param(params, "revision", str, required=False))
-        self.daemon.changed([str(view.id)])
-        return item_json(view)
+        return self.commands.restore(_param(params, "item", str), _param(params, "revision", str, required=False))
 
     async def m_item_import(self, params: dict) -> dict:
         """Import entries as one batch (docs/api.md); a large import arrives in parts."""
@@ -229,25 +196,17 @@ class ApiHandlers:
             return {"batch": token, "staged": self.staged_imports.count(token)}
         if batch is not None:
             entries = self.staged_imports.take(batch) + entries
-        report = transfer.import_entries(self.vault, entries,
-                                         source_format=_param(params, "format", str, required=False))
-        if report["items"]:
-            self.daemon.changed([item["id"] for item in report["items"]])
-        return report
+        return self.commands.import_entries(entries, file_format=_param(params, "format", str, required=False))
 
     async def m_item_export(self, params: dict) -> list:
-        return transfer.export_items(self.vault)
+        return self.commands.export_items()
 
     async def m_conflict_list(self, params: dict) -> list:
-        return [conflict_json(v) for v in self.vault.conflicts()]
+        return self.commands.conflicts()
 
     async def m_conflict_resolve(self, params: dict) -> dict:
-        view = self.vault.resolve_conflict(
-            _param(params, "item", str), take=_param(params, "take", str, required=False),
-            set_fields=_text_map(params, "fields"), title=_param(params, "title", str, required=False),
-        )
-        self.daemon.changed([str(view.id)])
-        return item_json(view)
+        return self.commands.resolve(_param(params, "item", str), _param(params, "take", str, required=False),
+                                     _text_map(params, "fields"), _param(params, "title", str, required=False))
 
     async def m_generate(self, params: dict) -> dict:
         return generate_json(_param(params, "length", int, required=False),
@@ -295,9 +254,7 @@ class ApiHandlers:
 
     async def m_device_admit(self, params: dict) -> dict:
         request = _base64(_param(params, "request", str))
-        member = bundles.admit(self.vault, request)
-        self.daemon.changed()  # connected members learn of the new device at once
-        return member_json(member)
+        return member_json(bundles.admit(self.vault, request))
 
     async def m_bundle_export(self, params: dict) -> dict:
         data, report = bundles.export_bundle(self.vault, _param(params, "for", str, required=False))

@@ -1,0 +1,116 @@
+"""The command layer: what every front end does to a vault, once.
+
+The CLI working on a home directly (no daemon running), the daemon's local API handlers, and any
+front end to come (a D-Bus Secret Service, a browser host) call these and add only parsing and
+presentation. Each method returns the documented JSON shape (``vaultpeer.views``, docs/api.md).
+Nothing here pushes a change to other devices: ``Vault`` tells its ``on_local_commit`` listeners
+(the daemon) after every commit, whichever front end made it.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from vaultpeer import transfer
+from vaultpeer.core.errors import InvalidInput
+from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
+from vaultpeer.core.interchange import ImportEntry
+from vaultpeer.device import load_profile, signing_key_state
+from vaultpeer.home import Home
+from vaultpeer.vault import Vault
+from vaultpeer.views import conflict_json, history_json, item_json, listing_json
+
+
+@dataclass(frozen=True)
+class Running:
+    """What only a running daemon knows, for ``status``."""
+
+    listen: str | None
+    socket: str
+    peers: list[str]
+    process: dict
+
+
+class VaultCommands:
+    def __init__(self, vault: Vault, home: Home):
+        self.vault = vault
+        self.home = home
+
+    # --- state ------------------------------------------------------------------------------
+
+    def status(self, running: Running | None = None) -> dict:
+        """This device, its vault and (``running``) its daemon; no password needed."""
+        vault = self.vault
+        profile = load_profile(self.home)
+        initialized = vault.initialized
+        counts = vault.store.counts()
+        info = {
+            "device_id": str(vault.device.device_id),
+            "name": profile.name,
+            "os": profile.os_description,
+            "vault_id": vault.vault_id.hex() if initialized else None,
+            "locked": vault.locked,
+            "listen": running.listen if running else None,
+            "socket": running.socket if running else None,
+            "peers": running.peers if running else [],
+            "conflicts": len(vault.conflicts()) if not vault.locked else vault.store.conflicted_item_count(),
+            "items": counts["items"],
+            "revisions": counts["revisions"],
+            "home": str(self.home.path),
+            "signing_key": signing_key_state(self.home),
+        }
+        if running is not None:
+            info["process"] = running.process
+        return {**info, **(vault.health() if initialized else {})}
+
+    # --- items ------------------------------------------------------------------------------
+
+    def list_items(self, deleted: bool = False) -> list:
+        return [listing_json(v) for v in self.vault.list_items(deleted=deleted)]
+
+    def get(self, item: str) -> dict:
+        return item_json(self.vault.get(item))
+
+    def add(self, title: str, fields: Mapping[str, str], generate: Sequence[str] = (),
+            length: int = DEFAULT_LENGTH) -> dict:
+        """A new item; each field named in ``generate`` gets a new password of ``length``."""
+        _check_length(length)
+        view = self.vault.add(title, {**fields, **_generated(generate, length)})
+        return {"id": str(view.id), "title": view.title, "revision": str(view.revision)}
+
+    def edit(self, item: str, fields: Mapping[str, str], remove: Sequence[str] = (), title: str | None = None,
+             generate: Sequence[str] = (), length: int = DEFAULT_LENGTH) -> dict:
+        if generate:
+            _check_length(length)
+        return item_json(self.vault.edit(item, {**fields, **_generated(generate, length)}, remove, title))
+
+    def delete(self, item: str) -> dict:
+        return item_json(self.vault.delete(item))
+
+    def history(self, item: str) -> list:
+        return [history_json(e) for e in self.vault.history(item)]
+
+    def restore(self, item: str, revision: str | None = None) -> dict:
+        return item_json(self.vault.restore(item, revision))
+
+    def conflicts(self) -> list:
+        return [conflict_json(v) for v in self.vault.conflicts()]
+
+    def resolve(self, item: str, take: str | None = None, fields: Mapping[str, str] | None = None,
+                title: str | None = None) -> dict:
+        return item_json(self.vault.resolve_conflict(item, take=take, set_fields=fields or {}, title=title))
+
+    def import_entries(self, entries: list[ImportEntry], progress: Callable[[int], None] | None = None,
+                       file_format: str | None = None) -> dict:
+        return transfer.import_entries(self.vault, entries, progress, source_format=file_format)
+
+    def export_items(self) -> list:
+        return transfer.export_items(self.vault)
+
+
+def _check_length(length: int) -> None:
+    if not MIN_LENGTH <= length <= MAX_LENGTH:
+        raise InvalidInput(f"length must be {MIN_LENGTH}-{MAX_LENGTH}")
+
+
+def _generated(names: Sequence[str], length: int) -> dict[str, str]:
+    return {name: generate_password(length) for name in names}
