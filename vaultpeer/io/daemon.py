@@ -45,6 +45,8 @@ from vaultpeer.core.text import inert
 from vaultpeer.core.transport import DEFAULT_PORT, Offer, OlderTransport, TransportError
 from vaultpeer.device import load_profile
 from vaultpeer.home import Home
+from vaultpeer.io.api_server import serve_api
+from vaultpeer.io.handlers import ApiHandlers
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
 from vaultpeer.sync import SyncPeer
 from vaultpeer.vault import Vault
@@ -325,9 +327,6 @@ class Daemon:
     # --- the root nursery -------------------------------------------------------------------
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        from vaultpeer.io.api_server import serve_api
-        from vaultpeer.io.handlers import ApiHandlers
-
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery

@@ -8,6 +8,7 @@ Passwords arrive in params and go straight into the KDF; they are never logged o
 
 import base64
 import time
+from typing import TYPE_CHECKING
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,9 +28,11 @@ from vaultpeer.core.backup import seal_backup
 from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.commands import Running, VaultCommands
 from vaultpeer.hygiene import process_state
-from vaultpeer.io.daemon import Daemon
 from vaultpeer.vault import prepare_password, prepare_rotation
 from vaultpeer.views import member_json
+
+if TYPE_CHECKING:  # the daemon creates the handlers: no import cycle at run time
+    from vaultpeer.io.daemon import Daemon
 
 INVALID_PARAMS = -32602
 
@@ -82,7 +85,7 @@ def _absolute_path(params: dict) -> Path:
 
 
 class ApiHandlers:
-    def __init__(self, daemon: Daemon):
+    def __init__(self, daemon: "Daemon"):
         self.daemon = daemon
         self.vault = daemon.vault
         self.commands = VaultCommands(daemon.vault, daemon.home)
