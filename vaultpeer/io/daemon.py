@@ -7,6 +7,12 @@ invitation open. Over a member connection, sync sessions (``vaultpeer.sync.SyncP
 after another; either side starts one by sending its hello, and a local change starts one at
 once with every connected member (no polling). The daemon runs with or without a vault: a new
 device waits to join one.
+
+Every interval the daemon measures (idle lock, password-attempt backoff, offenders, the audit
+log's per-minute counts, staged imports, pairing deadlines) is read from ``trio.current_time()``,
+the clock of the trio run: a test runs the daemon under ``trio.testing.MockClock`` and moves it, so
+no test sleeps for a backoff. Only what must mean the same on another device or after a restart
+reads the wall clock: handshake stamps, audit entries' times, a peer's ``last_seen``.
 """
 
 import logging
@@ -291,7 +297,7 @@ class Daemon:
     def __init__(self, home: Home, options: DaemonOptions, *, allow_insecure_test_kdf: bool = False):
         self.home = home
         self.options = options
-        self.vault = Vault.open(home, allow_insecure_test_kdf=allow_insecure_test_kdf)
+        self.vault = Vault.open(home, allow_insecure_test_kdf=allow_insecure_test_kdf, clock=trio.current_time)
         self.vault.audit_via = "daemon"
         self.device_id = self.vault.device.device_id
         self.listen_address: tuple[str, int] | None = None
@@ -309,7 +315,8 @@ class Daemon:
         self._nursery: trio.Nursery | None = None
         self._discovery = None
         self._advertised_key: bytes | None = None
-        self._last_activity = time.monotonic()
+        #: Set when ``run`` starts: the daemon may be built outside trio, where there is no clock yet.
+        self._last_activity = 0.0
         self.started = trio.Event()
         #: Called whenever the vault locks (by request or after --idle-lock): drop plaintext.
         self.on_lock: list[Callable[[], None]] = []
@@ -326,6 +333,7 @@ class Daemon:
         from vaultpeer.io.api_server import serve_api
         from vaultpeer.io.handlers import ApiHandlers
 
+        self.touch()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -394,7 +402,7 @@ class Daemon:
     async def _idle_lock(self) -> None:
         while True:
             await trio.sleep(1)
-            if not self.vault.locked and time.monotonic() - self._last_activity > self.options.idle_lock:
+            if not self.vault.locked and trio.current_time() - self._last_activity > self.options.idle_lock:
                 self.lock()
                 log.info("locked after %s s without use", self.options.idle_lock)
 
@@ -405,7 +413,7 @@ class Daemon:
         host = _host(address)
         if audit:
             self.rejected_input(address, reason)
-        if self.offenders.failed(host, time.monotonic()):
+        if self.offenders.failed(host, trio.current_time()):
             log.warning("refusing connections from %s for %d s: %d failures within %d s (the last: %s)", host,
                         self.offenders.penalty, self.offenders.limit, self.offenders.window, _OFFENSES[reason])
 
@@ -457,7 +465,7 @@ class Daemon:
         self._audit(self.vault.audit, "pairing.failed", role=role, reason=reason, **peer)
 
     def touch(self) -> None:
-        self._last_activity = time.monotonic()
+        self._last_activity = trio.current_time()
 
     # --- events for the local API --------------------------------------------------------------
 
@@ -552,7 +560,7 @@ class Daemon:
         invitation open all get a connection closed without a byte."""
         try:
             address = _address(tcp)
-            if self.offenders.refused(_host(address), time.monotonic()):
+            if self.offenders.refused(_host(address), trio.current_time()):
                 await tcp.aclose()  # penalised for repeated failures: closed unread, not logged again
                 return
             if self._unauthenticated >= MAX_UNAUTHENTICATED or len(self.links) >= MAX_LINKS:
