@@ -129,8 +129,11 @@ class Received:
 
 class Vault:
     def __init__(self, store: Store, device: DeviceKeys, *, home: Home | None = None,
-                 allow_insecure_test_kdf: bool = False, audit_key: AuditKey | None = None):
+                 allow_insecure_test_kdf: bool = False, audit_key: AuditKey | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.home = home
+        #: Monotonic seconds, for the audit log's per-minute counts (the daemon passes trio's clock).
+        self._clock = clock
         self.store = store
         #: The full keys while unlocked (or while the seed is still in clear on disk); the
         #: public-only form (``can_sign`` False) while locked with the seed sealed.
@@ -168,11 +171,12 @@ class Vault:
         self.locked_reason: str | None = None
 
     @classmethod
-    def open(cls, home: Home, *, allow_insecure_test_kdf: bool = False) -> "Vault":
+    def open(cls, home: Home, *, allow_insecure_test_kdf: bool = False,
+             clock: Callable[[], float] = time.monotonic) -> "Vault":
         home.ensure()
         device = load_or_create_keys(home)
         return cls(Store.open(home.database), device, home=home, allow_insecure_test_kdf=allow_insecure_test_kdf,
-                   audit_key=load_or_create_audit_key(home))
+                   audit_key=load_or_create_audit_key(home), clock=clock)
 
     def close(self) -> None:
         """Lock, write what is pending, close the store (once: a second call does nothing)."""
@@ -571,12 +575,12 @@ class Vault:
         self._audit_limited(event, "local", {"via": self.audit_via, "method": method, "reason": "rate_limited"})
 
     def _audit_limited(self, event: str, source: str, details: dict[str, str]) -> None:
-        for summary, count in self._limiters[event].note(source, details, time.monotonic()):
+        for summary, count in self._limiters[event].note(source, details, self._clock()):
             self.audit(event, **summary, count=count)
 
     def flush_audit(self, *, everything: bool = False) -> None:
         """Write the counts of rejections whose minute has passed (all of them, on close)."""
-        now = time.monotonic()
+        now = self._clock()
         for event, limiter in self._limiters.items():
             for summary, count in limiter.due(now, everything=everything):
                 self.audit(event, **summary, count=count)

@@ -7,6 +7,12 @@ invitation open. Over a member connection, sync sessions (``vaultpeer.sync.SyncP
 after another; either side starts one by sending its hello, and a local change starts one at
 once with every connected member (no polling). The daemon runs with or without a vault: a new
 device waits to join one.
+
+Every interval the daemon measures (idle lock, password-attempt backoff, offenders, the audit
+log's per-minute counts, staged imports, pairing deadlines) is read from ``trio.current_time()``,
+the clock of the trio run: a test runs the daemon under ``trio.testing.MockClock`` and moves it, so
+no test sleeps for a backoff. Only what must mean the same on another device or after a restart
+reads the wall clock: handshake stamps, audit entries' times, a peer's ``last_seen``.
 """
 
 import logging
@@ -293,7 +299,7 @@ class Daemon:
     def __init__(self, home: Home, options: DaemonOptions, *, allow_insecure_test_kdf: bool = False):
         self.home = home
         self.options = options
-        self.vault = Vault.open(home, allow_insecure_test_kdf=allow_insecure_test_kdf)
+        self.vault = Vault.open(home, allow_insecure_test_kdf=allow_insecure_test_kdf, clock=trio.current_time)
         self.vault.audit_via = "daemon"
         # every commit made here, by any front end, goes to the connected members at once
         self.vault.on_local_commit.append(self.changed)
@@ -313,7 +319,8 @@ class Daemon:
         self._nursery: trio.Nursery | None = None
         self._discovery = None
         self._advertised_key: bytes | None = None
-        self._last_activity = time.monotonic()
+        #: Set when ``run`` starts: the daemon may be built outside trio, where there is no clock yet.
+        self._last_activity = 0.0
         self.started = trio.Event()
         #: Called whenever the vault locks (by request or after --idle-lock): drop plaintext.
         self.on_lock: list[Callable[[], None]] = []
@@ -327,6 +334,7 @@ class Daemon:
     # --- the root nursery -------------------------------------------------------------------
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self.touch()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -395,7 +403,7 @@ class Daemon:
     async def _idle_lock(self) -> None:
         while True:
             await trio.sleep(1)
-            if not self.vault.locked and time.monotonic() - self._last_activity > self.options.idle_lock:
+            if not self.vault.locked and trio.current_time() - self._last_activity > self.options.idle_lock:
                 self.lock()
                 log.info("locked after %s s without use", self.options.idle_lock)
 
@@ -406,7 +414,7 @@ class Daemon:
         host = _host(address)
         if audit:
             self.rejected_input(address, reason)
-        if self.offenders.failed(host, time.monotonic()):
+        if self.offenders.failed(host, trio.current_time()):
             log.warning("refusing connections from %s for %d s: %d failures within %d s (the last: %s)", host,
                         self.offenders.penalty, self.offenders.limit, self.offenders.window, _OFFENSES[reason])
 
@@ -458,7 +466,7 @@ class Daemon:
         self._audit(self.vault.audit, "pairing.failed", role=role, reason=reason, **peer)
 
     def touch(self) -> None:
-        self._last_activity = time.monotonic()
+        self._last_activity = trio.current_time()
 
     # --- events for the local API --------------------------------------------------------------
 
@@ -551,7 +559,7 @@ class Daemon:
         invitation open all get a connection closed without a byte."""
         try:
             address = _address(tcp)
-            if self.offenders.refused(_host(address), time.monotonic()):
+            if self.offenders.refused(_host(address), trio.current_time()):
                 await tcp.aclose()  # penalised for repeated failures: closed unread, not logged again
                 return
             if self._unauthenticated >= MAX_UNAUTHENTICATED or len(self.links) >= MAX_LINKS:

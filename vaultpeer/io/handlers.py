@@ -7,7 +7,6 @@ Passwords arrive in params and go straight into the KDF; they are never logged o
 """
 
 import base64
-import time
 from typing import TYPE_CHECKING
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -89,7 +88,7 @@ class ApiHandlers:
         self.daemon = daemon
         self.vault = daemon.vault
         self.commands = VaultCommands(daemon.vault, daemon.home)
-        self.staged_imports = transfer.StagedImports()
+        self.staged_imports = transfer.StagedImports(clock=trio.current_time)
         daemon.on_lock.append(self.staged_imports.clear)  # staged plaintext never outlives the key
 
     async def dispatch(self, method: str, params: dict, connection: object) -> object:
@@ -152,7 +151,7 @@ class ApiHandlers:
         audit log as ``event``, counted per minute); a success resets the count. Counted when it
         starts, so parallel guesses are counted too."""
         try:
-            self.daemon.password_attempts.begin(time.monotonic())
+            self.daemon.password_attempts.begin(trio.current_time())
         except RateLimited:
             self.daemon.audit_refused_attempt(event)
             raise
