@@ -20,7 +20,7 @@ loopback TCP on 127.0.0.1, real Noise, real SQLite in a temporary directory, rea
 second device enrolled and the two brought in sync in-process with the same calls pairing makes
 (bench/benchlib.py), and both daemons are unlocked. Each round, A dials B by calling
 ``Daemon._dial_member`` directly (no dial loop: no backoff or jitter is counted), reads the stamps
-the daemon takes itself (``vaultpeer.io.daemon.LinkTimes``, handed over by
+the daemon takes itself (``vaultpeer.io.link.LinkTimes``, handed over by
 ``Daemon.on_first_message``), then closes the link and waits until both daemons have let it go, so
 that every dial finds B idle. The first ``--warmup`` rounds are not counted; every wait is bounded.
 
@@ -49,7 +49,8 @@ import trio
 from benchlib import PASSWORD, create_vault, enroll, percentiles, save_json, sync_in_process
 from vaultpeer.core.discovery import PeerSeen
 from vaultpeer.home import Home
-from vaultpeer.io.daemon import Daemon, DaemonOptions, Link, LinkTimes
+from vaultpeer.io.daemon import Daemon, DaemonOptions
+from vaultpeer.io.link import Link, LinkTimes
 
 #: One round: the dial, the first message, and both daemons letting the link go.
 ROUND_TIMEOUT = 10.0

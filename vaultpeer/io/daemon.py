@@ -1,11 +1,12 @@
 """The vaultpeer daemon: one root nursery, and in it the local API, the TCP listener, discovery,
 the dialers and one task per connected peer.
 
-Connections are Noise XX over TCP. A connection for "sync" is kept only if the remote static key
-belongs to a current member of the roster; a connection for "pair" only while this device has an
-invitation open. Over a member connection, sync sessions (``vaultpeer.sync.SyncPeer``) run one
-after another; either side starts one by sending its hello, and a local change starts one at
-once with every connected member (no polling). The daemon runs with or without a vault: a new
+Connections are TCP. A member's (Noise IK) is answered only if its static key belongs to a
+current member of the roster and its stamp is fresh; a joining device's (Noise XX) only while this
+device has an invitation open; anything else gets a connection closed without a byte. Over a
+member connection a ``Link`` (``vaultpeer.io.link``) runs sync sessions one after another; a
+local commit (``Vault.on_local_commit``) starts one at once with every connected member (no
+polling). The daemon runs with or without a vault: a new
 device waits to join one.
 
 Every interval the daemon measures (idle lock, password-attempt backoff, offenders, the audit
@@ -16,7 +17,6 @@ reads the wall clock: handshake stamps, audit entries' times, a peer's ``last_se
 """
 
 import logging
-import math
 from functools import partial
 import os
 import random
@@ -53,6 +53,7 @@ from vaultpeer.device import load_profile
 from vaultpeer.home import Home
 from vaultpeer.io.api_server import serve_api
 from vaultpeer.io.handlers import ApiHandlers
+from vaultpeer.io.link import Link, LinkTimes
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
 from vaultpeer.sync import SyncPeer
 from vaultpeer.vault import Vault
@@ -61,8 +62,6 @@ log = logging.getLogger("vaultpeer.daemon")
 
 MAX_UNAUTHENTICATED = 32
 MAX_LINKS = 64
-#: A sync session in which the peer says nothing for this long is abandoned.
-SESSION_TIMEOUT = 30.0
 PAIRING_TIMEOUT = 120.0
 #: How long a joiner has to send its commitment and its reveal (its device does that at once).
 ATTEMPT_TIMEOUT = 10.0
@@ -95,159 +94,6 @@ class PeerState:
     address: str | None = None
     last_seen: float | None = None
     last_error: str | None = None
-
-
-#: How long a link that is ending waits for its last messages (a session's `error`) to go out.
-ERROR_FLUSH_TIMEOUT = 2.0
-
-
-@dataclass
-class LinkTimes:
-    """When a link was made, by ``trio.current_time()``: what bench/link_setup.py measures (dial to
-    first sync message, and the handshake alone).
-
-    The first three are stamped on dialled links only (``Daemon._dial_member``); ``first_message``
-    on every link, when its first message from the member has been read and decrypted."""
-
-    dialled: float | None = None        # before the TCP connect
-    connected: float | None = None      # TCP connected, before the handshake
-    authenticated: float | None = None  # handshake done: an authenticated stream
-    first_message: float | None = None  # the member's first message read and decrypted
-
-
-class Link:
-    """One authenticated connection to a member, carrying sync sessions one after another."""
-
-    def __init__(self, daemon: "Daemon", stream: NoiseStream, member: Member, *, initiator: bool, address: str,
-                 times: LinkTimes | None = None):
-        self.daemon = daemon
-        self.stream = stream
-        self.member = member
-        self.initiator = initiator
-        self.address = address
-        self._inbox_send, self._inbox = trio.open_memory_channel(64)
-        self._outbox_send, self._outbox = trio.open_memory_channel(math.inf)
-        self._cancel = trio.CancelScope()
-        self._writer_done = trio.Event()
-        self.sessions = 0
-        self.closed = trio.Event()
-        self.times = times or LinkTimes()
-
-    @property
-    def device_id(self) -> DeviceId:
-        return self.member.device_id
-
-    @property
-    def dialer(self) -> DeviceId:
-        return self.daemon.device_id if self.initiator else self.device_id
-
-    def poke(self) -> None:
-        """A local change: start a session now (or right after the current one)."""
-        try:
-            self._inbox_send.send_nowait(("sync", b""))
-        except trio.WouldBlock:
-            pass  # the link is busy; a session is coming anyway
-
-    def close(self) -> None:
-        self._cancel.cancel()
-
-    async def run(self, start: bool = True) -> None:
-        try:
-            with self._cancel:
-                try:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._reader)
-                        nursery.start_soon(self._writer)
-                        if start:
-                            self.poke()
-                        await self._sessions()
-                        # a failed session queued its `error`: let the writer send it, then end
-                        self._outbox_send.close()
-                        with trio.move_on_after(ERROR_FLUSH_TIMEOUT):
-                            await self._writer_done.wait()
-                        nursery.cancel_scope.cancel()
-                except* (ConnectionClosed, TransportError, trio.BrokenResourceError,
-                         trio.ClosedResourceError) as ended:
-                    log.info("connection to %s ended: %s", self.member.device_id.short, ended.exceptions[0])
-                    if any(isinstance(e, TransportError) for e in ended.exceptions):
-                        self.daemon.offense(self.address, "bad_frame")
-                except* Exception:  # noqa: BLE001 - one peer's trouble must never stop the daemon
-                    log.exception("connection to %s failed", self.member.device_id.short)
-            await self.stream.aclose()
-        finally:
-            self.closed.set()
-
-    async def _reader(self) -> None:
-        while True:
-            message = await self.stream.receive()
-            if self.times.first_message is None:
-                self.times.first_message = trio.current_time()
-                for notify in self.daemon.on_first_message:
-                    notify(self)
-            await self._inbox_send.send(("message", message))
-
-    async def _writer(self) -> None:
-        async for message in self._outbox:
-            await self.stream.send(message)
-        self._writer_done.set()
-
-    def _send(self, messages: list[bytes]) -> None:
-        for message in messages:
-            self._outbox_send.send_nowait(message)
-
-    async def _sessions(self) -> None:
-        session: SyncPeer | None = None
-        again = False
-        vault = self.daemon.vault
-        while True:
-            timeout = SESSION_TIMEOUT if session is not None else math.inf
-            with trio.move_on_after(timeout) as waited:
-                kind, data = await self._inbox.receive()
-            if waited.cancelled_caught:
-                log.warning("sync with %s stalled; closing the connection", self.member.device_id.short)
-                return
-            if kind == "sync":
-                if session is None:
-                    session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
-                    self._send(session.start())
-                else:
-                    again = True
-                continue
-            if session is None:
-                session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
-                self._send(session.start())
-            received_before, was_unlocked = session.stats.revisions_received, not vault.locked
-            self._send(session.receive(data))
-            self.daemon.notice_self_lock(was_unlocked)
-            if session.stats.revisions_received != received_before:
-                self.daemon.publish({"type": "sync.progress", "device_id": str(self.device_id),
-                                     "received": session.stats.revisions_received,
-                                     "expected": session.stats.revisions_expected})
-            if session.just_applied:  # readable now: say so, and pass it on, before the session ends
-                self.daemon.applied(session.just_applied, self)
-            if not session.finished:
-                continue
-            self._finish(session)
-            if session.failed:
-                return
-            session = None
-            if again:
-                again = False
-                session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
-                self._send(session.start())
-
-    def _finish(self, session: SyncPeer) -> None:
-        self.sessions += 1
-        for note in session.notes:
-            log.info("sync with %s: %s", self.member.device_id.short, note)
-        state = self.daemon.peer_state(self.device_id)
-        if session.failed:
-            state.last_error = session.notes[-1] if session.notes else "sync failed"
-            if session.peer_at_fault:
-                self.daemon.offense(self.address, "sync_protocol", audit=False)  # SyncPeer recorded it
-            return
-        state.last_seen, state.address, state.last_error = time.time(), self.address, None
-        self.daemon.after_sync(session, self)
 
 
 class Pairing:
