@@ -46,7 +46,6 @@ from vaultpeer.core.generate import (
 from vaultpeer.generator import generate_json
 from vaultpeer import clipboard
 from vaultpeer.clipboard import DEFAULT_CLEAR_AFTER, MAX_CLEAR_AFTER
-from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.core.pairing import PairingError
 from vaultpeer.core.text import inert, inert_json
 from vaultpeer.core.merge import EDIT_SURVIVED_DELETE
@@ -68,7 +67,7 @@ from vaultpeer.api import CONFIRM_FINISH, CONFIRM_TIMEOUT, MAX_PAIRING_TIMEOUT, 
 from vaultpeer import bundles
 from vaultpeer.transfer import write_private_file
 from vaultpeer.backend import DaemonBackend, DaemonFilesBackend, DirectFilesBackend
-from vaultpeer.commands import VaultCommands
+from vaultpeer.commands import VaultCommands, run_here
 from vaultpeer.client import Client, DaemonNotRunning
 from vaultpeer.core.transport import DEFAULT_PORT
 from vaultpeer.vault import Conflict, Vault
@@ -769,15 +768,11 @@ def passwd(ctx: Context, password_stdin: bool, use_recovery_key: bool) -> None:
         if not vault.initialized:
             raise NoVault()
         if use_recovery_key:
-            text = ctx.secret("recovery key", from_stdin=password_stdin)
-            try:
-                recovery_key = RecoveryKey.parse(text)
-            except ValueError as exc:
-                raise WrongRecoveryKey(f"that is not a recovery key: {exc}") from None
-            vault.unlock_with_recovery_key(recovery_key)
+            proof = {"recovery_key": ctx.secret("recovery key", from_stdin=password_stdin)}
         else:
-            vault.unlock(ctx.secret("current master password", from_stdin=password_stdin))
-        vault.change_password(ctx.secret("new master password", from_stdin=password_stdin, confirm=True))
+            proof = {"password": ctx.secret("current master password", from_stdin=password_stdin)}
+        new_password = ctx.secret("new master password", from_stdin=password_stdin, confirm=True)
+        run_here(VaultCommands(vault, ctx.home).change_password(new_password, **proof))
     click.echo("Master password changed. The recovery key is unchanged.")
 
 

@@ -5,18 +5,25 @@ front end to come (a D-Bus Secret Service, a browser host) call these and add on
 presentation. Each method returns the documented JSON shape (``vaultpeer.views``, docs/api.md).
 Nothing here pushes a change to other devices: ``Vault`` tells its ``on_local_commit`` listeners
 (the daemon) after every commit, whichever front end made it.
+
+A command with slow steps (a key derivation) is a generator: it yields each slow step as a
+``Slow`` (pure: it touches no store) and gets its result back, so the CLI runs it in line
+(``run_here``) and the daemon runs the slow steps in a worker thread while the vault stays on its
+own thread. Either way, one definition of the command.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from vaultpeer import transfer
-from vaultpeer.core.errors import InvalidInput
+from vaultpeer.core.errors import InvalidInput, WrongRecoveryKey
 from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
 from vaultpeer.core.interchange import ImportEntry
+from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.device import load_profile, signing_key_state
 from vaultpeer.home import Home
-from vaultpeer.vault import Vault
+from vaultpeer.vault import Vault, prepare_password
 from vaultpeer.views import conflict_json, history_json, item_json, listing_json
 
 
@@ -28,6 +35,23 @@ class Running:
     socket: str
     peers: list[str]
     process: dict
+
+
+@dataclass(frozen=True)
+class Slow:
+    """A slow, pure step of a command (``function()``), for its runner to run where it likes."""
+
+    function: Callable[[], object]
+
+
+def run_here(steps: Generator[Slow, object, object]) -> object:
+    """Run a command with slow steps in this thread (the CLI)."""
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(step.function())
+    except StopIteration as done:
+        return done.value
 
 
 class VaultCommands:
@@ -61,6 +85,27 @@ class VaultCommands:
         if running is not None:
             info["process"] = running.process
         return {**info, **(vault.health() if initialized else {})}
+
+    def change_password(self, new_password: str, *, password: str | None = None,
+                        recovery_key: str | None = None) -> Generator[Slow, object, dict]:
+        """Re-wrap the vault key under ``new_password``, proven by the current ``password`` or
+        by the ``recovery_key`` (a wrong one is in the audit log). No item is re-encrypted; the
+        vault stays locked if it was."""
+        vault = self.vault
+        header = vault.header
+        if recovery_key is not None:
+            try:
+                key = RecoveryKey.parse(recovery_key)
+            except ValueError as exc:
+                raise WrongRecoveryKey(f"that is not a recovery key: {exc}") from None
+            keyring, proof = vault.open_for_password_change(header, recovery_key=key), "recovery_key"
+        else:
+            kek = yield Slow(partial(header.password_kek, password))
+            keyring, proof = vault.open_for_password_change(header, kek=kek), "password"
+        kdf, new_kek = yield Slow(partial(prepare_password, header, new_password,
+                                          allow_insecure_test_kdf=vault.allows_insecure_test_kdf))
+        vault.set_password(kdf, new_kek, keyring=keyring, proof=proof)
+        return {"changed": True}
 
     # --- items ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ Passwords arrive in params and go straight into the KDF; they are never logged o
 
 import base64
 from typing import TYPE_CHECKING
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from functools import partial
@@ -18,16 +18,15 @@ import trio
 from vaultpeer import backup as backups
 from vaultpeer import bundles, transfer
 from vaultpeer.api import MAX_PAIRING_TIMEOUT, ApiError
-from vaultpeer.core.errors import InvalidInput, RateLimited, WrongRecoveryKey
+from vaultpeer.core.errors import InvalidInput, RateLimited
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.generate import DEFAULT_LENGTH
 from vaultpeer.generator import generate_json
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.backup import seal_backup
-from vaultpeer.core.keys import RecoveryKey
-from vaultpeer.commands import Running, VaultCommands
+from vaultpeer.commands import Running, Slow, VaultCommands
 from vaultpeer.hygiene import process_state
-from vaultpeer.vault import prepare_password, prepare_rotation
+from vaultpeer.vault import prepare_rotation
 from vaultpeer.views import member_json
 
 if TYPE_CHECKING:  # the daemon creates the handlers: no import cycle at run time
@@ -123,23 +122,12 @@ class ApiHandlers:
     async def m_passwd(self, params: dict) -> dict:
         """Change the master password, proven by the current one or by the recovery key."""
         new_password = _param(params, "new_password", str)
-        header = self.vault.header
         if "recovery_key" in params:
-            try:
-                recovery_key = RecoveryKey.parse(_param(params, "recovery_key", str))
-            except ValueError:
-                raise WrongRecoveryKey("that is not a recovery key") from None
-            keyring = self.vault.open_for_password_change(header, recovery_key=recovery_key)
-        else:
-            with self._password_attempt("password.change_failed"):
-                kek = await trio.to_thread.run_sync(header.password_kek, _param(params, "password", str))
-                keyring = self.vault.open_for_password_change(header, kek=kek)
-        prepare = partial(prepare_password, header, new_password,
-                          allow_insecure_test_kdf=self.vault.allows_insecure_test_kdf)
-        kdf, new_kek = await trio.to_thread.run_sync(prepare)
-        self.vault.set_password(kdf, new_kek, keyring=keyring,
-                                proof="recovery_key" if "recovery_key" in params else "password")
-        return {"changed": True}
+            return await _run_in_threads(self.commands.change_password(
+                new_password, recovery_key=_param(params, "recovery_key", str)))
+        with self._password_attempt("password.change_failed"):
+            return await _run_in_threads(self.commands.change_password(
+                new_password, password=_param(params, "password", str)))
 
     async def m_lock(self, params: dict) -> dict:
         self.daemon.lock()
@@ -326,6 +314,17 @@ class ApiHandlers:
 
     async def m_events_subscribe(self, params: dict) -> AsyncIterator[dict]:
         return _events(self.daemon.subscribe())
+
+
+async def _run_in_threads(steps: Generator[Slow, object, object]) -> object:
+    """Run a command of the command layer: its slow steps in a worker thread, the rest (the
+    vault's) here on the trio thread."""
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(await trio.to_thread.run_sync(step.function))
+    except StopIteration as done:
+        return done.value
 
 
 async def _events(channel: trio.MemoryReceiveChannel) -> AsyncIterator[dict]:
