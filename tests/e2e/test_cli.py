@@ -136,6 +136,12 @@ def test_passwd_and_recovery_key(tmp_path):
     ok(run_cli(home, "ls", "--password-stdin", stdin="second password\n"))
     bad = run_cli(home, "passwd", "--recovery-key", "--password-stdin", stdin="AAAA-BBBB\nthird password\n")
     assert bad.returncode == 3 and "not a recovery key" in bad.stderr
+    wrong = run_cli(home, "passwd", "--password-stdin", stdin="not the password\nthird password\n")
+    assert wrong.returncode == 3
+    # the same command as through a daemon (vaultpeer.commands): the wrong proof is a failed password change
+    entries = json.loads(ok(run_cli(home, "log", "--json")))
+    failed = [e["details"] for e in entries if e["event"] == "password.change_failed"]
+    assert failed == [{"via": "cli", "method": "password", "reason": "wrong_password"}]
     ok(run_cli(home, "passwd", "--recovery-key", "--password-stdin",
                stdin=f"{recovery_key.lower()}\nthird password\n"))
     assert ok(run_cli(home, "get", "Kept", "--field", "password", "--password-stdin",
