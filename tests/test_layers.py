@@ -25,10 +25,7 @@ SERVICE = {
     "vaultpeer.interchange_kdbx", "vaultpeer.store", "vaultpeer.sync", "vaultpeer.transfer",
     "vaultpeer.vault", "vaultpeer.verify", "vaultpeer.views",
 }
-FRONT_ENDS = {
-    "vaultpeer.__main__", "vaultpeer.backend", "vaultpeer.cli", "vaultpeer.cli_audit", "vaultpeer.cli_backup",
-    "vaultpeer.cli_interchange", "vaultpeer.client", "vaultpeer.clipboard", "vaultpeer.demo",
-}
+FRONT_ENDS = {"vaultpeer.__main__", "vaultpeer.backend", "vaultpeer.client", "vaultpeer.clipboard", "vaultpeer.demo"}
 #: What each ring may import from vaultpeer.
 ALLOWED = {
     "core": {"core"},
@@ -45,7 +42,7 @@ def ring(module: str) -> str | None:
         return "io"
     if module in SERVICE:
         return "service"
-    if module in FRONT_ENDS:
+    if module in FRONT_ENDS or module == "vaultpeer.cli" or module.startswith("vaultpeer.cli."):
         return "front end"
     return None
 

@@ -184,7 +184,7 @@ def test_a_joining_device_hears_how_far_the_initial_sync_has_come(world):
 
 
 def test_the_progress_bar_ends_when_everything_arrived_or_the_daemon_goes_quiet(capsys):
-    from vaultpeer.cli import show_initial_sync
+    from vaultpeer.cli.app import show_initial_sync
 
     arrived = iter([{"type": "peer.connected"}, {"type": "sync.progress", "received": 10, "expected": 20},
                     {"type": "sync.progress", "received": 20, "expected": 20},

@@ -1,8 +1,8 @@
 """`vaultpeer log`: this device's audit log, and `log --verify` to check its hash chain.
 
 Presentation only: the entries and their chain are ``vaultpeer.core.audit``, the table is in
-``vaultpeer.store``. Imported at the end of ``vaultpeer.cli``, whose helpers it uses, so the command
-registers on ``cli``. The log is read straight from the home's database (read while a daemon runs
+``vaultpeer.store``. It uses the helpers of ``vaultpeer.cli.app`` and registers on its group when
+the ``vaultpeer.cli`` package imports it. The log is read straight from the home's database (read while a daemon runs
 too: SQLite's WAL lets readers in), and needs no password: it holds no secret.
 """
 
@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from vaultpeer.cli import EXIT_INTEGRITY, Context, cli, json_option, pass_context, print_json, reports_errors
+from vaultpeer.cli.app import EXIT_INTEGRITY, Context, cli, json_option, pass_context, print_json, reports_errors
 from vaultpeer.core.audit import AuditEntry, ChainReport, utc_text, verify_chain
 from vaultpeer.core.errors import IntegrityError
 from vaultpeer.core.identity import DeviceId

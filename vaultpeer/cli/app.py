@@ -662,7 +662,7 @@ def restore(ctx: Context, item: str, revision: str | None, use_recovery_key: boo
     from vaultpeer.backup import is_backup_file
 
     if revision is None and is_backup_file(item):
-        from vaultpeer.cli_backup import restore_from_backup
+        from vaultpeer.cli.backup_restore import restore_from_backup
 
         restore_from_backup(ctx, Path(item), use_recovery_key=use_recovery_key, password_stdin=password_stdin,
                             as_json=as_json)
@@ -1241,9 +1241,3 @@ def demo(keep: bool) -> None:
     from vaultpeer.demo import run_demo
 
     sys.exit(run_demo(keep=keep))
-
-
-# Commands defined in modules of their own register on `cli` when imported (they use the helpers above).
-from vaultpeer import cli_backup  # noqa: E402,F401
-from vaultpeer import cli_interchange  # noqa: E402,F401
-from vaultpeer import cli_audit  # noqa: E402,F401

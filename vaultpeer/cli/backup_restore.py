@@ -1,7 +1,8 @@
 """`vaultpeer backup` (create, verify) and the backup half of `vaultpeer restore`. Presentation only:
 the work is done by ``vaultpeer.backup``.
 
-Imported at the end of ``vaultpeer.cli``, whose helpers it uses, so the commands register on ``cli``.
+It uses the helpers of ``vaultpeer.cli.app``; its commands register on that group when the
+``vaultpeer.cli`` package imports it.
 """
 
 import base64
@@ -20,7 +21,7 @@ from vaultpeer.backup import (
     restore_home,
     write_sealed,
 )
-from vaultpeer.cli import (
+from vaultpeer.cli.app import (
     Context,
     backup_secret_options,
     cli,

@@ -1,7 +1,7 @@
 """`vaultpeer import` and `vaultpeer export` (click; presentation only).
 
-The commands register on the ``vaultpeer`` group when this module is imported, which the end of
-``vaultpeer.cli`` does (they use its helpers). The formats are in ``vaultpeer.core.interchange`` and
+The commands register on the ``vaultpeer`` group (``vaultpeer.cli.app``, whose helpers they use)
+when the ``vaultpeer.cli`` package imports this module. The formats are in ``vaultpeer.core.interchange`` and
 ``vaultpeer.interchange_kdbx``; the vault side in ``vaultpeer.transfer`` (directly, or through the
 daemon's ``item.import`` / ``item.export``). docs/cli.md documents both commands.
 """
@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from vaultpeer.cli import Context, cli, item_backend, json_option, pass_context, print_json, reports_errors
+from vaultpeer.cli.app import Context, cli, item_backend, json_option, pass_context, print_json, reports_errors
 from vaultpeer.core.errors import InvalidInput, VaultpeerError
 from vaultpeer.core.interchange import Parsed, csv_export, parse_bitwarden, parse_csv
 from vaultpeer.core.text import inert
