@@ -2,7 +2,9 @@
 
 import os
 import random
+from functools import partial
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -113,10 +115,30 @@ def visible_state(vault):
     )
 
 
-@settings(max_examples=int(os.environ.get("VAULTPEER_SCHEDULES", "2000")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.integers(3, 5), st.integers(1, 3), st.lists(operation, min_size=4, max_size=40))
+#: Schedules: 3-5 replicas, 1-3 items they all start with, 4-40 operations.
+schedules = given(st.integers(3, 5), st.integers(1, 3), st.lists(operation, min_size=4, max_size=40))
+budget = partial(settings, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@budget(max_examples=200)
+@schedules
 def test_random_schedules_converge_without_losing_an_edit(replica_count, shared_items, operations):
+    """The normal run's budget: 200 schedules (about 15 s)."""
+    schedule_converges(replica_count, shared_items, operations)
+
+
+@pytest.mark.slow
+@budget(max_examples=int(os.environ.get("VAULTPEER_SCHEDULES", "2000")))
+@schedules
+def test_random_schedules_converge_without_losing_an_edit_deep(replica_count, shared_items, operations):
+    """The deep budget: 2,000 schedules (about 155 s; VAULTPEER_SCHEDULES sets another count), run
+    by `bash .ci/run -m slow`."""
+    schedule_converges(replica_count, shared_items, operations)
+
+
+def schedule_converges(replica_count, shared_items, operations):
+    """Every replica ends with the same heads, the same visible state and digest, and every
+    revision anyone wrote; no item is left needing a merge."""
     replicas = make_replicas(replica_count)
     made = []
     # a few items every device starts with, so concurrent edits of one item are common
