@@ -1,3 +1,5 @@
+import fcntl
+import time
 from pathlib import Path
 
 import pytest
@@ -19,3 +21,45 @@ def vault(home: Home):
     with Vault.open(home, allow_insecure_test_kdf=True) as opened:
         opened.recovery_key = opened.init(PASSWORD, insecure_test_parameters())
         yield opened
+
+
+#: Loopback mDNS is one network for every process on the machine: pytest-xdist's workers, a second
+#: run of the suite, a developer's `vaultpeer demo`. A test that joins "the" invitation found by mDNS
+#: (marked ``mdns_alone``) holds this lock exclusively; every other test that may advertise an
+#: invitation (tests/e2e, tests/io/test_mdns.py) holds it shared, so none is open meanwhile. Both
+#: pass through the gate first, so a test waiting to be alone keeps new sharers out until its turn.
+INVITATIONS_LOCK = Path("/tmp/vaultpeer-tests-invitations.lock")
+INVITATIONS_GATE = Path("/tmp/vaultpeer-tests-invitations.gate")
+#: The longest a test waits for its turn (the longest e2e test takes well under a minute).
+INVITATIONS_LOCK_TIMEOUT = 600
+
+
+def _take(handle, mode: int, deadline: float) -> None:
+    while True:
+        try:
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{handle.name} stayed taken for {INVITATIONS_LOCK_TIMEOUT} s")
+            time.sleep(0.02)
+
+
+@pytest.fixture(autouse=True)
+def _invitations_on_loopback(request):
+    path = request.node.path.as_posix()
+    alone = request.node.get_closest_marker("mdns_alone") is not None
+    if not alone and "/tests/e2e/" not in path and not path.endswith("/tests/io/test_mdns.py"):
+        yield
+        return
+    deadline = time.monotonic() + INVITATIONS_LOCK_TIMEOUT
+    with open(INVITATIONS_GATE, "a") as gate, open(INVITATIONS_LOCK, "a") as lock:
+        _take(gate, fcntl.LOCK_EX, deadline)
+        try:
+            _take(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH, deadline)
+        finally:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

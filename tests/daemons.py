@@ -1,4 +1,10 @@
-"""Real `vaultpeer daemon` processes on loopback, driven through the real CLI (for tests/e2e).
+"""Real `vaultpeer daemon` processes on loopback (for tests/e2e), driven through the real CLI where
+the CLI is what a test is about, and otherwise through the daemon's local API (vaultpeer.client),
+which answers in a millisecond where a CLI process takes half a second to start.
+
+A daemon counts as started when it sends sd_notify READY=1 to a datagram socket the test owns
+(``NOTIFY_SOCKET``), as systemd would see it. Devices join a vault by real pairing in the tests of
+pairing, and otherwise by ``enroll``: the same vault calls a confirmed pairing makes, in-process.
 
 Every wait is bounded; every daemon is stopped (SIGTERM, then SIGKILL) when the test ends. mDNS is
 bound to 127.0.0.1 only.
@@ -9,6 +15,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from helpers import PASSWORD, cli_env, run_cli
+from vaultpeer.api import ApiError
+from vaultpeer.client import Client, DaemonNotRunning
+from vaultpeer.core.kdf import insecure_test_parameters
+from vaultpeer.device import load_profile
+from vaultpeer.home import Home
+from vaultpeer.vault import Vault
 
 
 def short_tmp() -> Path:
@@ -34,29 +47,64 @@ class Daemon:
         self.mdns = mdns
         self.rotate = rotate
         self.process: subprocess.Popen | None = None
+        self._notify: socket.socket | None = None
         self.log = home.parent / f"{home.name}.log"
 
     def start(self, *override: str, timeout: float = 20) -> "Daemon":
+        """Start the daemon and return once it is ready (``launch``, then ``wait_ready``)."""
+        return self.launch(*override).wait_ready(timeout)
+
+    def launch(self, *override: str) -> "Daemon":
+        """Start the daemon's process; ``wait_ready`` waits for it (several may start at once)."""
         args = list(override) if override else ["--listen", "127.0.0.1:0", *self.extra]
         if self.mdns and "--offline" not in args and "--no-mdns" not in args:
             args += ["--mdns-interface", "127.0.0.1"]
             if self.rotate:
                 args += ["--rotate-names", str(self.rotate)]
         self.home.mkdir(parents=True, exist_ok=True)
+        env = dict(self.env)
+        self._notify = None
+        if "NOTIFY_SOCKET" not in env:
+            notify_path = self.home.parent / f"{self.home.name}.notify"
+            notify_path.unlink(missing_ok=True)
+            self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._notify.bind(str(notify_path))
+            env["NOTIFY_SOCKET"] = str(notify_path)
         log = open(self.log, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "vaultpeer", "--home", str(self.home), "daemon", "-v", *args],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=cli_env(**self.env),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=cli_env(**env),
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"daemon exited early:\n{self.log.read_text()}")
-            result = self.cli("status", "--json")
-            if result.returncode == 0 and json.loads(result.stdout).get("socket"):
-                return self
-            time.sleep(0.1)
-        raise AssertionError(f"daemon did not start in {timeout} s:\n{self.log.read_text()}")
+        return self
+
+    def wait_ready(self, timeout: float = 20) -> "Daemon":
+        """Return once the daemon sent READY=1 to our notify socket, as it tells systemd (or, when
+        the test set NOTIFY_SOCKET itself, once its local API answers)."""
+        notify, self._notify = self._notify, None
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"daemon exited early:\n{self.log.read_text()}")
+                if notify is not None:
+                    notify.settimeout(0.05)
+                    try:
+                        if notify.recv(4096).split(b"\n")[0] == b"READY=1":
+                            return self
+                    except TimeoutError:
+                        pass
+                else:
+                    try:
+                        self.api("status")
+                        return self
+                    except (DaemonNotRunning, OSError):
+                        time.sleep(0.05)
+            raise AssertionError(f"daemon did not start in {timeout} s:\n{self.log.read_text()}")
+        finally:
+            if notify is not None:
+                path = notify.getsockname()
+                notify.close()
+                os.unlink(path)
 
     def stop(self, timeout: float = 10) -> int | None:
         if self.process is None or self.process.poll() is not None:
@@ -81,20 +129,66 @@ class Daemon:
         return self.log.read_text()[-3000:] if self.log.exists() else "(no daemon log)"
 
     def json(self, *args: str) -> object:
+        """A reading command's ``--json`` output, through the CLI."""
         return json.loads(self.ok(*args, "--json"))
 
+    @property
+    def socket_path(self) -> Path:
+        return self.home / "run" / "api.sock"
+
+    def api(self, method: str, timeout: float = 60, **params: object) -> object:
+        """One call to the running daemon's local API (docs/api.md): what the CLI's commands call."""
+        with Client(self.socket_path, timeout=timeout) as client:
+            return client.call(method, **params)
+
     def status(self) -> dict:
-        return self.json("status")
+        """The daemon's status, through the API (the same object as `status --json` prints)."""
+        return self.api("status")
 
     @property
     def address(self) -> str:
         return self.status()["listen"]
 
-    def init(self, password: str = PASSWORD) -> None:
-        self.ok("init", "--password-stdin", stdin=password + "\n")
+    def init(self, password: str = PASSWORD) -> str:
+        """Create the vault in-process, as `vaultpeer init` does with the test-only KDF (the command
+        itself is tested in tests/e2e/test_cli.py); returns the recovery key."""
+        home = Home(self.home)
+        with Vault.open(home, allow_insecure_test_kdf=True) as vault:
+            profile = load_profile(home)
+            return vault.init(password, insecure_test_parameters(), profile.name, profile.os_description).reveal()
 
     def unlock(self, password: str = PASSWORD) -> None:
-        self.ok("unlock", "--password-stdin", stdin=password + "\n")
+        """Unlock the running daemon through the API (what `vaultpeer unlock` calls)."""
+        assert self.api("unlock", password=password) == {"locked": False}
+
+    def lock(self) -> None:
+        assert self.api("lock") == {"locked": True}
+
+    def has_item(self, title: str) -> bool:
+        """Whether an item of this exact title is there and readable, through the API."""
+        try:
+            return self.api("item.get", item=title)["title"] == title
+        except ApiError:
+            return False
+
+    def item(self, item: str) -> dict:
+        return self.api("item.get", item=item)
+
+    def titles(self) -> list[str]:
+        return sorted(entry["title"] for entry in self.api("item.list"))
+
+    def peer_ids(self) -> list[str]:
+        return [peer["device_id"] for peer in self.api("peer.list")]
+
+    def add(self, title: str, **fields: str) -> dict:
+        return self.api("item.add", title=title, fields=fields)
+
+    def edit(self, item: str, **fields: str) -> dict:
+        return self.api("item.edit", item=item, fields=fields)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
 
 class Interactive:
@@ -197,8 +291,52 @@ def ready_to_pair(world, *extra: str) -> tuple[Daemon, Daemon]:
     return laptop, desktop
 
 
+def enroll(member: "Daemon", joiner: "Daemon", password: str = PASSWORD) -> None:
+    """What a confirmed pairing does to the two homes, in-process, while neither daemon runs:
+    the member vouches for the joiner (``Vault.enroll``), the joiner takes the member's header and
+    roster (``Vault.join``) and hands its own roster entries back (pairing's Joined message). The
+    joiner is left locked, its signing key in the clear until its first unlock, as after pairing.
+    For tests where pairing is not the subject; the tests of pairing pair through `vaultpeer pair`."""
+    assert not member.running and not joiner.running, "enroll homes whose daemons are stopped"
+    member_home, joiner_home = Home(member.home), Home(joiner.home)
+    with Vault.open(member_home, allow_insecure_test_kdf=True) as inviter, \
+            Vault.open(joiner_home, allow_insecure_test_kdf=True) as new:
+        inviter.unlock(password)  # vouching signs with the member's key, sealed under the vault's keys
+        profile = load_profile(joiner_home)
+        entry = inviter.enroll(new.device.public, profile.name, profile.os_description)
+        new.join(inviter.header, [*inviter.outgoing_roster(), entry], inviter.device.public,
+                 profile.name, profile.os_description)
+        inviter.receive_records(None, new.outgoing_roster(), ())
+
+
+def enrolled(world, *names: str, extra: tuple[str, ...] = (), recovery_keys: list[str] | None = None) -> list["Daemon"]:
+    """Devices of one vault: the first creates it and enrols the others (``enroll``); all started
+    (mDNS on 127.0.0.1, so they find each other as members do) and unlocked. The recovery key is
+    appended to ``recovery_keys`` when given."""
+    devices = [world(name, *extra) for name in names]
+    recovery_key = devices[0].init()
+    if recovery_keys is not None:
+        recovery_keys.append(recovery_key)
+    for joiner in devices[1:]:
+        enroll(devices[0], joiner)
+    for device in devices:
+        device.launch()
+    for device in devices:
+        device.wait_ready()
+    for device in devices:
+        device.unlock()
+    return devices
+
+
 def paired_pair(world, *extra: str) -> tuple[Daemon, Daemon]:
-    """A laptop with a vault and a desktop paired with it through the CLI, both running and unlocked."""
+    """A laptop with a vault and a desktop enrolled in it (``enroll``), both running and unlocked."""
+    laptop, desktop = enrolled(world, "laptop", "desktop", extra=extra)
+    return laptop, desktop
+
+
+def paired_through_cli(world, *extra: str) -> tuple[Daemon, Daemon]:
+    """A laptop with a vault and a desktop paired with it through `vaultpeer pair`, both running
+    and unlocked (for tests of what pairing itself leaves behind)."""
     laptop, desktop = ready_to_pair(world, *extra)
     statuses = pair(laptop, desktop)
     assert statuses[:2] == (0, 0), statuses

@@ -9,7 +9,7 @@ import time
 
 import trio
 
-from daemons import pair, paired_pair, ready_to_pair
+from daemons import pair, paired_through_cli, ready_to_pair
 from helpers import PASSWORD
 from vaultpeer.core import encoding
 from vaultpeer.device import load_or_create_keys
@@ -29,7 +29,7 @@ def database(daemon) -> sqlite3.Connection:
 
 
 def test_failed_unlocks_pairings_and_strangers_are_in_the_log_and_no_secret_is(world):
-    laptop, desktop = paired_pair(world)
+    laptop, desktop = paired_through_cli(world)  # the pairing's audit entries are under test
     laptop_id, desktop_id = laptop.status()["device_id"], desktop.status()["device_id"]
 
     laptop.ok("lock")

@@ -189,6 +189,7 @@ def test_the_insecure_switch_warns_loudly(tmp_path):
     assert "WARNING" in result.stderr and "NO real password protection" in result.stderr
 
 
+@pytest.mark.mdns_alone  # the demo's devices join the one invitation they find by mDNS
 def test_demo_runs_and_cleans_up():
     """The README's main command: three real daemons pair and sync on loopback, then everything goes."""
     from pathlib import Path

@@ -1,26 +1,19 @@
-"""Real daemons on loopback (mDNS on 127.0.0.1), paired and used through the real CLI."""
+"""Real daemons on loopback (mDNS on 127.0.0.1): pairing through the real CLI, and what paired
+daemons do (sync, trust through a third, revocation, merging, private mDNS names, junk), driven
+through their local API."""
 
-import json
 import os
 import re
 import socket
 import time
 
-import trio
+import pytest
 
-from daemons import Daemon, pair, paired_pair, ready_to_pair, wait_until
+from daemons import Daemon, enrolled, pair, paired_pair, ready_to_pair, wait_until
 from helpers import PASSWORD
 
 
-def titles(daemon: Daemon) -> list[str]:
-    return sorted(item["title"] for item in daemon.json("ls"))
-
-
-def has_item(daemon: Daemon, title: str) -> bool:
-    result = daemon.cli("get", title, "--json")
-    return result.returncode == 0 and json.loads(result.stdout)["title"] == title
-
-
+@pytest.mark.mdns_alone  # the desktop joins the one invitation it finds by mDNS
 def test_two_daemons_find_each_other_pair_through_the_cli_and_sync_within_two_seconds(world):
     laptop, desktop = world("laptop"), world("desktop")
     laptop.init()
@@ -35,12 +28,12 @@ def test_two_daemons_find_each_other_pair_through_the_cli_and_sync_within_two_se
     desktop.unlock()
     laptop.ok("add", "Email", "--field", "username=alice", "--field", "password=s3cret")
     started = time.monotonic()
-    assert wait_until(lambda: has_item(desktop, "Email"), timeout=2.0), "not visible on the desktop within 2 s"
+    assert wait_until(lambda: desktop.has_item("Email"), timeout=2.0), "not visible on the desktop within 2 s"
     delay = time.monotonic() - started
     assert desktop.ok("get", "Email", "--field", "password").strip() == "s3cret"
     peers = desktop.json("peers")
     assert [p["device_id"] for p in peers] == [laptop.status()["device_id"]] and peers[0]["connected"]
-    print(f"propagation through the CLI: {delay * 1000:.0f} ms")
+    print(f"propagation from a CLI `add`: {delay * 1000:.0f} ms")
 
 
 def test_devices_paired_through_a_third_trust_each_other(world):
@@ -51,18 +44,18 @@ def test_devices_paired_through_a_third_trust_each_other(world):
     c.unlock()
     phone_id = c.status()["device_id"]
     # b passes on the roster entry that vouches for c; only then is b stopped
-    assert wait_until(lambda: phone_id in [p["device_id"] for p in a.json("peers")], 10)
+    assert wait_until(lambda: phone_id in a.peer_ids(), 10)
     b.stop()
-    c.ok("add", "From the phone", "--field", "password=x")
-    assert wait_until(lambda: has_item(a, "From the phone"), timeout=15), "the edit on c never reached a"
+    c.add("From the phone", password="x")
+    assert wait_until(lambda: a.has_item("From the phone"), timeout=15), "the edit on c never reached a"
 
     # a static address says nothing of whose it is: the phone, mDNS off, given only the laptop's
     # address, tries its members' keys in turn (IK needs one); the desktop's key gets silence there
-    a.ok("add", "From the laptop", "--field", "password=y")
+    a.add("From the laptop", password="y")
     c.stop()
     c.start("--listen", "127.0.0.1:0", "--no-mdns", "--peer", a.address)
     c.unlock()
-    assert wait_until(lambda: has_item(c, "From the laptop"), timeout=15), "the phone never reached the laptop"
+    assert wait_until(lambda: c.has_item("From the laptop"), timeout=15), "the phone never reached the laptop"
     assert c.status()["peers"] == [a.status()["device_id"]]
 
 
@@ -71,46 +64,42 @@ def test_a_no_answer_pairs_nothing(world):
     invite_status, join_status, _, _ = pair(laptop, desktop, answers=("y", "n"))
     assert invite_status != 0 and join_status != 0
     assert desktop.status()["vault_id"] is None
-    assert laptop.json("peers") == []
+    assert laptop.api("peer.list") == []
 
 
 def test_a_revoked_device_is_refused_and_gets_nothing_new(world):
-    a, b = paired_pair(world)
-    c = world("phone")
-    c.start()
-    assert pair(a, c)[:2] == (0, 0)
-    c.unlock()
-    a.ok("add", "Before", "--field", "password=1")
-    assert wait_until(lambda: has_item(c, "Before"), 5)
+    a, b, c = enrolled(world, "laptop", "desktop", "phone")
+    a.add("Before", password="1")
+    assert wait_until(lambda: c.has_item("Before"), 5)
     revoked = c.status()["device_id"]
     # c also holds a live connection to b (found by mDNS): b must drop it when it learns of the revocation
-    assert wait_until(lambda: any(p["device_id"] == revoked and p["connected"] for p in b.json("peers")), 15)
-    a.ok("unpair", revoked, "--password-stdin", stdin=PASSWORD + "\n")
-    assert revoked not in [p["device_id"] for p in a.json("peers")]
+    assert wait_until(lambda: any(p["device_id"] == revoked and p["connected"] for p in b.api("peer.list")), 15)
+    a.api("peer.remove", device=revoked, password=PASSWORD)
+    assert revoked not in a.peer_ids()
     # the rotated key is wrapped under a fresh salt: b locks, says why, and needs the password once
     assert wait_until(lambda: b.status()["locked"], 10)
     assert "rotated" in b.status()["locked_reason"]
     b.unlock()
-    a.ok("add", "After", "--field", "password=2")
-    assert wait_until(lambda: has_item(b, "After"), 5)
-    assert wait_until(lambda: revoked not in [p["device_id"] for p in b.json("peers")], 5)
+    a.add("After", password="2")
+    assert wait_until(lambda: b.has_item("After"), 5)
+    assert wait_until(lambda: revoked not in b.peer_ids(), 5)
     time.sleep(1.5)
-    c.ok("sync")
+    c.api("sync.now")
     time.sleep(1.5)
-    assert not has_item(c, "After")
-    assert "After" not in titles(c)
+    assert not c.has_item("After")
+    assert "After" not in c.titles()
 
 
 def test_concurrent_offline_edits_merge_once_back_online(world):
     a, b = paired_pair(world)
-    a.ok("add", "Shared", "--field", "username=alice", "--field", "password=one")
-    assert wait_until(lambda: has_item(b, "Shared"), 5)
+    a.add("Shared", username="alice", password="one")
+    assert wait_until(lambda: b.has_item("Shared"), 5)
     for daemon in (a, b):
         daemon.stop()
         daemon.start("--offline")
         daemon.unlock()
-    a.ok("edit", "Shared", "--field", "username=alice@work")
-    b.ok("edit", "Shared", "--field", "password=two")
+    a.edit("Shared", username="alice@work")
+    b.edit("Shared", password="two")
     a.stop()
     a.start()
     a.unlock()
@@ -119,7 +108,7 @@ def test_concurrent_offline_edits_merge_once_back_online(world):
     b.unlock()
 
     def merged(daemon: Daemon) -> bool:
-        item = daemon.json("get", "Shared")
+        item = daemon.item("Shared")
         return item["fields"] == {"username": "alice@work", "password": "two"} and not item["conflict"]
 
     assert wait_until(lambda: merged(a) and merged(b), 10)
@@ -164,11 +153,11 @@ def test_junk_and_floods_leave_the_daemon_serving_its_peers(world):
         if n % 2:
             s.sendall(os.urandom(300))
         junk.append(s)  # the even ones stall: connected, silent
-    b.ok("add", "Still served", "--field", "password=x")
-    assert wait_until(lambda: has_item(a, "Still served"), 10)
+    b.add("Still served", password="x")
+    assert wait_until(lambda: a.has_item("Still served"), 10)
     for s in junk:
         s.close()
-    assert a.process.poll() is None and a.ok("status")
+    assert a.process.poll() is None and a.status()["listen"] == f"{host}:{port}"
 
 
 def test_the_daemon_tells_systemd_it_is_ready_and_stops_on_sigterm(world, tmp_path):
@@ -189,7 +178,7 @@ def test_the_daemon_tells_systemd_it_is_ready_and_stops_on_sigterm(world, tmp_pa
 def test_a_device_that_has_just_joined_stops_at_once_on_sigterm(world):
     """A zeroconf registration that hung after a join used to keep the daemon from exiting: the
     calls into zeroconf's threads are now abandoned on cancel, so SIGTERM and timeouts work."""
-    laptop, desktop = paired_pair(world)
+    laptop, desktop = paired_pair(world)  # the phone joins by pairing, below
     phone = world("phone")
     phone.start()
     assert pair(laptop, phone)[:2] == (0, 0)

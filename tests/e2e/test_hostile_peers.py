@@ -9,7 +9,7 @@ import time
 
 import trio
 
-from daemons import Interactive, pair, paired_pair, ready_to_pair, wait_until
+from daemons import Interactive, enroll, pair, paired_pair, ready_to_pair, wait_until
 from helpers import PASSWORD, cli_env, error_lines, run_cli
 from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.pairing import Commit, Confirm, Nonce, Reveal, commitment, decode_message, encode_message
@@ -32,7 +32,22 @@ def rss_mib(pid: int) -> float:
 
 
 def has_item(daemon, title: str) -> bool:
-    return daemon.cli("get", title).returncode == 0
+    return daemon.has_item(title)
+
+
+def with_a_hostile_member(world):
+    """A laptop and a desktop, running and unlocked, and a phone enrolled beside them whose daemon
+    never runs: its keys serve a hostile program. Returns (laptop, desktop, the phone's keys)."""
+    laptop, desktop, phone = world("laptop"), world("desktop"), world("phone")
+    laptop.init()
+    enroll(laptop, desktop)
+    enroll(laptop, phone)
+    for daemon in (laptop, desktop):
+        daemon.launch()
+    for daemon in (laptop, desktop):
+        daemon.wait_ready()
+        daemon.unlock()
+    return laptop, desktop, load_or_create_keys(Home(phone.home))
 
 
 async def _attempt(address: tuple[str, int], keys, attack: str, responder_static: bytes) -> str:
@@ -79,13 +94,8 @@ def attack(daemon, keys, kind: str, times: int) -> list[str]:
 
 
 def test_a_member_sending_garbage_is_cut_off_then_refused_and_the_others_are_still_served(world):
-    laptop, desktop = paired_pair(world)
-    phone = world("phone")
-    phone.start()
-    assert pair(laptop, phone)[:2] == (0, 0)
-    phone.stop()  # its keys now serve a hostile program
-    hostile = load_or_create_keys(Home(phone.home))
-    laptop.ok("add", "Mail", "--field", f"password={CANARY}")
+    laptop, desktop, hostile = with_a_hostile_member(world)
+    laptop.add("Mail", password=CANARY)
     assert wait_until(lambda: has_item(desktop, "Mail"), 10)
     before = rss_mib(laptop.process.pid)
 
@@ -94,7 +104,7 @@ def test_a_member_sending_garbage_is_cut_off_then_refused_and_the_others_are_sti
     assert outcomes[-1] == "refused before the handshake ended"  # 20 failures: the address is refused
 
     assert laptop.process.poll() is None and laptop.status()["peers"] == [desktop.status()["device_id"]]
-    desktop.ok("add", "Still served", "--field", "password=x")  # over the link that was already up
+    desktop.add("Still served", password="x")  # over the link that was already up
     assert wait_until(lambda: has_item(laptop, "Still served"), 10)
     assert rss_mib(laptop.process.pid) - before < 30
     log = laptop.log.read_text()
@@ -105,12 +115,7 @@ def test_a_member_sending_garbage_is_cut_off_then_refused_and_the_others_are_sti
 
 
 def test_oversized_messages_and_repeated_pairing_attempts_are_refused_with_memory_bounded(world):
-    laptop, desktop = paired_pair(world)
-    phone = world("phone")
-    phone.start()
-    assert pair(laptop, phone)[:2] == (0, 0)
-    phone.stop()
-    hostile = load_or_create_keys(Home(phone.home))
+    laptop, desktop, hostile = with_a_hostile_member(world)
     stranger = load_or_create_keys(Home(world.root / "stranger"))
     before = rss_mib(laptop.process.pid)
 
@@ -123,9 +128,9 @@ def test_oversized_messages_and_repeated_pairing_attempts_are_refused_with_memor
         with socket.create_connection((host, int(port)), timeout=5) as s:
             s.sendall(os.urandom(64))
 
-    assert laptop.process.poll() is None and laptop.ok("status")
+    assert laptop.process.poll() is None and laptop.status()["listen"] == f"{host}:{port}"
     assert rss_mib(laptop.process.pid) - before < 30
-    desktop.ok("add", "Still served", "--field", "password=x")
+    desktop.add("Still served", password="x")
     assert wait_until(lambda: has_item(laptop, "Still served"), 10)
     assert laptop.log.read_text().count("refusing connections from 127.0.0.1") == 1
 
@@ -266,5 +271,5 @@ def test_names_with_control_characters_never_reach_the_terminal_raw_and_sync_goe
     assert peers[str(odd.device_id)]["name"] == "odd\u3000name\xa0"  # JSON escapes give back the name
     assert "odd\\u3000name\\xa0" in outputs["peers"]  # the table shows the escapes
     assert "evil\\x1b[2J\\rPaired with realdev\\n\\x07\\u202e" in outputs["log"]
-    desktop.ok("add", "After the crafted names", "--field", "password=x")  # the two still sync
+    desktop.add("After the crafted names", password="x")  # the two still sync
     assert wait_until(lambda: has_item(laptop, "After the crafted names"), 15)

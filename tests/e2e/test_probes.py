@@ -62,7 +62,7 @@ def link_first_message(to: bytes, keys: DeviceKeys | None = None) -> bytes:
 
 
 def has_item(daemon, title: str) -> bool:
-    return daemon.cli("get", title).returncode == 0
+    return daemon.has_item(title)
 
 
 def test_a_prober_gets_silence_and_a_closed_connection_whatever_it_sends(world):
@@ -88,7 +88,7 @@ def test_a_prober_gets_silence_and_a_closed_connection_whatever_it_sends(world):
             assert seconds < 2, (name, seconds)  # closed at once
 
     # the member link is untouched: an edit on either side still arrives
-    laptop.ok("add", "After the probes", "--field", "password=x")
+    laptop.add("After the probes", password="x")
     assert wait_until(lambda: has_item(desktop, "After the probes"), 15)
     desktop_id = desktop.status()["device_id"]
     assert laptop.status()["peers"] == [desktop_id]

@@ -49,7 +49,7 @@ def test_a_locked_daemon_signs_nothing_and_a_device_that_joined_is_told_to_unloc
     assert desktop.status()["signing_key"] == "sealed" and "unlock once" not in desktop.ok("status")
     assert not (desktop.home / "identity" / "signing-ed25519.key").exists()
     desktop.ok("add", "Written on the desktop", "--field", "password=d")
-    assert wait_until(lambda: "Written on the desktop" in [i["title"] for i in laptop.json("ls")], 15)
+    assert wait_until(lambda: "Written on the desktop" in laptop.titles(), 15)
 
 
 def test_without_a_daemon_admitting_and_exporting_ask_for_the_password(world):
