@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from daemons import can_make_private_loopback
 from helpers import PASSWORD
 from vaultpeer.core.kdf import insecure_test_parameters
 from vaultpeer.home import Home
@@ -25,9 +26,11 @@ def vault(home: Home):
 
 #: Loopback mDNS is one network for every process on the machine: pytest-xdist's workers, a second
 #: run of the suite, a developer's `vaultpeer demo`. A test that joins "the" invitation found by mDNS
-#: (marked ``mdns_alone``) holds this lock exclusively; every other test that may advertise an
-#: invitation (tests/e2e, tests/io/test_mdns.py) holds it shared, so none is open meanwhile. Both
-#: pass through the gate first, so a test waiting to be alone keeps new sharers out until its turn.
+#: (marked ``mdns_alone``) runs its daemons in a network namespace of its own where it can (as root:
+#: tests/daemons.py private_loopback). Where it cannot, it holds this lock exclusively, and every
+#: other test that may advertise an invitation (tests/e2e, tests/io/test_mdns.py) holds it shared,
+#: so none of the suite's is open meanwhile. Both pass through the gate first, so a test waiting to
+#: be alone keeps new sharers out until its turn.
 INVITATIONS_LOCK = Path("/tmp/vaultpeer-tests-invitations.lock")
 INVITATIONS_GATE = Path("/tmp/vaultpeer-tests-invitations.gate")
 #: The longest a test waits for its turn (the longest e2e test takes well under a minute).
@@ -49,6 +52,9 @@ def _take(handle, mode: int, deadline: float) -> None:
 def _invitations_on_loopback(request):
     path = request.node.path.as_posix()
     alone = request.node.get_closest_marker("mdns_alone") is not None
+    if alone and can_make_private_loopback():
+        yield  # it runs in a network namespace of its own (tests/e2e/conftest.py private_netns)
+        return
     if not alone and "/tests/e2e/" not in path and not path.endswith("/tests/io/test_mdns.py"):
         yield
         return

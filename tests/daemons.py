@@ -13,6 +13,7 @@ bound to 127.0.0.1 only.
 import json
 import os
 import queue
+import select
 import shutil
 import signal
 import socket
@@ -21,7 +22,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from helpers import PASSWORD, cli_env, run_cli
@@ -33,6 +35,50 @@ from vaultpeer.home import Home
 from vaultpeer.vault import Vault
 
 
+#: Run in a new network namespace by `unshare`: brings its loopback up, says its pid, and holds the
+#: namespace until its stdin closes.
+_HOLD_NAMESPACE = """
+import fcntl, os, socket, struct, sys
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    flags = struct.unpack("16sh22x", fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sh22x", b"lo", 0)))[1]
+    fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", flags | IFF_UP))
+print(os.getpid(), flush=True)
+sys.stdin.read()
+"""
+
+
+def can_make_private_loopback() -> bool:
+    """Whether ``private_loopback`` can make a namespace here: as root (CI is), with util-linux."""
+    return os.geteuid() == 0 and shutil.which("unshare") is not None and shutil.which("nsenter") is not None
+
+
+@contextmanager
+def private_loopback() -> Iterator[tuple[str, ...]]:
+    """A network namespace of the test's own, its loopback up: mDNS there reaches only the processes
+    the test runs in it (with the prefix this yields), whatever else advertises on the machine's
+    127.0.0.1 (another run of the suite, someone's `vaultpeer demo`). Yields () where none can be
+    made (not root): the test then runs on the machine's loopback, alone among the suite's tests
+    that advertise (the ``mdns_alone`` marker, tests/conftest.py)."""
+    if not can_make_private_loopback():
+        yield ()
+        return
+    holder = subprocess.Popen(["unshare", "--net", "--fork", "--", sys.executable, "-c", _HOLD_NAMESPACE],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([holder.stdout], [], [], 10)
+        pid = holder.stdout.readline().strip() if ready else ""
+        assert pid.isdigit(), f"no network namespace: unshare said {pid!r}"
+        yield ("nsenter", f"--net=/proc/{pid}/ns/net", "--")
+    finally:
+        holder.stdin.close()
+        try:
+            holder.wait(10)
+        except subprocess.TimeoutExpired:
+            holder.kill()
+            holder.wait(5)
+
+
 def short_tmp() -> Path:
     """Unix socket paths are limited to ~107 bytes: homes live under a short /tmp directory."""
     return Path(tempfile.mkdtemp(prefix="vp-", dir="/tmp"))
@@ -40,8 +86,10 @@ def short_tmp() -> Path:
 
 class Daemon:
     def __init__(self, home: Path, *extra: str, mdns: bool = True, rotate: float | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, netns: tuple[str, ...] = ()):
         self.env = env or {}
+        #: A command prefix that runs the daemon in a network namespace of its own (``private_loopback``).
+        self.netns = netns
         self.home = home
         self.extra = list(extra)
         self.mdns = mdns
@@ -72,7 +120,7 @@ class Daemon:
             env["NOTIFY_SOCKET"] = str(notify_path)
         log = open(self.log, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "vaultpeer", "--home", str(self.home), "daemon", "-v", *args],
+            [*self.netns, sys.executable, "-m", "vaultpeer", "--home", str(self.home), "daemon", "-v", *args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=cli_env(**env),
         )
         return self

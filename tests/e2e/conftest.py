@@ -2,7 +2,7 @@
 
 import pytest
 
-from daemons import Daemon, cleanup, short_tmp
+from daemons import Daemon, cleanup, private_loopback, short_tmp
 
 
 @pytest.fixture
@@ -21,3 +21,11 @@ def world():
     make.root = root
     yield make
     cleanup(root, daemons)
+
+
+@pytest.fixture
+def private_netns():
+    """The command prefix of ``private_loopback`` (tests/daemons.py), for ``world(..., netns=...)``.
+    Ask for it before ``world``: the daemons then stop before the namespace goes."""
+    with private_loopback() as netns:
+        yield netns

@@ -190,14 +190,15 @@ def test_the_insecure_switch_warns_loudly(tmp_path):
 
 
 @pytest.mark.mdns_alone  # the demo's devices join the one invitation they find by mDNS
-def test_demo_runs_and_cleans_up():
+def test_demo_runs_and_cleans_up(private_netns):
     """The README's main command: three real daemons pair and sync on loopback, then everything goes."""
     from pathlib import Path
 
     before = set(Path("/tmp").glob("vp-demo-*"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("VAULTPEER_")}
-    result = subprocess.run([sys.executable, "-m", "vaultpeer", "demo"], capture_output=True, text=True,
-                            env=env, timeout=120)
+    # in a network namespace of the test's own: its devices find no invitation but their own
+    result = subprocess.run([*private_netns, sys.executable, "-m", "vaultpeer", "demo"], capture_output=True,
+                            text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "everything behaved as expected" in result.stdout
     assert result.stdout.count("shows:") == 4  # two pairings, both codes shown each time

@@ -14,8 +14,9 @@ from helpers import PASSWORD
 
 
 @pytest.mark.mdns_alone  # the desktop joins the one invitation it finds by mDNS
-def test_two_daemons_find_each_other_pair_through_the_cli_and_sync_within_two_seconds(world):
-    laptop, desktop = world("laptop"), world("desktop")
+def test_two_daemons_find_each_other_pair_through_the_cli_and_sync_within_two_seconds(private_netns, world):
+    # in a network namespace of the test's own: no invitation but the laptop's, whatever else runs here
+    laptop, desktop = world("laptop", netns=private_netns), world("desktop", netns=private_netns)
     laptop.init()
     laptop.start()
     desktop.start()

@@ -219,7 +219,6 @@ async def pairing_advert_lifetime(port: int, timeout: float) -> tuple[float, flo
     raise AssertionError("unreachable")
 
 
-@pytest.mark.mdns_alone  # `pair --join` must find no invitation by mDNS
 def test_pair_timeout_is_honoured_on_both_sides_in_one_line_and_the_next_pair_works_at_once(world):
     laptop, desktop = world("laptop"), world("desktop", "--no-mdns")  # the desktop finds no invitation by mDNS
     laptop.init()
