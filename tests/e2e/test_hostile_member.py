@@ -25,8 +25,8 @@ import pytest
 
 from daemons import Daemon, enrolled, wait_until
 from helpers import PASSWORD, run_cli
-from vaultpeer.api import ApiError
 from hostile_member import HostileMember
+from vaultpeer.api import ApiError
 from vaultpeer.core.errors import IntegrityError, VaultpeerError
 from vaultpeer.core.identity import DeviceId, DeviceKeys
 from vaultpeer.core.item import ItemId
