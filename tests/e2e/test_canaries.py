@@ -44,9 +44,6 @@ from vaultpeer.core.transport import HandshakeInitiator, frame
 from vaultpeer.device import load_or_create_keys
 from vaultpeer.home import Home
 
-#: The scenario is one module fixture, minutes of work: its tests run on one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("canaries")
-
 # Every canary the scenario sends, by the path it takes. Each run draws new random values.
 CANARY_NAMES = (
     "master", "new-master", "third-master", "title", "field-name", "field-value", "edited-value",
