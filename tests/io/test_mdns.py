@@ -1,5 +1,7 @@
 """The mDNS adapter with real zeroconf, bound to 127.0.0.1 only."""
 
+import os
+import random
 import re
 import socket
 
@@ -8,10 +10,14 @@ import trio
 from vaultpeer.core.discovery import PeerGone, PeerSeen
 from vaultpeer.io.discovery import Discovery
 
-KEY, OTHER = b"k" * 32, b"o" * 32
+# Drawn anew by every run: the devices of another run (or of anything else advertising on this
+# loopback) are strangers to these, and their ports are not these.
+KEY, OTHER = os.urandom(32), os.urandom(32)
 #: Noise public keys of the devices in these tests (a, b and c; the joiner has none in use).
-NA, NB, NC = b"a" * 32, b"b" * 32, b"c" * 32
+NA, NB, NC = os.urandom(32), os.urandom(32), os.urandom(32)
 MEMBERS = [NA, NB]
+#: The ports the devices advertise (nothing listens there: only the adverts are tested).
+PORT_A, PORT_B, PORT_C, PORT_INVITER, PORT_JOINER, PORT_MEMBER = random.sample(range(20_000, 60_000), 6)
 
 
 def discovery(port: int, key, own: bytes, members=MEMBERS, **options) -> Discovery:
@@ -38,16 +44,16 @@ async def test_members_find_each_other_by_key_and_strangers_do_not():
         async with trio.open_nursery() as nursery:
             seen_a_send, seen_a = trio.open_memory_channel(100)
             seen_c_send, seen_c = trio.open_memory_channel(100)
-            a = discovery(1111, KEY, NA)
-            b = discovery(2222, KEY, NB)
-            c = discovery(3333, OTHER, NC, members=[NA, NB, NC])  # another vault's device
+            a = discovery(PORT_A, KEY, NA)
+            b = discovery(PORT_B, KEY, NB)
+            c = discovery(PORT_C, OTHER, NC, members=[NA, NB, NC])  # another vault's device
             await nursery.start(a.run, seen_a_send)
             await nursery.start(b.run, trio.open_memory_channel(100)[0])
             await nursery.start(c.run, seen_c_send)
             event = await next_event(seen_a, PeerSeen, where=is_member)
             # the name says whose it is: the key a's Noise IK handshake to it needs
             assert (event.host, event.port, event.pairing, event.source, event.noise_public) == \
-                ("127.0.0.1", 2222, False, "mdns", NB)
+                ("127.0.0.1", PORT_B, False, "mdns", NB)
             with trio.move_on_after(2):
                 event = await next_event(seen_c, PeerSeen, timeout=3, where=is_member)
                 raise AssertionError(f"a stranger was reported as a member: {event}")
@@ -58,15 +64,15 @@ async def test_pairing_adverts_are_seen_without_a_vault_and_each_withdrawn_on_it
     with trio.fail_after(40):
         async with trio.open_nursery() as nursery:
             events_send, events = trio.open_memory_channel(100)
-            inviter = discovery(4444, KEY, NA)
-            joiner = discovery(5555, None, NC, members=[])
+            inviter = discovery(PORT_INVITER, KEY, NA)
+            joiner = discovery(PORT_JOINER, None, NC, members=[])
             await nursery.start(inviter.run, trio.open_memory_channel(100)[0])
             await nursery.start(joiner.run, events_send)
             first = await inviter.start_pairing()
-            seen = await next_event(events, PeerSeen, where=lambda e: e.port == 4444)
+            seen = await next_event(events, PeerSeen, where=lambda e: e.port == PORT_INVITER)
             assert seen.pairing
             second = await inviter.start_pairing()  # the next invitation, before the first is withdrawn
-            later = await next_event(events, PeerSeen, where=lambda e: e.port == 4444 and e.key != seen.key)
+            later = await next_event(events, PeerSeen, where=lambda e: e.port == PORT_INVITER and e.key != seen.key)
             await inviter.stop_pairing(first)
             await next_event(events, PeerGone, where=lambda e: e.key == seen.key)
             with trio.move_on_after(2):
@@ -83,7 +89,7 @@ async def test_names_rotate_and_reveal_nothing():
     names: set[str] = set()
     with trio.fail_after(40):
         async with trio.open_nursery() as nursery:
-            member = discovery(6666, KEY, NA, rotate_every=1.0, browse=False)
+            member = discovery(PORT_MEMBER, KEY, NA, rotate_every=1.0, browse=False)
             await nursery.start(member.run, trio.open_memory_channel(100)[0])
             zc = await trio.to_thread.run_sync(lambda: Zeroconf(interfaces=["127.0.0.1"]))
             try:
