@@ -10,6 +10,7 @@ Every wait is bounded; every daemon is stopped (SIGTERM, then SIGKILL) when the 
 bound to 127.0.0.1 only.
 """
 
+import functools
 import json
 import os
 import queue
@@ -48,9 +49,16 @@ sys.stdin.read()
 """
 
 
+@functools.cache
 def can_make_private_loopback() -> bool:
-    """Whether ``private_loopback`` can make a namespace here: as root (CI is), with util-linux."""
-    return os.geteuid() == 0 and shutil.which("unshare") is not None and shutil.which("nsenter") is not None
+    """Whether ``private_loopback`` can make a namespace here: as root (CI is), with util-linux's
+    unshare and nsenter, where the kernel lets it (a container may not): tried once."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("nsenter") is None:
+        return False
+    try:
+        return subprocess.run(["unshare", "--net", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 @contextmanager
@@ -300,8 +308,9 @@ def pair(inviter: Daemon, joiner: Daemon, *, answers=("y", "y"), address: bool =
          before_join: Callable[[], None] | None = None) -> tuple[int, int, str, str]:
     """Run `pair` on the inviter and `pair --join` on the joiner; answer the prompts; return exit
     statuses and the two codes shown. With ``address=False`` the joiner finds the invitation by
-    mDNS (only one test does that: any other invitation on loopback, from a concurrent test run,
-    could be found first, and the codes would then rightly differ). ``before_join`` runs once the
+    mDNS (only one test does that, in a network namespace of its own, ``private_loopback``: any
+    other invitation on the machine's loopback could be found first, and the codes would then
+    rightly differ). ``before_join`` runs once the
     invitation is (about to be) open, before the joiner starts."""
     invite, join = start_pairing(inviter, joiner, address=address, before_join=before_join)
     code_a = invite.wait_for("Verification code:")
@@ -333,8 +342,10 @@ def ready_to_pair(world, *extra: str) -> tuple[Daemon, Daemon]:
     """A laptop with a vault, running and unlocked, and a desktop with none, running."""
     laptop, desktop = world("laptop", *extra), world("desktop", *extra)
     laptop.init()
-    laptop.start()
-    desktop.start()
+    laptop.launch()
+    desktop.launch()
+    laptop.wait_ready()
+    desktop.wait_ready()
     laptop.unlock()
     return laptop, desktop
 
