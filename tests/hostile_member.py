@@ -15,10 +15,12 @@ session whose records were accepted ends cleanly. Loopback only; every wait is b
 """
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -43,8 +45,28 @@ from vaultpeer.core.sync import (
 )
 from vaultpeer.core.transport import HandshakeInitiator, TransportError, frame
 from vaultpeer.home import Home
-from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
+from vaultpeer.io.noise_stream import HANDSHAKE_TIMEOUT, ConnectionClosed, NoiseStream
 from vaultpeer.vault import Vault
+
+async def send_first_frame(host: str, port: int, first: bytes | None, *, read_for: float = math.inf,
+                           timeout: float = HANDSHAKE_TIMEOUT + 5) -> tuple[bytes, float]:
+    """Send ``first`` as a new connection's first frame (nothing if None), then read until the
+    daemon closes or ``read_for`` seconds pass: every byte it sent, and the seconds that took."""
+    with trio.fail_after(timeout):
+        tcp = await trio.open_tcp_stream(host, port)
+        started, received = trio.current_time(), b""
+        try:
+            if first is not None:
+                await tcp.send_all(frame(first))
+            with trio.move_on_after(read_for):
+                while data := await tcp.receive_some(65536):
+                    received += data
+        except (trio.BrokenResourceError, OSError):
+            pass  # a reset is a close too
+        finally:
+            await tcp.aclose()
+        return received, trio.current_time() - started
+
 
 #: A plausible sealed size (the smallest padding bucket plus the AEAD tag).
 _JUNK_CIPHERTEXT = 256 + 16
@@ -199,27 +221,12 @@ class HostileMember:
         return HandshakeInitiator(static_private=self.device.noise_private, purpose="sync", responder_static=to,
                                   stamp=self.vault.next_link_stamp(time.time_ns())).start()
 
-    def send_first(self, address: str, first: bytes, timeout: float = 15) -> bytes:
+    def send_first(self, address: str, first: bytes) -> bytes:
         """Open a connection to ``address``, send ``first`` as its first frame, and return every
-        byte the daemon sends until it closes (b"": it answered nothing)."""
+        byte the daemon sends in the next second or until it closes (b"": it answered nothing;
+        an answered link stays open)."""
         host, port = address.rsplit(":", 1)
-
-        async def exchange() -> bytes:
-            received = b""
-            with trio.fail_after(timeout):
-                tcp = await trio.open_tcp_stream(host, int(port))
-                try:
-                    await tcp.send_all(frame(first))
-                    with trio.move_on_after(1):  # an answered link stays open: read what it says first
-                        while data := await tcp.receive_some(65536):
-                            received += data
-                except (trio.BrokenResourceError, OSError):
-                    pass
-                finally:
-                    await tcp.aclose()
-            return received
-
-        return trio.run(exchange)
+        return trio.run(partial(send_first_frame, host, int(port), first, read_for=1))[0]
 
     async def _exchange(self, stream: NoiseStream, batch: Records) -> Answer:
         answer = Answer()

@@ -420,7 +420,7 @@ class Store:
     def link_stamps_accepted(self) -> dict[DeviceId, int]:
         """Per member, the greatest handshake stamp accepted from it (a first message with a stamp
         not above it is a replay)."""
-        rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'link_stamp:%'").fetchall()
+        rows = self._db.execute("SELECT key, value FROM meta WHERE key GLOB 'link_stamp:*'").fetchall()
         return {DeviceId(bytes.fromhex(key.split(":", 1)[1])): int(value) for key, value in rows}
 
     def save_link_stamps_accepted(self, stamps: Mapping[DeviceId, int]) -> None:

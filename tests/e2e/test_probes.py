@@ -12,30 +12,12 @@ import time
 import trio
 
 from daemons import paired_pair, wait_until
+from hostile_member import send_first_frame
 from vaultpeer.core.identity import DeviceKeys
-from vaultpeer.core.transport import HandshakeInitiator, frame
+from vaultpeer.core.transport import HandshakeInitiator
 from vaultpeer.device import load_or_create_keys
 from vaultpeer.home import Home
 from vaultpeer.io.noise_stream import HANDSHAKE_TIMEOUT
-
-
-async def _probe(host: str, port: int, first: bytes | None) -> tuple[bytes, float]:
-    """Send ``first`` as the connection's first frame (nothing if None) and read until the daemon
-    closes: everything it sent, and how long it took to close."""
-    with trio.fail_after(HANDSHAKE_TIMEOUT + 5):
-        tcp = await trio.open_tcp_stream(host, port)
-        started = trio.current_time()
-        received = b""
-        try:
-            if first is not None:
-                await tcp.send_all(frame(first))
-            while data := await tcp.receive_some(65536):
-                received += data
-        except (trio.BrokenResourceError, OSError):
-            pass  # a reset is a close too
-        finally:
-            await tcp.aclose()
-        return received, trio.current_time() - started
 
 
 def probe_all(daemon, probes: dict[str, bytes | None]) -> dict[str, tuple[bytes, float]]:
@@ -45,7 +27,7 @@ def probe_all(daemon, probes: dict[str, bytes | None]) -> dict[str, tuple[bytes,
 
     async def main():
         async def one(name: str, first: bytes | None):
-            results[name] = await _probe(host, int(port), first)
+            results[name] = await send_first_frame(host, int(port), first)
 
         async with trio.open_nursery() as nursery:
             for name, first in probes.items():
