@@ -15,10 +15,10 @@ import tempfile
 from pathlib import Path
 
 from benchlib import save_json, timed
-from vaultpeer.backup import create_backup, open_backup_file, restore_home
+from vaultpeer.service.backup_files import create_backup, open_backup_file, restore_home
 from vaultpeer.core.kdf import insecure_test_parameters
-from vaultpeer.home import Home
-from vaultpeer.vault import Vault
+from vaultpeer.service.home import Home
+from vaultpeer.service.vault import Vault
 
 PASSWORD = "benchmark master password"
 

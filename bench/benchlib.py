@@ -6,10 +6,10 @@ import time
 
 from vaultpeer.core.item import ItemContent
 from vaultpeer.core.kdf import minimum_parameters
-from vaultpeer.device import DeviceProfile, save_profile
-from vaultpeer.home import Home
-from vaultpeer.sync import SyncPeer
-from vaultpeer.vault import Vault
+from vaultpeer.service.device import DeviceProfile, save_profile
+from vaultpeer.service.home import Home
+from vaultpeer.service.replication import SyncPeer
+from vaultpeer.service.vault import Vault
 
 PASSWORD = "benchmark master password"
 

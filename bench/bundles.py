@@ -13,10 +13,10 @@ import tempfile
 from pathlib import Path
 
 from benchlib import save_json, timed
-from vaultpeer import bundles
+from vaultpeer.service import bundle_files as bundles
 from vaultpeer.core.kdf import insecure_test_parameters
-from vaultpeer.home import Home
-from vaultpeer.vault import Vault
+from vaultpeer.service.home import Home
+from vaultpeer.service.vault import Vault
 
 PASSWORD = "benchmark master password"
 

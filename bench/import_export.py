@@ -17,10 +17,10 @@ from pathlib import Path
 from benchlib import save_json, timed
 from vaultpeer.core.interchange import csv_export, parse_csv
 from vaultpeer.core.kdf import insecure_test_parameters
-from vaultpeer.home import Home
-from vaultpeer.interchange_kdbx import build_kdbx, read_kdbx
-from vaultpeer.transfer import export_items, import_entries
-from vaultpeer.vault import Vault
+from vaultpeer.service.home import Home
+from vaultpeer.service.kdbx import build_kdbx, read_kdbx
+from vaultpeer.service.transfer import export_items, import_entries
+from vaultpeer.service.vault import Vault
 
 
 def main() -> int:

@@ -48,7 +48,7 @@ import trio
 
 from benchlib import PASSWORD, create_vault, enroll, percentiles, save_json, sync_in_process
 from vaultpeer.core.discovery import PeerSeen
-from vaultpeer.home import Home
+from vaultpeer.service.home import Home
 from vaultpeer.io.daemon import Daemon, DaemonOptions
 from vaultpeer.io.link import Link, LinkTimes
 

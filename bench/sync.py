@@ -48,8 +48,8 @@ from benchlib import (  # noqa: E402
 )
 from daemons import wait_until  # noqa: E402
 from vaultpeer.client import Client, DaemonNotRunning
-from vaultpeer.home import Home
-from vaultpeer.vault import Vault
+from vaultpeer.service.home import Home
+from vaultpeer.service.vault import Vault
 
 SCENARIOS = ("propagation", "wire", "initial", "reconnect", "mesh", "anchor")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from benchlib import save_json, timed
 from vaultpeer.core import kdf as kdf_module
-from vaultpeer.home import Home
-from vaultpeer.vault import Vault
+from vaultpeer.service.home import Home
+from vaultpeer.service.vault import Vault
 
 
 def main() -> int:

@@ -7,8 +7,8 @@ import pytest
 from daemons import can_make_private_loopback
 from helpers import PASSWORD
 from vaultpeer.core.kdf import insecure_test_parameters
-from vaultpeer.home import Home
-from vaultpeer.vault import Vault
+from vaultpeer.service.home import Home
+from vaultpeer.service.vault import Vault
 
 
 @pytest.fixture

@@ -31,9 +31,9 @@ from helpers import PASSWORD, cli_env, run_cli
 from vaultpeer.api import ApiError
 from vaultpeer.client import Client, DaemonNotRunning
 from vaultpeer.core.kdf import insecure_test_parameters
-from vaultpeer.device import load_profile
-from vaultpeer.home import Home
-from vaultpeer.vault import Vault
+from vaultpeer.service.device import load_profile
+from vaultpeer.service.home import Home
+from vaultpeer.service.vault import Vault
 
 
 #: Run in a new network namespace by `unshare`: brings its loopback up, says its pid, and holds the

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vaultpeer.home import INSECURE_TEST_KDF_ENV, INSECURE_TEST_KDF_VALUE, Home
+from vaultpeer.service.home import INSECURE_TEST_KDF_ENV, INSECURE_TEST_KDF_VALUE, Home
 
 PASSWORD = "correct horse battery"
 
@@ -42,8 +42,8 @@ def make_replicas(count: int, password: str = PASSWORD):
     joined through it (as pairing will), and none holds any revision yet."""
     from vaultpeer.core.identity import DeviceKeys
     from vaultpeer.core.kdf import insecure_test_parameters
-    from vaultpeer.store import Store
-    from vaultpeer.vault import Vault
+    from vaultpeer.service.store import Store
+    from vaultpeer.service.vault import Vault
 
     founder = Vault(Store.open_in_memory(), DeviceKeys.generate(), allow_insecure_test_kdf=True)
     founder.init(password, insecure_test_parameters(), "device-0", "Test OS")
@@ -65,7 +65,7 @@ def sync_pair(a, b, *, cut_after: int | None = None, max_messages: int = 10_000,
     """
     from collections import deque
 
-    from vaultpeer.sync import SyncPeer
+    from vaultpeer.service.replication import SyncPeer
 
     left = SyncPeer(a, initiator=True, peer=b.device.device_id)
     right = SyncPeer(b, initiator=False, peer=a.device.device_id)
@@ -96,9 +96,9 @@ def make_old_home(path: Path) -> tuple[Home, bytes]:
     from vaultpeer.core.errors import WrongPassword
     from vaultpeer.core.identity import DeviceKeys
     from vaultpeer.core.kdf import insecure_test_parameters
-    from vaultpeer.device import NOISE_KEY_FILE, SIGNING_KEY_FILE
-    from vaultpeer.store import Store
-    from vaultpeer.vault import Vault
+    from vaultpeer.service.device import NOISE_KEY_FILE, SIGNING_KEY_FILE
+    from vaultpeer.service.store import Store
+    from vaultpeer.service.vault import Vault
 
     home = Home(Path(path)).ensure()
     keys = DeviceKeys.generate()

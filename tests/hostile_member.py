@@ -44,9 +44,9 @@ from vaultpeer.core.sync import (
     record_hash,
 )
 from vaultpeer.core.transport import HandshakeInitiator, TransportError, frame
-from vaultpeer.home import Home
+from vaultpeer.service.home import Home
 from vaultpeer.io.noise_stream import HANDSHAKE_TIMEOUT, ConnectionClosed, NoiseStream
-from vaultpeer.vault import Vault
+from vaultpeer.service.vault import Vault
 
 async def send_first_frame(host: str, port: int, first: bytes | None, *, read_for: float = math.inf,
                            timeout: float = HANDSHAKE_TIMEOUT + 5) -> tuple[bytes, float]:

@@ -7,19 +7,19 @@ import threading
 import pytest
 
 from helpers import PASSWORD, make_replicas, sync_pair
-from vaultpeer import bundles
-from vaultpeer.backup import create_backup, open_backup_file, restore_home
+from vaultpeer.service import bundle_files as bundles
+from vaultpeer.service.backup_files import create_backup, open_backup_file, restore_home
 from vaultpeer.core.audit import AuditEntry, verify_chain
 from vaultpeer.core.errors import IntegrityError, WrongPassword, WrongRecoveryKey
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.core.kdf import insecure_test_parameters
 from vaultpeer.core.sync import Hello, encode_message
-from vaultpeer.home import Home
-from vaultpeer.store import Store
-from vaultpeer.sync import SyncPeer
-from vaultpeer.transfer import import_entries
-from vaultpeer.vault import Vault
+from vaultpeer.service.home import Home
+from vaultpeer.service.store import Store
+from vaultpeer.service.replication import SyncPeer
+from vaultpeer.service.transfer import import_entries
+from vaultpeer.service.vault import Vault
 
 CANARY_PASSWORD = "CANARY-MASTER-PW-audit-5e2b"
 CANARY_WRONG = "CANARY-WRONG-GUESS-audit-77a1"

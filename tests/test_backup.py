@@ -8,7 +8,7 @@ import time
 import pytest
 
 from helpers import PASSWORD, sync_pair
-from vaultpeer.backup import (
+from vaultpeer.service.backup_files import (
     BackupFailed,
     create_backup,
     ensure_restorable,
@@ -27,9 +27,9 @@ from vaultpeer.core.errors import (
 )
 from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.core.kdf import insecure_test_parameters
-from vaultpeer.home import Home
-from vaultpeer.vault import Vault
-from vaultpeer.views import conflict_json, history_json, item_json, listing_json
+from vaultpeer.service.home import Home
+from vaultpeer.service.vault import Vault
+from vaultpeer.service.views import conflict_json, history_json, item_json, listing_json
 
 CANARIES = {
     "title": "CanaryTitle-bk-5be21d",

@@ -7,13 +7,13 @@ import hashlib
 import pytest
 
 from helpers import PASSWORD
-from vaultpeer import bundles
+from vaultpeer.service import bundle_files as bundles
 from vaultpeer.core.bundle import BUNDLE_MAGIC
 from vaultpeer.core.errors import IntegrityError, InvalidInput
 from vaultpeer.core.kdf import insecure_test_parameters
-from vaultpeer.device import DeviceProfile, save_profile
-from vaultpeer.home import Home
-from vaultpeer.vault import Vault
+from vaultpeer.service.device import DeviceProfile, save_profile
+from vaultpeer.service.home import Home
+from vaultpeer.service.vault import Vault
 
 
 def fingerprint(home: Home) -> dict[str, str]:

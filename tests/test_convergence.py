@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from helpers import make_replicas, sync_pair
-from vaultpeer.vault import Conflict
+from vaultpeer.service.vault import Conflict
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):

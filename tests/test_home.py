@@ -2,7 +2,7 @@ from pathlib import Path
 
 import platformdirs
 
-from vaultpeer.home import INSECURE_TEST_KDF_ENV, INSECURE_TEST_KDF_VALUE, insecure_test_kdf_enabled, resolve_home
+from vaultpeer.service.home import INSECURE_TEST_KDF_ENV, INSECURE_TEST_KDF_VALUE, insecure_test_kdf_enabled, resolve_home
 
 
 def test_option_beats_environment_beats_platform_directory(tmp_path):

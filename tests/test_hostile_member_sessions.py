@@ -203,7 +203,7 @@ def recovery_key_of(vault) -> RecoveryKey:
 @pytest.fixture(autouse=True)
 def remember_recovery_keys(monkeypatch):
     """make_replicas drops the founder's recovery key: keep it on the vault for the last test."""
-    from vaultpeer.vault import Vault
+    from vaultpeer.service.vault import Vault
 
     original = Vault.init
 
@@ -260,9 +260,9 @@ def test_a_locked_device_stores_junk_and_quarantines_it_at_its_next_unlock(world
 def test_a_vault_holding_junk_and_pruned_revisions_still_backs_up_and_restores(world, tmp_path):
     """A backup is the vault as its device holds it: a quarantined revision and one pruned after a
     revocation must not make it unverifiable (or the person could never restore after an attack)."""
-    from vaultpeer.backup import create_backup, open_backup_file, restore_home
-    from vaultpeer.home import Home
-    from vaultpeer.vault import Vault
+    from vaultpeer.service.backup_files import create_backup, open_backup_file, restore_home
+    from vaultpeer.service.home import Home
+    from vaultpeer.service.vault import Vault
 
     a, b, x = world
     mail = a.get("Mail")
@@ -282,7 +282,7 @@ def test_a_vault_holding_junk_and_pruned_revisions_still_backs_up_and_restores(w
 
 
 def test_evidence_of_equivocation_is_bounded_per_author(world):
-    from vaultpeer.store import MAX_EVIDENCE_PER_AUTHOR
+    from vaultpeer.service.store import MAX_EVIDENCE_PER_AUTHOR
 
     a, b, x = world
     item, seq = ItemId.generate(), next_seq(x)

@@ -30,8 +30,8 @@ from vaultpeer.core.interchange import (
     plan_import,
     to_content,
 )
-from vaultpeer.interchange_kdbx import build_kdbx, read_kdbx
-from vaultpeer.transfer import (
+from vaultpeer.service.kdbx import build_kdbx, read_kdbx
+from vaultpeer.service.transfer import (
     StagedImports,
     chunk_entries,
     export_items,

@@ -10,8 +10,8 @@ import stat
 import pytest
 
 from helpers import PASSWORD, make_old_home, run_cli, sync_pair
-from vaultpeer import bundles
-from vaultpeer.backup import create_backup, open_backup_file, restore_home
+from vaultpeer.service import bundle_files as bundles
+from vaultpeer.service.backup_files import create_backup, open_backup_file, restore_home
 from vaultpeer.core.audit import verify_chain
 from vaultpeer.core.bundle import JoinRequest
 from vaultpeer.core.errors import IntegrityError, SigningKeyLocked, VaultLocked, WrongPassword
@@ -22,7 +22,7 @@ from vaultpeer.core.keys import Keyring
 from vaultpeer.core.revision import seal_revision
 from vaultpeer.core.roster import revoke, vouch
 from vaultpeer.core.signing_seal import sealed_epoch
-from vaultpeer.device import (
+from vaultpeer.service.device import (
     AUDIT_KEY_FILE,
     IN_THE_CLEAR,
     NOISE_KEY_FILE,
@@ -33,8 +33,8 @@ from vaultpeer.device import (
     DeviceKeyFileError,
     signing_key_state,
 )
-from vaultpeer.home import Home
-from vaultpeer.vault import Vault
+from vaultpeer.service.home import Home
+from vaultpeer.service.vault import Vault
 
 
 def open_home(path, password: str | None = None) -> Vault:

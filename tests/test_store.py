@@ -7,7 +7,7 @@ from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.item import ItemContent, ItemId
 from vaultpeer.core.keys import Keyring
 from vaultpeer.core.revision import seal_revision
-from vaultpeer.store import Store
+from vaultpeer.service.store import Store
 
 VAULT = b"V" * 16
 

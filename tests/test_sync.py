@@ -13,8 +13,8 @@ from vaultpeer.core.revision import seal_revision
 from vaultpeer.core.roster import MAX_UNCOUNTED, RosterEntry, vouch
 from vaultpeer.core.sync import MAX_MESSAGE_SIZE, Hello, Records, encode_message
 from vaultpeer.core.vclock import VersionVector
-from vaultpeer.store import Store
-from vaultpeer.sync import SyncPeer
+from vaultpeer.service.store import Store
+from vaultpeer.service.replication import SyncPeer
 
 
 def state(vault):
@@ -55,8 +55,8 @@ def test_a_rebuilt_peer_store_is_noticed_and_fully_resynced():
     a.add("kept", {})
     sync_pair(a, b)
     # b's store is rebuilt: a fresh store for the same device, joined again
-    from vaultpeer.store import Store
-    from vaultpeer.vault import Vault
+    from vaultpeer.service.store import Store
+    from vaultpeer.service.vault import Vault
     from helpers import PASSWORD
 
     rebuilt = Vault(Store.open_in_memory(), b.device, allow_insecure_test_kdf=True)
@@ -345,8 +345,8 @@ def laptop_on_disk_and_desktop(tmp_path):
     to its vault in memory; both unlocked."""
     from helpers import PASSWORD
     from vaultpeer.core.kdf import insecure_test_parameters
-    from vaultpeer.home import Home
-    from vaultpeer.vault import Vault
+    from vaultpeer.service.home import Home
+    from vaultpeer.service.vault import Vault
 
     home = Home(tmp_path / "laptop")
     laptop = Vault.open(home, allow_insecure_test_kdf=True)
@@ -364,7 +364,7 @@ def test_a_home_rolled_back_to_an_older_copy_gets_back_what_it_lost(tmp_path):
     import shutil
 
     from helpers import PASSWORD
-    from vaultpeer.vault import Vault
+    from vaultpeer.service.vault import Vault
 
     home, laptop, desktop = laptop_on_disk_and_desktop(tmp_path)
     laptop.add("One", {"password": "1"})
@@ -397,7 +397,7 @@ def test_the_kept_state_digest_follows_every_change_and_other_processes_writes(t
     made by another connection to the same database (another process), which it cannot see."""
     from helpers import PASSWORD
     from vaultpeer.core.digest import StateDigest
-    from vaultpeer.vault import Vault
+    from vaultpeer.service.vault import Vault
 
     def rebuilt(vault):
         return StateDigest.from_revision_rows(vault.store.revision_rows()).root

@@ -73,7 +73,7 @@ def test_the_unit_is_a_hardened_notify_user_service():
 
 def test_the_writable_directory_is_the_default_home():
     """ReadWritePaths= must be where the daemon keeps its home when no --home is given."""
-    code = "from vaultpeer.home import resolve_home; print(resolve_home(None))"
+    code = "from vaultpeer.service.home import resolve_home; print(resolve_home(None))"
     env = {k: v for k, v in cli_env().items() if not k.startswith("XDG_")} | {"HOME": "/home/someone"}
     home = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
                           timeout=30).stdout.strip()

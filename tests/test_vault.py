@@ -19,8 +19,8 @@ from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.item import ItemContent, ItemId
 from vaultpeer.core.kdf import insecure_test_parameters
 from vaultpeer.core.revision import seal_revision
-from vaultpeer.home import Home
-from vaultpeer.vault import Vault
+from vaultpeer.service.home import Home
+from vaultpeer.service.vault import Vault
 
 
 def fingerprint(home: Home) -> dict[str, str]:
@@ -278,7 +278,7 @@ def test_receive_verifies_and_works_while_locked(vault):
 
 
 def test_a_same_field_conflict_is_shown_refuses_edits_and_is_resolved(vault):
-    from vaultpeer.vault import Conflict
+    from vaultpeer.service.vault import Conflict
 
     other = second_member(vault)
     mine = vault.add("Shared", {"password": "mine"})

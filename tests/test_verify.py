@@ -7,7 +7,7 @@ import pytest
 from helpers import make_replicas
 from vaultpeer.core.errors import IntegrityError
 from vaultpeer.core.vclock import VersionVector
-from vaultpeer.verify import PARALLEL_FROM, verify_revisions
+from vaultpeer.service.parallel_verify import PARALLEL_FROM, verify_revisions
 
 
 @pytest.fixture(scope="module")

@@ -54,8 +54,8 @@ from sync import Daemon, Events, Workspace, create_vault, enroll, wait_for  # no
 from vaultpeer.api import ApiError  # noqa: E402
 from vaultpeer.client import Client, DaemonNotRunning  # noqa: E402
 from vaultpeer.core.identity import DeviceId  # noqa: E402
-from vaultpeer.home import Home  # noqa: E402
-from vaultpeer.vault import Vault  # noqa: E402
+from vaultpeer.service.home import Home  # noqa: E402
+from vaultpeer.service.vault import Vault  # noqa: E402
 
 #: The longest any one wait may take (a restart, a sync to completion, a writer to stop).
 WAIT = 120.0

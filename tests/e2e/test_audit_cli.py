@@ -12,8 +12,8 @@ import trio
 from daemons import pair, paired_through_cli, ready_to_pair
 from helpers import PASSWORD
 from vaultpeer.core import encoding
-from vaultpeer.device import load_or_create_keys
-from vaultpeer.home import Home
+from vaultpeer.service.device import load_or_create_keys
+from vaultpeer.service.home import Home
 
 CANARY = "CANARY-e2e-audit-9d41c7"
 WRONG = "CANARY-wrong-guess-e2e-31f0"

@@ -41,8 +41,8 @@ from daemons import Daemon, Interactive, cleanup, short_tmp, wait_until
 from helpers import run_cli
 from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.transport import HandshakeInitiator, frame
-from vaultpeer.device import load_or_create_keys
-from vaultpeer.home import Home
+from vaultpeer.service.device import load_or_create_keys
+from vaultpeer.service.home import Home
 
 # Every canary the scenario sends, by the path it takes. Each run draws new random values.
 CANARY_NAMES = (

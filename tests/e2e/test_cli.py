@@ -11,7 +11,7 @@ import pytest
 from helpers import PASSWORD, cli_env, run_cli
 from vaultpeer.core.keys import VaultHeader
 from vaultpeer.core.kdf import MIN_MEMORY_KIB, MIN_TIME_COST
-from vaultpeer.store import Store
+from vaultpeer.service.store import Store
 
 PW = PASSWORD + "\n"
 
@@ -138,7 +138,7 @@ def test_passwd_and_recovery_key(tmp_path):
     assert bad.returncode == 3 and "not a recovery key" in bad.stderr
     wrong = run_cli(home, "passwd", "--password-stdin", stdin="not the password\nthird password\n")
     assert wrong.returncode == 3
-    # the same command as through a daemon (vaultpeer.commands): the wrong proof is a failed password change
+    # the same command as through a daemon (vaultpeer.service.commands): the wrong proof is a failed password change
     entries = json.loads(ok(run_cli(home, "log", "--json")))
     failed = [e["details"] for e in entries if e["event"] == "password.change_failed"]
     assert failed == [{"via": "cli", "method": "password", "reason": "wrong_password"}]
@@ -208,8 +208,8 @@ def test_demo_runs_and_cleans_up(private_netns):
 def test_conflicts_and_resolve_between_two_real_homes(tmp_path):
     """Two homes of one vault edit the same field apart; after a sync the CLI shows and settles it."""
     from helpers import sync_pair
-    from vaultpeer.home import Home
-    from vaultpeer.vault import Vault
+    from vaultpeer.service.home import Home
+    from vaultpeer.service.vault import Vault
 
     laptop, desktop = Home(tmp_path / "laptop"), Home(tmp_path / "desktop")
     ok(run_cli(laptop.path, "init", "--password-stdin", stdin=PW))

@@ -13,7 +13,7 @@ import pytest
 
 from crash.harness import CrashSafetyError, Figures, Tamper, local_writes_phase, run
 from sync import Workspace, create_vault, enroll, sync_in_process
-from vaultpeer.home import Home
+from vaultpeer.service.home import Home
 
 
 def test_a_daemon_killed_during_initial_sync_and_local_writes_loses_nothing():

@@ -16,7 +16,7 @@ from helpers import PASSWORD, cli_env, run_cli
 from vaultpeer.api import ApiError
 from vaultpeer.client import Client
 from vaultpeer.core.generate import MAX_WORDS, MIN_WORDS
-from vaultpeer.generator import eff_long_wordlist
+from vaultpeer.service.wordlist import eff_long_wordlist
 
 PW = PASSWORD + "\n"
 SECRET = "Tr0ub4dor&3-CANARY-9f1c"

@@ -32,7 +32,7 @@ from vaultpeer.core.identity import DeviceId, DeviceKeys
 from vaultpeer.core.item import ItemId
 from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader, _wrap_for_recovery
 from vaultpeer.core.revision import Revision, RevisionId, open_revision
-from vaultpeer.store import _revision_from_row
+from vaultpeer.service.store import _revision_from_row
 
 #: How long a change may take to reach another device on this loaded machine.
 SOON = 15

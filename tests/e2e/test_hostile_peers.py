@@ -16,10 +16,10 @@ from vaultpeer.core.pairing import Commit, Confirm, Nonce, Reveal, commitment, d
 from vaultpeer.core.roster import RosterEntry, vouch
 from vaultpeer.core.text import is_refused_char
 from vaultpeer.core.transport import MAX_CHUNK, MAX_MESSAGE, TransportError, frame
-from vaultpeer.device import load_or_create_keys
-from vaultpeer.home import Home
+from vaultpeer.service.device import load_or_create_keys
+from vaultpeer.service.home import Home
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
-from vaultpeer.vault import Vault
+from vaultpeer.service.vault import Vault
 
 CANARY = "canary-hostile-7b1e"
 

@@ -17,7 +17,7 @@ def test_every_vaultpeer_process_refuses_core_dumps_and_ptrace():
     # start from a process that would allow a core dump, as a shell with `ulimit -c unlimited` does
     code = (
         "import resource; resource.setrlimit(resource.RLIMIT_CORE, (1 << 20, resource.RLIM_INFINITY))\n"
-        "from vaultpeer.hygiene import harden_process, process_state\n"
+        "from vaultpeer.service.hygiene import harden_process, process_state\n"
         "assert process_state()['dumpable'] is True and process_state()['core_limit'] > 0\n"
         "print(harden_process())"
     )

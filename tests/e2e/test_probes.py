@@ -15,8 +15,8 @@ from daemons import paired_pair, wait_until
 from hostile_member import send_first_frame
 from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.transport import HandshakeInitiator
-from vaultpeer.device import load_or_create_keys
-from vaultpeer.home import Home
+from vaultpeer.service.device import load_or_create_keys
+from vaultpeer.service.home import Home
 from vaultpeer.io.noise_stream import HANDSHAKE_TIMEOUT
 
 

@@ -571,7 +571,7 @@ def _in_narrowing(initiator: bool) -> SyncSession:
 
 def _in_repair(initiator: bool) -> SyncSession:
     s = _in_narrowing(initiator)
-    if initiator:  # as vaultpeer/sync.py does: the request, then our own side of those leaves
+    if initiator:  # as vaultpeer/service/replication.py does: the request, then our own side of those leaves
         s.repair(["0000"])
         s.records(None, [], [], last=True, repair=True)
     else:

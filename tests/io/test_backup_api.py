@@ -12,12 +12,12 @@ import trio
 
 from helpers import PASSWORD
 from vaultpeer.api import ApiError
-from vaultpeer.backup import open_backup_file, write_sealed
+from vaultpeer.service.backup_files import open_backup_file, write_sealed
 from vaultpeer.client import TrioClient
 from vaultpeer.core.kdf import insecure_test_parameters
-from vaultpeer.home import Home
+from vaultpeer.service.home import Home
 from vaultpeer.io.daemon import Daemon, DaemonOptions
-from vaultpeer.vault import Vault
+from vaultpeer.service.vault import Vault
 
 
 @pytest.fixture

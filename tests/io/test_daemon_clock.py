@@ -24,10 +24,10 @@ from vaultpeer.client import TrioClient
 from vaultpeer.core.audit import AuditEntry
 from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.kdf import insecure_test_parameters
-from vaultpeer.home import Home
+from vaultpeer.service.home import Home
 from vaultpeer.io.daemon import Daemon, DaemonOptions
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
-from vaultpeer.vault import Vault
+from vaultpeer.service.vault import Vault
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The command line: click commands that parse arguments, call the command layer
-(``vaultpeer.commands``) or the running daemon's API, and present the result.
+(``vaultpeer.service.commands``) or the running daemon's API, and present the result.
 
 ``app`` holds the group (``cli``), the shared helpers and most commands; every other module here
 registers its commands on that group when imported, and only this package imports them all, so no

@@ -1,6 +1,6 @@
-"""The ``vaultpeer`` command line (click). Presentation only: the work is done by ``vaultpeer.vault``.
+"""The ``vaultpeer`` command line (click). Presentation only: the work is done by ``vaultpeer.service.vault``.
 
-When a daemon runs for the home, commands go through its local API (``vaultpeer.backend``);
+When a daemon runs for the home, commands go through its local API (``vaultpeer.cli.backend``);
 otherwise they open the home directly and ask for the master password. Secret values are masked in human output unless ``--reveal``; ``--json`` and
 ``get ITEM --field NAME`` print values for scripts. Passwords are read from a hidden prompt or,
 with ``--password-stdin``, from stdin; never from argv or the environment.
@@ -43,34 +43,34 @@ from vaultpeer.core.generate import (
     MIN_LENGTH,
     MIN_WORDS,
 )
-from vaultpeer.generator import generate_json
+from vaultpeer.service.wordlist import generate_json
 from vaultpeer import clipboard
 from vaultpeer.clipboard import DEFAULT_CLEAR_AFTER, MAX_CLEAR_AFTER
 from vaultpeer.core.pairing import PairingError
 from vaultpeer.core.text import inert, inert_json
 from vaultpeer.core.merge import EDIT_SURVIVED_DELETE
-from vaultpeer.device import (
+from vaultpeer.service.device import (
     IN_THE_CLEAR,
     DeviceProfile,
     load_or_create_keys,
     load_profile,
     save_profile,
 )
-from vaultpeer.hygiene import harden_process
-from vaultpeer.home import (
+from vaultpeer.service.hygiene import harden_process
+from vaultpeer.service.home import (
     INSECURE_TEST_KDF_ENV,
     Home,
     insecure_test_kdf_enabled,
     resolve_home,
 )
 from vaultpeer.api import CONFIRM_FINISH, CONFIRM_TIMEOUT, MAX_PAIRING_TIMEOUT, ApiError
-from vaultpeer import bundles
-from vaultpeer.transfer import write_private_file
-from vaultpeer.backend import DaemonBackend, DaemonFilesBackend, DirectFilesBackend
-from vaultpeer.commands import VaultCommands, run_here
+from vaultpeer.service import bundle_files as bundles
+from vaultpeer.service.transfer import write_private_file
+from vaultpeer.cli.backend import DaemonBackend, DaemonFilesBackend, DirectFilesBackend
+from vaultpeer.service.commands import VaultCommands, run_here
 from vaultpeer.client import Client, DaemonNotRunning
 from vaultpeer.core.transport import DEFAULT_PORT
-from vaultpeer.vault import Conflict, Vault
+from vaultpeer.service.vault import Conflict, Vault
 
 #: Exit statuses scripts can rely on (documented in docs/cli.md).
 EXIT_ERROR = 1
@@ -659,7 +659,7 @@ def restore(ctx: Context, item: str, revision: str | None, use_recovery_key: boo
     anything else is an ITEM. --json prints the item, or for a FILE
     {"home", "vault_id", "device_id", "backup_device_id", "items", "revisions"}.
     """
-    from vaultpeer.backup import is_backup_file
+    from vaultpeer.service.backup_files import is_backup_file
 
     if revision is None and is_backup_file(item):
         from vaultpeer.cli.backup_restore import restore_from_backup
@@ -1238,6 +1238,6 @@ def generate(length: int | None, words: int | None, separator: str | None, as_js
 @click.option("--keep", is_flag=True, help="Keep the demo's temporary directory instead of deleting it.")
 def demo(keep: bool) -> None:
     """Walk through vaultpeer on throw-away devices in a temporary directory."""
-    from vaultpeer.demo import run_demo
+    from vaultpeer.cli.demo import run_demo
 
     sys.exit(run_demo(keep=keep))

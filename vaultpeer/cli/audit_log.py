@@ -1,7 +1,7 @@
 """`vaultpeer log`: this device's audit log, and `log --verify` to check its hash chain.
 
 Presentation only: the entries and their chain are ``vaultpeer.core.audit``, the table is in
-``vaultpeer.store``. It uses the helpers of ``vaultpeer.cli.app`` and registers on its group when
+``vaultpeer.service.store``. It uses the helpers of ``vaultpeer.cli.app`` and registers on its group when
 the ``vaultpeer.cli`` package imports it. The log is read straight from the home's database (read while a daemon runs
 too: SQLite's WAL lets readers in), and needs no password: it holds no secret.
 """

@@ -1,5 +1,5 @@
 """`vaultpeer backup` (create, verify) and the backup half of `vaultpeer restore`. Presentation only:
-the work is done by ``vaultpeer.backup``.
+the work is done by ``vaultpeer.service.backup_files``.
 
 It uses the helpers of ``vaultpeer.cli.app``; its commands register on that group when the
 ``vaultpeer.cli`` package imports it.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from vaultpeer.backup import (
+from vaultpeer.service.backup_files import (
     DEFAULT_KEEP,
     OpenedBackup,
     create_backup,

@@ -2,7 +2,7 @@
 
 The commands register on the ``vaultpeer`` group (``vaultpeer.cli.app``, whose helpers they use)
 when the ``vaultpeer.cli`` package imports this module. The formats are in ``vaultpeer.core.interchange`` and
-``vaultpeer.interchange_kdbx``; the vault side in ``vaultpeer.transfer`` (directly, or through the
+``vaultpeer.service.kdbx``; the vault side in ``vaultpeer.service.transfer`` (directly, or through the
 daemon's ``item.import`` / ``item.export``). docs/cli.md documents both commands.
 """
 
@@ -20,7 +20,7 @@ from vaultpeer.cli.app import Context, cli, item_backend, json_option, pass_cont
 from vaultpeer.core.errors import InvalidInput, VaultpeerError
 from vaultpeer.core.interchange import Parsed, csv_export, parse_bitwarden, parse_csv
 from vaultpeer.core.text import inert
-from vaultpeer.transfer import check_writable, decode_text, read_input_file, write_private_file
+from vaultpeer.service.transfer import check_writable, decode_text, read_input_file, write_private_file
 
 #: A KeePass export is protected by its own password only: at least as long as a master password.
 MIN_EXPORT_PASSWORD_CHARS = 8
@@ -75,7 +75,7 @@ def import_command(ctx: Context, file_format: str, path: Path, password_stdin: b
     """
     data = read_input_file(path)
     if file_format == "kdbx":
-        from vaultpeer.interchange_kdbx import read_kdbx
+        from vaultpeer.service.kdbx import read_kdbx
 
         password = ctx.secret("password of the KeePass database", from_stdin=password_stdin)
         with progress_display() as progress:
@@ -156,7 +156,7 @@ def export_command(ctx: Context, file_format: str, path: Path, password_stdin: b
     with item_backend(ctx, password_stdin, timeout=DAEMON_TIMEOUT) as backend:
         items = backend.export_items()
     if file_format == "kdbx":
-        from vaultpeer.interchange_kdbx import build_kdbx
+        from vaultpeer.service.kdbx import build_kdbx
 
         with progress_display() as progress:
             progress.add_task(f"Encrypting {len(items)} items for KeePass", total=None)

@@ -1,4 +1,4 @@
-"""Sync through files: join requests and bundles (pure; the shell is ``vaultpeer.bundles``).
+"""Sync through files: join requests and bundles (pure; the shell is ``vaultpeer.service.bundle_files``).
 
 A **join request** is a new device's public identity, signed with its own signing key (proof that
 it holds it). A member admits it after the person checked that both devices show the same device id.

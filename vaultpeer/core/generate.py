@@ -1,5 +1,5 @@
 """Password and passphrase generation from a cryptographic random source (``secrets`` unless one is
-injected). Pure: the passphrase word list is passed in (``vaultpeer.generator`` loads it)."""
+injected). Pure: the passphrase word list is passed in (``vaultpeer.service.wordlist`` loads it)."""
 
 import math
 import secrets

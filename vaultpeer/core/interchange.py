@@ -3,8 +3,8 @@
 Every format is first turned into a neutral list of :class:`ImportEntry` (a title, ordered fields,
 the names of extra secret fields, and a stable **source key**). Then :func:`plan_import` decides,
 against the keys the vault already holds, which entries become items and why the others are
-skipped. File reading and KeePass (pykeepass) live outside the core (``vaultpeer.transfer``,
-``vaultpeer.interchange_kdbx``); here everything is text, dicts and values.
+skipped. File reading and KeePass (pykeepass) live outside the core (``vaultpeer.service.transfer``,
+``vaultpeer.service.kdbx``); here everything is text, dicts and values.
 
 The source key is what makes importing twice import nothing twice: it is kept inside each imported
 item, as the field :data:`SOURCE_FIELD` (sealed with the rest of the item, synced with it, never

@@ -4,7 +4,7 @@ The parameters travel in the vault header. ``MIN_MEMORY_KIB`` is a floor that no
 below, so a header edited on disk or received from a peer cannot downgrade the KDF. The only way
 around the floor is :data:`INSECURE_TEST_PARAMETERS` together with an explicit
 ``allow_insecure_test_kdf=True``, which nothing on a default path passes (see
-``vaultpeer/home.py`` for the loudly named switch that enables it for tests).
+``vaultpeer/service/home.py`` for the loudly named switch that enables it for tests).
 """
 
 import os

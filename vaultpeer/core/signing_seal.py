@@ -1,4 +1,4 @@
-"""The device's Ed25519 signing seed, sealed under the vault's keys (pure; the file is ``vaultpeer.device``).
+"""The device's Ed25519 signing seed, sealed under the vault's keys (pure; the file is ``vaultpeer.service.device``).
 
 Whoever copies a device's home without the master password must not be able to sign anything the
 other members accept (a revision, a roster entry, a header, a bundle). So once a device holds a

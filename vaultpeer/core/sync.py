@@ -4,7 +4,7 @@ Each side holds one :class:`SyncSession`. Bytes of one message go in with ``rece
 returns the decoded, validated message or raises :class:`RemoteProtocolError`; the session then
 moves to ERROR and says so in every later call. Messages to send are built with the ``send_*``
 methods, which refuse (``LocalProtocolError``) anything the protocol does not allow in the current
-state. What to send and what to store is the caller's business (see ``vaultpeer/sync.py``).
+state. What to send and what to store is the caller's business (see ``vaultpeer/service/replication.py``).
 
 The exchange, the same on both sides::
 

@@ -49,14 +49,14 @@ from vaultpeer.core.pairing import (
 from vaultpeer.core.roster import Member
 from vaultpeer.core.text import inert
 from vaultpeer.core.transport import DEFAULT_PORT, Offer, OlderTransport, TransportError
-from vaultpeer.device import load_profile
-from vaultpeer.home import Home
+from vaultpeer.service.device import load_profile
+from vaultpeer.service.home import Home
 from vaultpeer.io.api_server import serve_api
 from vaultpeer.io.handlers import ApiHandlers
 from vaultpeer.io.link import Link, LinkTimes
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
-from vaultpeer.sync import SyncPeer
-from vaultpeer.vault import Vault
+from vaultpeer.service.replication import SyncPeer
+from vaultpeer.service.vault import Vault
 
 log = logging.getLogger("vaultpeer.daemon")
 

@@ -1,6 +1,6 @@
 """The local API's methods: JSON-RPC params in, the documented JSON shapes out (docs/api.md).
 
-The item methods parse their params and call the command layer (``vaultpeer.commands``), as the
+The item methods parse their params and call the command layer (``vaultpeer.service.commands``), as the
 CLI does without a daemon. Every commit reaches the connected members at once through
 ``Vault.on_local_commit``, which the daemon listens to: no handler pushes anything itself.
 Passwords arrive in params and go straight into the KDF; they are never logged or echoed.
@@ -15,19 +15,20 @@ from functools import partial
 
 import trio
 
-from vaultpeer import backup as backups
-from vaultpeer import bundles, transfer
+from vaultpeer.service import backup_files as backups
+from vaultpeer.service import bundle_files as bundles
+from vaultpeer.service import transfer
 from vaultpeer.api import MAX_PAIRING_TIMEOUT, ApiError
 from vaultpeer.core.errors import InvalidInput, RateLimited
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.generate import DEFAULT_LENGTH
-from vaultpeer.generator import generate_json
+from vaultpeer.service.wordlist import generate_json
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.backup import seal_backup
-from vaultpeer.commands import Running, Slow, VaultCommands
-from vaultpeer.hygiene import process_state
-from vaultpeer.vault import prepare_rotation
-from vaultpeer.views import member_json
+from vaultpeer.service.commands import Running, Slow, VaultCommands
+from vaultpeer.service.hygiene import process_state
+from vaultpeer.service.vault import prepare_rotation
+from vaultpeer.service.views import member_json
 
 if TYPE_CHECKING:  # the daemon creates the handlers: no import cycle at run time
     from vaultpeer.io.daemon import Daemon

@@ -1,5 +1,5 @@
 """One authenticated connection to a member: a reader task, a writer task, and sync sessions one
-after another over it (``vaultpeer.sync.SyncPeer``). Either side starts a session by sending its
+after another over it (``vaultpeer.service.replication.SyncPeer``). Either side starts a session by sending its
 hello; a local change starts one at once (``poke``). What the link learns goes back to its daemon
 (``applied``, ``after_sync``, ``offense``, ``publish``).
 """
@@ -16,7 +16,7 @@ from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.roster import Member
 from vaultpeer.core.transport import TransportError
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
-from vaultpeer.sync import SyncPeer
+from vaultpeer.service.replication import SyncPeer
 
 if TYPE_CHECKING:  # the daemon makes links: no import cycle at run time
     from vaultpeer.io.daemon import Daemon

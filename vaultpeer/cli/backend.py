@@ -2,7 +2,7 @@
 
 When a daemon runs for this home, its local API (it holds the unlocked vault, and pushes every
 change to the other devices at once): ``DaemonBackend``, which has the methods and JSON shapes of
-``vaultpeer.commands.VaultCommands``, the command layer the CLI uses on the home itself (unlocked
+``vaultpeer.service.commands.VaultCommands``, the command layer the CLI uses on the home itself (unlocked
 for the one command with the master password) and the daemon's handlers use on its vault.
 """
 
@@ -10,14 +10,14 @@ import base64
 from collections.abc import Callable
 from pathlib import Path
 
-from vaultpeer import bundles
-from vaultpeer.bundles import read_bundle_file
+from vaultpeer.service import bundle_files as bundles
+from vaultpeer.service.bundle_files import read_bundle_file
 from vaultpeer.client import Client
 from vaultpeer.core.interchange import ImportEntry
-from vaultpeer.transfer import chunk_entries
+from vaultpeer.service.transfer import chunk_entries
 from vaultpeer.core.identity import DeviceId
-from vaultpeer.vault import Vault
-from vaultpeer.views import member_json
+from vaultpeer.service.vault import Vault
+from vaultpeer.service.views import member_json
 
 
 class DaemonBackend:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from vaultpeer.client import Client, DaemonNotRunning
-from vaultpeer.home import Home
+from vaultpeer.service.home import Home
 
 PASSWORD = "correct horse battery staple"
 SECRETS = {"title": "Example Mail", "username": "alice@example.org", "password": "Tr0ub4dor&3-demo"}

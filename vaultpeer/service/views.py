@@ -4,7 +4,7 @@ docs/api.md)."""
 
 from vaultpeer.core.merge import TITLE
 from vaultpeer.core.roster import Member
-from vaultpeer.vault import HistoryEntry, ItemView
+from vaultpeer.service.vault import HistoryEntry, ItemView
 
 
 def item_json(view: ItemView) -> dict:

@@ -27,10 +27,10 @@ from vaultpeer.core.backup import (
 )
 from vaultpeer.core.errors import AlreadyInitialized, IntegrityError, InvalidInput, VaultLocked, VaultpeerError
 from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader
-from vaultpeer.device import fsync_directory, load_or_create_keys, load_profile, secure_signing_key
-from vaultpeer.home import Home
-from vaultpeer.store import Store
-from vaultpeer.vault import Vault
+from vaultpeer.service.device import fsync_directory, load_or_create_keys, load_profile, secure_signing_key
+from vaultpeer.service.home import Home
+from vaultpeer.service.store import Store
+from vaultpeer.service.vault import Vault
 
 DEFAULT_KEEP = 10
 SUFFIX = ".vpbak"

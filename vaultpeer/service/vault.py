@@ -38,16 +38,16 @@ from vaultpeer.core.revision import Revision, RevisionId, open_revision, seal_re
 from vaultpeer.core.roster import Member, Roster, RosterEntry, revoke, vouch
 from vaultpeer.core.transport import STAMP_RESERVE, next_stamp, stamp_is_fresh
 from vaultpeer.core.vclock import VersionVector
-from vaultpeer.device import (
+from vaultpeer.service.device import (
     SEALED,
     load_or_create_audit_key,
     load_or_create_keys,
     secure_signing_key,
     signing_key_state,
 )
-from vaultpeer.home import Home
-from vaultpeer.store import Store
-from vaultpeer.verify import verify_revisions
+from vaultpeer.service.home import Home
+from vaultpeer.service.store import Store
+from vaultpeer.service.parallel_verify import verify_revisions
 
 
 class Conflict(VaultpeerError):
@@ -448,7 +448,7 @@ class Vault:
         self.locked_reason = reason
         self._drop_signing_key_if_sealed()
 
-    # --- the signing key, sealed under the vault's keys (vaultpeer.device, core/signing_seal.py) ---
+    # --- the signing key, sealed under the vault's keys (vaultpeer.service.device, core/signing_seal.py) ---
 
     def _unsealed_keys(self, keyring: Keyring) -> DeviceKeys:
         """This device's full keys, the seed opened with ``keyring``. A seed still in clear on disk

@@ -2,7 +2,7 @@
 
 The CLI working on a home directly (no daemon running), the daemon's local API handlers, and any
 front end to come (a D-Bus Secret Service, a browser host) call these and add only parsing and
-presentation. Each method returns the documented JSON shape (``vaultpeer.views``, docs/api.md).
+presentation. Each method returns the documented JSON shape (``vaultpeer.service.views``, docs/api.md).
 Nothing here pushes a change to other devices: ``Vault`` tells its ``on_local_commit`` listeners
 (the daemon) after every commit, whichever front end made it.
 
@@ -16,15 +16,15 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from vaultpeer import transfer
+from vaultpeer.service import transfer
 from vaultpeer.core.errors import InvalidInput, WrongRecoveryKey
 from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.keys import RecoveryKey
-from vaultpeer.device import load_profile, signing_key_state
-from vaultpeer.home import Home
-from vaultpeer.vault import Vault, prepare_password
-from vaultpeer.views import conflict_json, history_json, item_json, listing_json
+from vaultpeer.service.device import load_profile, signing_key_state
+from vaultpeer.service.home import Home
+from vaultpeer.service.vault import Vault, prepare_password
+from vaultpeer.service.views import conflict_json, history_json, item_json, listing_json
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Import and export against a vault: what the CLI (without a daemon) and the daemon's API share.
 
 The formats themselves are in ``vaultpeer.core.interchange`` (CSV, Bitwarden JSON) and
-``vaultpeer.interchange_kdbx`` (KeePass). Here: deciding what to import against what the vault
+``vaultpeer.service.kdbx`` (KeePass). Here: deciding what to import against what the vault
 holds and writing it as one batch; collecting the items to export; and the two file operations
 (reading a bounded input file; writing an export that is private from its first byte and never
 replaces an existing file unless asked to).
@@ -17,8 +17,8 @@ from pathlib import Path
 
 from vaultpeer.core.errors import InvalidInput, NoVault, NotFound, VaultLocked
 from vaultpeer.core.interchange import MAX_ENTRIES, ImportEntry, Notice, display_title, known_sources, plan_import
-from vaultpeer.vault import Vault
-from vaultpeer.views import item_json
+from vaultpeer.service.vault import Vault
+from vaultpeer.service.views import item_json
 
 #: The largest file `vaultpeer import` reads.
 MAX_INPUT_BYTES = 256 * 1024 * 1024

@@ -31,7 +31,7 @@ from vaultpeer.core.sync import (
     SyncSession,
     VersionMismatch,
 )
-from vaultpeer.vault import Vault
+from vaultpeer.service.vault import Vault
 
 
 @dataclass

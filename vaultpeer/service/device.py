@@ -30,7 +30,7 @@ from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.keys import Keyring
 from vaultpeer.core.signing_seal import open_signing_seed, seal_signing_seed, sealed_epoch
 from vaultpeer.core.text import MAX_TEXT, is_plain_text
-from vaultpeer.home import Home
+from vaultpeer.service.home import Home
 
 NOISE_KEY_FILE = "noise-x25519.key"
 SIGNING_KEY_FILE = "signing-ed25519.key"

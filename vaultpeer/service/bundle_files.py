@@ -19,8 +19,8 @@ from vaultpeer.core.errors import AlreadyInitialized, IntegrityError, InvalidInp
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.roster import Member, Roster
 from vaultpeer.core.vclock import VersionVector
-from vaultpeer.device import load_profile
-from vaultpeer.vault import Vault
+from vaultpeer.service.device import load_profile
+from vaultpeer.service.vault import Vault
 
 
 class NotExpectedExporter(VaultpeerError):
