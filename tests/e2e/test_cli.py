@@ -159,6 +159,7 @@ def test_status_device_and_check(home, tmp_path):
     assert renamed == {"device_id": status["device_id"], "name": "Work laptop", "os": "Linux 6.1 (x86_64)"}
     report = json.loads(ok(run_cli(home, "check", "--decrypt", "--json", "--password-stdin", stdin=PW)))
     assert report["ok"] and report["decrypted"]
+    assert "Daemon:    not running" in ok(run_cli(home, "status"))
 
 
 def test_home_from_environment(tmp_path):
@@ -231,7 +232,13 @@ def test_conflicts_and_resolve_between_two_real_homes(tmp_path):
     assert "from the laptop" not in human and "vaultpeer resolve" in human
     refused = run_cli(desktop.path, "edit", "Email", "--field", "url=x", "--password-stdin", stdin=PW)
     assert refused.returncode == 8 and "resolve" in refused.stderr
+    # a script reading one field of an item in conflict is told so (issue 17): exit 8, a warning
+    one = run_cli(desktop.path, "get", "Email", "--field", "password", "--password-stdin", stdin=PW)
+    assert one.returncode == 8 and "in conflict" in one.stderr
+    assert one.stdout.strip() in {"from the laptop", "from the desktop"}
     resolved = json.loads(ok(run_cli(desktop.path, "resolve", "Email", "--take", values["from the laptop"], "--json",
                                      "--password-stdin", stdin=PW)))
     assert resolved["fields"]["password"] == "from the laptop" and resolved["conflict"] is False
+    assert ok(run_cli(desktop.path, "get", "Email", "--field", "password", "--password-stdin", stdin=PW)) \
+        == "from the laptop\n"
     assert json.loads(ok(run_cli(desktop.path, "conflicts", "--json", "--password-stdin", stdin=PW))) == []

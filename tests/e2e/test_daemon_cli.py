@@ -71,6 +71,8 @@ def test_every_item_command_and_json_shape_through_the_daemon(world):
 
     assert laptop.json("conflicts") == []
     assert laptop.json("peers") == []
+    assert laptop.json("peers", "--name", "Laptop two") == []  # renames this device, then lists (issue 17)
+    assert laptop.json("device")["name"] == "Laptop two"
     assert "0 connected" in laptop.ok("sync")
     assert len(laptop.ok("generate", "--length", "24").strip()) == 24
     assert laptop.json("device")["device_id"] == status["device_id"]

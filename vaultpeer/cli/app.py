@@ -428,6 +428,7 @@ def status(ctx: Context, as_json: bool) -> None:
         return
     click.echo(f"Device:    {inert(info['name'])} ({inert(info['os'])})")
     click.echo(f"Device id: {info['device_id']}")
+    click.echo("Daemon:    not running (`vaultpeer daemon` or `systemctl --user start vaultpeer` starts it)")
     click.echo(f"Home:      {info['home']}")
     if not initialized:
         click.echo("Vault:     none yet (`vaultpeer init` creates one)")
@@ -454,6 +455,16 @@ def _warn_if_signing_key_in_clear(info: dict) -> None:
 def device(ctx: Context, name: str | None, os_description: str | None, as_json: bool) -> None:
     """Show this device's id, name and OS description; --name or --os-description change them."""
     keys = load_or_create_keys(ctx.home)
+    profile = _change_profile(ctx, name, os_description)
+    info = {"device_id": str(keys.device_id), "name": profile.name, "os": profile.os_description}
+    if as_json:
+        print_json(info)
+    else:
+        click.echo(f"{inert(info['name'])} ({inert(info['os'])})\n{info['device_id']}")
+
+
+def _change_profile(ctx: Context, name: str | None, os_description: str | None) -> DeviceProfile:
+    """This device's profile, with ``name`` / ``os_description`` changed where given."""
     profile = load_profile(ctx.home)
     if name or os_description:
         profile = DeviceProfile(name or profile.name, os_description or profile.os_description)
@@ -461,11 +472,7 @@ def device(ctx: Context, name: str | None, os_description: str | None, as_json: 
             save_profile(ctx.home, profile)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-    info = {"device_id": str(keys.device_id), "name": profile.name, "os": profile.os_description}
-    if as_json:
-        print_json(info)
-    else:
-        click.echo(f"{inert(info['name'])} ({inert(info['os'])})\n{info['device_id']}")
+    return profile
 
 
 @cli.command()
@@ -499,7 +506,12 @@ def get(ctx: Context, item: str, field_name: str | None, reveal: bool, password_
     with item_backend(ctx, password_stdin) as backend:
         found = backend.get(item)
     if field_name is not None:
-        click.echo(field_value(found, field_name))
+        value = field_value(found, field_name)
+        click.echo(value)
+        if found["conflict"]:
+            click.echo("warning: this item is in conflict: the value above is one of its versions "
+                       "(`vaultpeer conflicts` shows them all)", err=True)
+            sys.exit(EXIT_CONFLICT)
     elif as_json:
         print_json(found)
     else:
@@ -998,7 +1010,7 @@ def show_initial_sync(events: Iterator[dict]) -> None:
 def peers(ctx: Context, name: str | None, as_json: bool) -> None:
     """List the vault's other devices: id, name, OS, connected, last seen, address."""
     if name:
-        ctx.invoke(device, name=name, os_description=None, as_json=False)
+        _change_profile(ctx, name, None)
     with ctx.require_daemon() as client:
         found = client.call("peer.list")
     if as_json:
@@ -1039,7 +1051,7 @@ def unpair(ctx: Context, device_ref: str, password_stdin: bool) -> None:
                "could open a backup made from now on, or unlock a stolen copy of another device's home. "
                "Change the master password to close that door (`vaultpeer passwd`).")
     if not password_stdin and sys.stdin.isatty() and click.confirm("Change the master password now?", default=True):
-        ctx.invoke(passwd, password_stdin=False, use_recovery_key=False)
+        click.get_current_context().invoke(passwd, password_stdin=False, use_recovery_key=False)
 
 
 @cli.command()
