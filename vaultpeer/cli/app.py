@@ -6,6 +6,8 @@ otherwise they open the home directly and ask for the master password. Secret va
 with ``--password-stdin``, from stdin; never from argv or the environment.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import sys
@@ -14,25 +16,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from vaultpeer import __version__
-from vaultpeer.core import kdf as kdf_module
+from vaultpeer.api import CONFIRM_FINISH, CONFIRM_TIMEOUT, MAX_PAIRING_TIMEOUT, ApiError
+from vaultpeer.client import Client, DaemonNotRunning
 from vaultpeer.core.errors import (
     AlreadyInitialized,
     Ambiguous,
-    IntegrityError,
     InvalidInput,
     NoVault,
     NotFound,
-    VaultLocked,
     VaultpeerError,
-    WrongPassword,
-    WrongRecoveryKey,
 )
 from vaultpeer.core.generate import (
     DEFAULT_LENGTH,
@@ -43,34 +40,26 @@ from vaultpeer.core.generate import (
     MIN_LENGTH,
     MIN_WORDS,
 )
-from vaultpeer.service.wordlist import generate_json
-from vaultpeer import clipboard
+from vaultpeer.core.ports import DEFAULT_PORT
 from vaultpeer.clipboard import DEFAULT_CLEAR_AFTER, MAX_CLEAR_AFTER
-from vaultpeer.core.pairing import PairingError
 from vaultpeer.core.text import inert, inert_json
-from vaultpeer.core.merge import EDIT_SURVIVED_DELETE
-from vaultpeer.service.device import (
-    IN_THE_CLEAR,
-    DeviceProfile,
-    load_or_create_keys,
-    load_profile,
-    save_profile,
-)
-from vaultpeer.service.hygiene import harden_process
 from vaultpeer.service.home import (
     INSECURE_TEST_KDF_ENV,
     Home,
     insecure_test_kdf_enabled,
     resolve_home,
 )
-from vaultpeer.api import CONFIRM_FINISH, CONFIRM_TIMEOUT, MAX_PAIRING_TIMEOUT, ApiError
-from vaultpeer.service import bundle_files as bundles
-from vaultpeer.service.transfer import write_private_file
-from vaultpeer.cli.backend import DaemonBackend, DaemonFilesBackend, DirectFilesBackend
-from vaultpeer.service.commands import VaultCommands, run_here
-from vaultpeer.client import Client, DaemonNotRunning
-from vaultpeer.core.transport import DEFAULT_PORT
-from vaultpeer.service.vault import Conflict, Vault
+
+if TYPE_CHECKING:
+    from vaultpeer.cli.backend import DaemonBackend, DaemonFilesBackend, DirectFilesBackend
+    from vaultpeer.core.kdf import KdfParameters
+    from vaultpeer.service.commands import VaultCommands
+    from vaultpeer.service.device import DeviceProfile
+    from vaultpeer.service.vault import Vault
+
+# Only what every command needs is imported above: a command through the daemon (`get`, `ls`)
+# must start fast (issue 17: 100 ms), so the vault, the command layer, rich, trio and the crypto
+# stack are imported inside the commands that use them (tests/e2e/test_cli_speed.py keeps it so).
 
 #: Exit statuses scripts can rely on (documented in docs/cli.md).
 EXIT_ERROR = 1
@@ -100,21 +89,21 @@ _EXIT_BY_NAME = {
     "locked": EXIT_LOCKED,
     "pairing": EXIT_PAIRING,
     "rate_limited": EXIT_RATE_LIMITED,
+    "no_clipboard": EXIT_NO_CLIPBOARD,
 }
 
-_EXIT_CODES: dict[type, int] = {
-    WrongPassword: EXIT_WRONG_PASSWORD,
-    WrongRecoveryKey: EXIT_WRONG_PASSWORD,
-    NotFound: EXIT_NOT_FOUND,
-    Ambiguous: EXIT_AMBIGUOUS,
-    IntegrityError: EXIT_INTEGRITY,
-    NoVault: EXIT_NO_VAULT,
-    InvalidInput: EXIT_USAGE,
-    Conflict: EXIT_CONFLICT,
-    VaultLocked: EXIT_LOCKED,
-    PairingError: EXIT_PAIRING,
-    clipboard.NoClipboard: EXIT_NO_CLIPBOARD,
-}
+
+
+def exit_status(exc: VaultpeerError) -> int:
+    """The exit status for an error raised here, by the stable name (``code``) of the most specific
+    class in its ancestry that has one with a status: the same table as for the daemon's errors,
+    without importing every module that defines an error class."""
+    for cls in type(exc).__mro__:
+        status = _EXIT_BY_NAME.get(cls.__dict__.get("code"))
+        if status is not None:
+            return status
+    return EXIT_ERROR
+
 
 MASK = "••••••••"
 
@@ -126,6 +115,8 @@ class Context:
         self._stdin_lines: Iterator[str] | None = None
 
     def open_vault(self) -> Vault:
+        from vaultpeer.service.vault import Vault
+
         return Vault.open(self.home, allow_insecure_test_kdf=self.insecure_test_kdf)
 
     @property
@@ -188,7 +179,7 @@ def reports_errors(command: Callable) -> Callable:
             sys.exit(EXIT_AMBIGUOUS)
         except VaultpeerError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(next((code for cls, code in _EXIT_CODES.items() if isinstance(exc, cls)), EXIT_ERROR))
+            sys.exit(exit_status(exc))
         except ApiError as exc:
             name = (exc.data or {}).get("name", "")
             click.echo(f"error: {exc.message}", err=True)
@@ -231,6 +222,8 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 
 
 def main() -> None:
+    from vaultpeer.service.hygiene import harden_process
+
     harden_process()  # before any password is read: no core dumps, no ptrace by other processes
     cli(prog_name="vaultpeer")
 
@@ -248,6 +241,9 @@ def unlocked_vault(ctx: Context, password_stdin: bool) -> Iterator[Vault]:
 def item_backend(ctx: Context, password_stdin: bool,
                  timeout: float = 30.0) -> Iterator[DaemonBackend | VaultCommands]:
     """The running daemon's API if there is one (no password needed), else the home directly."""
+    from vaultpeer.cli.backend import DaemonBackend
+    from vaultpeer.service.commands import VaultCommands
+
     client = ctx.daemon_client(timeout)
     if client is not None:
         with client:
@@ -315,6 +311,9 @@ def shown_value(name: str, value: str, secrets: list[str], reveal: bool) -> str:
 
 
 def print_item(item: dict, reveal: bool) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
     console = Console(highlight=False)
     header = Text(inert(item["title"]), style="bold")
     header.append(f"  id {item['id']}  revision {item['revision']}", style="dim")
@@ -351,6 +350,9 @@ def init(ctx: Context, password_stdin: bool, name: str | None, quick_kdf: bool) 
 
     The master password is stretched with Argon2id, calibrated here to take about 0.5-1 s.
     """
+    from vaultpeer.core import kdf as kdf_module
+    from vaultpeer.service.device import DeviceProfile, load_profile, save_profile
+
     with ctx.open_vault() as vault:
         if vault.initialized:
             raise AlreadyInitialized(f"this device already has a vault (home: {ctx.home.path})")
@@ -391,7 +393,7 @@ def _echo_health(info: dict) -> None:
                    "(`vaultpeer check --decrypt` lists them)")
 
 
-def _time_derivation(params: kdf_module.KdfParameters) -> float:
+def _time_derivation(params: KdfParameters) -> float:
     start = time.perf_counter()
     params.derive("calibration")
     return time.perf_counter() - start
@@ -403,6 +405,8 @@ def _time_derivation(params: kdf_module.KdfParameters) -> float:
 @reports_errors
 def status(ctx: Context, as_json: bool) -> None:
     """Show this device, its vault and its daemon (no password needed)."""
+    from vaultpeer.service.commands import VaultCommands
+
     client = ctx.daemon_client()
     if client is not None:
         with client:
@@ -442,6 +446,8 @@ def status(ctx: Context, as_json: bool) -> None:
 def _warn_if_signing_key_in_clear(info: dict) -> None:
     """A device that holds a vault but never unlocked it since (it joined) keeps its signing key
     in clear: a copy of its home could sign for it. One line says so."""
+    from vaultpeer.service.device import IN_THE_CLEAR
+
     if info["vault_id"] and info.get("signing_key") == IN_THE_CLEAR:
         click.echo("Warning:   this device's signing key is still in the clear on disk: unlock once to seal it")
 
@@ -454,6 +460,8 @@ def _warn_if_signing_key_in_clear(info: dict) -> None:
 @reports_errors
 def device(ctx: Context, name: str | None, os_description: str | None, as_json: bool) -> None:
     """Show this device's id, name and OS description; --name or --os-description change them."""
+    from vaultpeer.service.device import load_or_create_keys
+
     keys = load_or_create_keys(ctx.home)
     profile = _change_profile(ctx, name, os_description)
     info = {"device_id": str(keys.device_id), "name": profile.name, "os": profile.os_description}
@@ -465,6 +473,8 @@ def device(ctx: Context, name: str | None, os_description: str | None, as_json: 
 
 def _change_profile(ctx: Context, name: str | None, os_description: str | None) -> DeviceProfile:
     """This device's profile, with ``name`` / ``os_description`` changed where given."""
+    from vaultpeer.service.device import DeviceProfile, load_profile, save_profile
+
     profile = load_profile(ctx.home)
     if name or os_description:
         profile = DeviceProfile(name or profile.name, os_description or profile.os_description)
@@ -542,6 +552,8 @@ def copy(ctx: Context, item: str, field_name: str, clear_after: int, password_st
     stays). Uses wl-copy (Wayland), xclip or xsel (X11), or pbcopy (macOS); without a clipboard it
     fails (exit 12) before asking for any password or reading any item.
     """
+    from vaultpeer import clipboard
+
     board = clipboard.detect()  # first: no clipboard means no secret is fetched at all
     with item_backend(ctx, password_stdin) as backend:
         found = backend.get(item)
@@ -567,6 +579,10 @@ def copy(ctx: Context, item: str, field_name: str, clear_after: int, password_st
 @reports_errors
 def list_items(ctx: Context, deleted: bool, password_stdin: bool, as_json: bool) -> None:
     """List items by title."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     with item_backend(ctx, password_stdin) as backend:
         items = backend.list_items(deleted)
     if as_json:
@@ -628,6 +644,9 @@ def rm(ctx: Context, item: str, password_stdin: bool) -> None:
 @reports_errors
 def history(ctx: Context, item: str, reveal: bool, password_stdin: bool, as_json: bool) -> None:
     """Show every revision of ITEM, oldest first."""
+    from rich.console import Console
+    from rich.text import Text
+
     with item_backend(ctx, password_stdin) as backend:
         entries = backend.history(item)
     if as_json:
@@ -694,8 +713,9 @@ def restore(ctx: Context, item: str, revision: str | None, use_recovery_key: boo
         click.echo(f"Restored {restored['title']!r} as revision {restored['revision']}")
 
 
+#: What each merge flag (core/merge.py) means to a person.
 FLAG_EXPLANATIONS = {
-    EDIT_SURVIVED_DELETE: "deleted on one device while edited on another: the edit was kept",
+    "edit-survived-delete": "deleted on one device while edited on another: the edit was kept",
 }
 
 
@@ -707,6 +727,9 @@ FLAG_EXPLANATIONS = {
 @reports_errors
 def conflicts(ctx: Context, reveal: bool, password_stdin: bool, as_json: bool) -> None:
     """List items whose concurrent edits need your decision, with every value kept."""
+    from rich.console import Console
+    from rich.text import Text
+
     with item_backend(ctx, password_stdin) as backend:
         found = backend.conflicts()
     if as_json:
@@ -765,6 +788,8 @@ def passwd(ctx: Context, password_stdin: bool, use_recovery_key: bool) -> None:
 
     With a daemon running, the change goes through it and reaches the other devices at once.
     """
+    from vaultpeer.service.commands import VaultCommands, run_here
+
     client = ctx.daemon_client(timeout=120)
     if client is not None:
         with client:
@@ -943,6 +968,8 @@ def pair(ctx: Context, join: str | None, timeout: int) -> None:
     (a pipe works). Only `y` on both pairs. Exit status 0 only when paired; 11 when the other
     device did not come within --timeout seconds (the invitation is then withdrawn).
     """
+    from vaultpeer.service.device import IN_THE_CLEAR
+
     events = None
     if join is not None and sys.stderr.isatty():
         events = ctx.require_daemon(timeout=INITIAL_SYNC_QUIET)
@@ -986,6 +1013,8 @@ def show_initial_sync(events: Iterator[dict]) -> None:
     """On a terminal, after joining: a progress bar while the vault arrives (the daemon's
     ``sync.progress`` events). It ends when everything announced has arrived, or quietly when the
     daemon says nothing for INITIAL_SYNC_QUIET seconds (the sync itself goes on in the daemon)."""
+    from rich.console import Console
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("Receiving the vault"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -1009,6 +1038,10 @@ def show_initial_sync(events: Iterator[dict]) -> None:
 @reports_errors
 def peers(ctx: Context, name: str | None, as_json: bool) -> None:
     """List the vault's other devices: id, name, OS, connected, last seen, address."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     if name:
         _change_profile(ctx, name, None)
     with ctx.require_daemon() as client:
@@ -1071,6 +1104,8 @@ def sync(ctx: Context) -> None:
 def files_backend(ctx: Context, password_stdin: bool = False) -> Iterator[DaemonFilesBackend | DirectFilesBackend]:
     """The running daemon (it may run --offline), else the home directly. Only signing (admitting,
     exporting) needs the vault unlocked: the daemon must be, and directly the password is asked."""
+    from vaultpeer.cli.backend import DaemonFilesBackend, DirectFilesBackend
+
     client = ctx.daemon_client(timeout=300)
     if client is not None:
         with client:
@@ -1104,6 +1139,9 @@ def join_request_command(ctx: Context, file: Path, force: bool) -> None:
     here. Then bring back the bundle it makes (`bundle export OUT --for THIS-DEVICE`) and run
     `vaultpeer bundle import OUT` here. FILE holds only public keys, the device name and its OS.
     """
+    from vaultpeer.service import bundle_files as bundles
+    from vaultpeer.service.transfer import write_private_file
+
     with ctx.open_vault() as vault:
         data = bundles.join_request(vault)
         device_id = vault.device.device_id
@@ -1128,6 +1166,9 @@ def admit(ctx: Context, file: Path, password_stdin: bool, as_json: bool) -> None
     The admission is signed with this device's key, which only an unlocked vault can use: the
     daemon must be unlocked, and without one the master password is asked.
     """
+    from vaultpeer.service import bundle_files as bundles
+    from vaultpeer.service.device import load_or_create_keys
+
     with file.open("rb") as request_file:
         data = request_file.read(MAX_JOIN_REQUEST_FILE)
     request = bundles.read_join_request(data)
@@ -1177,6 +1218,8 @@ def bundle_export(ctx: Context, file: Path, target: str | None, force: bool, pas
 
     The bundle is signed with this device's key, which only an unlocked vault can use: the daemon
     must be unlocked, and without one the master password is asked."""
+    from vaultpeer.service.transfer import write_private_file
+
     with files_backend(ctx, password_stdin) as backend:
         data, report = backend.export_bundle(target)
     write_private_file(file, data, overwrite=force)
@@ -1239,6 +1282,8 @@ def generate(length: int | None, words: int | None, separator: str | None, as_js
     left out of the draw, so the passphrase always splits back into its words.
     --json also gives the entropy in bits.
     """
+    from vaultpeer.service.wordlist import generate_json
+
     result = generate_json(length, words, separator)
     if as_json:
         print_json(result)

@@ -29,7 +29,7 @@ from vaultpeer.core import encoding
 from vaultpeer.core.errors import IntegrityError, VaultpeerError
 
 #: The TCP port a daemon listens on unless told otherwise.
-DEFAULT_PORT = 22047
+from vaultpeer.core.ports import DEFAULT_PORT  # noqa: F401 - where the daemon reads it
 #: The Noise protocol of each purpose: member links ("sync") and pairing ("pair").
 _PATTERNS = {"sync": "Noise_IK_25519_ChaChaPoly_BLAKE2b", "pair": "Noise_XX_25519_ChaChaPoly_BLAKE2b"}
 #: The first byte of a connection, saying which handshake follows.

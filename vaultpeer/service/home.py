@@ -8,7 +8,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
 
 HOME_ENV = "VAULTPEER_HOME"
 
@@ -30,6 +29,8 @@ def resolve_home(option: str | os.PathLike | None, environ: dict[str, str] | Non
         return Path(option).expanduser().absolute()
     if environ.get(HOME_ENV):
         return Path(environ[HOME_ENV]).expanduser().absolute()
+    import platformdirs  # only here: with --home or VAULTPEER_HOME set, a command never loads it
+
     return Path(platformdirs.user_data_dir("vaultpeer", appauthor=False))
 
 
