@@ -19,7 +19,7 @@ loopback TCP on 127.0.0.1, real Noise, real SQLite in a temporary directory, rea
 ``--quick-kdf`` floor, mDNS off, no static peers. The vault (``--items`` items) is created, the
 second device enrolled and the two brought in sync in-process with the same calls pairing makes
 (bench/benchlib.py), and both daemons are unlocked. Each round, A dials B by calling
-``Daemon._dial_member`` directly (no dial loop: no backoff or jitter is counted), reads the stamps
+``Dialer.dial_member`` directly (no dial loop: no backoff or jitter is counted), reads the stamps
 the daemon takes itself (``vaultpeer.io.link.LinkTimes``, handed over by
 ``Daemon.on_first_message``), then closes the link and waits until both daemons have let it go, so
 that every dial finds B idle. The first ``--warmup`` rounds are not counted; every wait is bounded.
@@ -29,7 +29,7 @@ no round-trip time: a handshake of fewer messages gains here their processing, n
 a real network adds. Compare handshakes by ``dial_to_first_message``: where the split between
 ``handshake`` and ``after_handshake`` falls depends on which side finishes its handshake last.
 
-Nothing here touches the handshake: the bench uses ``Daemon._dial_member``, ``Daemon.links``,
+Nothing here touches the handshake: the bench uses ``Dialer.dial_member``, ``Daemon.links``,
 ``Daemon.on_first_message``, ``Link.times``, ``Link.close`` and ``Link.closed``, so it measures
 any handshake the same way as long as the daemon keeps stamping ``LinkTimes`` where it does now.
 """
@@ -101,7 +101,7 @@ async def measure(root: Path, items: int, rounds: int, warmup: int) -> list[Link
 async def dial(daemon: Daemon, address: Address, key: bytes) -> None:
     """One dial, run until the link ends; a dial that never got a sync message fails the run. The
     address comes with the member's key, as a name found by mDNS does (Noise IK needs it)."""
-    link = await daemon._dial_member(PeerSeen(f"bench:{address}", address, False, "static", key))
+    link = await daemon.dialer.dial_member(PeerSeen(f"bench:{address}", address, False, "static", key))
     if link is None or link.times.first_message is None:
         raise RuntimeError(f"dialling {address} ended without a sync message")
 

@@ -1,5 +1,5 @@
 """The vaultpeer daemon: one root nursery, and in it the local API, the transports' listeners,
-discovery, the dialers and one task per connected peer.
+discovery, the dialer and one task per connected peer.
 
 Connections come through transports (``vaultpeer.io.transports``; TCP unless told otherwise),
 whose addresses the daemon only stores, compares, logs and shows. A member's (Noise IK) is
@@ -8,7 +8,8 @@ fresh; a joining device's (Noise XX) only while this device has an invitation op
 gets a connection closed without a byte. Over a member connection a ``Link``
 (``vaultpeer.io.link``) runs sync sessions one after another; a local commit
 (``Vault.on_local_commit``) starts one at once with every connected member (no polling). The
-daemon runs with or without a vault: a new device waits to join one.
+dialer (``vaultpeer.io.dialer``) keeps connections to the members discovery reports. The daemon
+runs with or without a vault: a new device waits to join one.
 
 Every interval the daemon measures (idle lock, password-attempt backoff, offenders, the audit
 log's per-minute counts, staged imports, pairing deadlines) is read from ``trio.current_time()``,
@@ -20,9 +21,7 @@ reads the wall clock: handshake stamps, audit entries' times, a peer's ``last_se
 import logging
 from functools import partial
 import os
-import random
 import socket as stdlib_socket
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ from vaultpeer.core.pairing import (
 from vaultpeer.core.roster import Member
 from vaultpeer.core.text import inert
 from vaultpeer.core.transport import DEFAULT_PORT, Offer, OlderTransport, TransportError
+from vaultpeer.io.dialer import Dialer
 from vaultpeer.io.transports import Address, Transport
 from vaultpeer.io.transports.tcp import TcpTransport
 from vaultpeer.service.device import load_profile
@@ -72,7 +72,6 @@ ATTEMPT_TIMEOUT = 10.0
 MAX_FAILED_ATTEMPTS = 5
 #: Attempts to join one invitation that may run at once (before any code is shown).
 MAX_CONCURRENT_ATTEMPTS = 4
-BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
 #: How often the counts of rejected connections are written to the audit log (once a minute each).
 AUDIT_FLUSH_EVERY = 15.0
 
@@ -166,11 +165,10 @@ class Daemon:
         self.peers: dict[DeviceId, PeerState] = {}
         self.pairing: Pairing | None = None
         self._unauthenticated = 0
+        #: What discovery and ``--peer`` report now, by key (the dialer follows members; pairing
+        #: looks for invitations).
         self._seen: dict[str, PeerSeen] = {}
-        self._dialing: set[str] = set()
-        #: Which device answered at each advertised address, so a live link is not dialled again.
-        self._device_at: dict[str, DeviceId] = {}
-        self._redial = trio.Event()
+        self.dialer = Dialer(self.vault, seen=self._seen, links=self.links, dial=self.dial, run_link=self._run_link)
         self._subscribers: list[trio.MemorySendChannel] = []
         self._nursery: trio.Nursery | None = None
         self._discovery = None
@@ -202,6 +200,7 @@ class Daemon:
                         if address is not None:
                             log.info("listening on %s", address)
                             self.listen_address = self.listen_address or address
+                    await nursery.start(self.dialer.run)
                     events_send, events = trio.open_memory_channel(64)
                     nursery.start_soon(self._discovery_events, events)
                     mdns_port = self._mdns_port()
@@ -359,7 +358,7 @@ class Daemon:
 
     def sync_now(self) -> None:
         self.changed()
-        self._redial.set()
+        self.dialer.redial()
 
     def applied(self, item_ids: set[ItemId], link: Link) -> None:
         """Revisions from ``link``'s member were stored (mid-session): tell the local apps, and
@@ -398,7 +397,7 @@ class Daemon:
         """A device may have become a member (dial it now: an earlier attempt was refused and is
         backing off, or its mDNS name was not recognised yet) or stopped being one (drop its link)."""
         self._drop_links_to_non_members()
-        self._redial.set()
+        self.dialer.redial()
         if self._discovery is not None and self._nursery is not None:
             self._nursery.start_soon(self._discovery.recheck)
 
@@ -514,85 +513,17 @@ class Daemon:
                 del self.links[member.device_id]
                 self.publish({"type": "peer.disconnected", "device_id": str(member.device_id)})
                 # a static address skips members already connected: try them again now
-                self._redial.set()
+                self.dialer.redial()
         return link
 
     async def _discovery_events(self, events: trio.MemoryReceiveChannel) -> None:
         async for event in events:
             if isinstance(event, PeerSeen):
                 self._seen[event.key] = event
-                if not event.pairing and event.key not in self._dialing:
-                    self._dialing.add(event.key)
-                    self._nursery.start_soon(self._dial_loop, event.key)
+                if not event.pairing:
+                    self.dialer.follow(event.key)
             elif isinstance(event, PeerGone):
                 self._seen.pop(event.key, None)
-
-    async def _dial_loop(self, key: str) -> None:
-        """Keep a connection to what ``key`` advertises, with exponential backoff and jitter."""
-        delay = BACKOFF_START
-        try:
-            while key in self._seen:
-                seen = self._seen[key]
-                known = self.links.get(self._device_at.get(key))
-                if known is not None:
-                    await known.closed.wait()  # already connected (perhaps it dialled us)
-                    continue
-                if self.vault.initialized:
-                    link = await self._dial_member(seen)
-                    if link is not None:
-                        self._device_at[key] = link.device_id
-                        if link.sessions:
-                            delay = BACKOFF_START  # it worked: after a drop, reconnect quickly
-                wait = delay * random.uniform(0.5, 1.5)
-                delay = min(delay * 2, BACKOFF_MAX)
-                with trio.move_on_after(wait):
-                    await self._redial.wait()
-                    self._redial = trio.Event()
-                    delay = BACKOFF_START
-        finally:
-            self._dialing.discard(key)
-
-    async def _dial_member(self, seen: PeerSeen) -> Link | None:
-        """Connect, authenticate, and run the link until it ends. The link, if one was made.
-
-        Noise IK needs the responder's static key before the first byte. A name found by mDNS
-        says whose it is; for a static address each member not connected yet is tried in turn
-        (the one last found there first), a new connection each: a member that is not the one
-        named closes the connection without a word, exactly as it would for a prober."""
-        for member in self._dial_candidates(seen):
-            times = LinkTimes(dialled=trio.current_time())
-            try:
-                with trio.fail_after(10):
-                    connection = await self.dial(seen.address)
-            except (OSError, trio.TooSlowError):
-                return None  # nothing answers there: no other key will do better
-            times.connected = trio.current_time()
-            try:
-                stream = await NoiseStream.dial(connection, self.vault.device, purpose="sync",
-                                                responder_static=member.keys.noise_public,
-                                                stamp=self.vault.next_link_stamp(time.time_ns()))
-            except (ConnectionClosed, TransportError):
-                await connection.aclose()
-                continue  # not that member (or it refused us): try the next
-            except (trio.TooSlowError, trio.BrokenResourceError, OSError):
-                await connection.aclose()
-                return None
-            times.authenticated = trio.current_time()
-            current = self.vault.member_for_noise_key(stream.remote_static)
-            if current is None:  # revoked while we were dialling: nothing of the vault goes to it
-                await stream.aclose()
-                return None
-            return await self._run_link(stream, current, initiator=True, address=seen.address, times=times)
-        return None
-
-    def _dial_candidates(self, seen: PeerSeen) -> list[Member]:
-        """The members that may be listening at ``seen``, most likely first."""
-        members = [m for m in self.vault.roster.members.values() if m.device_id != self.device_id]
-        if seen.noise_public is not None:
-            return [m for m in members if m.keys.noise_public == seen.noise_public]
-        last_here = self._device_at.get(seen.key)
-        unconnected = [m for m in members if m.device_id not in self.links]
-        return sorted(unconnected, key=lambda m: m.device_id != last_here)
 
     # --- pairing -------------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ class LinkTimes:
     """When a link was made, by ``trio.current_time()``: what bench/link_setup.py measures (dial to
     first sync message, and the handshake alone).
 
-    The first three are stamped on dialled links only (``Daemon._dial_member``); ``first_message``
+    The first three are stamped on dialled links only (``Dialer.dial_member``); ``first_message``
     on every link, when its first message from the member has been read and decrypted."""
 
     dialled: float | None = None        # before the transport's dial (a TCP connect)
