@@ -19,7 +19,7 @@ loopback TCP on 127.0.0.1, real Noise, real SQLite in a temporary directory, rea
 ``--quick-kdf`` floor, mDNS off, no static peers. The vault (``--items`` items) is created, the
 second device enrolled and the two brought in sync in-process with the same calls pairing makes
 (bench/benchlib.py), and both daemons are unlocked. Each round, A dials B by calling
-``Daemon._dial_member`` directly (no dial loop: no backoff or jitter is counted), reads the stamps
+``Dialer.dial_member`` directly (no dial loop: no backoff or jitter is counted), reads the stamps
 the daemon takes itself (``vaultpeer.io.link.LinkTimes``, handed over by
 ``Daemon.on_first_message``), then closes the link and waits until both daemons have let it go, so
 that every dial finds B idle. The first ``--warmup`` rounds are not counted; every wait is bounded.
@@ -29,7 +29,7 @@ no round-trip time: a handshake of fewer messages gains here their processing, n
 a real network adds. Compare handshakes by ``dial_to_first_message``: where the split between
 ``handshake`` and ``after_handshake`` falls depends on which side finishes its handshake last.
 
-Nothing here touches the handshake: the bench uses ``Daemon._dial_member``, ``Daemon.links``,
+Nothing here touches the handshake: the bench uses ``Dialer.dial_member``, ``Daemon.links``,
 ``Daemon.on_first_message``, ``Link.times``, ``Link.close`` and ``Link.closed``, so it measures
 any handshake the same way as long as the daemon keeps stamping ``LinkTimes`` where it does now.
 """
@@ -51,6 +51,7 @@ from vaultpeer.core.discovery import PeerSeen
 from vaultpeer.service.home import Home
 from vaultpeer.io.daemon import Daemon, DaemonOptions
 from vaultpeer.io.link import Link, LinkTimes
+from vaultpeer.io.transports import Address
 
 #: One round: the dial, the first message, and both daemons letting the link go.
 ROUND_TIMEOUT = 10.0
@@ -80,10 +81,10 @@ async def measure(root: Path, items: int, rounds: int, warmup: int) -> list[Link
         with trio.fail_after(START_TIMEOUT):
             await nursery.start(a.run)
             await nursery.start(b.run)
-        host, port = b.listen_address
+        address = b.listen_address
         for n in range(warmup + rounds):
             with trio.fail_after(ROUND_TIMEOUT):
-                nursery.start_soon(dial, a, host, port, b.vault.device.public.noise_public)
+                nursery.start_soon(dial, a, address, b.vault.device.public.noise_public)
                 link: Link = await arrived.receive()
                 b_link = b.links[a.device_id]  # it sent that message, so it is there
                 link.close()
@@ -97,12 +98,12 @@ async def measure(root: Path, items: int, rounds: int, warmup: int) -> list[Link
     return times
 
 
-async def dial(daemon: Daemon, host: str, port: int, key: bytes) -> None:
+async def dial(daemon: Daemon, address: Address, key: bytes) -> None:
     """One dial, run until the link ends; a dial that never got a sync message fails the run. The
     address comes with the member's key, as a name found by mDNS does (Noise IK needs it)."""
-    link = await daemon._dial_member(PeerSeen(f"bench:{host}:{port}", host, port, False, "static", key))
+    link = await daemon.dialer.dial_member(PeerSeen(f"bench:{address}", address, False, "static", key))
     if link is None or link.times.first_message is None:
-        raise RuntimeError(f"dialling {host}:{port} ended without a sync message")
+        raise RuntimeError(f"dialling {address} ended without a sync message")
 
 
 def summarise(times: list[LinkTimes]) -> dict[str, dict[str, float]]:

@@ -11,6 +11,7 @@ from daemons import Daemon, Interactive, pair, paired_pair, wait_until
 from helpers import PASSWORD, error_lines, run_cli
 from vaultpeer.core.discovery import PeerGone, PeerSeen
 from vaultpeer.io.discovery import Discovery
+from vaultpeer.io.transports.tcp import host_port
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -213,7 +214,7 @@ async def pairing_advert_lifetime(port: int, timeout: float) -> tuple[float, flo
             await nursery.start(watcher.run, events_send)
             key = seen = None
             async for event in events:
-                if isinstance(event, PeerSeen) and event.pairing and event.port == port:
+                if isinstance(event, PeerSeen) and event.pairing and host_port(event.address)[1] == port:
                     key, seen = event.key, time.monotonic()
                 elif isinstance(event, PeerGone) and event.key == key:
                     nursery.cancel_scope.cancel()

@@ -27,6 +27,7 @@ from vaultpeer.core.kdf import insecure_test_parameters
 from vaultpeer.service.home import Home
 from vaultpeer.io.daemon import Daemon, DaemonOptions
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
+from vaultpeer.io.transports.tcp import host_port
 from vaultpeer.service.vault import Vault
 
 
@@ -165,7 +166,7 @@ async def test_an_address_that_keeps_failing_is_refused_for_the_penalty_by_the_d
 
         async def dial() -> None:
             """A stranger's member handshake: the daemon closes it without a word, refused or not."""
-            tcp = await trio.open_tcp_stream(*daemon.listen_address)
+            tcp = await trio.open_tcp_stream(*host_port(daemon.listen_address))
             with pytest.raises((ConnectionClosed, trio.BrokenResourceError)):  # a reset, if closed unread
                 await NoiseStream.dial(tcp, stranger, purpose="sync", responder_static=member_key,
                                        stamp=time.time_ns())

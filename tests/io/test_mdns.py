@@ -9,6 +9,7 @@ import trio
 
 from vaultpeer.core.discovery import PeerGone, PeerSeen
 from vaultpeer.io.discovery import Discovery
+from vaultpeer.io.transports.tcp import host_port, tcp_address
 
 # Drawn anew by every run: the devices of another run (or of anything else advertising on this
 # loopback) are strangers to these, and their ports are not these.
@@ -52,8 +53,8 @@ async def test_members_find_each_other_by_key_and_strangers_do_not():
             await nursery.start(c.run, seen_c_send)
             event = await next_event(seen_a, PeerSeen, where=is_member)
             # the name says whose it is: the key a's Noise IK handshake to it needs
-            assert (event.host, event.port, event.pairing, event.source, event.noise_public) == \
-                ("127.0.0.1", PORT_B, False, "mdns", NB)
+            assert (event.address, event.pairing, event.source, event.noise_public) == \
+                (tcp_address("127.0.0.1", PORT_B), False, "mdns", NB)
             with trio.move_on_after(2):
                 event = await next_event(seen_c, PeerSeen, timeout=3, where=is_member)
                 raise AssertionError(f"a stranger was reported as a member: {event}")
@@ -69,10 +70,11 @@ async def test_pairing_adverts_are_seen_without_a_vault_and_each_withdrawn_on_it
             await nursery.start(inviter.run, trio.open_memory_channel(100)[0])
             await nursery.start(joiner.run, events_send)
             first = await inviter.start_pairing()
-            seen = await next_event(events, PeerSeen, where=lambda e: e.port == PORT_INVITER)
+            seen = await next_event(events, PeerSeen, where=lambda e: host_port(e.address)[1] == PORT_INVITER)
             assert seen.pairing
             second = await inviter.start_pairing()  # the next invitation, before the first is withdrawn
-            later = await next_event(events, PeerSeen, where=lambda e: e.port == PORT_INVITER and e.key != seen.key)
+            later = await next_event(events, PeerSeen,
+                                     where=lambda e: host_port(e.address)[1] == PORT_INVITER and e.key != seen.key)
             await inviter.stop_pairing(first)
             await next_event(events, PeerGone, where=lambda e: e.key == seen.key)
             with trio.move_on_after(2):

@@ -890,12 +890,13 @@ def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: t
     import trio
 
     from vaultpeer.io.daemon import Daemon, DaemonOptions
+    from vaultpeer.io.transports.tcp import tcp_address
 
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = DaemonOptions(
         listen=None if offline else parse_address(listen),
-        peers=[parse_address(p) for p in peers],
+        peers=[tcp_address(*parse_address(p)) for p in peers],
         mdns=not no_mdns and not offline,
         mdns_interfaces=list(mdns_interfaces) or None,
         offline=offline,
@@ -911,7 +912,7 @@ def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: t
             await nursery.start(service.run)
             click.echo(f"vaultpeer daemon for {ctx.home.path}: device {service.device_id}", err=True)
             if service.listen_address:
-                click.echo(f"listening on {service.listen_address[0]}:{service.listen_address[1]}", err=True)
+                click.echo(f"listening on {service.listen_address}", err=True)
             click.echo(f"local API on {service.socket_path}", err=True)
 
     try:

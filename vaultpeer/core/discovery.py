@@ -13,7 +13,7 @@ import base64
 import hashlib
 import hmac
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 SERVICE_TYPE = "_vaultpeer._tcp.local."
@@ -91,12 +91,12 @@ def label_of(name: str) -> str | None:
 @dataclass(frozen=True)
 class PeerSeen:
     """An address where a member (or, if ``pairing``, an inviting device) may be reached.
-    ``noise_public``: the member's key when its name said whose it is (mDNS); None for a static
-    address, where the dialer tries the members it is not connected to."""
+    ``address`` is opaque here: only the transport that dials it knows what it means
+    (``vaultpeer.io.transports``). ``noise_public``: the member's key when its name said whose it
+    is (mDNS); None for a static address, where the dialer tries the members it is not connected to."""
 
     key: str
-    host: str
-    port: int
+    address: Hashable
     pairing: bool
     source: str  # "mdns" or "static"
     noise_public: bytes | None = None

@@ -1,13 +1,15 @@
-"""The vaultpeer daemon: one root nursery, and in it the local API, the TCP listener, discovery,
-the dialers and one task per connected peer.
+"""The vaultpeer daemon: one root nursery, and in it the local API, the transports' listeners,
+discovery, the dialer and one task per connected peer.
 
-Connections are TCP. A member's (Noise IK) is answered only if its static key belongs to a
-current member of the roster and its stamp is fresh; a joining device's (Noise XX) only while this
-device has an invitation open; anything else gets a connection closed without a byte. Over a
-member connection a ``Link`` (``vaultpeer.io.link``) runs sync sessions one after another; a
-local commit (``Vault.on_local_commit``) starts one at once with every connected member (no
-polling). The daemon runs with or without a vault: a new
-device waits to join one.
+Connections come through transports (``vaultpeer.io.transports``; TCP unless told otherwise),
+whose addresses the daemon only stores, compares, logs and shows. A member's (Noise IK) is
+answered only if its static key belongs to a current member of the roster and its stamp is
+fresh; a joining device's (Noise XX) only while this device has an invitation open; anything else
+gets a connection closed without a byte. Over a member connection a ``Link``
+(``vaultpeer.io.link``) runs sync sessions one after another; a local commit
+(``Vault.on_local_commit``) starts one at once with every connected member (no polling). The
+dialer (``vaultpeer.io.dialer``) keeps connections to the members discovery reports. The daemon
+runs with or without a vault: a new device waits to join one.
 
 Every interval the daemon measures (idle lock, password-attempt backoff, offenders, the audit
 log's per-minute counts, staged imports, pairing deadlines) is read from ``trio.current_time()``,
@@ -19,10 +21,8 @@ reads the wall clock: handshake stamps, audit entries' times, a peer's ``last_se
 import logging
 from functools import partial
 import os
-import random
 import socket as stdlib_socket
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +49,9 @@ from vaultpeer.core.pairing import (
 from vaultpeer.core.roster import Member
 from vaultpeer.core.text import inert
 from vaultpeer.core.transport import DEFAULT_PORT, Offer, OlderTransport, TransportError
+from vaultpeer.io.dialer import Dialer
+from vaultpeer.io.transports import Address, Transport
+from vaultpeer.io.transports.tcp import TcpTransport
 from vaultpeer.service.device import load_profile
 from vaultpeer.service.home import Home
 from vaultpeer.io.api_server import serve_api
@@ -69,15 +72,16 @@ ATTEMPT_TIMEOUT = 10.0
 MAX_FAILED_ATTEMPTS = 5
 #: Attempts to join one invitation that may run at once (before any code is shown).
 MAX_CONCURRENT_ATTEMPTS = 4
-BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
 #: How often the counts of rejected connections are written to the audit log (once a minute each).
 AUDIT_FLUSH_EVERY = 15.0
 
 
 @dataclass
 class DaemonOptions:
+    #: Where the TCP transport listens (the daemon's transport unless it is given others).
     listen: tuple[str, int] | None = ("0.0.0.0", DEFAULT_PORT)
-    peers: list[tuple[str, int]] = field(default_factory=list)
+    #: Static addresses to dial (``--peer``), each as discovery would report it.
+    peers: list[Address] = field(default_factory=list)
     mdns: bool = True
     mdns_interfaces: list[str] | None = None
     offline: bool = False
@@ -142,7 +146,11 @@ class Pairing:
 
 
 class Daemon:
-    def __init__(self, home: Home, options: DaemonOptions, *, allow_insecure_test_kdf: bool = False):
+    """``transports``: how to reach other devices (by default TCP, listening on ``options.listen``).
+    The first one that listens gives ``listen_address`` (``status``, the mDNS advert)."""
+
+    def __init__(self, home: Home, options: DaemonOptions, *, allow_insecure_test_kdf: bool = False,
+                 transports: Sequence[Transport] | None = None):
         self.home = home
         self.options = options
         self.vault = Vault.open(home, allow_insecure_test_kdf=allow_insecure_test_kdf, clock=trio.current_time)
@@ -150,17 +158,17 @@ class Daemon:
         # every commit made here, by any front end, goes to the connected members at once
         self.vault.on_local_commit.append(self.changed)
         self.device_id = self.vault.device.device_id
-        self.listen_address: tuple[str, int] | None = None
+        self.transports = list(transports) if transports is not None else [TcpTransport(options.listen)]
+        self.listen_address: Address | None = None
         self.socket_path = options.socket_path or home.socket_path
         self.links: dict[DeviceId, Link] = {}
         self.peers: dict[DeviceId, PeerState] = {}
         self.pairing: Pairing | None = None
         self._unauthenticated = 0
+        #: What discovery and ``--peer`` report now, by key (the dialer follows members; pairing
+        #: looks for invitations).
         self._seen: dict[str, PeerSeen] = {}
-        self._dialing: set[str] = set()
-        #: Which device answered at each advertised address, so a live link is not dialled again.
-        self._device_at: dict[str, DeviceId] = {}
-        self._redial = trio.Event()
+        self.dialer = Dialer(self.vault, seen=self._seen, links=self.links, dial=self.dial, run_link=self._run_link)
         self._subscribers: list[trio.MemorySendChannel] = []
         self._nursery: trio.Nursery | None = None
         self._discovery = None
@@ -186,20 +194,21 @@ class Daemon:
                 self._nursery = nursery
                 handlers = ApiHandlers(self)
                 await nursery.start(serve_api, self.socket_path, handlers.dispatch)
-                if not self.options.offline and self.options.listen is not None:
-                    host, port = self.options.listen
-                    listeners = await nursery.start(partial(trio.serve_tcp, self._inbound, port, host=host))
-                    sockname = listeners[0].socket.getsockname()
-                    self.listen_address = (sockname[0], sockname[1])
-                    log.info("listening on %s:%d", *self.listen_address)
                 if not self.options.offline:
+                    for transport in self.transports:
+                        address = await nursery.start(transport.serve, self._inbound)
+                        if address is not None:
+                            log.info("listening on %s", address)
+                            self.listen_address = self.listen_address or address
+                    await nursery.start(self.dialer.run)
                     events_send, events = trio.open_memory_channel(64)
                     nursery.start_soon(self._discovery_events, events)
-                    if self.options.mdns and self.listen_address is not None:
+                    mdns_port = self._mdns_port()
+                    if mdns_port is not None:
                         from vaultpeer.io.discovery import Discovery
 
                         self._discovery = Discovery(
-                            port=self.listen_address[1],
+                            port=mdns_port,
                             interfaces=self.options.mdns_interfaces,
                             key_provider=self._discovery_key,
                             own_noise_key=self.vault.device.public.noise_public,
@@ -208,8 +217,8 @@ class Daemon:
                             rotate_every=self.options.rotate_every,
                         )
                         await nursery.start(self._discovery.run, events_send.clone())
-                    for host, port in self.options.peers:
-                        events_send.send_nowait(PeerSeen(f"static:{host}:{port}", host, port, False, "static"))
+                    for address in self.options.peers:
+                        events_send.send_nowait(PeerSeen(f"static:{address}", address, False, "static"))
                 if self.options.idle_lock:
                     nursery.start_soon(self._idle_lock)
                 nursery.start_soon(self._flush_audit_log)
@@ -222,6 +231,14 @@ class Daemon:
     def stop(self) -> None:
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+
+    def _mdns_port(self) -> int | None:
+        """The port the mDNS advert carries: None with mDNS off, or with no listener mDNS can announce."""
+        if not self.options.mdns or self.listen_address is None:
+            return None
+        from vaultpeer.io.discovery import advertised_port  # zeroconf is loaded only with mDNS on
+
+        return advertised_port(self.listen_address)
 
     def _discovery_key(self) -> bytes | None:
         try:
@@ -253,15 +270,16 @@ class Daemon:
                 self.lock()
                 log.info("locked after %s s without use", self.options.idle_lock)
 
-    def offense(self, address: str, reason: str, *, audit: bool = True) -> None:
+    def offense(self, address: Address, reason: str, *, audit: bool = True) -> None:
         """A failure caused by whoever is at ``address`` (``reason``: a word of ``_OFFENSES``):
-        recorded in the audit log (unless the caller already did), counted, and logged once when
-        its address starts being refused (a flood cannot flood the log)."""
-        host = _host(address)
+        recorded in the audit log (unless the caller already did), counted against its remote
+        (``Address.remote``), and logged once when that starts being refused (a flood cannot
+        flood the log)."""
+        remote = address.remote
         if audit:
             self.rejected_input(address, reason)
-        if self.offenders.failed(host, trio.current_time()):
-            log.warning("refusing connections from %s for %d s: %d failures within %d s (the last: %s)", host,
+        if self.offenders.failed(remote, trio.current_time()):
+            log.warning("refusing connections from %s for %d s: %d failures within %d s (the last: %s)", remote,
                         self.offenders.penalty, self.offenders.limit, self.offenders.window, _OFFENSES[reason])
 
     def lock(self, reason: str | None = None) -> None:
@@ -303,12 +321,12 @@ class Daemon:
         """A master-password attempt refused by the backoff, in the audit log (counted per minute)."""
         self._audit(self.vault.audit_refused_attempt, event, "password")
 
-    def rejected_input(self, address: str, reason: str) -> None:
-        """Input refused from the network, in the audit log (at most one entry per host and minute)."""
-        self._audit(self.vault.audit_rejection, reason, peer=_host(address))
+    def rejected_input(self, address: Address, reason: str) -> None:
+        """Input refused from the network, in the audit log (at most one entry per remote and minute)."""
+        self._audit(self.vault.audit_rejection, reason, peer=address.remote)
 
-    def _audit_pairing_failure(self, role: str, address: str | None, reason: str) -> None:
-        peer = {"peer": address} if address else {}
+    def _audit_pairing_failure(self, role: str, address: Address | None, reason: str) -> None:
+        peer = {"peer": str(address)} if address else {}
         self._audit(self.vault.audit, "pairing.failed", role=role, reason=reason, **peer)
 
     def touch(self) -> None:
@@ -340,7 +358,7 @@ class Daemon:
 
     def sync_now(self) -> None:
         self.changed()
-        self._redial.set()
+        self.dialer.redial()
 
     def applied(self, item_ids: set[ItemId], link: Link) -> None:
         """Revisions from ``link``'s member were stored (mid-session): tell the local apps, and
@@ -379,7 +397,7 @@ class Daemon:
         """A device may have become a member (dial it now: an earlier attempt was refused and is
         backing off, or its mDNS name was not recognised yet) or stopped being one (drop its link)."""
         self._drop_links_to_non_members()
-        self._redial.set()
+        self.dialer.redial()
         if self._discovery is not None and self._nursery is not None:
             self._nursery.start_soon(self._discovery.recheck)
 
@@ -397,26 +415,33 @@ class Daemon:
 
     # --- connections ---------------------------------------------------------------------------
 
-    async def _inbound(self, tcp: trio.SocketStream) -> None:
-        """Handle one incoming connection; never lets an exception escape (that would crash serve_tcp).
+    async def dial(self, address: Address) -> trio.abc.Stream:
+        """A connection to ``address``, through the transport it names; OSError when nothing answers."""
+        for transport in self.transports:
+            if transport.name == address.transport:
+                return await transport.dial(address)
+        raise OSError(f"no transport here reaches {address}")
+
+    async def _inbound(self, connection: trio.abc.Stream, address: Address) -> None:
+        """Handle one incoming connection; never lets an exception escape (that would crash the
+        transport's listener).
 
         Nothing is sent before the initiator's first message is judged (``_answerable``): a
         prober, a stranger, a revoked device, a replayed message and a pairing attempt with no
         invitation open all get a connection closed without a byte."""
         try:
-            address = _address(tcp)
-            if self.offenders.refused(_host(address), trio.current_time()):
-                await tcp.aclose()  # penalised for repeated failures: closed unread, not logged again
+            if self.offenders.refused(address.remote, trio.current_time()):
+                await connection.aclose()  # penalised for repeated failures: closed unread, not logged again
                 return
             if self._unauthenticated >= MAX_UNAUTHENTICATED or len(self.links) >= MAX_LINKS:
                 log.warning("refused a connection from %s: too many connections", address)
                 self.rejected_input(address, "too_many_connections")
-                await tcp.aclose()
+                await connection.aclose()
                 return
             self._unauthenticated += 1
             refusal: list[str] = []
             try:
-                stream = await NoiseStream.answer(tcp, self.vault.device,
+                stream = await NoiseStream.answer(connection, self.vault.device,
                                                   partial(self._answerable, refusal=refusal))
             except OlderTransport:
                 stream = None
@@ -433,9 +458,8 @@ class Daemon:
                 log.info("refused %s: %s", address, _OFFENSES[reason])
                 # our own key (this device dialling itself) is counted, but is not input to record
                 self.offense(address, reason, audit=reason != "own_key")
-                await tcp.aclose()
+                await connection.aclose()
                 return
-            _keepalive(tcp)
             if stream.purpose == "pair":
                 await self._accept_pairing(stream, address)
                 return
@@ -468,7 +492,7 @@ class Daemon:
             return False
         return True
 
-    async def _run_link(self, stream: NoiseStream, member: Member, *, initiator: bool, address: str,
+    async def _run_link(self, stream: NoiseStream, member: Member, *, initiator: bool, address: Address,
                         times: LinkTimes | None = None) -> Link:
         link = Link(self, stream, member, initiator=initiator, address=address, times=times)
         existing = self.links.get(member.device_id)
@@ -480,7 +504,7 @@ class Daemon:
                 await stream.aclose()
                 return link
         self.links[member.device_id] = link
-        self.peer_state(member.device_id).address = address
+        self.peer_state(member.device_id).address = str(address)
         self.publish({"type": "peer.connected", "device_id": str(member.device_id)})
         try:
             await link.run()
@@ -489,87 +513,17 @@ class Daemon:
                 del self.links[member.device_id]
                 self.publish({"type": "peer.disconnected", "device_id": str(member.device_id)})
                 # a static address skips members already connected: try them again now
-                self._redial.set()
+                self.dialer.redial()
         return link
 
     async def _discovery_events(self, events: trio.MemoryReceiveChannel) -> None:
         async for event in events:
             if isinstance(event, PeerSeen):
                 self._seen[event.key] = event
-                if not event.pairing and event.key not in self._dialing:
-                    self._dialing.add(event.key)
-                    self._nursery.start_soon(self._dial_loop, event.key)
+                if not event.pairing:
+                    self.dialer.follow(event.key)
             elif isinstance(event, PeerGone):
                 self._seen.pop(event.key, None)
-
-    async def _dial_loop(self, key: str) -> None:
-        """Keep a connection to what ``key`` advertises, with exponential backoff and jitter."""
-        delay = BACKOFF_START
-        try:
-            while key in self._seen:
-                seen = self._seen[key]
-                known = self.links.get(self._device_at.get(key))
-                if known is not None:
-                    await known.closed.wait()  # already connected (perhaps it dialled us)
-                    continue
-                if self.vault.initialized:
-                    link = await self._dial_member(seen)
-                    if link is not None:
-                        self._device_at[key] = link.device_id
-                        if link.sessions:
-                            delay = BACKOFF_START  # it worked: after a drop, reconnect quickly
-                wait = delay * random.uniform(0.5, 1.5)
-                delay = min(delay * 2, BACKOFF_MAX)
-                with trio.move_on_after(wait):
-                    await self._redial.wait()
-                    self._redial = trio.Event()
-                    delay = BACKOFF_START
-        finally:
-            self._dialing.discard(key)
-
-    async def _dial_member(self, seen: PeerSeen) -> Link | None:
-        """Connect, authenticate, and run the link until it ends. The link, if one was made.
-
-        Noise IK needs the responder's static key before the first byte. A name found by mDNS
-        says whose it is; for a static address each member not connected yet is tried in turn
-        (the one last found there first), a new connection each: a member that is not the one
-        named closes the connection without a word, exactly as it would for a prober."""
-        for member in self._dial_candidates(seen):
-            times = LinkTimes(dialled=trio.current_time())
-            try:
-                with trio.fail_after(10):
-                    tcp = await trio.open_tcp_stream(seen.host, seen.port)
-            except (OSError, trio.TooSlowError):
-                return None  # nothing answers there: no other key will do better
-            times.connected = trio.current_time()
-            try:
-                stream = await NoiseStream.dial(tcp, self.vault.device, purpose="sync",
-                                                responder_static=member.keys.noise_public,
-                                                stamp=self.vault.next_link_stamp(time.time_ns()))
-            except (ConnectionClosed, TransportError):
-                await tcp.aclose()
-                continue  # not that member (or it refused us): try the next
-            except (trio.TooSlowError, trio.BrokenResourceError, OSError):
-                await tcp.aclose()
-                return None
-            times.authenticated = trio.current_time()
-            current = self.vault.member_for_noise_key(stream.remote_static)
-            if current is None:  # revoked while we were dialling: nothing of the vault goes to it
-                await stream.aclose()
-                return None
-            _keepalive(tcp)
-            return await self._run_link(stream, current, initiator=True, address=f"{seen.host}:{seen.port}",
-                                        times=times)
-        return None
-
-    def _dial_candidates(self, seen: PeerSeen) -> list[Member]:
-        """The members that may be listening at ``seen``, most likely first."""
-        members = [m for m in self.vault.roster.members.values() if m.device_id != self.device_id]
-        if seen.noise_public is not None:
-            return [m for m in members if m.keys.noise_public == seen.noise_public]
-        last_here = self._device_at.get(seen.key)
-        unconnected = [m for m in members if m.device_id not in self.links]
-        return sorted(unconnected, key=lambda m: m.device_id != last_here)
 
     # --- pairing -------------------------------------------------------------------------------
 
@@ -698,7 +652,7 @@ class Daemon:
         finally:
             pairing.done.set()
 
-    async def join(self, host: str | None, port: int | None, timeout: float | None = None) -> Pairing:
+    async def join(self, address: Address | None, timeout: float | None = None) -> Pairing:
         """Start joining (pair.join): find the inviting device, handshake, exchange nonces, all
         within ``timeout`` seconds (default: the daemon's pairing timeout).
 
@@ -712,23 +666,23 @@ class Daemon:
             # a restored home holds its vault, so its signing key is sealed until it is unlocked
             self.vault.require_signing_key("rejoining (this device's roster entries)")
         pairing = self._new_pairing(inviting=False, timeout=timeout)
-        self._nursery.start_soon(self._join, pairing, host, port)
+        self._nursery.start_soon(self._join, pairing, address)
         return pairing
 
-    async def _join(self, pairing: Pairing, host: str | None, port: int | None) -> None:
+    async def _join(self, pairing: Pairing, address: Address | None) -> None:
         stream = None
         try:
             try:
                 with trio.fail_at(pairing.deadline):
-                    if host is None:
-                        host, port = await self._find_invitation()
-                    log.info("pairing: joining through %s:%d", host, port)
+                    if address is None:
+                        address = await self._find_invitation()
+                    log.info("pairing: joining through %s", address)
                     pairing.found = True
                     try:
-                        tcp = await trio.open_tcp_stream(host, port)
+                        connection = await self.dial(address)
                     except OSError:
-                        raise PairingError(f"pairing failed: nothing answers at {host}:{port}") from None
-                    stream = await NoiseStream.dial(tcp, self.vault.device, purpose="pair")
+                        raise PairingError(f"pairing failed: nothing answers at {address}") from None
+                    stream = await NoiseStream.dial(connection, self.vault.device, purpose="pair")
                     exchange = CodeExchange(joiner=True, handshake_hash=stream.handshake_hash)
                     await stream.send(exchange.start())
                     await stream.send(exchange.receive(await stream.receive()))
@@ -740,7 +694,7 @@ class Daemon:
             pairing.code_ready.set()
             with trio.fail_after(CONFIRM_TIMEOUT + CONFIRM_FINISH):
                 if not await self._confirm_both(stream, pairing):
-                    self._audit_pairing_failure("joiner", f"{host}:{port}", pairing.reason or "failed")
+                    self._audit_pairing_failure("joiner", address, pairing.reason or "failed")
                     return
                 profile = load_profile(self.home)
                 await stream.send(encode_message(Identity(self.vault.device.public.signing_public, profile.name,
@@ -759,30 +713,30 @@ class Daemon:
             pairing.done.set()
             log.info("joined the vault through %s", member.device_id.short)
             self._audit(self.vault.audit, "pairing.paired", role="joiner", device_id=str(member.device_id),
-                        device_name=member.name, peer=f"{host}:{port}")
+                        device_name=member.name, peer=str(address))
             self._refresh_discovery_if_key_changed()
             self._roster_changed()  # the other members can be dialled now
             self.publish({"type": "peer.paired", "device_id": str(member.device_id)})
-            await self._run_link(stream, member, initiator=True, address=f"{host}:{port}")
+            await self._run_link(stream, member, initiator=True, address=address)
         except (PairingError, VaultpeerError, TransportError, ConnectionClosed, trio.TooSlowError, OSError,
                 trio.BrokenResourceError) as exc:
             if pairing.result is None:
                 reason = "timeout" if pairing.code is None and trio.current_time() >= pairing.deadline \
                     else _pairing_reason(exc)
-                self._audit_pairing_failure("joiner", f"{host}:{port}" if host else None, reason)
+                self._audit_pairing_failure("joiner", address, reason)
             pairing.fail(_pairing_failure(exc))
             if stream is not None:
                 await stream.aclose()
         finally:
             pairing.done.set()
 
-    async def _find_invitation(self) -> tuple[str, int]:
+    async def _find_invitation(self) -> Address:
         """The one device inviting on the network. With several, naming one is safer than guessing
         (the codes would catch a wrong guess, but the person should not have to)."""
         while not any(seen.pairing for seen in self._seen.values()):
             await trio.sleep(0.1)
         await trio.sleep(0.5)  # give other invitations on the network a moment to show up
-        inviting = {(seen.host, seen.port) for seen in self._seen.values() if seen.pairing}
+        inviting = {seen.address for seen in self._seen.values() if seen.pairing}
         if len(inviting) > 1:
             raise PairingError("several devices are inviting right now: name the one to join with "
                                "`vaultpeer pair --join HOST:PORT` (its `vaultpeer status` shows the address)")
@@ -884,31 +838,6 @@ def _pairing_failure(exc: BaseException) -> str:
     if isinstance(exc, (ConnectionClosed, TransportError, trio.BrokenResourceError, OSError)):
         return "pairing failed: the connection to the other device was lost"
     return str(exc)
-
-
-def _keepalive(tcp: trio.SocketStream) -> None:
-    """Let the kernel notice a peer that vanished (a half-open connection) within about 90 s."""
-    sock = tcp.socket
-    try:
-        sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_KEEPALIVE, 1)
-        for option, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
-            if hasattr(stdlib_socket, option):
-                sock.setsockopt(stdlib_socket.IPPROTO_TCP, getattr(stdlib_socket, option), value)
-    except OSError:
-        pass
-
-
-def _host(address: str) -> str:
-    """``host`` of a ``host:port`` string (IPv6 hosts keep their colons)."""
-    return address.rsplit(":", 1)[0]
-
-
-def _address(stream: trio.SocketStream) -> str:
-    try:
-        host, port = stream.socket.getpeername()[:2]
-        return f"{host}:{port}"
-    except OSError:
-        return "unknown"
 
 
 def notify_systemd(state: str) -> None:

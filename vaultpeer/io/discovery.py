@@ -25,6 +25,8 @@ from vaultpeer.core.discovery import (
     new_pairing_label,
     random_server_name,
 )
+from vaultpeer.io.transports import Address
+from vaultpeer.io.transports.tcp import NAME as TCP, host_port, tcp_address
 
 log = logging.getLogger("vaultpeer.discovery")
 ZEROCONF_TIMEOUT = 15.0
@@ -191,7 +193,13 @@ class Discovery:
                 return
             self._reported.add(name)
             log.debug("found %s at %s:%d", "an invitation" if pairing else "a member", addresses[0], info.port)
-            await events.send(PeerSeen(name, addresses[0], info.port, pairing, "mdns", owner))
+            await events.send(PeerSeen(name, tcp_address(addresses[0], info.port), pairing, "mdns", owner))
+
+
+def advertised_port(listen_address: Address) -> int | None:
+    """The port an mDNS advert (a DNS-SD SRV record) carries for a device listening at
+    ``listen_address``: a TCP one's; None for any other transport, which mDNS cannot announce."""
+    return host_port(listen_address)[1] if listen_address.transport == TCP else None
 
 
 def _offer(channel: trio.MemorySendChannel, item: tuple) -> None:

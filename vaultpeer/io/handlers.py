@@ -29,6 +29,7 @@ from vaultpeer.service.commands import Running, Slow, VaultCommands
 from vaultpeer.service.hygiene import process_state
 from vaultpeer.service.vault import prepare_rotation
 from vaultpeer.service.views import member_json
+from vaultpeer.io.transports.tcp import tcp_address
 
 if TYPE_CHECKING:  # the daemon creates the handlers: no import cycle at run time
     from vaultpeer.io.daemon import Daemon
@@ -107,7 +108,7 @@ class ApiHandlers:
 
     async def m_status(self, params: dict) -> dict:
         daemon = self.daemon
-        listen = f"{daemon.listen_address[0]}:{daemon.listen_address[1]}" if daemon.listen_address else None
+        listen = str(daemon.listen_address) if daemon.listen_address else None
         return self.commands.status(Running(listen=listen, socket=str(daemon.socket_path),
                                             peers=sorted(str(d) for d in daemon.links), process=process_state()))
 
@@ -274,13 +275,13 @@ class ApiHandlers:
 
     async def m_pair_join(self, params: dict) -> dict:
         address = _param(params, "address", str, required=False)
-        host = port = None
+        target = None
         if address:
             host, _, port_text = address.rpartition(":")
             if not host or not port_text.isdigit():
                 raise InvalidInput("address must be HOST:PORT")
-            port = int(port_text)
-        pairing = await self.daemon.join(host, port, _pairing_timeout(params))
+            target = tcp_address(host, int(port_text))  # the API's addresses are TCP ones
+        pairing = await self.daemon.join(target, _pairing_timeout(params))
         await pairing.code_ready.wait()
         if pairing.code is None:
             raise ApiError(1011, pairing.error or "pairing failed", {"name": "pairing"})

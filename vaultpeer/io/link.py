@@ -16,6 +16,7 @@ from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.roster import Member
 from vaultpeer.core.transport import TransportError
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
+from vaultpeer.io.transports import Address
 from vaultpeer.service.replication import SyncPeer
 
 if TYPE_CHECKING:  # the daemon makes links: no import cycle at run time
@@ -34,11 +35,11 @@ class LinkTimes:
     """When a link was made, by ``trio.current_time()``: what bench/link_setup.py measures (dial to
     first sync message, and the handshake alone).
 
-    The first three are stamped on dialled links only (``Daemon._dial_member``); ``first_message``
+    The first three are stamped on dialled links only (``Dialer.dial_member``); ``first_message``
     on every link, when its first message from the member has been read and decrypted."""
 
-    dialled: float | None = None        # before the TCP connect
-    connected: float | None = None      # TCP connected, before the handshake
+    dialled: float | None = None        # before the transport's dial (a TCP connect)
+    connected: float | None = None      # connected, before the handshake
     authenticated: float | None = None  # handshake done: an authenticated stream
     first_message: float | None = None  # the member's first message read and decrypted
 
@@ -46,7 +47,7 @@ class LinkTimes:
 class Link:
     """One authenticated connection to a member, carrying sync sessions one after another."""
 
-    def __init__(self, daemon: "Daemon", stream: NoiseStream, member: Member, *, initiator: bool, address: str,
+    def __init__(self, daemon: "Daemon", stream: NoiseStream, member: Member, *, initiator: bool, address: Address,
                  times: LinkTimes | None = None):
         self.daemon = daemon
         self.stream = stream
@@ -174,5 +175,5 @@ class Link:
             if session.peer_at_fault:
                 self.daemon.offense(self.address, "sync_protocol", audit=False)  # SyncPeer recorded it
             return
-        state.last_seen, state.address, state.last_error = time.time(), self.address, None
+        state.last_seen, state.address, state.last_error = time.time(), str(self.address), None
         self.daemon.after_sync(session, self)
