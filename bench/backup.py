@@ -33,12 +33,12 @@ def main() -> int:
         home = Home(Path(tmp) / "device")
         with Vault.open(home, allow_insecure_test_kdf=True) as vault:
             vault.init(PASSWORD, insecure_test_parameters())
-            with vault.store.transaction():  # one commit for the whole setup
+            with vault.transaction():  # one commit for the whole setup
                 for n in range(args.items):
                     vault.add(f"Item {n:06d}", {"username": f"user{n}@example.org", "password": os.urandom(9).hex(),
                                                 "url": f"https://site{n}.example.org/login"})
                     vault.edit(f"Item {n:06d}", {"password": os.urandom(9).hex()})
-            results["revisions"] = vault.store.counts()["revisions"]
+            results["revisions"] = vault.counts()["revisions"]
             results["database_bytes"] = home.database.stat().st_size
             create_s, written = timed(lambda: create_backup(vault, Path(tmp) / "backups"))
         results["create_s"] = create_s

@@ -31,7 +31,7 @@ def main() -> int:
         member = Vault.open(Home(Path(tmp) / "member"), allow_insecure_test_kdf=True)
         newcomer = Vault.open(Home(Path(tmp) / "newcomer"), allow_insecure_test_kdf=True)
         member.init(PASSWORD, insecure_test_parameters())
-        with member.store.transaction():
+        with member.transaction():
             for n in range(args.items):
                 member.add(f"Item {n:06d}", {"username": f"user{n}@example.org", "password": os.urandom(9).hex()})
         bundles.admit(member, bundles.join_request(newcomer))

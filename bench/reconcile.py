@@ -59,7 +59,7 @@ def main() -> int:
         "bytes_total": left.stats.bytes_sent + right.stats.bytes_sent,
         "messages": left.stats.messages_sent + right.stats.messages_sent,
     }
-    revision = next(iter(a.store.revisions_after(b.knowledge().__class__({}))))
+    revision = next(iter(a._store.revisions_after(b.knowledge().__class__({}))))
     results["revision_record_bytes"] = len(revision.to_bytes())
 
     # concurrent edits to different fields of the same items on both sides, then merge

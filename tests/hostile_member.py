@@ -122,7 +122,7 @@ class HostileMember:
     @property
     def next_seq(self) -> int:
         """The counter an honest X would use next (from what its own store holds)."""
-        return self.vault.store.next_seq(self.device_id)
+        return self.vault._store.next_seq(self.device_id)
 
     # --- records -----------------------------------------------------------------------------
 
@@ -170,7 +170,7 @@ class HostileMember:
         """X's roster entry about ``member`` (X itself by default), newer than X's last one about it."""
         member = member or self.device.public
         if version is None:
-            own = [e.version for e in self.vault.store.roster_entries()
+            own = [e.version for e in self.vault._store.roster_entries()
                    if e.member_id == member.device_id and e.author == self.device_id]
             version = max(own, default=0) + 1
         return RosterEntry(member, name, os_description, revoked, revoked_after, version,

@@ -62,7 +62,7 @@ def everything(vault: Vault) -> dict:
         "details": {str(v.id): item_json(v) for v in views},
         "history": {str(v.id): [history_json(e) for e in vault.history(str(v.id))] for v in views},
         "conflicts": [conflict_json(v) for v in vault.conflicts()],
-        "heads": vault.store.head_ids(),
+        "heads": vault._store.head_ids(),
     }
 
 
@@ -103,7 +103,7 @@ def conflict_json_list(vault):
 
 def test_a_restored_home_has_identical_items_and_history(original, tmp_path):
     written = create_backup(original, tmp_path / "backups")
-    assert written.revisions == original.store.counts()["revisions"] and written.items == 4
+    assert written.revisions == original.counts()["revisions"] and written.items == 4
     opened = open_backup_file(written.path, password=PASSWORD, allow_insecure_test_kdf=True)
     restored_home = Home(tmp_path / "restored")
     result = restore_home(restored_home, opened, allow_insecure_test_kdf=True)
@@ -112,11 +112,11 @@ def test_a_restored_home_has_identical_items_and_history(original, tmp_path):
         assert restored.locked  # readable after unlock with the vault's password
         restored.unlock(PASSWORD)
         assert everything(restored) == everything(original)
-        assert sorted(r.to_bytes() for r in restored.store.all_revisions()) == \
-            sorted(r.to_bytes() for r in original.store.all_revisions())
+        assert sorted(r.to_bytes() for r in restored.held_records().revisions) == \
+            sorted(r.to_bytes() for r in original.held_records().revisions)
         # a new device, trusting the one that made the backup, and vouched for by nobody yet
         assert restored.device.device_id != original.device.device_id
-        assert {a.device_id for a in restored.store.anchors()} == {restored.device.device_id,
+        assert {a.device_id for a in restored.held_records().anchors} == {restored.device.device_id,
                                                                     original.device.device_id}
         assert set(restored.roster.members) == set(original.roster.members) | {restored.device.device_id}
         assert restored.awaiting_rejoin and not original.awaiting_rejoin
@@ -181,7 +181,7 @@ def test_verify_with_the_password_and_with_the_recovery_key(original, tmp_path):
     assert by_password.report == by_recovery.report
     report = by_password.report
     assert (report.items, report.deleted_items, report.revisions, report.members) == \
-        (4, 1, original.store.counts()["revisions"], 2)
+        (4, 1, original.counts()["revisions"], 2)
     assert report.tombstones == 2 and report.device_id == original.device.device_id
     with pytest.raises(WrongPassword):
         open_backup_file(path, password="not the password", allow_insecure_test_kdf=True)
@@ -261,11 +261,11 @@ def test_a_restored_device_rejoins_by_pairing_keeping_every_revision(original, t
     after_backup = original.add("Added on A after the backup", {"password": "a"})
     with open_home(tmp_path / "restored") as restored:
         restored.add("Added on the restored device", {"password": "r"})
-        held = {r.revision_id for r in restored.store.all_revisions()}
+        held = {r.revision_id for r in restored.held_records().revisions}
         assert restored.awaiting_rejoin
         pair(original, restored, "restored")
         assert not restored.awaiting_rejoin
-        assert {r.revision_id for r in restored.store.all_revisions()} == held  # kept everything
+        assert {r.revision_id for r in restored.held_records().revisions} == held  # kept everything
         assert restored.device.device_id in original.roster.members
         first, second = sync_pair(restored, original)
         assert first.stats.revisions_sent == 1 and second.stats.revisions_sent == 1  # only what was missing
@@ -285,11 +285,11 @@ def test_a_restored_device_cannot_join_another_vault(original, tmp_path):
     with Vault.open(Home(tmp_path / "stranger"), allow_insecure_test_kdf=True) as stranger, \
             open_home(tmp_path / "restored") as restored:
         stranger.init(PASSWORD, insecure_test_parameters())
-        before = (restored.store.anchors(), restored.store.roster_entries(), restored.store.header_record())
+        before = (restored._store.anchors(), restored._store.roster_entries(), restored._store.header_record())
         entry = stranger.enroll(restored.device.public, "restored", "Test OS")
         with pytest.raises(AlreadyInitialized, match="another vault"):
             restored.join(stranger.header, [*stranger.outgoing_roster(), entry], stranger.device.public)
-        assert (restored.store.anchors(), restored.store.roster_entries(), restored.store.header_record()) == before
+        assert (restored._store.anchors(), restored._store.roster_entries(), restored._store.header_record()) == before
         assert restored.awaiting_rejoin
 
 

@@ -89,7 +89,7 @@ def test_an_air_gapped_device_joins_through_files_and_converges_both_ways(homes)
     # a learned of c's merge revision? carry once more so both hold the same heads
     bundles.import_bundle(a, bundles.export_bundle(c, "laptop")[0])
 
-    assert a.store.head_ids() == c.store.head_ids()
+    assert a._store.head_ids() == c._store.head_ids()
     for vault in (a, c):
         email = vault.get("Email")
         assert {f.name: f.value for f in email.fields} == {"username": "alice@work", "password": "changed on c"}
@@ -109,11 +109,11 @@ def test_importing_twice_or_an_old_bundle_changes_nothing(homes):
     new, _ = bundles.export_bundle(a, str(c.device.device_id))
 
     assert bundles.import_bundle(c, new)["header_replaced"] is True
-    before = (c.store.head_ids(), c.store.counts(), c.store.header_record())
+    before = (c._store.head_ids(), c.counts(), c._store.header_record())
     again = bundles.import_bundle(c, new)
     assert again["new_revisions"] == 0 and again["already_had"] >= 2
     assert bundles.import_bundle(c, old)["new_revisions"] == 0
-    assert (c.store.head_ids(), c.store.counts(), c.store.header_record()) == before
+    assert (c._store.head_ids(), c.counts(), c._store.header_record()) == before
     c.unlock("a newer password")  # the older header did not come back
     assert c.get("One").fields[0].value == "2"
 

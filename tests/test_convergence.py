@@ -32,7 +32,7 @@ def test_reconnect_after_a_partition_moves_only_the_new_revisions():
     assert (left.stats.revisions_sent, right.stats.revisions_sent) == (100, 100)
     assert left.stats.revisions_new == right.stats.revisions_new == 100
     assert left.converged and right.converged
-    assert a.store.head_ids() == b.store.head_ids()
+    assert a._store.head_ids() == b._store.head_ids()
 
 
 # --- random schedules ---------------------------------------------------------------------------
@@ -98,11 +98,11 @@ def apply(replicas, op, made):
 def converge(replicas):
     """Full rounds of pairwise syncs until nothing changes; bounded."""
     for _ in range(6):
-        before = [r.store.counts()["revisions"] for r in replicas]
+        before = [r.counts()["revisions"] for r in replicas]
         for i in range(len(replicas)):
             for j in range(i + 1, len(replicas)):
                 sync_pair(replicas[i], replicas[j])
-        if [r.store.counts()["revisions"] for r in replicas] == before:
+        if [r.counts()["revisions"] for r in replicas] == before:
             return
     raise AssertionError("replicas kept writing merge revisions: no convergence in 6 rounds")
 
@@ -158,21 +158,21 @@ def schedule_converges(replica_count, shared_items, operations):
         event("a conflict was left for the person")
     if any(v.flags for v in views):
         event("an edit survived a concurrent delete")
-    if any(len(r.parents) > 1 for r in reference.store.all_revisions()):
+    if any(len(r.parents) > 1 for r in reference.held_records().revisions):
         event("a merge revision was written")
     for replica in replicas[1:]:
-        assert replica.store.head_ids() == reference.store.head_ids()
+        assert replica._store.head_ids() == reference._store.head_ids()
         assert visible_state(replica) == visible_state(reference)
         assert replica.state_digest().root == reference.state_digest().root
     # nothing is lost: every revision anyone wrote is in every replica's history
-    everywhere = [{r.revision_id for r in replica.store.all_revisions()} for replica in replicas]
+    everywhere = [{r.revision_id for r in replica.held_records().revisions} for replica in replicas]
     for revision in made:
         assert all(revision in held for held in everywhere)
     assert all(held == everywhere[0] for held in everywhere)
     # and no item is left with heads that still need merging
     for replica in replicas:
-        for item_id in replica.store.items_with_several_heads():
+        for item_id in replica._store.items_with_several_heads():
             view = replica.find(str(item_id), deleted=None)
-            graph_heads = replica.store.heads_of(item_id)
+            graph_heads = replica._store.heads_of(item_id)
             merged = replica._merged(item_id, graph_heads, replica.vault_id)
             assert not merged.needs_merge_revision, view

@@ -39,7 +39,7 @@ def signed_by(x, item_id: ItemId, seq: int, *, parents=(), content=None, ciphert
 
 
 def next_seq(x) -> int:
-    return x.store.next_seq(x.device.device_id)
+    return x._store.next_seq(x.device.device_id)
 
 
 def converged(a, b) -> bool:
@@ -56,7 +56,7 @@ def test_a_counter_gap_cannot_poison_the_revocation(world):
     gapped = signed_by(x, ItemId.generate(), next_seq(x) + 1000)
     a.receive([gapped])  # x is still a member: stored, but a's knowledge of x stops below the gap
     sync_pair(a, b)
-    assert b.store.revision(gapped.revision_id) is not None
+    assert b._store.revision(gapped.revision_id) is not None
     a.revoke(x.device.device_id, PASSWORD)
     assert not b.roster.revoked
     left, right = sync_pair(a, b)
@@ -119,7 +119,7 @@ def test_a_pinned_header_cannot_block_the_key_rotation(world):
         b.add("never under epoch 0", {})
     b.unlock(PASSWORD)
     added = b.add("under the new key", {})
-    (revision,) = b.store.heads_of(added.id)
+    (revision,) = b._store.heads_of(added.id)
     assert revision.key_epoch == 1
     # a header by the revoked author is never a reason to refuse a batch
     sync_pair(x, b)  # x still offers its pinned header
@@ -162,7 +162,7 @@ def test_a_device_that_cannot_open_the_rotated_key_locks_and_never_seals_below_i
         b.unlock(PASSWORD)
     b.unlock("a new master password")
     added = b.add("fresh", {})
-    assert [r.key_epoch for r in b.store.heads_of(added.id)] == [1]
+    assert [r.key_epoch for r in b._store.heads_of(added.id)] == [1]
 
 
 def test_the_revoked_devices_keys_open_nothing_written_after_its_revocation(world):
@@ -171,7 +171,7 @@ def test_the_revoked_devices_keys_open_nothing_written_after_its_revocation(worl
     x_keyring = x.unlocked_keyring()
     a.revoke(x.device.device_id, PASSWORD)
     after = a.add("after the revocation", {"password": "secret"})
-    (revision,) = a.store.heads_of(after.id)
+    (revision,) = a._store.heads_of(after.id)
     with pytest.raises(IntegrityError):
         open_revision(a.vault_id, x_keyring, revision)
     with pytest.raises(WrongPassword):
@@ -186,10 +186,10 @@ def test_a_member_cannot_plant_its_own_recovery_key(world):
         x.header, recovery_public=public, serial=x.header.serial + 1,
         recovery_slot=_wrap_for_recovery(public, x.unlocked_keyring(), x.vault_id)).signed_by(x.device)
     for vault in (a, b):
-        before = vault.store.header_record()
+        before = vault._store.header_record()
         with pytest.raises(IntegrityError):
             vault.receive_records(planted, (), ())
-        assert vault.store.header_record() == before
+        assert vault._store.header_record() == before
     a.revoke(x.device.device_id, PASSWORD)
     with pytest.raises(WrongRecoveryKey):
         a.header.open_with_recovery_key(planted_key)
@@ -218,7 +218,7 @@ def remember_recovery_keys(monkeypatch):
 def audit_entries(vault):
     from vaultpeer.core.audit import AuditEntry
 
-    return [AuditEntry.from_stored(*dataclasses.astuple(row)) for row in vault.store.audit_rows()]
+    return [AuditEntry.from_stored(*dataclasses.astuple(row)) for row in vault.audit_rows()]
 
 
 def test_a_pruned_parent_counts_as_held_so_honest_children_of_it_still_travel(world):
@@ -233,8 +233,8 @@ def test_a_pruned_parent_counts_as_held_so_honest_children_of_it_still_travel(wo
     child = b.edit("x's edit", {"password": "b builds on it"})
     left, right = sync_pair(b, a)
     assert not left.failed and not right.failed
-    assert a.store.revision(late.revision_id) is None
-    assert a.store.revision(child.revision) is not None
+    assert a._store.revision(late.revision_id) is None
+    assert a._store.revision(child.revision) is not None
     assert a.get("x's edit").fields[-1].value == "b builds on it"
     b.unlock(PASSWORD)  # b took a's rotated key (fresh salt): once more with the password
     assert b.get("x's edit").content == a.get("x's edit").content
@@ -278,7 +278,7 @@ def test_a_vault_holding_junk_and_pruned_revisions_still_backs_up_and_restores(w
         restored.unlock(PASSWORD)
         assert sorted(titles(restored)) == ["Bank", "Mail"]
         assert restored.get("Mail").fields[-1].value == "honest-mail"
-        assert restored.store.revision(gapped.revision_id) is None
+        assert restored._store.revision(gapped.revision_id) is None
 
 
 def test_evidence_of_equivocation_is_bounded_per_author(world):
@@ -311,7 +311,7 @@ def test_a_pruned_parent_of_another_item_never_stalls_sync_between_honest_device
     assert a.receive([crafted]) == [crafted]  # its parent `late` is pruned on a: it counts as held
     left, right = sync_pair(a, b)
     assert not left.failed and not right.failed
-    assert b.store.revision(crafted.revision_id) is not None
+    assert b._store.revision(crafted.revision_id) is not None
     a.add("after", {})
     assert converged(a, b) and "after" in titles(b)
 

@@ -44,7 +44,7 @@ KDBX_PASSWORD = "kdbx-file-password"
 
 def fingerprint(vault) -> tuple:
     """Everything an import could change: every stored revision."""
-    return tuple(sorted((str(r.revision_id), r.ciphertext) for r in vault.store.all_revisions()))
+    return tuple(sorted((str(r.revision_id), r.ciphertext) for r in vault.held_records().revisions))
 
 
 def fields_of(vault, title: str) -> dict:
@@ -433,14 +433,14 @@ def test_an_import_is_one_batch_of_revisions(vault):
     vault.add("Before", {"password": "x"})
     entries = [ImportEntry(f"Item {n}", (("password", f"pw-{n}"),), f"t:{n}") for n in range(20)]
     statements = []
-    vault.store._db.set_trace_callback(statements.append)
+    vault._store._db.set_trace_callback(statements.append)
     try:
         report = import_entries(vault, entries)
     finally:
-        vault.store._db.set_trace_callback(None)
+        vault._store._db.set_trace_callback(None)
     assert report["imported"] == 20 and len(vault.list_items()) == 21
     assert [s for s in statements if s.split()[0].upper() in ("BEGIN", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
-    seqs = sorted(r.revision_id.seq for r in vault.store.all_revisions())
+    seqs = sorted(r.revision_id.seq for r in vault.held_records().revisions)
     assert seqs == list(range(1, 22))
 
 

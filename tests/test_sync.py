@@ -20,7 +20,7 @@ from vaultpeer.service.replication import SyncPeer
 def state(vault):
     """Everything that must be equal on converged devices."""
     return (
-        vault.store.head_ids(),
+        vault._store.head_ids(),
         sorted((str(v.id), v.title, v.fields, v.deleted, v.conflict, v.flags)
                for v in vault.list_items() + vault.list_items(deleted=True)),
     )
@@ -123,8 +123,8 @@ def test_concurrent_edit_and_delete_keep_the_edit_flagged():
 
 
 def fingerprint(vault):
-    return (vault.knowledge(), vault.store.counts(), vault.store.head_ids(), vault.store.header_record(),
-            sorted(e.to_bytes() for e in vault.store.roster_entries()))
+    return (vault.knowledge(), vault.counts(), vault._store.head_ids(), vault._store.header_record(),
+            sorted(e.to_bytes() for e in vault._store.roster_entries()))
 
 
 @pytest.fixture
@@ -148,7 +148,7 @@ def deliver(b, a, messages):
 
 
 def hello_from(a, vault_id=None, knowledge=None):
-    return encode_message(Hello(vault_id or a.vault_id, a.store.store_id,
+    return encode_message(Hello(vault_id or a.vault_id, a.store_id,
                                 knowledge if knowledge is not None else a.knowledge(), bytes(32), bytes(32)))
 
 
@@ -257,7 +257,7 @@ def test_strangers_roster_entries_and_names_that_are_not_plain_text_never_fail_a
         peer, replies = deliver(b, a, [hello_from(a), message])
         assert not peer.failed, replies
         assert set(b.roster.members) == members
-        stored = b.store.roster_entries()
+        stored = b._store.roster_entries()
         assert len(stored) <= len(b.outgoing_roster()) + MAX_UNCOUNTED  # the older floods were forgotten
     sync_pair(a, b)  # and the two still sync
     assert b.outgoing_roster() == a.outgoing_roster()
@@ -305,7 +305,7 @@ def test_a_locked_device_relays_ciphertext_it_cannot_read():
         b.list_items()
     sync_pair(b, c)  # and passes it on
     assert c.get(str(item.id)).title == "through a locked device"
-    assert a.store.head_ids() == b.store.head_ids() == c.store.head_ids()
+    assert a._store.head_ids() == b._store.head_ids() == c._store.head_ids()
 
 
 def test_revocation_rotates_the_key_and_refuses_the_revoked_device():
@@ -400,7 +400,7 @@ def test_the_kept_state_digest_follows_every_change_and_other_processes_writes(t
     from vaultpeer.service.vault import Vault
 
     def rebuilt(vault):
-        return StateDigest.from_revision_rows(vault.store.revision_rows()).root
+        return StateDigest.from_revision_rows(vault._store.revision_rows()).root
 
     home, laptop, desktop = laptop_on_disk_and_desktop(tmp_path)
     views = [laptop.add(f"item {n}", {"password": str(n)}) for n in range(20)]

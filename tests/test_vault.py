@@ -150,7 +150,7 @@ def test_password_change_keeps_every_item_and_revision_readable(vault, home):
         vault.edit(f"Item {n}", {"password": f"newer {n}"})
     vault.delete("Item 0")
     recovery_key = vault.recovery_key
-    revision_bytes = {r.revision_id: r.to_bytes() for r in vault.store.all_revisions()}
+    revision_bytes = {r.revision_id: r.to_bytes() for r in vault.held_records().revisions}
     vault.change_password("a brand new password")
     vault.close()
 
@@ -159,7 +159,7 @@ def test_password_change_keeps_every_item_and_revision_readable(vault, home):
             again.unlock(PASSWORD)
         again.unlock("a brand new password")
         # no revision was re-encrypted: the store holds the very same bytes
-        assert {r.revision_id: r.to_bytes() for r in again.store.all_revisions()} == revision_bytes
+        assert {r.revision_id: r.to_bytes() for r in again.held_records().revisions} == revision_bytes
         assert again.check().ok and again.check().revisions_checked == 11
         assert [v.fields[0].value for v in again.list_items()] == [f"newer {n}" for n in range(1, 5)]
         assert [e.fields[0].value for e in again.history("Item 3")] == ["secret 3", "newer 3"]
@@ -218,7 +218,7 @@ def test_tampered_revision_is_one_opaque_integrity_error(vault, home, sql):
 
 
 def test_tampered_header_is_an_integrity_error_not_a_wrong_password(vault, home):
-    record = bytearray(vault.store.header_record())
+    record = bytearray(vault._store.header_record())
     vault.close()
     record[-100] ^= 1  # a bit inside the wrapped keyring
     _tamper(home, "UPDATE header SET record = ?", bytes(record))
@@ -295,7 +295,7 @@ def test_a_same_field_conflict_is_shown_refuses_edits_and_is_resolved(vault):
         vault.resolve_conflict("Shared")  # nothing chosen
     resolved = vault.resolve_conflict("Shared", take=str(theirs.revision_id))
     assert not resolved.conflict and resolved.content.field_map()["password"] == "from b"
-    assert vault.store.conflicted_item_count() == 0 and vault.conflicts() == []
+    assert vault.conflicted_item_count() == 0 and vault.conflicts() == []
 
 
 def test_edits_to_different_fields_merge_into_one_revision(vault):
@@ -327,11 +327,11 @@ def test_one_bad_revision_rejects_the_whole_batch(vault, problem):
     else:
         original = foreign_revision(vault, other, seq=2)
         bad = dataclasses.replace(original, signature=bytes(64))
-    before = vault.store.counts()
+    before = vault.counts()
     with pytest.raises(IntegrityError):
         vault.receive([good, bad])
-    assert vault.store.counts() == before
-    assert vault.store.revision(good.revision_id) is None
+    assert vault.counts() == before
+    assert vault._store.revision(good.revision_id) is None
 
 
 def test_a_revision_by_a_device_that_is_not_a_member_is_dropped_and_the_rest_of_the_batch_kept(vault):
@@ -341,7 +341,7 @@ def test_a_revision_by_a_device_that_is_not_a_member_is_dropped_and_the_rest_of_
     good = foreign_revision(vault, other, seq=1)
     stranger = foreign_revision(vault, DeviceKeys.generate(), seq=1)
     assert [r.revision_id for r in vault.receive([stranger, good])] == [good.revision_id]
-    assert vault.store.revision(stranger.revision_id) is None
+    assert vault._store.revision(stranger.revision_id) is None
 
 
 def test_locking_drops_every_key_and_every_decrypted_item():

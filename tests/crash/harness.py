@@ -132,7 +132,7 @@ def compare_stores(a_home: Home, b_home: Home) -> int:
     """With both daemons stopped: same revisions, same state digest, every signature valid on B.
     Returns the revision count."""
     with Vault.open(a_home) as a, Vault.open(b_home) as b:
-        counts = a.store.counts()["revisions"], b.store.counts()["revisions"]
+        counts = a.counts()["revisions"], b.counts()["revisions"]
         if counts[0] != counts[1]:
             raise CrashSafetyError(f"A holds {counts[0]} revisions and B {counts[1]} after sync")
         if a.state_digest().root != b.state_digest().root:
@@ -165,7 +165,7 @@ def initial_sync_phase(ws: Workspace, a_home: Home, kills: int, rng: random.Rand
     returns the home of the last device, in sync with A (both daemons stopped)."""
     started = time.monotonic()
     with Vault.open(a_home) as a:
-        total = a.store.counts()["revisions"]
+        total = a.counts()["revisions"]
     rounds, converged, early, partial, late, resumed_exactly = 0, 0, 0, 0, 0, 0
     announced_checked = 0
 

@@ -250,7 +250,7 @@ def test_names_with_control_characters_never_reach_the_terminal_raw_and_sync_goe
 
         ghost = DeviceKeys.generate().public
         odd = DeviceKeys.generate().public  # plain text, but with characters a terminal shows as blanks
-        vault.store.put_roster_entries([crafted(desktop_keys.public, EVIL), crafted(ghost, EVIL, "os\x1b[31m"),
+        vault._store.put_roster_entries([crafted(desktop_keys.public, EVIL), crafted(ghost, EVIL, "os\x1b[31m"),
                                         vouch(vault.vault_id, vault.device, odd, "odd\u3000name\xa0", "Linux")])
         vault.audit("device.admitted", device_id=str(odd.device_id), device_name=EVIL)
     finally:

@@ -29,8 +29,7 @@ from vaultpeer.core.errors import AlreadyInitialized, IntegrityError, InvalidInp
 from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader
 from vaultpeer.service.device import fsync_directory, load_or_create_keys, load_profile, secure_signing_key
 from vaultpeer.service.home import Home
-from vaultpeer.service.store import Store
-from vaultpeer.service.vault import Vault
+from vaultpeer.service.vault import Vault, home_holds_vault
 
 DEFAULT_KEEP = 10
 SUFFIX = ".vpbak"
@@ -84,18 +83,17 @@ def backup_file_name(now: float, counter: int = 0) -> str:
 def snapshot(vault: Vault, now: float | None = None) -> tuple[Keyring, BackupContents]:
     """Everything a backup holds, read in one transaction (so it is one consistent state)."""
     keyring = vault.unlocked_keyring()
-    store = vault.store
-    with store.transaction():
-        header = vault.header
-        contents = BackupContents(
-            vault_id=header.vault_id,
-            created=int(time.time() if now is None else now),
-            header=header,
-            device=vault.device.public,
-            anchors=tuple(store.anchors()),
-            roster=tuple(store.roster_entries()),
-            revisions=tuple(store.all_revisions()),
-        )
+    held = vault.held_records()
+    header = held.header
+    contents = BackupContents(
+        vault_id=header.vault_id,
+        created=int(time.time() if now is None else now),
+        header=header,
+        device=vault.device.public,
+        anchors=held.anchors,
+        roster=held.roster,
+        revisions=held.revisions,
+    )
     try:
         keyring.key(header.key_epoch)
     except IntegrityError:
@@ -236,16 +234,10 @@ def open_sealed_backup(sealed: SealedBackup, path: Path, *, password: str | None
 
 def ensure_restorable(home: Home) -> None:
     """Refuse (changing nothing) a home that already holds a vault."""
-    if not home.database.exists():
-        return
-    store = Store.open(home.database)
-    try:
-        if store.header_record() is not None:
-            raise AlreadyInitialized(
-                f"{home.path} already holds a vault: restore into a new home (--home DIR)"
-            )
-    finally:
-        store.close()
+    if home_holds_vault(home):
+        raise AlreadyInitialized(
+            f"{home.path} already holds a vault: restore into a new home (--home DIR)"
+        )
 
 
 @dataclass(frozen=True)
@@ -281,12 +273,12 @@ def restore_home(home: Home, opened: OpenedBackup, *, allow_insecure_test_kdf: b
     with Vault.open(home, allow_insecure_test_kdf=allow_insecure_test_kdf) as vault:
         if vault.initialized:
             raise AlreadyInitialized(f"{home.path} already holds a vault: restore into a new home (--home DIR)")
-        with vault.store.transaction():
+        with vault.transaction():
             vault.join(opened.header, contents.roster, contents.device, profile.name, profile.os_description)
             vault.receive_records(None, (), contents.revisions)
         # it holds the vault and its keyring now: from here on its signing key is sealed
         secure_signing_key(home, vault.device, opened.keyring)
-        counts = vault.store.counts()
+        counts = vault.counts()
         vault.audit("backup.restored", device_id=str(contents.device_id), count=counts["revisions"])
         return Restored(home.path, vault.vault_id, str(vault.device.device_id), str(contents.device_id),
                         counts["items"], counts["revisions"])

@@ -66,7 +66,7 @@ class VaultCommands:
         vault = self.vault
         profile = load_profile(self.home)
         initialized = vault.initialized
-        counts = vault.store.counts()
+        counts = vault.counts()
         info = {
             "device_id": str(vault.device.device_id),
             "name": profile.name,
@@ -76,7 +76,7 @@ class VaultCommands:
             "listen": running.listen if running else None,
             "socket": running.socket if running else None,
             "peers": running.peers if running else [],
-            "conflicts": len(vault.conflicts()) if not vault.locked else vault.store.conflicted_item_count(),
+            "conflicts": len(vault.conflicts()) if not vault.locked else vault.conflicted_item_count(),
             "items": counts["items"],
             "revisions": counts["revisions"],
             "home": str(self.home.path),

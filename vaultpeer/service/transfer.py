@@ -34,7 +34,7 @@ def import_entries(vault: Vault, entries: Iterable[ImportEntry],
     known = known_sources((str(v.id), v.deleted, v.content.field_map()) for v in views)
     plan = plan_import(entries, known)
     recorded_format = source_format if source_format in ("kdbx", "bitwarden", "csv") else "unknown"
-    with vault.store.transaction():  # the items and their audit entry, together
+    with vault.transaction():  # the items and their audit entry, together
         added = vault.add_many(plan.contents, progress=progress)
         vault.audit("items.imported", via=vault.audit_via, format=recorded_format, count=len(added),
                     skipped=len(plan.skipped))
@@ -48,11 +48,9 @@ def import_entries(vault: Vault, entries: Iterable[ImportEntry],
 def export_items(vault: Vault) -> list[dict]:
     """Every item that is not deleted, in the ``get --json`` shape, heads' signatures checked (as
     `get` does: what leaves the vault is verified). An item in conflict carries the value shown."""
-    vault_id, roster = vault.vault_id, vault.roster
     items = []
     for view in vault.list_items():
-        for head in vault.store.heads_of(view.id):
-            head.verify(vault_id, roster.known_keys(head.author))
+        vault.verify_heads(view.id)
         items.append(item_json(view))
     return items
 

@@ -46,6 +46,7 @@ from vaultpeer.service.device import (
     signing_key_state,
 )
 from vaultpeer.service.home import Home
+from vaultpeer.core.audit import StoredRow
 from vaultpeer.service.store import Store
 from vaultpeer.service.parallel_verify import verify_revisions
 
@@ -116,6 +117,19 @@ class CheckReport:
         return self.database_ok and not self.bad_signatures and not self.undecryptable and not self.equivocations
 
 
+@dataclass(frozen=True, repr=False)
+class HeldRecords:
+    """Everything a vault holds (what a backup keeps)."""
+
+    header: VaultHeader
+    anchors: tuple[DevicePublicKeys, ...]
+    roster: tuple[RosterEntry, ...]
+    revisions: tuple[Revision, ...]
+
+    def __repr__(self) -> str:
+        return f"HeldRecords({len(self.roster)} roster entries, {len(self.revisions)} revisions)"
+
+
 @dataclass(frozen=True)
 class Received:
     """What a batch changed."""
@@ -134,7 +148,7 @@ class Vault:
         self.home = home
         #: Monotonic seconds, for the audit log's per-minute counts (the daemon passes trio's clock).
         self._clock = clock
-        self.store = store
+        self._store = store
         #: The full keys while unlocked (or while the seed is still in clear on disk); the
         #: public-only form (``can_sign`` False) while locked with the seed sealed.
         self.device = device
@@ -182,12 +196,12 @@ class Vault:
         """Lock, write what is pending, close the store (once: a second call does nothing)."""
         if self._closed:
             return
-        if self._opened_through is not None and self._opened_through != self.store.opened_through():
-            self.store.set_opened_through(self._opened_through)  # how far it test-opened, for the next process
+        if self._opened_through is not None and self._opened_through != self._store.opened_through():
+            self._store.set_opened_through(self._opened_through)  # how far it test-opened, for the next process
         self.save_link_stamps()
         self.lock()
         self.flush_audit(everything=True)
-        self.store.close()
+        self._store.close()
         self._closed = True
 
     def __enter__(self) -> "Vault":
@@ -200,16 +214,67 @@ class Vault:
         state = "locked" if self.locked else "unlocked"
         return f"Vault(device={self.device.device_id.short}…, {state})"
 
+    # --- what other modules read and write through the vault (the store is its own) --------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several vault operations, all or nothing (an import with its audit entry, a join with
+        the records that come with it). Nested use joins the outer transaction."""
+        with self._store.transaction():
+            yield
+
+    @property
+    def store_id(self) -> bytes:
+        """Random per database: a peer that sees it change knows this store was rebuilt."""
+        return self._store.store_id
+
+    def counts(self) -> dict[str, int]:
+        """``{"items", "revisions"}`` as stored (readable while locked)."""
+        return self._store.counts()
+
+    def conflicted_item_count(self) -> int:
+        """Items stored with several heads (readable while locked)."""
+        return self._store.conflicted_item_count()
+
+    def audit_rows(self, newest: int | None = None) -> list[StoredRow]:
+        """This device's audit log as stored, oldest first (the ``newest`` entries only, if given)."""
+        return self._store.audit_rows(newest=newest)
+
+    def held_records(self) -> HeldRecords:
+        """Everything the vault holds, read in one transaction (one consistent state: a backup)."""
+        with self._store.transaction():
+            return HeldRecords(self.header, tuple(self._store.anchors()), tuple(self._store.roster_entries()),
+                               tuple(self._store.all_revisions()))
+
+    def remember_peer_store(self, peer: DeviceId, store_id: bytes) -> bytes | None:
+        """Record the store id a member's hello names; returns the one known before (if any)."""
+        known = self._store.peer_store_id(peer)
+        if known != store_id:
+            with self._store.transaction():
+                self._store.set_peer_store_id(peer, store_id)
+        return known
+
+    def peer_knowledge(self, peer: DeviceId) -> VersionVector | None:
+        """What this device last knew ``peer`` to hold (None if it never learnt)."""
+        return self._store.peer_knowledge(peer)
+
+    def raise_peer_knowledge(self, peer: DeviceId, knowledge: VersionVector) -> None:
+        self._store.raise_peer_knowledge(peer, knowledge)
+
+    def revisions_in_leaves(self, prefixes: Iterable[bytes]) -> list[Revision]:
+        """The revisions of the items whose ids start with one of ``prefixes`` (a digest repair)."""
+        return self._store.revisions_in_leaves(prefixes)
+
     # --- header, roster, keys and locking --------------------------------------------------------
 
     @property
     def initialized(self) -> bool:
-        return self.store.header_record() is not None
+        return self._store.header_record() is not None
 
     @property
     def header(self) -> VaultHeader:
         """The stored header, verified against its author's signing key."""
-        record = self.store.header_record()
+        record = self._store.header_record()
         if record is None:
             raise NoVault()
         if self._verified_header is None or self._verified_header[0] != record:
@@ -224,7 +289,7 @@ class Vault:
 
     def roster_for(self, vault_id: bytes) -> Roster:
         if self._roster is None or self._roster.vault_id != vault_id:
-            self._roster = Roster(vault_id, self.store.anchors(), self.store.roster_entries())
+            self._roster = Roster(vault_id, self._store.anchors(), self._store.roster_entries())
         return self._roster
 
     @property
@@ -249,12 +314,12 @@ class Vault:
         _check_new_password(password)
         kek = kdf.derive(password)
         header, keyring, recovery_key = create_vault(kek, kdf, self.device)
-        with self.store.transaction():
-            self.store.put_anchor(self.device.public)
-            self.store.put_roster_entries(
+        with self._store.transaction():
+            self._store.put_anchor(self.device.public)
+            self._store.put_roster_entries(
                 [vouch(header.vault_id, self.device, self.device.public, name, os_description)]
             )
-            self.store.put_header_record(header.to_bytes())
+            self._store.put_header_record(header.to_bytes())
         self._roster_changed()
         self.device = self._unsealed_keys(keyring)
         self._keyring, self._kek, self._index = keyring, kek, None
@@ -266,7 +331,7 @@ class Vault:
         """Vouch for another device: from now on it is a member (pairing calls this after the code
         is confirmed on both devices)."""
         entry = vouch(self.vault_id, self.device, member, name, os_description)
-        self.store.put_roster_entries([entry])
+        self._store.put_roster_entries([entry])
         self._roster_changed()
         self._committed_here([])
         return entry
@@ -293,8 +358,8 @@ class Vault:
         anchors = [self.device.public, partner]
         own = [vouch(vault_id, self.device, partner, "paired device", "unknown"),
                vouch(vault_id, self.device, self.device.public, name, os_description)]
-        held_anchors = self.store.anchors() if rejoining else []
-        held_entries = self.store.roster_entries() if rejoining else []
+        held_anchors = self._store.anchors() if rejoining else []
+        held_entries = self._store.roster_entries() if rejoining else []
         roster = Roster(vault_id, [*held_anchors, *anchors], held_entries).with_entries([*entries, *own])
         if self.device.device_id not in roster.members or partner.device_id not in roster.members:
             raise IntegrityError()
@@ -304,12 +369,12 @@ class Vault:
             check_successor(self.header, header)
         replace_header = not rejoining or (header_rank(header, header.author in roster.members)
                                            > header_rank(self.header, self.header.author in roster.members))
-        with self.store.transaction():
+        with self._store.transaction():
             for anchor in anchors:
-                self.store.put_anchor(anchor)
-            self.store.put_roster_entries(roster.entries.values())
+                self._store.put_anchor(anchor)
+            self._store.put_roster_entries(roster.entries.values())
             if replace_header:
-                self.store.put_header_record(header.to_bytes())
+                self._store.put_header_record(header.to_bytes())
         self._roster_changed()
         if rejoining:
             # it may hold more of a device revoked meanwhile (the one that made the backup, say)
@@ -329,7 +394,7 @@ class Vault:
         me = self.device.device_id
         member = self.roster.members.get(me)
         return (member is not None and member.added_by == me
-                and any(anchor.device_id != me for anchor in self.store.anchors()))
+                and any(anchor.device_id != me for anchor in self._store.anchors()))
 
     def unlock(self, password: str) -> None:
         self.unlock_with_kek(self.derive_kek(password))
@@ -358,7 +423,7 @@ class Vault:
         self._unreadable.clear()  # the keys may have changed since: what did not open is tried again
         self.audit("unlock", via=self.audit_via, method=method)
         self._test_open_arrivals()
-        self.store.set_opened_through(self._opened_through)
+        self._store.set_opened_through(self._opened_through)
         self._vouch_for_what_we_hold_of_revoked_devices()
 
     def member_for_noise_key(self, noise_public: bytes) -> Member | None:
@@ -423,9 +488,9 @@ class Vault:
                                      version=(own.version + 1) if own else 1))
         rotated = keyring.rotated()
         header = self.header.with_keyring(rotated, kek, kdf, self.device)
-        with self.store.transaction():
-            self.store.put_roster_entries(entries)
-            self.store.put_header_record(header.to_bytes())
+        with self._store.transaction():
+            self._store.put_roster_entries(entries)
+            self._store.put_header_record(header.to_bytes())
         self._roster_changed()
         self._keyring, self._kek = rotated, kek
         self._committed_here([])
@@ -514,8 +579,8 @@ class Vault:
         # a seed still in clear); the vault stays locked
         signer = self.device if was_unlocked else self._unsealed_keys(keyring)
         new_header = self.header.with_password(keyring, kek, kdf, signer)
-        with self.store.transaction():
-            self.store.put_header_record(new_header.to_bytes())
+        with self._store.transaction():
+            self._store.put_header_record(new_header.to_bytes())
         if was_unlocked:
             self._kek = kek
         else:
@@ -555,7 +620,7 @@ class Vault:
         if "peer" in details:
             details["peer"] = address_detail(str(details["peer"]))
         now = int(time.time())
-        return self.store.append_audit(lambda seq, previous: AuditEntry.create(
+        return self._store.append_audit(lambda seq, previous: AuditEntry.create(
             self._audit_key, seq=seq, time=now, previous=previous, event=event, details=details))
 
     def audit_rejection(self, reason: str, *, peer: str | None = None, device_id: DeviceId | None = None) -> None:
@@ -607,17 +672,17 @@ class Vault:
     def _sealing_here(self) -> Iterator[None]:
         """Around storing revisions this device sealed: they need no test-opening, so the watermark
         moves past them if it was caught up (else the next receive would open them all again)."""
-        caught_up = self._opened_through is not None and self._opened_through == self.store.last_arrival()
+        caught_up = self._opened_through is not None and self._opened_through == self._store.last_arrival()
         yield
         if caught_up:
-            self._opened_through = self.store.last_arrival()
+            self._opened_through = self._store.last_arrival()
 
     def _test_open_arrivals(self) -> None:
         """Open every revision stored since the last time (the watermark is kept in memory while
         unlocked and saved at unlock and close): what does not decrypt is quarantined now."""
         keyring, vault_id, roster = self._require_unlocked(), self.vault_id, self.roster
-        last = self.store.opened_through() if self._opened_through is None else self._opened_through
-        for arrival, revision in self.store.revisions_arrived_after(last):
+        last = self._store.opened_through() if self._opened_through is None else self._opened_through
+        for arrival, revision in self._store.revisions_arrived_after(last):
             try:
                 self._open(revision, vault_id, keyring, roster)
             except IntegrityError:
@@ -634,7 +699,7 @@ class Vault:
     def _graph(self, item_id: ItemId, vault_id: bytes) -> ItemGraph:
         keyring, roster = self._require_unlocked(), self.roster
         contents = {}
-        revisions = self.store.revisions_of(item_id)
+        revisions = self._store.revisions_of(item_id)
         for revision in revisions:
             content = self._open(revision, vault_id, keyring, roster)
             if content is not None:
@@ -666,7 +731,7 @@ class Vault:
         self._require_unlocked()
         if self._index is None:
             grouped: dict[ItemId, list[Revision]] = {}
-            for revision in self.store.all_heads():
+            for revision in self._store.all_heads():
                 grouped.setdefault(revision.item_id, []).append(revision)
             vault_id, roster = self.vault_id, self.roster
             views = ((item_id, self._view(item_id, heads, vault_id, roster)) for item_id, heads in grouped.items())
@@ -678,7 +743,7 @@ class Vault:
             return
         vault_id, roster = self.vault_id, self.roster
         for item_id in item_ids:
-            view = self._view(item_id, self.store.heads_of(item_id), vault_id, roster)
+            view = self._view(item_id, self._store.heads_of(item_id), vault_id, roster)
             if view is None:
                 self._index.pop(item_id, None)
             else:
@@ -717,10 +782,14 @@ class Vault:
     def _verified(self, reference: str, *, deleted: bool | None = False) -> ItemView:
         """Find, then check the heads' signatures: whatever is shown or built upon is verified."""
         view = self.find(reference, deleted=deleted)
-        vault_id, roster = self.vault_id, self.roster
-        for head in self.store.heads_of(view.id):
-            head.verify(vault_id, roster.known_keys(head.author))
+        self.verify_heads(view.id)
         return view
+
+    def verify_heads(self, item_id: ItemId) -> None:
+        """Check the signatures of an item's heads (IntegrityError if one fails)."""
+        vault_id, roster = self.vault_id, self.roster
+        for head in self._store.heads_of(item_id):
+            head.verify(vault_id, roster.known_keys(head.author))
 
     def get(self, reference: str) -> ItemView:
         return self._verified(reference)
@@ -729,7 +798,7 @@ class Vault:
         view = self.find(reference, deleted=None)
         vault_id, keyring, roster = self.vault_id, self._require_unlocked(), self.roster
         entries = []
-        for revision in causal_order(self.store.revisions_of(view.id)):
+        for revision in causal_order(self._store.revisions_of(view.id)):
             revision.verify(vault_id, roster.known_keys(revision.author))
             content = self._open(revision, vault_id, keyring, roster) or ItemContent(_OPAQUE_TITLE, ())
             entries.append(
@@ -750,18 +819,18 @@ class Vault:
                 deleted: bool = False) -> ItemView:
         keyring = self._sealing_keyring()
         vault_id = self.vault_id
-        with self.store.transaction(), self._sealing_here():
+        with self._store.transaction(), self._sealing_here():
             revision = seal_revision(
                 vault_id=vault_id,
                 keyring=keyring,
                 author=self.device,
                 item_id=item_id,
-                seq=self.store.next_seq(self.device.device_id),
+                seq=self._store.next_seq(self.device.device_id),
                 parents=parents,
                 content=content,
                 deleted=deleted,
             )
-            self.store.insert_revisions([revision])
+            self._store.insert_revisions([revision])
         self._refresh([item_id])
         self._committed_here([str(item_id)])
         return self._items()[item_id]
@@ -781,15 +850,15 @@ class Vault:
         keyring = self._sealing_keyring()
         vault_id = self.vault_id
         items = [(ItemId.generate(), content) for content in contents]
-        with self.store.transaction(), self._sealing_here():
-            first_seq = self.store.next_seq(self.device.device_id)
+        with self._store.transaction(), self._sealing_here():
+            first_seq = self._store.next_seq(self.device.device_id)
             revisions = []
             for n, (item_id, content) in enumerate(items):
                 revisions.append(seal_revision(vault_id=vault_id, keyring=keyring, author=self.device,
                                                item_id=item_id, seq=first_seq + n, parents=(), content=content))
                 if progress is not None:
                     progress(n + 1)
-            self.store.insert_revisions(revisions)
+            self._store.insert_revisions(revisions)
         self._refresh(item_id for item_id, _ in items)
         if items:
             self._committed_here([str(item_id) for item_id, _ in items])
@@ -829,7 +898,7 @@ class Vault:
         return self._commit(view.id, ItemContent(content.title, content.fields), parents=view.heads)
 
     def _content_of(self, view: ItemView, revision: str) -> ItemContent:
-        matches = [r for r in self.store.revisions_of(view.id) if str(r.revision_id) == revision.strip()]
+        matches = [r for r in self._store.revisions_of(view.id) if str(r.revision_id) == revision.strip()]
         if not matches:
             raise NotFound("this item has no such revision (see `vaultpeer history`)")
         target = matches[0]
@@ -878,9 +947,9 @@ class Vault:
         """Write a merge revision for every item whose heads differ and merge cleanly."""
         vault_id = self.vault_id
         merged_views = []
-        candidates = self.store.items_with_several_heads() if item_ids is None else list(item_ids)
+        candidates = self._store.items_with_several_heads() if item_ids is None else list(item_ids)
         for item_id in candidates:
-            heads = self.store.heads_of(item_id)
+            heads = self._store.heads_of(item_id)
             if len(heads) < 2:
                 continue
             merged = self._merged(item_id, heads, vault_id)
@@ -893,20 +962,20 @@ class Vault:
     # --- replication -------------------------------------------------------------------------
 
     def knowledge(self) -> VersionVector:
-        return self.store.knowledge()
+        return self._store.knowledge()
 
     def revisions_missing_from(self, knowledge: VersionVector) -> Iterator[Revision]:
         """What the holder of ``knowledge`` lacks, without pruned revisions (``Roster.prunes``:
         held ones stay stored, but are sent to nobody, left out of the state digest and opaque in
         the item views; as a parent, a pruned id counts as held)."""
-        return self.store.revisions_after(knowledge, limit=self.roster.revision_limit)
+        return self._store.revisions_after(knowledge, limit=self.roster.revision_limit)
 
     def state_digest(self) -> StateDigest:
         """The Merkle digest of every item's (unpruned) revisions, content included. Built once,
         then updated for the items changed since (a few hashes per edit); rebuilt whenever another
         process has written the store or the roster changed what is pruned."""
-        version = self.store.data_version()
-        changed = self.store.take_changed_items()
+        version = self._store.data_version()
+        changed = self._store.take_changed_items()
         rebuild = self._digest is None or self._digest[0] != version
         if rebuild:
             self._roster = None  # another process may have changed the roster too
@@ -920,9 +989,9 @@ class Vault:
             return [row for row in rows if row[2] <= limits[row[1]]]
 
         if rebuild:
-            digest = StateDigest.from_revision_rows(kept(self.store.revision_rows()))
+            digest = StateDigest.from_revision_rows(kept(self._store.revision_rows()))
         else:
-            digest = self._digest[1].updated(kept(self.store.revision_rows_of(changed)), changed)
+            digest = self._digest[1].updated(kept(self._store.revision_rows_of(changed)), changed)
         self._digest = (version, digest)
         return digest
 
@@ -948,18 +1017,18 @@ class Vault:
         replace_header = header is not None and self._header_wins(header, roster)
         accepted = [r for r in revisions if not roster.prunes(r.revision_id)]
         verify_revisions(accepted, vault_id, [roster.known_keys(r.author) for r in accepted])
-        before = {(e.member_id, e.author, e.version) for e in self.store.roster_entries()}
+        before = {(e.member_id, e.author, e.version) for e in self._store.roster_entries()}
         evidence: list[tuple[Revision, Revision]] = []
 
-        with self.store.transaction():
+        with self._store.transaction():
             if entries:
-                self.store.put_roster_entries(entries, drop=roster.dropped)
+                self._store.put_roster_entries(entries, drop=roster.dropped)
             if replace_header:
-                self.store.put_header_record(header.to_bytes())
-            added = self.store.insert_revisions(
+                self._store.put_header_record(header.to_bytes())
+            added = self._store.insert_revisions(
                 accepted, equivocation=lambda held, other: evidence.append((held, other)), pruned=roster.prunes)
-            evidence = [(held, other) for held, other in evidence if self.store.put_equivocation(other)]
-        roster_changed = before != {(e.member_id, e.author, e.version) for e in self.store.roster_entries()}
+            evidence = [(held, other) for held, other in evidence if self._store.put_equivocation(other)]
+        roster_changed = before != {(e.member_id, e.author, e.version) for e in self._store.roster_entries()}
         for held, other in evidence:
             self.audit("revision.equivocation", device_id=str(held.author), seq=held.revision_id.seq,
                        kept=held.record_hash.hex(), other=other.record_hash.hex())
@@ -1020,7 +1089,7 @@ class Vault:
                 member = Member(keys, "revoked device", "unknown", self.device.device_id)
                 entries.append(revoke(self.vault_id, self.device, member, held, (own.version + 1) if own else 1))
         if entries:
-            self.store.put_roster_entries(entries)
+            self._store.put_roster_entries(entries)
             self._roster_changed()
             self._index = None
 
@@ -1047,12 +1116,12 @@ class Vault:
         this process or an earlier one. Stamps are reserved a minute ahead (``STAMP_RESERVE``), so
         the store is written about once a minute of dialling, not on every dial."""
         if self._stamp_last_sent is None:
-            self._stamp_ceiling = self.store.link_stamp_ceiling() or 0
+            self._stamp_ceiling = self._store.link_stamp_ceiling() or 0
             self._stamp_last_sent = self._stamp_ceiling
         stamp = next_stamp(now_ns, self._stamp_last_sent)
         if stamp >= self._stamp_ceiling:
             self._stamp_ceiling = stamp + STAMP_RESERVE
-            self.store.set_link_stamp_ceiling(self._stamp_ceiling)
+            self._store.set_link_stamp_ceiling(self._stamp_ceiling)
         self._stamp_last_sent = stamp
         return stamp
 
@@ -1061,7 +1130,7 @@ class Vault:
         is, remember it, so the same message is refused from now on. Kept in memory and written
         by ``save_link_stamps`` (the daemon calls it every few seconds, and ``close`` does)."""
         if self._stamps_accepted is None:
-            self._stamps_accepted = self.store.link_stamps_accepted()
+            self._stamps_accepted = self._store.link_stamps_accepted()
         if not stamp_is_fresh(stamp, self._stamps_accepted.get(device_id)):
             return False
         self._stamps_accepted[device_id] = stamp
@@ -1070,14 +1139,14 @@ class Vault:
 
     def save_link_stamps(self) -> None:
         if self._stamps_unsaved and self._stamps_accepted is not None:
-            self.store.save_link_stamps_accepted({d: self._stamps_accepted[d] for d in self._stamps_unsaved})
+            self._store.save_link_stamps_accepted({d: self._stamps_accepted[d] for d in self._stamps_unsaved})
             self._stamps_unsaved.clear()
 
     def previous_discovery_keys(self) -> list[bytes]:
         """The discovery key of the header before the current one, if it differs: a member that was
         away during a key rotation still advertises under it (and only learns of the rotation once
         found). Works while locked."""
-        record = self.store.previous_header_record() if self.initialized else None
+        record = self._store.previous_header_record() if self.initialized else None
         if record is None:
             return []
         try:
@@ -1092,7 +1161,7 @@ class Vault:
         header = self.header
         return {
             "key_epoch": header.key_epoch,
-            "equivocations": len(self.store.equivocated_ids()),
+            "equivocations": len(self._store.equivocated_ids()),
             "unreadable": None if self.locked else len(self._unreadable),
             "locked_reason": self.locked_reason,
         }
@@ -1102,11 +1171,11 @@ class Vault:
 
     def check(self) -> CheckReport:
         """Verify the database, every signature, and (when unlocked) that every revision decrypts."""
-        database_ok = self.store.integrity_check()
+        database_ok = self._store.integrity_check()
         vault_id, roster = self.vault_id, self.roster
         keyring = self._keyring
         bad_signatures, undecryptable, checked = [], [], 0
-        for revision in self.store.all_revisions():
+        for revision in self._store.all_revisions():
             checked += 1
             try:
                 # stored revisions were admitted under the roster of their time: a later
@@ -1121,9 +1190,20 @@ class Vault:
                 except IntegrityError:
                     self._quarantine(revision)
                     undecryptable.append(str(revision.revision_id))
-        equivocations = tuple(str(r) for r in self.store.equivocated_ids())
+        equivocations = tuple(str(r) for r in self._store.equivocated_ids())
         return CheckReport(database_ok, checked, tuple(bad_signatures), tuple(undecryptable), keyring is not None,
                            equivocations)
+
+
+def home_holds_vault(home: Home) -> bool:
+    """Whether ``home``'s database holds a vault; creates and changes nothing (no database: False)."""
+    if not home.database.exists():
+        return False
+    store = Store.open(home.database)
+    try:
+        return store.header_record() is not None
+    finally:
+        store.close()
 
 
 MIN_PASSWORD_CHARS = 8
