@@ -1114,7 +1114,7 @@ def files_backend(ctx: Context, password_stdin: bool = False) -> Iterator[Daemon
         return
     with ctx.open_vault() as vault:
         yield DirectFilesBackend(
-            vault, unlock=lambda: vault.unlock(ctx.secret("master password", from_stdin=password_stdin)))
+            VaultCommands(vault, ctx.home), unlock=lambda: vault.unlock(ctx.secret("master password", from_stdin=password_stdin)))
 
 
 def ask_yes_no(question: str) -> bool:
@@ -1144,7 +1144,7 @@ def join_request_command(ctx: Context, file: Path, force: bool) -> None:
     from vaultpeer.service.transfer import write_private_file
 
     with ctx.open_vault() as vault:
-        data = bundles.join_request(vault)
+        data = VaultCommands(vault, ctx.home).join_request()
         device_id = vault.device.device_id
     write_private_file(file, data, overwrite=force)
     click.echo(f"Join request written to {file}.")

@@ -10,14 +10,12 @@ import base64
 from collections.abc import Callable
 from pathlib import Path
 
-from vaultpeer.service import bundle_files as bundles
 from vaultpeer.service.bundle_files import read_bundle_file
 from vaultpeer.client import Client
 from vaultpeer.core.interchange import ImportEntry
+from vaultpeer.service.commands import VaultCommands
 from vaultpeer.service.transfer import chunk_entries
 from vaultpeer.core.identity import DeviceId
-from vaultpeer.service.vault import Vault
-from vaultpeer.service.views import member_json
 
 
 class DaemonBackend:
@@ -112,24 +110,24 @@ class DirectFilesBackend:
 
     via_daemon = False
 
-    def __init__(self, vault: Vault, unlock: Callable[[], None] | None = None):
-        self.vault = vault
+    def __init__(self, commands: VaultCommands, unlock: Callable[[], None] | None = None):
+        self.commands = commands
         self._unlock = unlock
 
     def _signing(self) -> None:
-        if not self.vault.device.can_sign and self._unlock is not None:
+        if not self.commands.vault.device.can_sign and self._unlock is not None:
             self._unlock()
 
     def admit(self, request: bytes) -> dict:
         self._signing()
-        return member_json(bundles.admit(self.vault, request))
+        return self.commands.admit(request)
 
     def export_bundle(self, target: str | None) -> tuple[bytes, dict]:
         self._signing()
-        return bundles.export_bundle(self.vault, target)
+        return self.commands.export_bundle(target)
 
     def inspect_bundle(self, path: Path) -> dict:
-        return bundles.inspect_bundle(self.vault, read_bundle_file(path)).to_json()
+        return self.commands.inspect_bundle(read_bundle_file(path))
 
     def import_bundle(self, path: Path, exporter: str) -> dict:
-        return bundles.import_bundle(self.vault, read_bundle_file(path), expect_exporter=DeviceId.parse(exporter))
+        return self.commands.import_bundle(read_bundle_file(path), DeviceId.parse(exporter))

@@ -14,7 +14,6 @@ import click
 from vaultpeer.service.backup_files import (
     DEFAULT_KEEP,
     OpenedBackup,
-    create_backup,
     ensure_restorable,
     open_sealed_backup,
     read_backup,
@@ -34,6 +33,7 @@ from vaultpeer.cli.app import (
 )
 from vaultpeer.core.errors import InvalidInput, WrongRecoveryKey
 from vaultpeer.core.keys import RecoveryKey
+from vaultpeer.service.commands import VaultCommands
 
 
 class BackupGroup(click.Group):
@@ -89,7 +89,7 @@ def backup_create(ctx: Context, directory: Path, keep: int, password_stdin: bool
                               items=sealed["items"], keep=keep).to_json()
     else:
         with unlocked_vault(ctx, password_stdin) as vault:
-            result = create_backup(vault, directory, keep=keep).to_json()
+            result = VaultCommands(vault, ctx.home).create_backup(directory, keep)
     if as_json:
         print_json(result)
         return

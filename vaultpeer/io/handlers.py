@@ -15,16 +15,14 @@ from functools import partial
 
 import trio
 
-from vaultpeer.service import backup_files as backups
-from vaultpeer.service import bundle_files as bundles
 from vaultpeer.service import transfer
+from vaultpeer.service.bundle_files import read_bundle_file
 from vaultpeer.api import MAX_PAIRING_TIMEOUT, ApiError
 from vaultpeer.core.errors import InvalidInput, RateLimited
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.generate import DEFAULT_LENGTH
 from vaultpeer.service.wordlist import generate_json
 from vaultpeer.core.identity import DeviceId
-from vaultpeer.core.backup import seal_backup
 from vaultpeer.service.commands import Running, Slow, VaultCommands
 from vaultpeer.service.hygiene import process_state
 from vaultpeer.service.vault import prepare_rotation
@@ -246,23 +244,23 @@ class ApiHandlers:
 
     async def m_device_admit(self, params: dict) -> dict:
         request = _base64(_param(params, "request", str))
-        return member_json(bundles.admit(self.vault, request))
+        return self.commands.admit(request)
 
     async def m_bundle_export(self, params: dict) -> dict:
-        data, report = bundles.export_bundle(self.vault, _param(params, "for", str, required=False))
+        data, report = self.commands.export_bundle(_param(params, "for", str, required=False))
         return {**report, "bundle": base64.b64encode(data).decode()}
 
     async def m_bundle_inspect(self, params: dict) -> dict:
-        data = await trio.to_thread.run_sync(bundles.read_bundle_file, _absolute_path(params))
-        return bundles.inspect_bundle(self.vault, data).to_json()
+        data = await trio.to_thread.run_sync(read_bundle_file, _absolute_path(params))
+        return self.commands.inspect_bundle(data)
 
     async def m_bundle_import(self, params: dict) -> dict:
-        data = await trio.to_thread.run_sync(bundles.read_bundle_file, _absolute_path(params))
+        data = await trio.to_thread.run_sync(read_bundle_file, _absolute_path(params))
         try:
             exporter = DeviceId.parse(_param(params, "exporter", str))
         except ValueError:
             raise ApiError(INVALID_PARAMS, "exporter is not a device id") from None
-        report = bundles.import_bundle(self.vault, data, expect_exporter=exporter)
+        report = self.commands.import_bundle(data, exporter)
         self.daemon.after_import(report)
         return report
 
@@ -305,10 +303,8 @@ class ApiHandlers:
         """A sealed backup of the whole vault, for the caller to write (the daemon writes no file
         outside its home, which its systemd sandbox forbids anyway)."""
         # read on the trio thread (SQLite lives here), seal in a worker thread
-        keyring, contents = backups.snapshot(self.vault)
-        data = await trio.to_thread.run_sync(seal_backup, keyring, contents)
-        return {"backup": base64.b64encode(data).decode(), "revisions": len(contents.revisions),
-                "items": len({r.item_id for r in contents.revisions})}
+        data, report = await _run_in_threads(self.commands.seal_backup())
+        return {"backup": base64.b64encode(data).decode(), **report}
 
     async def m_sync_now(self, params: dict) -> dict:
         self.daemon.sync_now()

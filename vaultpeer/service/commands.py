@@ -15,16 +15,19 @@ own thread. Either way, one definition of the command.
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
-from vaultpeer.service import transfer
+from vaultpeer.service import backup_files, bundle_files, transfer
+from vaultpeer.core.backup import seal_backup
 from vaultpeer.core.errors import InvalidInput, WrongRecoveryKey
 from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
 from vaultpeer.core.interchange import ImportEntry
+from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.service.device import load_profile, signing_key_state
 from vaultpeer.service.home import Home
 from vaultpeer.service.vault import Vault, prepare_password
-from vaultpeer.service.views import conflict_json, history_json, item_json, listing_json
+from vaultpeer.service.views import conflict_json, history_json, item_json, listing_json, member_json
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,40 @@ class VaultCommands:
 
     def export_items(self) -> list:
         return transfer.export_items(self.vault)
+
+    # --- sync through files (docs/cli.md: join-request, admit, bundle) ------------------------
+
+    def join_request(self) -> bytes:
+        """This device's signed public identity, for a member to admit."""
+        return bundle_files.join_request(self.vault)
+
+    def admit(self, request: bytes) -> dict:
+        """Vouch for the device of a join request (signed: the signing key must be at hand)."""
+        return member_json(bundle_files.admit(self.vault, request))
+
+    def export_bundle(self, target: str | None = None) -> tuple[bytes, dict]:
+        """The bundle's bytes and its report (only what ``target`` lacks, if named)."""
+        return bundle_files.export_bundle(self.vault, target)
+
+    def inspect_bundle(self, data: bytes) -> dict:
+        return bundle_files.inspect_bundle(self.vault, data).to_json()
+
+    def import_bundle(self, data: bytes, exporter: DeviceId) -> dict:
+        """Apply a bundle made by ``exporter`` (the device id the person confirmed)."""
+        return bundle_files.import_bundle(self.vault, data, expect_exporter=exporter)
+
+    # --- backups (docs/cli.md: backup) --------------------------------------------------------
+
+    def seal_backup(self) -> Generator[Slow, object, tuple[bytes, dict]]:
+        """A sealed backup of the whole vault and ``{"revisions", "items"}``, for the caller to
+        write: read here, sealed as a slow step."""
+        keyring, contents = backup_files.snapshot(self.vault)
+        data = yield Slow(partial(seal_backup, keyring, contents))
+        return data, {"revisions": len(contents.revisions), "items": len({r.item_id for r in contents.revisions})}
+
+    def create_backup(self, directory: Path, keep: int = backup_files.DEFAULT_KEEP) -> dict:
+        """Write a backup file into ``directory`` and rotate old ones (the CLI without a daemon)."""
+        return backup_files.create_backup(self.vault, directory, keep=keep).to_json()
 
 
 def _check_length(length: int) -> None:
