@@ -238,7 +238,7 @@ def test_no_secret_or_item_content_ever_reaches_the_audit_table(tmp_path):
             vault.unlock(CANARY_WRONG)
         vault.unlock(CANARY_PASSWORD)
         vault.change_password(CANARY_NEW)
-        keys = [vault.device.signing_seed, vault.device.noise_private, recovery._raw, vault._kek,
+        keys = [vault.device.signing_seed, vault.device.noise_private, recovery._raw, vault.unlocking._kek,
                 *vault.unlocked_keyring()._keys.values()]
         for n in range(50):
             vault.audit_rejection("not_member", peer="192.0.2.1")

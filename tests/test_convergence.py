@@ -174,5 +174,5 @@ def schedule_converges(replica_count, shared_items, operations):
         for item_id in replica._store.items_with_several_heads():
             view = replica.find(str(item_id), deleted=None)
             graph_heads = replica._store.heads_of(item_id)
-            merged = replica._merged(item_id, graph_heads, replica.vault_id)
+            merged = replica.items._merged(item_id, graph_heads, replica.vault_id)
             assert not merged.needs_merge_revision, view

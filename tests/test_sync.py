@@ -232,7 +232,7 @@ def test_foreign_vault_is_refused(victim):
 def test_a_non_member_author_is_dropped_and_a_forged_roster_entry_refused(victim):
     a, b = victim
     outsider = DeviceKeys.generate()
-    forged = seal_revision(vault_id=a.vault_id, keyring=a._keyring, author=outsider, item_id=ItemId.generate(),
+    forged = seal_revision(vault_id=a.vault_id, keyring=a.unlocking.keyring, author=outsider, item_id=ItemId.generate(),
                            seq=1, parents=(), content=ItemContent.build("sneaky"))
     before = fingerprint(b)
     peer, replies = deliver(b, a, [hello_from(a), records_of(a, [forged])])

@@ -262,7 +262,7 @@ def second_member(vault: Vault) -> DeviceKeys:
 
 
 def foreign_revision(vault, author, seq=1, item_id=None, parents=(), vault_id=None, title="From B"):
-    return seal_revision(vault_id=vault_id or vault.vault_id, keyring=vault._keyring, author=author,
+    return seal_revision(vault_id=vault_id or vault.vault_id, keyring=vault.unlocking.keyring, author=author,
                          item_id=item_id or ItemId.generate(), seq=seq, parents=parents,
                          content=ItemContent.build(title, {"password": "from b"}))
 
@@ -301,7 +301,7 @@ def test_a_same_field_conflict_is_shown_refuses_edits_and_is_resolved(vault):
 def test_edits_to_different_fields_merge_into_one_revision(vault):
     other = second_member(vault)
     mine = vault.add("Shared", {"username": "alice", "password": "one"})
-    theirs = seal_revision(vault_id=vault.vault_id, keyring=vault._keyring, author=other, item_id=mine.id, seq=1,
+    theirs = seal_revision(vault_id=vault.vault_id, keyring=vault.unlocking.keyring, author=other, item_id=mine.id, seq=1,
                            parents=[mine.revision],
                            content=ItemContent.build("Shared", {"username": "alice", "password": "two"}))
     vault.edit("Shared", {"username": "alice2"})
@@ -351,7 +351,7 @@ def test_locking_drops_every_key_and_every_decrypted_item():
     vault.add("Mail", {"password": "canary-in-memory"})
     vault.list_items()  # builds the index of decrypted items
     vault.lock()
-    assert (vault._keyring, vault._kek, vault._index) == (None, None, None)
+    assert (vault.unlocking._keyring, vault.unlocking._kek, vault.items._index) == (None, None, None)
     assert vault.locked
     vault.unlock(PASSWORD)
     assert [v.title for v in vault.list_items()] == ["Mail"]

@@ -1,0 +1,461 @@
+"""Items: the index of what the readable revisions show, finding and listing items, their history;
+and every item write (add, edit, delete, restore, resolve, merge), sealed and signed by this device.
+
+A revision that does not decrypt is quarantined here (``_open``): it cannot make its item, or any
+other, unreadable. What arrived while locked is test-opened at the next unlock (``test_open_arrivals``).
+"""
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from vaultpeer.core.errors import IntegrityError, InvalidInput, NotFound, VaultpeerError
+from vaultpeer.core.history import causal_order, displayed_head
+from vaultpeer.core.item import Field, ItemContent, ItemId, resolve_reference
+from vaultpeer.core.merge import TITLE, Candidate, ItemGraph, MergedItem, Register
+from vaultpeer.core.revision import Revision, RevisionId, open_revision, seal_revision
+from vaultpeer.core.keys import Keyring
+from vaultpeer.core.roster import Roster
+from vaultpeer.service.store import Store
+from vaultpeer.service.vault.audit_trail import AuditTrail
+from vaultpeer.service.vault.membership import Membership
+from vaultpeer.service.vault.unlocking import Unlocking
+
+
+class Conflict(VaultpeerError):
+    code = "conflict"
+
+
+_NO_CONFLICTS: Mapping = MappingProxyType({})
+#: Quarantined revisions recorded in the audit log, at most, per process (a flood stays bounded).
+_MAX_AUDITED_UNREADABLE = 256
+_OPAQUE_TITLE = "(unreadable revision)"
+
+
+@dataclass(frozen=True, repr=False, slots=True)
+class ItemView:
+    """An item as shown to its owner: the merged content of its heads, and its state."""
+
+    id: ItemId
+    title: str
+    fields: tuple[Field, ...]
+    revision: RevisionId
+    deleted: bool
+    #: True while concurrent edits left a field with several values (see ``conflicts``).
+    conflict: bool
+    heads: tuple[RevisionId, ...]
+    flags: frozenset[str] = frozenset()
+    conflicts: Mapping[Register, tuple[Candidate, ...]] | None = None
+    #: Heads that are opaque (quarantined: they do not decrypt; or pruned: by a revoked device past
+    #: its cutoff). The view shows what the readable revisions say; the next edit supersedes them.
+    opaque_heads: tuple[RevisionId, ...] = ()
+
+    @property
+    def content(self) -> ItemContent:
+        return ItemContent(self.title, self.fields, self.flags)
+
+    def __repr__(self) -> str:
+        return f"ItemView({self.id}, revision={self.revision}, redacted)"
+
+
+@dataclass(frozen=True, repr=False)
+class HistoryEntry:
+    revision: RevisionId
+    parents: tuple[RevisionId, ...]
+    deleted: bool
+    is_head: bool
+    title: str
+    fields: tuple[Field, ...]
+
+    def __repr__(self) -> str:
+        return f"HistoryEntry({self.revision}, redacted)"
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    database_ok: bool
+    revisions_checked: int
+    bad_signatures: tuple[str, ...]
+    undecryptable: tuple[str, ...]
+    decrypted: bool
+    #: Revision ids under which two different revisions were met (evidence kept; see ``equivocations``).
+    equivocations: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.database_ok and not self.bad_signatures and not self.undecryptable and not self.equivocations
+
+
+class Items:
+    def __init__(self, store: Store, unlocking: Unlocking, membership: Membership, audit: AuditTrail,
+                 committed: Callable[[list[str]], None]):
+        self._store = store
+        self._unlocking = unlocking
+        self._membership = membership
+        self._audit = audit
+        self._committed = committed
+        self._index: dict[ItemId, ItemView] | None = None
+        #: Revisions found not to decrypt with the vault's keys (quarantined; see ``_open``).
+        self._unreadable: set[RevisionId] = set()
+        #: The arrival number up to which every stored revision was test-opened (while unlocked).
+        self._opened_through: int | None = None
+
+    def forget_index(self) -> None:
+        """Build the index again on next use (locked, or what is pruned may have changed)."""
+        self._index = None
+
+    # --- quarantine and test-opening -------------------------------------------------------------
+
+    def _open(self, revision: Revision, vault_id: bytes, keyring: Keyring, roster: Roster) -> ItemContent | None:
+        """A revision's content, or None if it is opaque: pruned (by a revoked device past its
+        cutoff, or by a non-member), or unreadable (validly signed, but it does not open with the
+        vault's keys: quarantined, so it cannot make its item, or any other, unreadable). A revision
+        whose signature fails (the disk was edited) is an IntegrityError."""
+        if roster.prunes(revision.revision_id) or revision.revision_id in self._unreadable:
+            return None
+        try:
+            return open_revision(vault_id, keyring, revision)
+        except IntegrityError:
+            # signed by a member, yet junk: quarantined. A bad signature is not a member's doing
+            # but an edited disk, and stays an error (raised by verify).
+            revision.verify(vault_id, roster.known_keys(revision.author))
+            self._quarantine(revision)
+            return None
+
+    def _quarantine(self, revision: Revision) -> None:
+        if revision.revision_id not in self._unreadable:
+            self._unreadable.add(revision.revision_id)
+            if len(self._unreadable) <= _MAX_AUDITED_UNREADABLE:
+                self._audit.record("revision.unreadable", device_id=str(revision.author), seq=revision.revision_id.seq)
+
+    @property
+    def unreadable_count(self) -> int:
+        return len(self._unreadable)
+
+    def forget_unreadable(self) -> None:
+        """The keys may have changed (an unlock): what did not open is tried again."""
+        self._unreadable.clear()
+
+    def nothing_to_test_open(self) -> None:
+        """A vault just created holds no revision yet."""
+        self._opened_through = 0
+
+    @contextmanager
+    def _sealing_here(self) -> Iterator[None]:
+        """Around storing revisions this device sealed: they need no test-opening, so the watermark
+        moves past them if it was caught up (else the next receive would open them all again)."""
+        caught_up = self._opened_through is not None and self._opened_through == self._store.last_arrival()
+        yield
+        if caught_up:
+            self._opened_through = self._store.last_arrival()
+
+    def test_open_arrivals(self) -> None:
+        """Open every revision stored since the last time (the watermark is kept in memory while
+        unlocked and saved at unlock and close): what does not decrypt is quarantined now."""
+        keyring, vault_id, roster = self._unlocking.require_unlocked(), self._membership.vault_id, self._membership.roster
+        last = self._store.opened_through() if self._opened_through is None else self._opened_through
+        for arrival, revision in self._store.revisions_arrived_after(last):
+            try:
+                self._open(revision, vault_id, keyring, roster)
+            except IntegrityError:
+                pass  # a bad signature: an edited disk, which every read and `check` report
+            last = arrival
+        self._opened_through = last
+
+    def save_watermark(self) -> None:
+        """Store how far it test-opened, for the next process."""
+        if self._opened_through is not None and self._opened_through != self._store.opened_through():
+            self._store.set_opened_through(self._opened_through)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def _graph(self, item_id: ItemId, vault_id: bytes) -> ItemGraph:
+        keyring, roster = self._unlocking.require_unlocked(), self._membership.roster
+        contents = {}
+        revisions = self._store.revisions_of(item_id)
+        for revision in revisions:
+            content = self._open(revision, vault_id, keyring, roster)
+            if content is not None:
+                contents[revision.revision_id] = content
+        return ItemGraph(revisions, contents)
+
+    def _merged(self, item_id: ItemId, item_heads: list[Revision], vault_id: bytes) -> MergedItem:
+        return self._graph(item_id, vault_id).merged(h.revision_id for h in item_heads)
+
+    def _view(self, item_id: ItemId, item_heads: list[Revision], vault_id: bytes, roster: Roster) -> ItemView | None:
+        """The item as its readable revisions show it; None if none of them reaches a head."""
+        shown = displayed_head(item_heads)
+        heads = tuple(sorted(r.revision_id for r in item_heads))
+        if len(item_heads) == 1:
+            content = self._open(shown, vault_id, self._unlocking.require_unlocked(), roster)
+            if content is not None:
+                return ItemView(item_id, content.title, content.fields, shown.revision_id, shown.deleted, False,
+                                heads, content.flags, _NO_CONFLICTS)
+        merged = self._merged(item_id, item_heads, vault_id)
+        if not merged.readable:
+            return None
+        content = merged.content
+        opaque = tuple(h.revision_id for h in item_heads
+                       if h.revision_id in self._unreadable or roster.prunes(h.revision_id))
+        return ItemView(item_id, content.title, content.fields, shown.revision_id, merged.deleted,
+                        merged.conflicted, heads, content.flags, dict(merged.conflicts), opaque)
+
+    def _items(self) -> dict[ItemId, ItemView]:
+        self._unlocking.require_unlocked()
+        if self._index is None:
+            grouped: dict[ItemId, list[Revision]] = {}
+            for revision in self._store.all_heads():
+                grouped.setdefault(revision.item_id, []).append(revision)
+            vault_id, roster = self._membership.vault_id, self._membership.roster
+            views = ((item_id, self._view(item_id, heads, vault_id, roster)) for item_id, heads in grouped.items())
+            self._index = {item_id: view for item_id, view in views if view is not None}
+        return self._index
+
+    def refresh(self, item_ids: Iterable[ItemId]) -> None:
+        """Update the index for these items (new revisions were stored)."""
+        if self._index is None:
+            return
+        vault_id, roster = self._membership.vault_id, self._membership.roster
+        for item_id in item_ids:
+            view = self._view(item_id, self._store.heads_of(item_id), vault_id, roster)
+            if view is None:
+                self._index.pop(item_id, None)
+            else:
+                self._index[item_id] = view
+
+    def find(self, reference: str, *, deleted: bool | None = False) -> ItemView:
+        """The item ``reference`` names among live items (``deleted=False``), deleted ones
+        (``True``) or all (``None``)."""
+        items = self._items()
+        try:  # a full id names one item: no need to look at the others
+            view = items.get(ItemId.parse(reference.strip()))
+        except (InvalidInput, ValueError):
+            view = None
+        if view is not None and str(view.id) == reference.strip().lower() and (
+                deleted is None or view.deleted == deleted):
+            return view
+        candidates = [(v.id, v.title) for v in items.values() if deleted is None or v.deleted == deleted]
+        try:
+            return items[resolve_reference(reference, candidates)]
+        except NotFound:
+            if deleted is False and any(
+                v.deleted and (str(v.id).startswith(reference.lower()) or v.title == reference)
+                for v in items.values()
+            ):
+                raise NotFound("that item is deleted: see `vaultpeer ls --deleted` and `vaultpeer restore`") from None
+            raise
+
+    def list_items(self, *, deleted: bool = False) -> list[ItemView]:
+        views = [v for v in self._items().values() if v.deleted == deleted]
+        return sorted(views, key=lambda v: (v.title.casefold(), str(v.id)))
+
+    def conflicts(self) -> list[ItemView]:
+        """Items with a conflict or a flag for the person's attention."""
+        return [v for v in self.list_items() if v.conflict or v.flags]
+
+    def _verified(self, reference: str, *, deleted: bool | None = False) -> ItemView:
+        """Find, then check the heads' signatures: whatever is shown or built upon is verified."""
+        view = self.find(reference, deleted=deleted)
+        self.verify_heads(view.id)
+        return view
+
+    def verify_heads(self, item_id: ItemId) -> None:
+        """Check the signatures of an item's heads (IntegrityError if one fails)."""
+        vault_id, roster = self._membership.vault_id, self._membership.roster
+        for head in self._store.heads_of(item_id):
+            head.verify(vault_id, roster.known_keys(head.author))
+
+    def get(self, reference: str) -> ItemView:
+        return self._verified(reference)
+
+    def history(self, reference: str) -> list[HistoryEntry]:
+        view = self.find(reference, deleted=None)
+        vault_id, keyring, roster = self._membership.vault_id, self._unlocking.require_unlocked(), self._membership.roster
+        entries = []
+        for revision in causal_order(self._store.revisions_of(view.id)):
+            revision.verify(vault_id, roster.known_keys(revision.author))
+            content = self._open(revision, vault_id, keyring, roster) or ItemContent(_OPAQUE_TITLE, ())
+            entries.append(
+                HistoryEntry(
+                    revision=revision.revision_id,
+                    parents=revision.parents,
+                    deleted=revision.deleted,
+                    is_head=revision.revision_id in view.heads,
+                    title=content.title,
+                    fields=content.fields,
+                )
+            )
+        return entries
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def _commit(self, item_id: ItemId, content: ItemContent, parents: Iterable[RevisionId], *,
+                deleted: bool = False) -> ItemView:
+        keyring = self._membership.sealing_keyring()
+        vault_id = self._membership.vault_id
+        device = self._unlocking.device
+        with self._store.transaction(), self._sealing_here():
+            revision = seal_revision(
+                vault_id=vault_id,
+                keyring=keyring,
+                author=device,
+                item_id=item_id,
+                seq=self._store.next_seq(device.device_id),
+                parents=parents,
+                content=content,
+                deleted=deleted,
+            )
+            self._store.insert_revisions([revision])
+        self.refresh([item_id])
+        self._committed([str(item_id)])
+        return self._items()[item_id]
+
+    def add(self, title: str, fields: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> ItemView:
+        return self._commit(ItemId.generate(), ItemContent.build(title, fields), parents=())
+
+    def add_many(self, contents: Iterable[ItemContent],
+                 progress: Callable[[int], None] | None = None) -> list[ItemView]:
+        """Add several new items as one batch: every revision is sealed and signed, then all are
+        stored in one transaction, so either every item exists afterwards or none does (an
+        import). ``progress`` is called with the number sealed so far."""
+        keyring = self._membership.sealing_keyring()
+        vault_id = self._membership.vault_id
+        device = self._unlocking.device
+        items = [(ItemId.generate(), content) for content in contents]
+        with self._store.transaction(), self._sealing_here():
+            first_seq = self._store.next_seq(device.device_id)
+            revisions = []
+            for n, (item_id, content) in enumerate(items):
+                revisions.append(seal_revision(vault_id=vault_id, keyring=keyring, author=device,
+                                               item_id=item_id, seq=first_seq + n, parents=(), content=content))
+                if progress is not None:
+                    progress(n + 1)
+            self._store.insert_revisions(revisions)
+        self.refresh(item_id for item_id, _ in items)
+        if items:
+            self._committed([str(item_id) for item_id, _ in items])
+        index = self._items()
+        return [index[item_id] for item_id, _ in items]
+
+    def edit(
+        self,
+        reference: str,
+        set_fields: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        remove: Iterable[str] = (),
+        title: str | None = None,
+    ) -> ItemView:
+        view = self._verified(reference)
+        if view.conflict:
+            raise Conflict("this item has conflicting values: resolve them first (`vaultpeer conflicts`)")
+        current = view.content
+        changed = current.edited(set_fields, remove, title)
+        if changed == current:
+            raise InvalidInput("nothing to change")
+        return self._commit(view.id, changed, parents=view.heads)
+
+    def delete(self, reference: str) -> ItemView:
+        """Write a tombstone (which keeps the content, so the item can be listed and restored)."""
+        view = self._verified(reference)
+        return self._commit(view.id, ItemContent(view.title, view.fields), parents=view.heads, deleted=True)
+
+    def restore(self, reference: str, revision: str | None = None) -> ItemView:
+        """A new revision with the content of an older one (or, for a deleted item, its last content)."""
+        view = self._verified(reference, deleted=None)
+        if revision is None:
+            if not view.deleted:
+                raise InvalidInput("the item is not deleted: name the revision to restore (see `history`)")
+            content = ItemContent(view.title, view.fields)
+        else:
+            content = self._content_of(view, revision)
+        return self._commit(view.id, ItemContent(content.title, content.fields), parents=view.heads)
+
+    def _content_of(self, view: ItemView, revision: str) -> ItemContent:
+        matches = [r for r in self._store.revisions_of(view.id) if str(r.revision_id) == revision.strip()]
+        if not matches:
+            raise NotFound("this item has no such revision (see `vaultpeer history`)")
+        target = matches[0]
+        vault_id, roster = self._membership.vault_id, self._membership.roster
+        target.verify(vault_id, roster.known_keys(target.author))
+        content = self._open(target, vault_id, self._unlocking.require_unlocked(), roster)
+        if content is None:
+            raise InvalidInput("that revision cannot be read (it does not decrypt, or its device was revoked "
+                               "before it arrived): it cannot be restored or taken")
+        return content
+
+    def resolve_conflict(self, reference: str, take: str | None = None,
+                         set_fields: Mapping[str, str] | None = None, title: str | None = None) -> ItemView:
+        """Settle every conflicting value (and clear the item's flags) in one new revision.
+
+        ``take`` names a revision whose values win; ``set_fields`` and ``title`` type values in.
+        Every conflicting field must end up decided, or nothing is written.
+        """
+        view = self._verified(reference)
+        if not view.conflict and not view.flags:
+            raise InvalidInput("this item has no conflict to resolve")
+        chosen = self._content_of(view, take) if take else None
+        set_fields = dict(set_fields or {})
+        content = view.content
+        updates: dict[str, str | None] = {}
+        new_title = title
+        for register in view.conflicts or {}:
+            if register == TITLE:
+                if new_title is None:
+                    if chosen is None:
+                        raise Conflict("the title is in conflict: pass --take REVISION or --title")
+                    new_title = chosen.title
+                continue
+            name = register[1]
+            if name in set_fields:
+                continue
+            if chosen is None:
+                raise Conflict("a field is still in conflict: pass --take REVISION or --field NAME=VALUE")
+            field = chosen.field(name)
+            updates[name] = field.value if field else None
+        set_pairs = {**{n: v for n, v in updates.items() if v is not None}, **set_fields}
+        removals = [n for n, v in updates.items() if v is None and content.field(n) is not None]
+        resolved = content.edited(set_pairs, removals, new_title)
+        return self._commit(view.id, resolved, parents=view.heads)
+
+    def merge_pending(self, item_ids: Iterable[ItemId] | None = None) -> list[ItemView]:
+        """Write a merge revision for every item whose heads differ and merge cleanly."""
+        vault_id = self._membership.vault_id
+        merged_views = []
+        candidates = self._store.items_with_several_heads() if item_ids is None else list(item_ids)
+        for item_id in candidates:
+            heads = self._store.heads_of(item_id)
+            if len(heads) < 2:
+                continue
+            merged = self._merged(item_id, heads, vault_id)
+            if merged.needs_merge_revision:
+                merged_views.append(
+                    self._commit(item_id, merged.content, parents=merged.heads, deleted=merged.deleted)
+                )
+        return merged_views
+
+    # --- checking --------------------------------------------------------------------------------
+
+    def check(self) -> CheckReport:
+        """Verify the database, every signature, and (when unlocked) that every revision decrypts."""
+        database_ok = self._store.integrity_check()
+        vault_id, roster = self._membership.vault_id, self._membership.roster
+        keyring = self._unlocking.keyring
+        bad_signatures, undecryptable, checked = [], [], 0
+        for revision in self._store.all_revisions():
+            checked += 1
+            try:
+                # stored revisions were admitted under the roster of their time: a later
+                # revocation does not make them invalid, so only the signature is checked here
+                revision.verify(vault_id, roster.known_keys(revision.author))
+            except IntegrityError:
+                bad_signatures.append(str(revision.revision_id))
+                continue
+            if keyring is not None:
+                try:
+                    open_revision(vault_id, keyring, revision)
+                except IntegrityError:
+                    self._quarantine(revision)
+                    undecryptable.append(str(revision.revision_id))
+        equivocations = tuple(str(r) for r in self._store.equivocated_ids())
+        return CheckReport(database_ok, checked, tuple(bad_signatures), tuple(undecryptable), keyring is not None,
+                           equivocations)
