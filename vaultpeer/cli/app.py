@@ -1106,6 +1106,7 @@ def files_backend(ctx: Context, password_stdin: bool = False) -> Iterator[Daemon
     """The running daemon (it may run --offline), else the home directly. Only signing (admitting,
     exporting) needs the vault unlocked: the daemon must be, and directly the password is asked."""
     from vaultpeer.cli.backend import DaemonFilesBackend, DirectFilesBackend
+    from vaultpeer.service.commands import VaultCommands
 
     client = ctx.daemon_client(timeout=300)
     if client is not None:
@@ -1140,7 +1141,7 @@ def join_request_command(ctx: Context, file: Path, force: bool) -> None:
     here. Then bring back the bundle it makes (`bundle export OUT --for THIS-DEVICE`) and run
     `vaultpeer bundle import OUT` here. FILE holds only public keys, the device name and its OS.
     """
-    from vaultpeer.service import bundle_files as bundles
+    from vaultpeer.service.commands import VaultCommands
     from vaultpeer.service.transfer import write_private_file
 
     with ctx.open_vault() as vault:

@@ -33,7 +33,6 @@ from vaultpeer.cli.app import (
 )
 from vaultpeer.core.errors import InvalidInput, WrongRecoveryKey
 from vaultpeer.core.keys import RecoveryKey
-from vaultpeer.service.commands import VaultCommands
 
 
 class BackupGroup(click.Group):
@@ -88,6 +87,8 @@ def backup_create(ctx: Context, directory: Path, keep: int, password_stdin: bool
         result = write_sealed(directory, base64.b64decode(sealed["backup"]), revisions=sealed["revisions"],
                               items=sealed["items"], keep=keep).to_json()
     else:
+        from vaultpeer.service.commands import VaultCommands
+
         with unlocked_vault(ctx, password_stdin) as vault:
             result = VaultCommands(vault, ctx.home).create_backup(directory, keep)
     if as_json:
