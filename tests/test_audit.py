@@ -28,9 +28,9 @@ CANARY_ITEM = {"title": "CanaryTitle-audit-4f0e", "user": "canary-user-audit-91"
 
 
 def events(vault: Vault) -> list[tuple[str, dict]]:
-    report = verify_chain(vault.audit_rows(), vault.audit_public_keys)
+    report = verify_chain(vault.audit_trail.rows(), vault.audit_public_keys)
     assert report.ok, report
-    return [(e["event"], e["details"]) for e in (_json(row) for row in vault.audit_rows())]
+    return [(e["event"], e["details"]) for e in (_json(row) for row in vault.audit_trail.rows())]
 
 
 def _json(row) -> dict:
@@ -159,7 +159,7 @@ def test_input_rejected_by_a_sync_session_is_recorded_with_the_peer():
     peer.start()
     peer.receive(b"\xff not a sync message")
     assert peer.failed
-    foreign = encode_message(Hello(bytes(16), a.store_id, a.knowledge(), bytes(32), bytes(32)))
+    foreign = encode_message(Hello(bytes(16), a.intake.store_id, a.knowledge(), bytes(32), bytes(32)))
     SyncPeer(b, initiator=False, peer=a.device.device_id).receive(foreign)
     b.flush_audit(everything=True)
     assert new_events(b, count) == [
@@ -205,9 +205,9 @@ def test_two_connections_appending_at_once_make_one_chain(vault, tmp_path):
         thread.join(60)
     for writer in others:
         writer.close()
-    report = verify_chain(vault.audit_rows(), vault.audit_public_keys)
+    report = verify_chain(vault.audit_trail.rows(), vault.audit_public_keys)
     assert report.ok and report.count == 81
-    assert [row.seq for row in vault.audit_rows()] == list(range(1, 82))
+    assert [row.seq for row in vault.audit_trail.rows()] == list(range(1, 82))
 
 
 def test_a_store_made_before_the_audit_log_gains_it_and_keeps_everything(vault, tmp_path):

@@ -218,7 +218,7 @@ def remember_recovery_keys(monkeypatch):
 def audit_entries(vault):
     from vaultpeer.core.audit import AuditEntry
 
-    return [AuditEntry.from_stored(*dataclasses.astuple(row)) for row in vault.audit_rows()]
+    return [AuditEntry.from_stored(*dataclasses.astuple(row)) for row in vault.audit_trail.rows()]
 
 
 def test_a_pruned_parent_counts_as_held_so_honest_children_of_it_still_travel(world):

@@ -246,7 +246,7 @@ def test_a_locked_device_still_writes_its_audit_log_with_its_audit_key(laptop):
     with pytest.raises(WrongPassword):
         laptop.unlock("not the password")
     laptop.audit_rejection("not_member", peer="192.0.2.1")
-    rows = laptop.audit_rows()
+    rows = laptop.audit_trail.rows()
     assert [row.event for row in rows] == ["vault.created", "unlock.failed", "peer.rejected"]
     assert verify_chain(rows, laptop.audit_public_keys).ok
     assert not verify_chain(rows, [laptop.device.public.signing_public]).ok  # signed by the audit key
@@ -270,12 +270,12 @@ def test_an_old_home_is_sealed_at_its_next_unlock_and_its_log_verifies_across(tm
     assert verified.returncode == 0 and "chain intact: 3 entries" in verified.stdout  # 2 old, the unlock new
     with open_home(home.path) as again:
         assert not again.device.can_sign
-        only_identity = verify_chain(again.audit_rows(), [again.device.public.signing_public])
+        only_identity = verify_chain(again.audit_trail.rows(), [again.device.public.signing_public])
         assert (only_identity.count, only_identity.first_bad) == (2, 3)  # the old entries, under the old key
         again.unlock(PASSWORD)
         assert again.device.signing_seed == seed  # the same identity, now sealed
         again.add("New item", {"password": "new"})
-        assert verify_chain(again.audit_rows(), again.audit_public_keys).ok
+        assert verify_chain(again.audit_trail.rows(), again.audit_public_keys).ok
 
 
 def test_signing_waits_for_unlock_where_it_can_and_runs_there(tmp_path):

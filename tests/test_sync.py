@@ -148,7 +148,7 @@ def deliver(b, a, messages):
 
 
 def hello_from(a, vault_id=None, knowledge=None):
-    return encode_message(Hello(vault_id or a.vault_id, a.store_id,
+    return encode_message(Hello(vault_id or a.vault_id, a.intake.store_id,
                                 knowledge if knowledge is not None else a.knowledge(), bytes(32), bytes(32)))
 
 

@@ -85,7 +85,7 @@ async def unlock(client: TrioClient, password: str) -> str:
 
 def audit_events(home: Home) -> list[tuple[str, dict]]:
     with Vault.open(home, allow_insecure_test_kdf=True) as vault:
-        rows = vault.audit_rows()
+        rows = vault.audit_trail.rows()
     entries = (AuditEntry.from_stored(r.seq, r.time, r.event, r.details, r.entry_hash, r.signature) for r in rows)
     return [(e.to_json()["event"], e.to_json()["details"]) for e in entries]
 

@@ -1,7 +1,7 @@
 """`vaultpeer log`: this device's audit log, and `log --verify` to check its hash chain.
 
 Presentation only: the entries and their chain are ``vaultpeer.core.audit``, the table is read
-through ``Vault.audit_rows``. It uses the helpers of ``vaultpeer.cli.app`` and registers on its group when
+through ``Vault.audit_trail``. It uses the helpers of ``vaultpeer.cli.app`` and registers on its group when
 the ``vaultpeer.cli`` package imports it. The log is read straight from the home's database (read while a daemon runs
 too: SQLite's WAL lets readers in), and needs no password: it holds no secret.
 """
@@ -65,10 +65,10 @@ def log_command(ctx: Context, verify: bool, noted_head: str | None, limit: int |
     expected = _noted_head(noted_head)
     with ctx.open_vault() as vault:
         if verify or expected is not None:
-            report = verify_chain(vault.audit_rows(), vault.audit_public_keys, expected_head=expected)
+            report = verify_chain(vault.audit_trail.rows(), vault.audit_public_keys, expected_head=expected)
             _print_report(report, as_json)
             return
-        rows = vault.audit_rows(newest=limit)
+        rows = vault.audit_trail.rows(newest=limit)
     entries = [_entry_json(row) for row in rows]
     if as_json:
         print_json(entries)

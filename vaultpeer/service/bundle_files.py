@@ -116,7 +116,7 @@ def export_bundle(vault: Vault, target: str | None = None) -> tuple[bytes, dict]
     target_id = vault.find_member(target) if target is not None else None
     if target_id is not None and target_id not in vault.roster.members:
         raise InvalidInput("that device is not a member of this vault (admit it first)")
-    known = vault.peer_knowledge(target_id) if target_id is not None else None
+    known = vault.intake.peer_knowledge(target_id) if target_id is not None else None
     revisions = tuple(vault.revisions_missing_from(known or VersionVector()))
     header = vault.header
     contents = BundleContents(
@@ -189,7 +189,7 @@ def import_bundle(vault: Vault, data: bytes, *, expect_exporter: DeviceId | None
                 profile = load_profile(vault.home)
                 vault.join(contents.header, contents.roster, contents.exporter, profile.name, profile.os_description)
             received = vault.receive_records(contents.header, contents.roster, contents.revisions)
-            vault.raise_peer_knowledge(summary.exporter, contents.knowledge)
+            vault.intake.raise_peer_knowledge(summary.exporter, contents.knowledge)
     vault.audit("bundle.imported", device_id=str(summary.exporter), count=len(received.revisions))
     return {**summary.to_json(), "new_revisions": len(received.revisions),
             "already_had": len(contents.revisions) - len(received.revisions),

@@ -56,7 +56,7 @@ class SyncPeer:
         self.peer = peer
         self.session = SyncSession(
             vault_id=vault.vault_id,
-            store_id=vault.store_id,
+            store_id=vault.intake.store_id,
             knowledge=vault.knowledge(),
             initiator=initiator,
         )
@@ -124,10 +124,10 @@ class SyncPeer:
 
     def _on_hello(self, hello: Hello) -> list[bytes]:
         if self.peer is not None:
-            known = self.vault.remember_peer_store(self.peer, hello.store_id)
+            known = self.vault.intake.remember_peer_store(self.peer, hello.store_id)
             if known is not None and known != hello.store_id:
                 self.notes.append(f"peer {self.peer.short} rebuilt its store: sending it everything it lacks")
-            self.vault.raise_peer_knowledge(self.peer, hello.knowledge)
+            self.vault.intake.raise_peer_knowledge(self.peer, hello.knowledge)
         ours = self.vault.knowledge()
         self.stats.revisions_expected = sum(max(0, count - ours.get(author))
                                             for author, count in hello.knowledge.items())
@@ -172,7 +172,7 @@ class SyncPeer:
             if self.session.initiator:
                 return self._maybe_digest()
             if records.last:
-                out = self._batches(self.vault.revisions_in_leaves(self._repair_leaves), repair=True)
+                out = self._batches(self.vault.intake.revisions_in_leaves(self._repair_leaves), repair=True)
                 self.session.repaired()
                 return out + self._maybe_digest()
             return []
@@ -199,7 +199,7 @@ class SyncPeer:
         if result:
             self.converged = True
             if self.peer is not None:  # same state on both sides: the peer holds all we hold
-                self.vault.raise_peer_knowledge(self.peer, self.vault.knowledge())
+                self.vault.intake.raise_peer_knowledge(self.peer, self.vault.knowledge())
             return [self.session.done(True)]
         if self.session.phase is Phase.NARROWING:
             self.notes.append("state digests differ after sync: narrowing down the difference")
@@ -224,7 +224,7 @@ class SyncPeer:
         self.notes.append(f"repairing {len(differing)} differing part(s) of the vault")
         self._repair_leaves = [bytes.fromhex(leaf) for leaf in differing]
         request = self.session.repair(differing)
-        return [request] + self._batches(self.vault.revisions_in_leaves(self._repair_leaves), repair=True)
+        return [request] + self._batches(self.vault.intake.revisions_in_leaves(self._repair_leaves), repair=True)
 
     def _on_repair(self, repair: Repair) -> list[bytes]:
         self._repair_leaves = [bytes.fromhex(leaf) for leaf in repair.leaves]

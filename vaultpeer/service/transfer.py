@@ -50,7 +50,7 @@ def export_items(vault: Vault) -> list[dict]:
     `get` does: what leaves the vault is verified). An item in conflict carries the value shown."""
     items = []
     for view in vault.list_items():
-        vault.verify_heads(view.id)
+        vault.items.verify_heads(view.id)
         items.append(item_json(view))
     return items
 

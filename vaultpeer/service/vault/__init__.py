@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from vaultpeer.core.audit import AuditEntry, AuditKey, StoredRow
+from vaultpeer.core.audit import AuditEntry, AuditKey
 from vaultpeer.core.digest import StateDigest
 from vaultpeer.core.identity import DeviceId, DeviceKeys, DevicePublicKeys
 from vaultpeer.core.item import ItemContent, ItemId
@@ -334,8 +334,6 @@ class Vault:
     def flush_audit(self, *, everything: bool = False) -> None:
         self.audit_trail.flush(everything=everything)
 
-    def audit_rows(self, newest: int | None = None) -> list[StoredRow]:
-        return self.audit_trail.rows(newest)
 
     # --- items (Items) ---------------------------------------------------------------------------
 
@@ -350,9 +348,6 @@ class Vault:
 
     def get(self, reference: str) -> ItemView:
         return self.items.get(reference)
-
-    def verify_heads(self, item_id: ItemId) -> None:
-        self.items.verify_heads(item_id)
 
     def history(self, reference: str) -> list[HistoryEntry]:
         return self.items.history(reference)
@@ -386,18 +381,11 @@ class Vault:
 
     # --- intake and replication (Intake) ---------------------------------------------------------
 
-    @property
-    def store_id(self) -> bytes:
-        return self.intake.store_id
-
     def knowledge(self) -> VersionVector:
         return self.intake.knowledge()
 
     def revisions_missing_from(self, knowledge: VersionVector) -> Iterator[Revision]:
         return self.intake.revisions_missing_from(knowledge)
-
-    def revisions_in_leaves(self, prefixes: Iterable[bytes]) -> list[Revision]:
-        return self.intake.revisions_in_leaves(prefixes)
 
     def state_digest(self) -> StateDigest:
         return self.intake.state_digest()
@@ -409,15 +397,6 @@ class Vault:
                         revisions: Iterable[Revision]) -> Received:
         """Admit a batch from another member; works while locked (see ``Intake.receive_records``)."""
         return self.intake.receive_records(header, entries, revisions)
-
-    def remember_peer_store(self, peer: DeviceId, store_id: bytes) -> bytes | None:
-        return self.intake.remember_peer_store(peer, store_id)
-
-    def peer_knowledge(self, peer: DeviceId) -> VersionVector | None:
-        return self.intake.peer_knowledge(peer)
-
-    def raise_peer_knowledge(self, peer: DeviceId, knowledge: VersionVector) -> None:
-        self.intake.raise_peer_knowledge(peer, knowledge)
 
 
 def home_holds_vault(home: Home) -> bool:
