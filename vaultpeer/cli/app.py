@@ -198,7 +198,27 @@ def reports_errors(command: Callable) -> Callable:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class CommandGroup(click.Group):
+    """The ``vaultpeer`` group. The commands of the other modules of this package are imported
+    when they are first named (or when help lists them all): their modules register them on this
+    group then, and a command from app.py never loads what those need (click's documented lazy
+    loading of subcommands)."""
+
+    #: command name -> the module of vaultpeer.cli that defines it
+    LAZY = {"log": "audit_log", "backup": "backup_restore", "import": "import_export", "export": "import_export"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.LAZY))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.LAZY:
+            import importlib
+
+            importlib.import_module(f"vaultpeer.cli.{self.LAZY[name]}")
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -241,14 +261,15 @@ def unlocked_vault(ctx: Context, password_stdin: bool) -> Iterator[Vault]:
 def item_backend(ctx: Context, password_stdin: bool,
                  timeout: float = 30.0) -> Iterator[DaemonBackend | VaultCommands]:
     """The running daemon's API if there is one (no password needed), else the home directly."""
-    from vaultpeer.cli.backend import DaemonBackend
-    from vaultpeer.service.commands import VaultCommands
-
     client = ctx.daemon_client(timeout)
     if client is not None:
+        from vaultpeer.cli.backend import DaemonBackend
+
         with client:
             yield DaemonBackend(client)
         return
+    from vaultpeer.service.commands import VaultCommands
+
     with unlocked_vault(ctx, password_stdin) as vault:
         yield VaultCommands(vault, ctx.home)
 
@@ -405,8 +426,6 @@ def _time_derivation(params: KdfParameters) -> float:
 @reports_errors
 def status(ctx: Context, as_json: bool) -> None:
     """Show this device, its vault and its daemon (no password needed)."""
-    from vaultpeer.service.commands import VaultCommands
-
     client = ctx.daemon_client()
     if client is not None:
         with client:
@@ -424,6 +443,8 @@ def status(ctx: Context, as_json: bool) -> None:
         _echo_health(info)
         _warn_if_signing_key_in_clear(info)
         return
+    from vaultpeer.service.commands import VaultCommands
+
     with ctx.open_vault() as vault:
         info = VaultCommands(vault, ctx.home).status()
         initialized = vault.initialized
@@ -579,15 +600,15 @@ def copy(ctx: Context, item: str, field_name: str, clear_after: int, password_st
 @reports_errors
 def list_items(ctx: Context, deleted: bool, password_stdin: bool, as_json: bool) -> None:
     """List items by title."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     with item_backend(ctx, password_stdin) as backend:
         items = backend.list_items(deleted)
     if as_json:
         print_json(items)
         return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     if not items:
         click.echo("No deleted items." if deleted else "No items yet: `vaultpeer add TITLE --field ...`")
         return
@@ -644,14 +665,14 @@ def rm(ctx: Context, item: str, password_stdin: bool) -> None:
 @reports_errors
 def history(ctx: Context, item: str, reveal: bool, password_stdin: bool, as_json: bool) -> None:
     """Show every revision of ITEM, oldest first."""
-    from rich.console import Console
-    from rich.text import Text
-
     with item_backend(ctx, password_stdin) as backend:
         entries = backend.history(item)
     if as_json:
         print_json(entries)
         return
+    from rich.console import Console
+    from rich.text import Text
+
     console = Console(highlight=False)
     for entry in entries:
         line = Text(entry["revision"], style="bold")
@@ -690,14 +711,15 @@ def restore(ctx: Context, item: str, revision: str | None, use_recovery_key: boo
     anything else is an ITEM. --json prints the item, or for a FILE
     {"home", "vault_id", "device_id", "backup_device_id", "items", "revisions"}.
     """
-    from vaultpeer.service.backup_files import is_backup_file
+    if revision is None and Path(item).is_file():  # (an item's title is rarely also a file here)
+        from vaultpeer.service.backup_files import is_backup_file
 
-    if revision is None and is_backup_file(item):
-        from vaultpeer.cli.backup_restore import restore_from_backup
+        if is_backup_file(item):
+            from vaultpeer.cli.backup_restore import restore_from_backup
 
-        restore_from_backup(ctx, Path(item), use_recovery_key=use_recovery_key, password_stdin=password_stdin,
-                            as_json=as_json)
-        return
+            restore_from_backup(ctx, Path(item), use_recovery_key=use_recovery_key,
+                                password_stdin=password_stdin, as_json=as_json)
+            return
     if use_recovery_key:
         raise click.UsageError("--recovery-key only applies when restoring a backup FILE")
     try:
@@ -727,14 +749,14 @@ FLAG_EXPLANATIONS = {
 @reports_errors
 def conflicts(ctx: Context, reveal: bool, password_stdin: bool, as_json: bool) -> None:
     """List items whose concurrent edits need your decision, with every value kept."""
-    from rich.console import Console
-    from rich.text import Text
-
     with item_backend(ctx, password_stdin) as backend:
         found = backend.conflicts()
     if as_json:
         print_json(found)
         return
+    from rich.console import Console
+    from rich.text import Text
+
     if not found:
         click.echo("No conflicts.")
         return
@@ -1039,10 +1061,6 @@ def show_initial_sync(events: Iterator[dict]) -> None:
 @reports_errors
 def peers(ctx: Context, name: str | None, as_json: bool) -> None:
     """List the vault's other devices: id, name, OS, connected, last seen, address."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     if name:
         _change_profile(ctx, name, None)
     with ctx.require_daemon() as client:
@@ -1050,6 +1068,10 @@ def peers(ctx: Context, name: str | None, as_json: bool) -> None:
     if as_json:
         print_json(found)
         return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     if not found:
         click.echo("No other devices yet: `vaultpeer pair` invites one.")
         return

@@ -6,16 +6,18 @@ change to the other devices at once): ``DaemonBackend``, which has the methods a
 for the one command with the master password) and the daemon's handlers use on its vault.
 """
 
+from __future__ import annotations
+
 import base64
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vaultpeer.service.bundle_files import read_bundle_file
 from vaultpeer.client import Client
-from vaultpeer.core.interchange import ImportEntry
-from vaultpeer.service.commands import VaultCommands
-from vaultpeer.service.transfer import chunk_entries
-from vaultpeer.core.identity import DeviceId
+
+if TYPE_CHECKING:  # loaded where used: an item command through the daemon needs none of them
+    from vaultpeer.core.interchange import ImportEntry
+    from vaultpeer.service.commands import VaultCommands
 
 
 class DaemonBackend:
@@ -64,6 +66,8 @@ class DaemonBackend:
     def import_entries(self, entries: list[ImportEntry], progress: Callable[[int], None] | None = None,
                        file_format: str | None = None) -> dict:
         """``item.import`` in parts that fit a request line, committed by the daemon as one batch."""
+        from vaultpeer.service.transfer import chunk_entries
+
         chunks, too_large = chunk_entries(entries)
         batch, sent = None, 0
         for chunk in chunks[:-1]:
@@ -127,7 +131,12 @@ class DirectFilesBackend:
         return self.commands.export_bundle(target)
 
     def inspect_bundle(self, path: Path) -> dict:
+        from vaultpeer.service.bundle_files import read_bundle_file
+
         return self.commands.inspect_bundle(read_bundle_file(path))
 
     def import_bundle(self, path: Path, exporter: str) -> dict:
+        from vaultpeer.core.identity import DeviceId
+        from vaultpeer.service.bundle_files import read_bundle_file
+
         return self.commands.import_bundle(read_bundle_file(path), DeviceId.parse(exporter))

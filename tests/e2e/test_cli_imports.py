@@ -1,0 +1,46 @@
+"""Issue 17: a command through a running daemon starts fast because it loads only what it needs:
+no event loop, no crypto stack, no vault, no rich table for a bare value (bench/cli_speed.py
+measures the wall time; this test keeps the cause from coming back)."""
+
+import json
+import subprocess
+import sys
+
+from helpers import cli_env
+
+#: Modules a command through the daemon must not load: each costs 10-50 ms at start.
+HEAVY = ("trio", "zeroconf", "noise", "argon2", "cryptography", "pykeepass", "rich", "platformdirs",
+         "vaultpeer.service.vault", "vaultpeer.service.commands", "vaultpeer.core.transport")
+
+PROBE = """
+import atexit, json, runpy, sys
+heavy = {heavy!r}
+atexit.register(lambda: print("LOADED " + json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr))
+sys.argv = ["vaultpeer", *{argv!r}]
+runpy.run_module("vaultpeer", run_name="__main__")
+"""
+
+
+def loaded_by(home, *argv: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    code = PROBE.format(heavy=HEAVY, argv=["--home", str(home), *argv])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=60)
+    line = next(line for line in result.stderr.splitlines() if line.startswith("LOADED "))
+    return result, json.loads(line[len("LOADED "):])
+
+
+def test_item_commands_through_the_daemon_load_nothing_heavy(world):
+    laptop = world("laptop")
+    laptop.init()
+    laptop.start("--offline")
+    laptop.unlock()
+    laptop.api("item.add", title="Email", fields={"username": "alice", "password": "s3cret"})
+
+    result, loaded = loaded_by(laptop.home, "get", "Email", "--field", "password")
+    assert result.returncode == 0 and result.stdout == "s3cret\n"
+    assert loaded == []
+    result, loaded = loaded_by(laptop.home, "ls", "--json")
+    assert result.returncode == 0 and [i["title"] for i in json.loads(result.stdout)] == ["Email"]
+    assert loaded == []
+    # a human table needs rich, and only that
+    result, loaded = loaded_by(laptop.home, "ls")
+    assert result.returncode == 0 and "Email" in result.stdout and loaded == ["rich"]
