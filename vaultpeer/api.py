@@ -9,7 +9,7 @@ from vaultpeer.core.errors import Ambiguous, VaultpeerError
 
 METHODS = (
     "status", "unlock", "lock", "passwd",
-    "item.list", "item.get", "item.add", "item.edit", "item.delete", "item.history", "item.restore",
+    "item.list", "item.get", "item.search", "item.otp", "item.add", "item.edit", "item.delete", "item.history", "item.restore",
     "item.import", "item.export",
     "conflict.list", "conflict.resolve", "generate",
     "peer.list", "peer.remove", "pair.invite", "pair.join", "pair.confirm",

@@ -557,15 +557,16 @@ def field_value(item: dict, name: str) -> str:
 
 @cli.command()
 @click.argument("item")
-@click.option("--field", "field_name", default="password", show_default=True, metavar="NAME",
-              help="The field to copy.")
+@click.option("--field", "field_name", default=None, metavar="NAME",
+              help="The field to copy.  [default: password]")
+@click.option("--otp", is_flag=True, help="Copy the current TOTP code instead of a field (see `vaultpeer otp`).")
 @click.option("--clear-after", type=click.IntRange(0, MAX_CLEAR_AFTER), default=DEFAULT_CLEAR_AFTER,
               show_default=True, metavar="SECONDS",
               help="Clear the clipboard after this long, if it still holds the value (0: never).")
 @password_stdin_option
 @pass_context
 @reports_errors
-def copy(ctx: Context, item: str, field_name: str, clear_after: int, password_stdin: bool) -> None:
+def copy(ctx: Context, item: str, field_name: str | None, otp: bool, clear_after: int, password_stdin: bool) -> None:
     """Copy a field of ITEM (its password by default) to the clipboard, and clear it later.
 
     The command returns at once; a small background process clears the clipboard after
@@ -575,10 +576,18 @@ def copy(ctx: Context, item: str, field_name: str, clear_after: int, password_st
     """
     from vaultpeer import clipboard
 
+    if otp and field_name is not None:
+        raise click.UsageError("--otp copies the TOTP code: it takes no --field")
     board = clipboard.detect()  # first: no clipboard means no secret is fetched at all
     with item_backend(ctx, password_stdin) as backend:
         found = backend.get(item)
-    value = field_value(found, field_name)
+        if otp:
+            code = backend.otp(found["id"])
+    if otp:
+        value, what = code["code"], f"TOTP code (valid {code['remaining']} s more)"
+    else:
+        field_name = field_name or "password"
+        value, what = field_value(found, field_name), field_name
     board.copy(value)
     clearing = bool(clear_after and value)
     if clearing:
@@ -588,20 +597,25 @@ def copy(ctx: Context, item: str, field_name: str, clear_after: int, password_st
             board.clear()
             raise clipboard.NoClipboard("could not start the process that clears the clipboard, "
                                         "so it was cleared now") from None
-    click.echo(f"Copied the {field_name} of {found['title']!r} to the clipboard"
+    click.echo(f"Copied the {what} of {found['title']!r} to the clipboard"
                + (f"; it is cleared in {clear_after} s." if clearing else " (not cleared automatically)."))
 
 
 @cli.command(name="ls")
+@click.argument("pattern", required=False)
 @click.option("--deleted", is_flag=True, help="List deleted items instead (they can be restored).")
 @password_stdin_option
 @json_option
 @pass_context
 @reports_errors
-def list_items(ctx: Context, deleted: bool, password_stdin: bool, as_json: bool) -> None:
-    """List items by title."""
+def list_items(ctx: Context, pattern: str | None, deleted: bool, password_stdin: bool, as_json: bool) -> None:
+    """List items by title; with PATTERN, only those it matches as `search` does (every word in
+    the title, username, URL, folder or tags, any case)."""
     with item_backend(ctx, password_stdin) as backend:
         items = backend.list_items(deleted)
+        if pattern is not None:
+            matching = {entry["id"] for entry in backend.search(pattern, deleted)}
+            items = [entry for entry in items if entry["id"] in matching]
     if as_json:
         print_json(items)
         return
@@ -654,6 +668,57 @@ def rm(ctx: Context, item: str, password_stdin: bool) -> None:
         deleted = backend.delete(item)
     click.echo(f"Deleted {deleted['title']!r} (id {deleted['id']}); "
                f"`vaultpeer restore {deleted['id'][:12]}` undoes it.")
+
+
+@cli.command()
+@click.argument("text")
+@password_stdin_option
+@json_option
+@pass_context
+@reports_errors
+def search(ctx: Context, text: str, password_stdin: bool, as_json: bool) -> None:
+    """Find items: every word of TEXT must occur (any case) in the title, username, URL (its host
+    too), folder or tags; best matches first. Passwords, notes and TOTP secrets are never searched.
+    --json: [{"id", "title", "username", "url", "folder"}]."""
+    with item_backend(ctx, password_stdin) as backend:
+        found = backend.search(text, False)
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        click.echo("No item matches.")
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, show_header=True, header_style="bold")
+    for column in ("ID", "TITLE", "USERNAME", "URL", "FOLDER"):
+        table.add_column(column, overflow="fold")
+    for entry in found:
+        table.add_row(entry["id"][:12], *(Text(inert(entry[key])) for key in ("title", "username", "url", "folder")))
+    Console(highlight=False).print(table)
+
+
+@cli.command()
+@click.argument("item")
+@password_stdin_option
+@json_option
+@pass_context
+@reports_errors
+def otp(ctx: Context, item: str, password_stdin: bool, as_json: bool) -> None:
+    """Print ITEM's current TOTP code (from its totp field: an otpauth:// URI or a base32 secret).
+
+    On a terminal, how long the code stays valid follows on stderr. --json:
+    {"code", "remaining" (seconds), "period", "digits"}. `copy ITEM --otp` copies it instead."""
+    with item_backend(ctx, password_stdin) as backend:
+        code = backend.otp(item)
+    if as_json:
+        print_json(code)
+        return
+    click.echo(code["code"])
+    if sys.stdout.isatty():
+        click.echo(f"(valid {code['remaining']} s more)", err=True)
 
 
 @cli.command()

@@ -35,6 +35,12 @@ class DaemonBackend:
     def list_items(self, deleted: bool) -> list:
         return self.client.call("item.list", deleted=deleted)
 
+    def search(self, text: str, deleted: bool = False) -> list:
+        return self.client.call("item.search", text=text, **({"deleted": True} if deleted else {}))
+
+    def otp(self, item: str) -> dict:
+        return self.client.call("item.otp", item=item)
+
     def edit(self, item: str, fields: dict, remove: list[str], title: str | None, generate: list[str],
              length: int) -> dict:
         params = {"item": item, "fields": fields, "remove": remove, "generate": generate, "length": length}

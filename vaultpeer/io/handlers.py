@@ -154,6 +154,13 @@ class ApiHandlers:
     async def m_item_get(self, params: dict) -> dict:
         return self.commands.get(_param(params, "item", str))
 
+    async def m_item_search(self, params: dict) -> list:
+        return self.commands.search(_param(params, "text", str),
+                                    _param(params, "deleted", bool, required=False, default=False))
+
+    async def m_item_otp(self, params: dict) -> dict:
+        return self.commands.otp(_param(params, "item", str))
+
     async def m_item_add(self, params: dict) -> dict:
         return self.commands.add(_param(params, "title", str), _text_map(params, "fields"),
                                  _text_list(params, "generate"),

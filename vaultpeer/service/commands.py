@@ -12,6 +12,7 @@ A command with slow steps (a key derivation) is a generator: it yields each slow
 own thread. Either way, one definition of the command.
 """
 
+import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from vaultpeer.service import backup_files, bundle_files, transfer
 from vaultpeer.core.backup import seal_backup
-from vaultpeer.core.errors import InvalidInput, WrongRecoveryKey
+from vaultpeer.core.errors import InvalidInput, NotFound, WrongRecoveryKey
 from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.identity import DeviceId
@@ -27,7 +28,22 @@ from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.service.device import load_profile, signing_key_state
 from vaultpeer.service.home import Home
 from vaultpeer.service.vault import Vault, prepare_password
-from vaultpeer.service.views import conflict_json, history_json, item_json, listing_json, member_json
+from vaultpeer.core.search import search
+from vaultpeer.core.totp import parse_totp, totp_code
+from vaultpeer.service.views import (
+    conflict_json,
+    history_json,
+    item_json,
+    listing_json,
+    member_json,
+    search_json,
+    searchable,
+)
+
+
+#: The field holding an item's TOTP secret, and the one KeePass keeps its older settings in.
+TOTP_FIELD = "totp"
+KEEPASS_TOTP_SETTINGS = "TOTP Settings"
 
 
 @dataclass(frozen=True)
@@ -117,6 +133,23 @@ class VaultCommands:
 
     def get(self, item: str) -> dict:
         return item_json(self.vault.get(item))
+
+    def search(self, text: str, deleted: bool = False) -> list:
+        """Items (``deleted`` ones instead) matching every word of ``text`` (title, username, URL
+        and its host, folder, tags; case-insensitive), best first (core/search.py)."""
+        views = {v.id: v for v in self.vault.list_items(deleted=deleted)}
+        return [search_json(views[i]) for i in search(text, ((i, searchable(v)) for i, v in views.items()))]
+
+    def otp(self, item: str, now: float | None = None) -> dict:
+        """The current TOTP code of ``item`` (its ``totp`` field: an otpauth URI or a base32
+        secret; KeePass's ``TOTP Settings`` field is read too), at ``now`` (unix time)."""
+        view = self.vault.get(item)
+        values = {f.name.casefold(): f.value for f in reversed(view.fields)}  # the first of a name wins
+        secret = values.get(TOTP_FIELD, "")
+        if not secret.strip():
+            raise NotFound(f"the item has no TOTP secret (no {TOTP_FIELD} field)")
+        settings = parse_totp(secret, values.get(KEEPASS_TOTP_SETTINGS.casefold()))
+        return totp_code(settings, time.time() if now is None else now).to_json()
 
     def add(self, title: str, fields: Mapping[str, str], generate: Sequence[str] = (),
             length: int = DEFAULT_LENGTH) -> dict:

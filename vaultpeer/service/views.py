@@ -4,6 +4,7 @@ docs/api.md)."""
 
 from vaultpeer.core.merge import TITLE
 from vaultpeer.core.roster import Member
+from vaultpeer.core.search import Searchable
 from vaultpeer.service.vault import HistoryEntry, ItemView
 
 
@@ -25,6 +26,17 @@ def item_json(view: ItemView) -> dict:
 
 def listing_json(view: ItemView) -> dict:
     return {"id": str(view.id), "title": view.title, "conflict": view.conflict}
+
+
+def searchable(view: ItemView) -> Searchable:
+    """What a search reads of an item (never a secret: see core/search.py)."""
+    return Searchable.from_fields(view.title, ((f.name, f.value) for f in view.fields))
+
+
+def search_json(view: ItemView) -> dict:
+    found = searchable(view)
+    return {"id": str(view.id), "title": view.title, "username": found.username, "url": found.url,
+            "folder": found.folder}
 
 
 def history_json(entry: HistoryEntry) -> dict:
