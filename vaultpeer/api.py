@@ -74,6 +74,6 @@ def error_object(exc: BaseException) -> dict:
     if isinstance(exc, VaultpeerError):
         data: dict = {"name": exc.code}
         if isinstance(exc, Ambiguous):
-            data["candidates"] = [{"id": item_id, "title": title} for item_id, title in exc.candidates]
+            data["candidates"] = [dict(candidate) for candidate in exc.candidates]
         return {"code": ERROR_CODES.get(exc.code, 1000), "message": str(exc), "data": data}
     return {"code": INTERNAL_ERROR, "message": "internal error"}

@@ -60,13 +60,20 @@ def test_resolve_by_id_prefix_and_title():
     assert resolve_reference("Email", items) == a
     with pytest.raises(NotFound):
         resolve_reference("aaaa", items)  # too short to be a prefix
+    assert resolve_reference(" EMAIL ", items) == a  # any case, when only one title folds alike
     with pytest.raises(NotFound):
-        resolve_reference("email", items)  # titles match exactly
+        resolve_reference("mail", items)  # a name is a whole title (`search` finds parts)
     twin = ItemId(bytes.fromhex("aaaaaa" + "00" * 12 + "01"))
     with pytest.raises(Ambiguous) as caught:
         resolve_reference("aaaaaa", items + [(twin, "Other")])
-    assert [t for _, t in caught.value.candidates] == ["Email", "Other"]
+    assert [c["title"] for c in caught.value.candidates] == ["Email", "Other"]
     with pytest.raises(Ambiguous) as caught:
         resolve_reference("Email", items + [(ItemId(bytes(16)), "Email")])
-    assert sorted(t for _, t in caught.value.candidates) == ["Email", "Email"]
+    assert sorted(c["title"] for c in caught.value.candidates) == ["Email", "Email"]
     assert "Email" not in str(caught.value)
+    # an exact title wins over titles that only fold alike; several that fold alike are ambiguous
+    upper = ItemId(bytes.fromhex("bbbbbb" + "00" * 13))
+    assert resolve_reference("Email", items + [(upper, "EMAIL")]) == a
+    with pytest.raises(Ambiguous) as caught:
+        resolve_reference("email", items + [(upper, "EMAIL")])
+    assert sorted(c["id"] for c in caught.value.candidates) == sorted([str(a), str(upper)])

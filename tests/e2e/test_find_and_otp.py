@@ -21,6 +21,8 @@ ITEMS = [
     ("github", ["username=alice", "url=github.com", "folder=Personal", f"totp={SEED}"]),
     ("Bank", ["username=alice", "url=https://www.mybank.example/", "folder=Finance", "tags=money, important"]),
     ("Steam", ["username=gamer", f"totp=steam://{SEED}"]),
+    ("Mail", ["username=alice@mail.example", "folder=Personal"]),
+    ("MAIL", ["username=bob@mail.example", "folder=Work"]),
 ]
 
 
@@ -53,7 +55,12 @@ def check_finding_and_codes(cli) -> None:
     assert "USERNAME" in human and "mybank" in human and "gh-secret" not in human
 
     assert [i["title"] for i in json.loads(cli("ls", "git", "--json"))] == ["github", "GitHub (work)"]
-    assert [i["title"] for i in json.loads(cli("ls", "--json"))] == ["Bank", "github", "GitHub (work)", "Steam"]
+    assert [i["title"].casefold() for i in json.loads(cli("ls", "--json"))] == \
+        ["bank", "github", "github (work)", "mail", "mail", "steam"]  # by title in any case, then id
+
+    # a name resolves in any case when only one title folds to it; else the candidates tell apart
+    assert json.loads(cli("get", "STEAM", "--json"))["title"] == "Steam"
+    assert json.loads(cli("get", "MAIL", "--json"))["fields"]["username"] == "bob@mail.example"  # exact wins
 
     out, expected = codes_around(lambda: json.loads(cli("otp", "GitHub (work)", "--json")), URI)
     assert out["code"] in expected and (out["period"], out["digits"]) == (60, 8) and 1 <= out["remaining"] <= 60
@@ -63,6 +70,14 @@ def check_finding_and_codes(cli) -> None:
     assert len(steam["code"]) == 5 and steam["code"].isalnum() and steam["digits"] == 5
 
 
+def check_ambiguity(result) -> None:
+    assert result.returncode == 5
+    lines = [line for line in result.stderr.splitlines() if line.startswith("  ")]
+    assert len(lines) == 2
+    assert any("user: alice@mail.example" in line and "folder: Personal" in line for line in lines)
+    assert any("user: bob@mail.example" in line and "folder: Work" in line for line in lines)
+
+
 def test_on_the_home_directly(tmp_path):
     home = tmp_path / "laptop"
     ok(run_cli(home, "init", "--password-stdin", stdin=PW))
@@ -70,6 +85,7 @@ def test_on_the_home_directly(tmp_path):
         ok(run_cli(home, "add", title, *[a for f in fields for a in ("--field", f)], "--password-stdin", stdin=PW))
 
     check_finding_and_codes(lambda *args: ok(run_cli(home, *args, "--password-stdin", stdin=PW)))
+    check_ambiguity(run_cli(home, "get", "mail", "--password-stdin", stdin=PW))
     missing = run_cli(home, "otp", "Bank", "--password-stdin", stdin=PW)
     assert missing.returncode == 4 and "no TOTP secret" in missing.stderr
     ok(run_cli(home, "edit", "Bank", "--field", "totp=not base32!", "--password-stdin", stdin=PW))
@@ -86,6 +102,7 @@ def test_through_the_daemon(world):
         laptop.api("item.add", title=title, fields=dict(f.split("=", 1) for f in fields))
 
     check_finding_and_codes(lambda *args: laptop.ok(*args))
+    check_ambiguity(laptop.cli("get", "mail"))
     assert laptop.api("item.search", text="work")[0]["title"] == "GitHub (work)"
     assert laptop.api("item.otp", item="github")["digits"] == 6
     laptop.ok("rm", "Bank")

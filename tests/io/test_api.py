@@ -30,7 +30,7 @@ async def dispatch(method, params, connection):
     if method == "missing":
         raise NotFound("no item matches that name or id")
     if method == "ambiguous":
-        raise Ambiguous("that name matches 2 items; name one by id", [("aa", "One"), ("bb", "Two")])
+        raise Ambiguous("that name matches 2 items; name one by id", [{"id": "aa", "title": "One"}, {"id": "bb", "title": "Two"}])
     if method == "password":
         raise WrongPassword()
     if method == "crash":

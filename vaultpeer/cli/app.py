@@ -165,6 +165,14 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
+def _echo_candidates(candidates: list[dict]) -> None:
+    """The items an ambiguous name matches, one a line on stderr: id, title, username, folder."""
+    for candidate in candidates:
+        details = [inert(candidate.get(key) or "") for key in ("username", "folder")]
+        shown = "  ".join(f"{label}: {value}" for label, value in zip(("user", "folder"), details) if value)
+        click.echo(f"  {candidate['id']}  {inert(candidate['title'])}" + (f"  ({shown})" if shown else ""), err=True)
+
+
 def reports_errors(command: Callable) -> Callable:
     """Turn vaultpeer errors into one clear line on stderr and a documented exit status."""
 
@@ -174,8 +182,7 @@ def reports_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except Ambiguous as exc:
             click.echo(f"error: {exc}", err=True)
-            for item_id, title in exc.candidates:
-                click.echo(f"  {item_id}  {inert(title)}", err=True)
+            _echo_candidates(exc.candidates)
             sys.exit(EXIT_AMBIGUOUS)
         except VaultpeerError as exc:
             click.echo(f"error: {exc}", err=True)
@@ -183,8 +190,7 @@ def reports_errors(command: Callable) -> Callable:
         except ApiError as exc:
             name = (exc.data or {}).get("name", "")
             click.echo(f"error: {exc.message}", err=True)
-            for candidate in (exc.data or {}).get("candidates", []):
-                click.echo(f"  {candidate['id']}  {inert(candidate['title'])}", err=True)
+            _echo_candidates((exc.data or {}).get("candidates", []))
             if name == "locked":
                 click.echo("hint: unlock the daemon with `vaultpeer unlock`", err=True)
             sys.exit(_EXIT_BY_NAME.get(name, EXIT_ERROR))
@@ -533,7 +539,8 @@ def add(ctx: Context, title: str, fields: tuple[str, ...], generated: tuple[str,
 @pass_context
 @reports_errors
 def get(ctx: Context, item: str, field_name: str | None, reveal: bool, password_stdin: bool, as_json: bool) -> None:
-    """Show ITEM (an id, a unique id prefix of 6+ characters, or an exact title)."""
+    """Show ITEM (an id, a unique id prefix of 6+ characters, or a title: exact, or in any case when
+    only one title matches so)."""
     with item_backend(ctx, password_stdin) as backend:
         found = backend.get(item)
     if field_name is not None:

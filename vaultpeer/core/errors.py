@@ -47,11 +47,12 @@ class NotFound(VaultpeerError):
 
 
 class Ambiguous(VaultpeerError):
-    """A name matches several items; ``candidates`` lists (id, title) pairs to choose from."""
+    """A name matches several items; ``candidates`` lists them to choose from, each
+    ``{"id", "title"}`` and, where the vault adds them, ``"username"`` and ``"folder"``."""
 
     code = "ambiguous"
 
-    def __init__(self, message: str, candidates: list[tuple[str, str]]):
+    def __init__(self, message: str, candidates: list[dict]):
         super().__init__(message)
         self.candidates = candidates
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from vaultpeer.core import encoding
 from vaultpeer.core.errors import Ambiguous, IntegrityError, InvalidInput, NotFound
+from vaultpeer.core.search import fold
 
 ITEM_ID_SIZE = 16
 STANDARD_FIELDS = ("username", "password", "url", "notes", "totp")
@@ -166,7 +167,9 @@ MIN_ID_PREFIX = 6
 
 def resolve_reference(reference: str, items: Iterable[tuple[ItemId, str]]) -> ItemId:
     """Find the one item that ``reference`` names: a full id, a unique id prefix of at least six
-    characters, or an exact unique title. Raises NotFound or Ambiguous (with the candidates)."""
+    characters, an exact unique title, or else a title equal in any case ("github" names
+    "GitHub" when no other title folds to "github"). Raises NotFound or Ambiguous (with the
+    candidates: ``{"id", "title"}``)."""
     items = list(items)
     wanted = reference.strip()
     lowered = wanted.lower()
@@ -180,11 +183,14 @@ def resolve_reference(reference: str, items: Iterable[tuple[ItemId, str]]) -> It
     )
     by_title = [(i, t) for i, t in items if t == wanted]
     matches = list({i: (i, t) for i, t in by_prefix + by_title}.values())
+    if not matches:
+        folded = fold(wanted)
+        matches = [(i, t) for i, t in items if fold(t) == folded]
     if len(matches) == 1:
         return matches[0][0]
     if not matches:
         raise NotFound("no item matches that name or id")
     raise Ambiguous(
         f"that name matches {len(matches)} items; name one by id",
-        sorted((str(i), t) for i, t in matches),
+        [{"id": str(i), "title": t} for i, t in sorted(matches, key=lambda m: str(m[0]))],
     )

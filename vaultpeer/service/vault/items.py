@@ -10,9 +10,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from vaultpeer.core.errors import IntegrityError, InvalidInput, NotFound, VaultpeerError
+from vaultpeer.core.errors import Ambiguous, IntegrityError, InvalidInput, NotFound, VaultpeerError
 from vaultpeer.core.history import causal_order, displayed_head
 from vaultpeer.core.item import Field, ItemContent, ItemId, resolve_reference
+from vaultpeer.core.search import Searchable
 from vaultpeer.core.merge import TITLE, Candidate, ItemGraph, MergedItem, Register
 from vaultpeer.core.revision import Revision, RevisionId, open_revision, seal_revision
 from vaultpeer.core.keys import Keyring
@@ -238,6 +239,8 @@ class Items:
         candidates = [(v.id, v.title) for v in items.values() if deleted is None or v.deleted == deleted]
         try:
             return items[resolve_reference(reference, candidates)]
+        except Ambiguous as exc:
+            raise Ambiguous(str(exc), [_candidate(items[ItemId.parse(c["id"])]) for c in exc.candidates]) from None
         except NotFound:
             if deleted is False and any(
                 v.deleted and (str(v.id).startswith(reference.lower()) or v.title == reference)
@@ -459,3 +462,9 @@ class Items:
         equivocations = tuple(str(r) for r in self._store.equivocated_ids())
         return CheckReport(database_ok, checked, tuple(bad_signatures), tuple(undecryptable), keyring is not None,
                            equivocations)
+
+
+def _candidate(view: ItemView) -> dict:
+    """How an ambiguous name's candidate is shown: enough to tell two "GitHub" items apart."""
+    shown = Searchable.from_fields(view.title, ((f.name, f.value) for f in view.fields))
+    return {"id": str(view.id), "title": view.title, "username": shown.username, "folder": shown.folder}
