@@ -305,7 +305,11 @@ def field_value_options(command: Callable) -> Callable:
     for option in reversed([
         click.option("--field", "fields", multiple=True, metavar="NAME=VALUE",
                      help="Set a field (repeatable). The value is in the command line, which other "
-                          "processes can see while it runs: use --generate for passwords."),
+                          "processes can see while it runs: use --prompt or --generate for secrets."),
+        click.option("--prompt", "prompted", multiple=True, metavar="FIELD",
+                     help="Ask for FIELD's value (repeatable): on a terminal a hidden prompt, typed twice; "
+                          "otherwise one line of stdin per --prompt, in order (after the master password's "
+                          "line with --password-stdin). The value never appears in the command line."),
         click.option("--generate", "generated", multiple=True, metavar="FIELD",
                      help="Fill FIELD with a generated password (repeatable)."),
         click.option("--length", default=DEFAULT_LENGTH, show_default=True,
@@ -318,6 +322,28 @@ def field_value_options(command: Callable) -> Callable:
 def print_json(value: object) -> None:
     """``value`` as JSON; no control or format character reaches the terminal raw (``inert_json``)."""
     click.echo(inert_json(json.dumps(value, indent=2, ensure_ascii=False)))
+
+
+def field_values(ctx: Context, assignments: tuple[str, ...], prompted: tuple[str, ...],
+                 generated: tuple[str, ...], *, password_stdin: bool, via_daemon: bool) -> dict[str, str]:
+    """The fields to set: the --field assignments and a value for each --prompt. A field given two
+    ways (assigned, prompted, generated) is refused before anything is asked."""
+    values = dict(parse_assignments(assignments))
+    given = [*values, *prompted, *generated]
+    twice = sorted({name for name in given if given.count(name) > 1})
+    if twice:
+        raise click.UsageError(f"{twice[0]!r} is given more than once (--field, --prompt, --generate)")
+    if not prompted:
+        return values
+    terminal = sys.stdin.isatty()
+    if password_stdin and via_daemon and not terminal:
+        ctx.stdin_line("master password")  # the first line, as without a daemon (the daemon needs none)
+    for name in prompted:
+        if terminal:
+            values[name] = click.prompt(f"Value of {name}", hide_input=True, confirmation_prompt=True, err=True)
+        else:
+            values[name] = ctx.stdin_line(f"value of {name} (--prompt)")
+    return values
 
 
 def parse_assignments(values: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -519,11 +545,13 @@ def _change_profile(ctx: Context, name: str | None, os_description: str | None) 
 @json_option
 @pass_context
 @reports_errors
-def add(ctx: Context, title: str, fields: tuple[str, ...], generated: tuple[str, ...], length: int,
-        password_stdin: bool, as_json: bool) -> None:
+def add(ctx: Context, title: str, fields: tuple[str, ...], prompted: tuple[str, ...], generated: tuple[str, ...],
+        length: int, password_stdin: bool, as_json: bool) -> None:
     """Add an item titled TITLE, with fields such as username, password, url, notes, totp."""
     with item_backend(ctx, password_stdin) as backend:
-        added = backend.add(title, dict(parse_assignments(fields)), list(generated), length)
+        values = field_values(ctx, fields, prompted, generated, password_stdin=password_stdin,
+                              via_daemon=getattr(backend, "via_daemon", False))
+        added = backend.add(title, values, list(generated), length)
     if as_json:
         print_json(added)
     else:
@@ -651,13 +679,15 @@ def list_items(ctx: Context, pattern: str | None, deleted: bool, password_stdin:
 @json_option
 @pass_context
 @reports_errors
-def edit(ctx: Context, item: str, fields: tuple[str, ...], remove: tuple[str, ...], title: str | None,
-         generated: tuple[str, ...], length: int, password_stdin: bool, as_json: bool) -> None:
+def edit(ctx: Context, item: str, fields: tuple[str, ...], prompted: tuple[str, ...], remove: tuple[str, ...],
+         title: str | None, generated: tuple[str, ...], length: int, password_stdin: bool, as_json: bool) -> None:
     """Change ITEM's fields or title (a new revision; the old one stays in history)."""
-    if not fields and not generated and not remove and title is None:
-        raise click.UsageError("nothing to change: give --field, --remove-field, --generate or --title")
+    if not fields and not prompted and not generated and not remove and title is None:
+        raise click.UsageError("nothing to change: give --field, --prompt, --remove-field, --generate or --title")
     with item_backend(ctx, password_stdin) as backend:
-        edited = backend.edit(item, dict(parse_assignments(fields)), list(remove), title, list(generated), length)
+        values = field_values(ctx, fields, prompted, generated, password_stdin=password_stdin,
+                              via_daemon=getattr(backend, "via_daemon", False))
+        edited = backend.edit(item, values, list(remove), title, list(generated), length)
     if as_json:
         print_json(edited)
     else:
