@@ -15,8 +15,12 @@ from helpers import PASSWORD
 from vaultpeer.api import ApiError
 from vaultpeer.client import TrioClient
 from vaultpeer.core.audit import AuditEntry
+from vaultpeer.core.identity import DeviceKeys
+from vaultpeer.core.pairing import Commit, Nonce, Reveal, commitment, decode_message, encode_message
 from vaultpeer.core.kdf import insecure_test_parameters
 from vaultpeer.io.daemon import Daemon, DaemonOptions
+from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
+from vaultpeer.io.transports.tcp import host_port
 from vaultpeer.service.home import Home
 from vaultpeer.service.vault import Vault
 
@@ -118,6 +122,28 @@ async def test_two_daemons_pair_and_go_on_as_members(root, clock):
         assert not laptop.pairing_pump.invitation_open
         assert pairing_entries(laptop) == [("pairing.paired", "inviter", None)]
         assert pairing_entries(desktop) == [("pairing.paired", "joiner", None)]
+
+
+async def test_a_strangers_attempt_that_fails_after_another_took_the_invitation_changes_nothing(root, clock):
+    async with laptop_and_desktop(root) as (laptop, desktop):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(call, laptop, "pair.invite", timeout=60))
+            while not laptop.pairing_pump.invitation_open:
+                await trio.sleep(0.01)
+            # a stranger's attempt starts (commitment, nonce) before the desktop comes
+            tcp = await trio.open_tcp_stream(*host_port(laptop.listen_address))
+            stranger = await NoiseStream.dial(tcp, DeviceKeys.generate(), purpose="pair")
+            await stranger.send(encode_message(Commit(commitment(bytes(32)))))
+            assert isinstance(decode_message(await stranger.receive()), Nonce)
+            joined = await call(desktop, "pair.join", address=str(laptop.listen_address), timeout=60)
+            assert set(joined) == {"code"}  # the desktop took the invitation
+            await stranger.send(encode_message(Reveal(b"\x01" * 32)))  # not what it committed to
+            with pytest.raises(ConnectionClosed):
+                await stranger.receive()
+            nursery.cancel_scope.cancel()
+        on_laptop, on_desktop = await confirm_both(laptop, desktop, True, True)
+        assert on_laptop["device_id"] == str(desktop.device_id) and on_desktop["paired"]
+        assert pairing_entries(laptop) == [("pairing.failed", "inviter", "failed"), ("pairing.paired", "inviter", None)]
 
 
 async def test_a_person_who_never_answers_ends_both_sides_in_time(root, clock):

@@ -188,10 +188,14 @@ class PairingPump:
                                  remote_static=stream.remote_static, now=now,
                                  code_deadline=invitation.attempt_deadline(now))
 
+        took_it = False
+
         def show_code(code: str) -> bool:
+            nonlocal took_it
             if not invitation.reach_code():
                 log.info("pairing: %s came too late: the invitation was taken or ended", address)
                 return False
+            took_it = True
             self._show(run, code)  # the person sees the code from here on: any failure ends the invitation
             return True
 
@@ -204,7 +208,7 @@ class PairingPump:
             else:
                 await self._finish(run, session, stream, address)
         finally:
-            if invitation.claimed and not invitation.ended:  # only an unexpected error ends it here
+            if took_it and not invitation.ended:  # only an unexpected error ends it here
                 run.fail("pairing failed")
 
     def _failed_attempt(self, run: _Run, address: Address, failed: Failed) -> None:
