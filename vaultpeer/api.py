@@ -6,6 +6,9 @@ vaultpeer error, so scripts can match either. A message never holds a secret or 
 """
 
 from vaultpeer.core.errors import Ambiguous, VaultpeerError
+# How long a person has to compare the codes and answer once they are shown: pair.confirm answers
+# within CONFIRM_TIMEOUT and CONFIRM_FINISH seconds more (the other's answer, the roster exchange).
+from vaultpeer.core.pairing_limits import CONFIRM_FINISH, CONFIRM_TIMEOUT  # noqa: F401
 
 METHODS = (
     "status", "unlock", "lock", "passwd",
@@ -19,10 +22,6 @@ METHODS = (
 
 #: pair.invite / pair.join take ``timeout``: seconds to wait for the other device, 1 to this.
 MAX_PAIRING_TIMEOUT = 3600
-#: How long a person has to compare the codes and answer once they are shown. pair.confirm
-#: answers within this and CONFIRM_FINISH seconds more (the other's answer, the roster exchange).
-CONFIRM_TIMEOUT = 120.0
-CONFIRM_FINISH = 30.0
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600

@@ -20,6 +20,7 @@ Each call is counted (``COUNTS``) so the long run reports honest figures.
 
 import copy
 import dataclasses
+import functools
 import json
 import random
 import types
@@ -61,6 +62,7 @@ from vaultpeer.core.item import ItemContent, ItemId
 from vaultpeer.core.kdf import insecure_test_parameters
 from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader, create_vault
 from vaultpeer.core.pairing import CodeExchange, PairingError, Step
+from vaultpeer.core.pairing_session import EnrollJoiner, Event, Failed, JoinVault, Paired, PairingSession, Role
 from vaultpeer.core.revision import Revision, _associated_data, _pad, _unpad, open_revision, seal_revision
 from vaultpeer.core.roster import Member, Roster, RosterEntry, revoke, vouch
 from vaultpeer.core.sync import Phase, RemoteProtocolError, SyncSession
@@ -721,6 +723,92 @@ def _exchange_seeds() -> list[bytes]:
     return [bytes([n]) + m for n in range(len(_EXCHANGES)) for m in messages]
 
 
+@functools.cache
+def _pairing_sessions() -> list[Callable[[], PairingSession]]:
+    """Pairing sessions of both roles in each phase that reads the other device (a invites, c joins)."""
+    w = world()
+
+    def inviter() -> PairingSession:
+        return PairingSession(Role.INVITER, handshake_hash=bytes(64), remote_static=w.c.public.noise_public, now=0,
+                              code_deadline=10, random_bytes=random.Random(6).randbytes)
+
+    def joiner() -> PairingSession:
+        session = PairingSession(Role.JOINER, handshake_hash=bytes(64), remote_static=w.a.public.noise_public,
+                                 now=0, code_deadline=120, random_bytes=random.Random(7).randbytes,
+                                 identity=pairing.Identity(w.c.public.signing_public, "new laptop", "Linux"))
+        session.start()
+        return session
+
+    def after_commit() -> PairingSession:
+        session = inviter()
+        session.receive(pairing.encode_message(pairing.Commit(pairing.commitment(bytes(32)))), 0)
+        return session
+
+    def confirming(start: Callable[[], PairingSession], answered: bool) -> Callable[[], PairingSession]:
+        def make() -> PairingSession:
+            session = start()
+            if session.role is Role.INVITER:
+                session.receive(pairing.encode_message(pairing.Reveal(bytes(32))), 0)
+            else:
+                session.receive(pairing.encode_message(pairing.Nonce(bytes(32))), 0)
+            if answered:
+                session.answer(True, 0)
+            return session
+        return make
+
+    def confirmed(start: Callable[[], PairingSession]) -> Callable[[], PairingSession]:
+        def make() -> PairingSession:
+            session = confirming(start, True)()
+            session.receive(pairing.encode_message(pairing.Confirm(True)), 0)
+            return session
+        return make
+
+    def awaiting_joined() -> PairingSession:
+        session = confirmed(after_commit)()
+        session.receive(pairing.encode_message(pairing.Identity(w.c.public.signing_public, "new laptop", "Linux")), 0)
+        session.welcome(w.header, w.roster[:2], w.roster[1])
+        return session
+
+    return [inviter, after_commit, joiner, confirming(after_commit, False), confirming(after_commit, True),
+            confirming(joiner, False), confirming(joiner, True), confirmed(after_commit), confirmed(joiner),
+            awaiting_joined]
+
+
+#: What a message from the other device alone can end a session with (the rest is this side's).
+_REMOTE_FAILURES = {"failed", "declined_by_peer"}
+
+
+class SessionFailed(Exception):
+    """(The pairing session target) The message ended the session: it was refused."""
+
+
+def _pairing_session_run(data: bytes) -> None:
+    """Any bytes from the other device, in any phase of either role: the session raises nothing;
+    it goes on (with a deadline) or ends (refused, here SessionFailed), and says how."""
+    if not data:
+        return
+    sessions = _pairing_sessions()
+    session = sessions[data[0] % len(sessions)]()
+    events: list[Event] = session.receive(data[1:], 1.0)
+    for event in events:
+        check_typed(event)
+    require(not any(isinstance(e, Paired) for e in events), "a message alone paired (the vault must answer first)")
+    if any(isinstance(e, (EnrollJoiner, JoinVault)) for e in events):
+        require(not session.expects_message, "a session read on while the vault had to answer")
+    if session.done:
+        require(events[-1] == session.outcome, "a session ended without saying so")
+        require(session.deadline() is None and not session.expects_message and not session.expects_answer,
+                "an ended session still waits")
+        require(isinstance(session.outcome, Failed) and session.outcome.reason in _REMOTE_FAILURES,
+                "a message ended a session with a reason it cannot cause")
+        raise SessionFailed(session.outcome.reason)
+    require(session.deadline() is not None, "a live session has no deadline")
+
+
+def _pairing_session_seeds() -> list[bytes]:
+    return [bytes([n]) + m for n in range(len(_pairing_sessions())) for m in _pairing_seeds()]
+
+
 # --- discovery ---------------------------------------------------------------------------------
 
 
@@ -1125,6 +1213,7 @@ TARGETS: list[Target] = [
     Target("sync.session.receive", _session_run, (sync.RemoteProtocolError,), _session_seeds, cbor_offset=1),
     Target("pairing.decode_message", _decode_pairing_run, (PairingError,), _pairing_seeds),
     Target("pairing.code_exchange", _exchange_run, (PairingError,), _exchange_seeds, cbor_offset=1),
+    Target("pairing.session.receive", _pairing_session_run, (SessionFailed,), _pairing_session_seeds, cbor_offset=1),
     Target("discovery.instance_name", _discovery_run, (), _discovery_seeds, cbor_offset=None),
     Target("encoding.decode", _decode_cbor_run, (IntegrityError,), _cbor_seeds),
     Target("revision.from_bytes", _revision_run, (IntegrityError,), _revision_seeds),

@@ -95,18 +95,23 @@ async def test_two_daemons_pair_and_sync_over_a_transport_that_is_not_tcp(root):
             laptop.vault.unlock(PASSWORD)
             laptop.vault.add("Before pairing", {"password": "one"})
 
-            invitation = await laptop.invite()
-            joining = await desktop.join(laptop.listen_address)
-            await invitation.code_ready.wait()
-            await joining.code_ready.wait()
-            assert invitation.code == joining.code is not None
-            for pairing in (invitation, joining):
-                pairing.answer = True
-                pairing.answered.set()
-            await invitation.done.wait()
-            await joining.done.wait()
-            assert (invitation.error, joining.error) == (None, None)
-            assert joining.result["device_id"] == str(laptop.device_id)
+            codes, results = {}, {}
+
+            async def invite() -> None:
+                codes[laptop] = await laptop.pairing_pump.invite()
+
+            async def confirm(daemon: Daemon) -> None:
+                results[daemon] = await daemon.pairing_pump.confirm(True)
+
+            async with trio.open_nursery() as pairing:
+                pairing.start_soon(invite)
+                await until(lambda: laptop.pairing_pump.invitation_open)
+                codes[desktop] = await desktop.pairing_pump.join(laptop.listen_address)
+            assert codes[laptop] == codes[desktop]
+            async with trio.open_nursery() as confirming:
+                for daemon in (laptop, desktop):
+                    confirming.start_soon(confirm, daemon)
+            assert results[desktop]["device_id"] == str(laptop.device_id)
 
             # the pairing connection goes on as the members' link, under the addresses it came by
             await until(lambda: laptop.device_id in desktop.links and desktop.device_id in laptop.links)

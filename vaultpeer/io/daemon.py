@@ -28,36 +28,25 @@ from pathlib import Path
 
 import trio
 
-from vaultpeer.api import CONFIRM_FINISH, CONFIRM_TIMEOUT
 from vaultpeer.core.backoff import AttemptBackoff
 from vaultpeer.core.discovery import PeerGone, PeerSeen
-from vaultpeer.core.errors import AlreadyInitialized, NoVault, VaultpeerError
-from vaultpeer.core.identity import DeviceId, DevicePublicKeys
+from vaultpeer.core.errors import VaultpeerError
+from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.item import ItemId
 from vaultpeer.core.kdf import KdfParameters
 from vaultpeer.core.offenders import Offenders
-from vaultpeer.core.pairing import (
-    CodeExchange,
-    Confirm,
-    Identity,
-    Joined,
-    PairingError,
-    Welcome,
-    decode_message,
-    encode_message,
-)
+from vaultpeer.core.pairing import PairingError
 from vaultpeer.core.roster import Member
-from vaultpeer.core.text import inert
 from vaultpeer.core.transport import DEFAULT_PORT, Offer, OlderTransport, TransportError
 from vaultpeer.io.dialer import Dialer
 from vaultpeer.io.transports import Address, Transport
 from vaultpeer.io.transports.tcp import TcpTransport
-from vaultpeer.service.device import load_profile
 from vaultpeer.service.home import Home
 from vaultpeer.io.api_server import serve_api
 from vaultpeer.io.handlers import ApiHandlers
 from vaultpeer.io.link import Link, LinkTimes
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
+from vaultpeer.io.pairing_pump import PairingPump
 from vaultpeer.service.replication import SyncPeer
 from vaultpeer.service.vault import Vault
 
@@ -66,12 +55,6 @@ log = logging.getLogger("vaultpeer.daemon")
 MAX_UNAUTHENTICATED = 32
 MAX_LINKS = 64
 PAIRING_TIMEOUT = 120.0
-#: How long a joiner has to send its commitment and its reveal (its device does that at once).
-ATTEMPT_TIMEOUT = 10.0
-#: Failed attempts to join (before any code was shown) after which an invitation ends.
-MAX_FAILED_ATTEMPTS = 5
-#: Attempts to join one invitation that may run at once (before any code is shown).
-MAX_CONCURRENT_ATTEMPTS = 4
 #: How often the counts of rejected connections are written to the audit log (once a minute each).
 AUDIT_FLUSH_EVERY = 15.0
 
@@ -100,51 +83,6 @@ class PeerState:
     last_error: str | None = None
 
 
-class Pairing:
-    """The one pairing in progress on this device (inviting, or joining).
-
-    An invitation takes attempts to join until one reaches the code (``claimed``): an attempt
-    that fails before that (a stranger's, most likely) leaves it open, up to
-    MAX_FAILED_ATTEMPTS. Once the person sees a code, any failure ends it."""
-
-    def __init__(self, *, inviting: bool, timeout: float, deadline: float):
-        self.inviting = inviting
-        #: Seconds to wait for the other device (until a code is shown), and when they are up.
-        self.timeout = timeout
-        self.deadline = deadline
-        #: Attempts to join running now, and those that failed, before any code was shown.
-        self.attempts = 0
-        self.failed_attempts = 0
-        #: A joiner reached the code: the person is comparing it (no other attempt is taken).
-        self.claimed = False
-        #: (Joining) the inviting device was found: it is the one that must answer now.
-        self.found = False
-        self.code: str | None = None
-        self.code_ready = trio.Event()
-        self.answer: bool | None = None
-        self.answered = trio.Event()
-        self.result: dict | None = None
-        self.error: str | None = None
-        self.done = trio.Event()
-        #: Why the confirmation failed, as the audit log records it.
-        self.reason: str | None = None
-
-    def timed_out(self) -> str:
-        """What the person reads when the other device did not come in time (no code shown)."""
-        seconds = f"{self.timeout:g}"
-        if self.inviting:
-            return f"no device joined within {seconds} s; the invitation is withdrawn"
-        if self.found:
-            return f"the inviting device did not answer within {seconds} s"
-        return f"no invitation to join was found within {seconds} s"
-
-    def fail(self, message: str) -> None:
-        if self.error is None and self.result is None:
-            self.error = message
-        self.code_ready.set()
-        self.done.set()
-
-
 class Daemon:
     """``transports``: how to reach other devices (by default TCP, listening on ``options.listen``).
     The first one that listens gives ``listen_address`` (``status``, the mDNS advert)."""
@@ -163,7 +101,8 @@ class Daemon:
         self.socket_path = options.socket_path or home.socket_path
         self.links: dict[DeviceId, Link] = {}
         self.peers: dict[DeviceId, PeerState] = {}
-        self.pairing: Pairing | None = None
+        #: The one pairing in progress (inviting or joining), driven over its connection.
+        self.pairing_pump = PairingPump(self, find_invitation=self._find_invitation, dial=self._dial_invitation)
         self._unauthenticated = 0
         #: What discovery and ``--peer`` report now, by key (the dialer follows members; pairing
         #: looks for invitations).
@@ -192,6 +131,7 @@ class Daemon:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                await nursery.start(self.pairing_pump.run)
                 handlers = ApiHandlers(self)
                 await nursery.start(serve_api, self.socket_path, handlers.dispatch)
                 if not self.options.offline:
@@ -325,7 +265,7 @@ class Daemon:
         """Input refused from the network, in the audit log (at most one entry per remote and minute)."""
         self._audit(self.vault.audit_rejection, reason, peer=address.remote)
 
-    def _audit_pairing_failure(self, role: str, address: Address | None, reason: str) -> None:
+    def audit_pairing_failure(self, role: str, address: Address | None, reason: str) -> None:
         peer = {"peer": str(address)} if address else {}
         self._audit(self.vault.audit, "pairing.failed", role=role, reason=reason, **peer)
 
@@ -461,7 +401,7 @@ class Daemon:
                 await connection.aclose()
                 return
             if stream.purpose == "pair":
-                await self._accept_pairing(stream, address)
+                await self.pairing_pump.accept(stream, address)
                 return
             member = self.vault.member_for_noise_key(stream.remote_static)
             if member is None:  # revoked during the handshake
@@ -475,8 +415,7 @@ class Daemon:
         """Whether to answer an initiator's first message (before anything is sent). A refusal
         appends the reason word (``_OFFENSES``) to ``refusal``."""
         if offer.purpose == "pair":
-            pairing = self.pairing
-            if pairing is None or not pairing.inviting or pairing.claimed or pairing.done.is_set():
+            if not self.pairing_pump.invitation_open:
                 refusal.append("no_invitation")
                 return False
             return True
@@ -525,210 +464,34 @@ class Daemon:
             elif isinstance(event, PeerGone):
                 self._seen.pop(event.key, None)
 
-    # --- pairing -------------------------------------------------------------------------------
+    # --- pairing (driven by the pairing pump) ---------------------------------------------------
 
-    def _new_pairing(self, *, inviting: bool, timeout: float | None) -> Pairing:
-        if self.pairing is not None and not self.pairing.done.is_set():
-            raise PairingError("a pairing is already in progress on this device")
-        timeout = self.options.pairing_timeout if timeout is None else timeout
-        self.pairing = Pairing(inviting=inviting, timeout=timeout, deadline=trio.current_time() + timeout)
-        return self.pairing
+    async def advertise_invitation(self) -> object:
+        """Advertise an open invitation over mDNS; what ``withdraw_invitation`` takes."""
+        return await self._discovery.start_pairing() if self._discovery is not None else None
 
-    async def invite(self, timeout: float | None = None) -> Pairing:
-        """Open an invitation (pair.invite) for ``timeout`` seconds (default: the daemon's
-        pairing timeout); the caller waits for ``code_ready``. When no device reached the code in
-        time, the invitation ends and is withdrawn from mDNS at once."""
-        if not self.vault.initialized:
-            raise NoVault("this device has no vault to invite into: run `vaultpeer init`, or join with `pair --join`")
-        if self.options.offline or self.listen_address is None:
-            raise PairingError("pairing needs the network: this daemon runs --offline")
-        self.vault.require_signing_key("the roster entry admitting the joining device")
-        pairing = self._new_pairing(inviting=True, timeout=timeout)
-        advert = await self._discovery.start_pairing() if self._discovery is not None else None
-        self._nursery.start_soon(self._expire_invitation, pairing, advert)
-        return pairing
-
-    async def _expire_invitation(self, pairing: Pairing, advert: object) -> None:
-        with trio.move_on_at(pairing.deadline):
-            await pairing.done.wait()
-        if not pairing.claimed:
-            pairing.fail(pairing.timed_out())
-        await pairing.done.wait()
+    async def withdraw_invitation(self, advert: object) -> None:
         if self._discovery is not None:
             await self._discovery.stop_pairing(advert)
 
-    async def _accept_pairing(self, stream: NoiseStream, address: str) -> None:
-        pairing = self.pairing
-        if pairing is None or not pairing.inviting or pairing.claimed or pairing.done.is_set():
-            log.warning("refused a pairing attempt from %s: no invitation is open", address)
-            self.offense(address, "no_invitation")
-            await stream.aclose()
-            return
-        if pairing.attempts >= MAX_CONCURRENT_ATTEMPTS:
-            log.warning("refused a pairing attempt from %s: %d attempts are already running", address,
-                        pairing.attempts)
-            self.offense(address, "too_many_connections")
-            await stream.aclose()
-            return
-        log.info("pairing: %s is asking to join", address)
-        pairing.attempts += 1
+    async def _dial_invitation(self, address: Address) -> NoiseStream:
+        """A pairing connection (Noise XX) to the inviting device at ``address``."""
         try:
-            # no person is involved yet: the joiner's device answers at once
-            with trio.fail_at(min(pairing.deadline, trio.current_time() + ATTEMPT_TIMEOUT)):
-                exchange = CodeExchange(joiner=False, handshake_hash=stream.handshake_hash)
-                await stream.send(exchange.receive(await stream.receive()))  # commit -> nonce
-                exchange.receive(await stream.receive())  # reveal
-        except (PairingError, TransportError, ConnectionClosed, trio.TooSlowError,
-                trio.BrokenResourceError) as exc:
-            await stream.aclose()
-            self._failed_attempt(pairing, address, exc)
-            return
-        finally:
-            pairing.attempts -= 1
-        if pairing.claimed or pairing.done.is_set():
-            log.info("pairing: %s came too late: the invitation was taken or ended", address)
-            await stream.aclose()
-            return
-        pairing.claimed = True
-        await self._pair_with_joiner(stream, pairing, exchange.code, address)
+            connection = await self.dial(address)
+        except OSError:
+            raise PairingError(f"pairing failed: nothing answers at {address}") from None
+        return await NoiseStream.dial(connection, self.vault.device, purpose="pair")
 
-    def _failed_attempt(self, pairing: Pairing, address: str, exc: BaseException) -> None:
-        """An attempt to join failed before any code was shown: logged, audited and counted
-        against its address. The invitation stays open unless this was the last failure allowed
-        or its time is up; one that another attempt took (a code is shown) is left alone."""
-        pairing.failed_attempts += 1
-        self._audit_pairing_failure("inviter", address, _pairing_reason(exc))
-        self.offense(address, "pairing_failed", audit=False)
-        if pairing.claimed or pairing.done.is_set():
-            outcome = "the invitation was already taken or ended"
-        elif pairing.failed_attempts >= MAX_FAILED_ATTEMPTS:
-            outcome = "the invitation ends"
-            pairing.fail(f"the invitation ended after {MAX_FAILED_ATTEMPTS} failed attempts to join "
-                         "(`vaultpeer log` shows them); if they were not yours, someone on the network interfered")
-        elif trio.current_time() >= pairing.deadline:
-            outcome = "the invitation's time is up"
-            pairing.fail(pairing.timed_out())
-        else:
-            outcome = "still waiting"
-        log.warning("pairing: the attempt from %s failed before any code was shown (%s); %s", address,
-                    _pairing_failure(exc), outcome)
-
-    async def _pair_with_joiner(self, stream: NoiseStream, pairing: Pairing, code: str, address: str) -> None:
-        """The person sees the code from here on: any failure ends the invitation."""
-        try:
-            pairing.code = code
-            pairing.code_ready.set()
-            with trio.fail_after(CONFIRM_TIMEOUT + CONFIRM_FINISH):
-                ok = await self._confirm_both(stream, pairing)
-                if not ok:
-                    self._audit_pairing_failure("inviter", address, pairing.reason or "failed")
-                    return
-                identity = decode_message(await stream.receive())
-                if not isinstance(identity, Identity):
-                    raise PairingError("pairing failed: the other device sent something unexpected")
-                keys = DevicePublicKeys(stream.remote_static, identity.signing_public)
-                entry = self.vault.enroll(keys, identity.name, identity.os_description)
-                await stream.send(encode_message(Welcome(self.vault.header, (*self.vault.outgoing_roster(), entry))))
-                joined = decode_message(await stream.receive())
-                if not isinstance(joined, Joined):
-                    raise PairingError("pairing failed: the other device sent something unexpected")
-                self.vault.receive_records(None, joined.roster, ())
-            member = self.vault.member_for_noise_key(stream.remote_static)
-            pairing.result = {"paired": True, "device_id": str(member.device_id), "name": member.name,
-                              "os": member.os_description}
-            pairing.done.set()
-            log.info("paired with %s (%s)", member.device_id.short, inert(member.name))
-            self._audit(self.vault.audit, "pairing.paired", role="inviter", device_id=str(member.device_id),
-                        device_name=member.name, peer=address)
-            self.publish({"type": "peer.paired", "device_id": str(member.device_id)})
-            self._roster_changed()  # (the other members were told of the new device at enroll)
-            await self._run_link(stream, member, initiator=False, address=address)
-        except (PairingError, VaultpeerError, TransportError, ConnectionClosed, trio.TooSlowError,
-                trio.BrokenResourceError) as exc:
-            if pairing.result is None:
-                self._audit_pairing_failure("inviter", address, _pairing_reason(exc))
-            pairing.fail(_pairing_failure(exc))
-            await stream.aclose()
-        finally:
-            pairing.done.set()
-
-    async def join(self, address: Address | None, timeout: float | None = None) -> Pairing:
-        """Start joining (pair.join): find the inviting device, handshake, exchange nonces, all
-        within ``timeout`` seconds (default: the daemon's pairing timeout).
-
-        A home restored from a backup (no member vouches for it yet) may join the vault it holds;
-        ``Vault.join`` refuses any other vault once the inviter's header arrives."""
-        if self.vault.initialized and not self.vault.awaiting_rejoin:
-            raise AlreadyInitialized("this device already belongs to a vault")
-        if self.options.offline:
-            raise PairingError("pairing needs the network: this daemon runs --offline")
-        if self.vault.initialized:
-            # a restored home holds its vault, so its signing key is sealed until it is unlocked
-            self.vault.require_signing_key("rejoining (this device's roster entries)")
-        pairing = self._new_pairing(inviting=False, timeout=timeout)
-        self._nursery.start_soon(self._join, pairing, address)
-        return pairing
-
-    async def _join(self, pairing: Pairing, address: Address | None) -> None:
-        stream = None
-        try:
-            try:
-                with trio.fail_at(pairing.deadline):
-                    if address is None:
-                        address = await self._find_invitation()
-                    log.info("pairing: joining through %s", address)
-                    pairing.found = True
-                    try:
-                        connection = await self.dial(address)
-                    except OSError:
-                        raise PairingError(f"pairing failed: nothing answers at {address}") from None
-                    stream = await NoiseStream.dial(connection, self.vault.device, purpose="pair")
-                    exchange = CodeExchange(joiner=True, handshake_hash=stream.handshake_hash)
-                    await stream.send(exchange.start())
-                    await stream.send(exchange.receive(await stream.receive()))
-            except trio.TooSlowError:
-                if trio.current_time() < pairing.deadline:
-                    raise  # the handshake's own limit
-                raise PairingError(pairing.timed_out()) from None
-            pairing.code = exchange.code
-            pairing.code_ready.set()
-            with trio.fail_after(CONFIRM_TIMEOUT + CONFIRM_FINISH):
-                if not await self._confirm_both(stream, pairing):
-                    self._audit_pairing_failure("joiner", address, pairing.reason or "failed")
-                    return
-                profile = load_profile(self.home)
-                await stream.send(encode_message(Identity(self.vault.device.public.signing_public, profile.name,
-                                                          profile.os_description)))
-                welcome = decode_message(await stream.receive())
-                if not isinstance(welcome, Welcome):
-                    raise PairingError("pairing failed: the other device sent something unexpected")
-                partner = next((e.member for e in welcome.roster if e.member.noise_public == stream.remote_static), None)
-                if partner is None:
-                    raise PairingError("pairing failed: the other device did not describe itself")
-                self.vault.join(welcome.header, welcome.roster, partner, profile.name, profile.os_description)
-                await stream.send(encode_message(Joined(tuple(self.vault.outgoing_roster()))))
-            member = self.vault.member_for_noise_key(stream.remote_static)
-            pairing.result = {"paired": True, "device_id": str(member.device_id), "name": member.name,
-                              "os": member.os_description, "vault_id": self.vault.vault_id.hex()}
-            pairing.done.set()
-            log.info("joined the vault through %s", member.device_id.short)
-            self._audit(self.vault.audit, "pairing.paired", role="joiner", device_id=str(member.device_id),
-                        device_name=member.name, peer=str(address))
-            self._refresh_discovery_if_key_changed()
-            self._roster_changed()  # the other members can be dialled now
-            self.publish({"type": "peer.paired", "device_id": str(member.device_id)})
-            await self._run_link(stream, member, initiator=True, address=address)
-        except (PairingError, VaultpeerError, TransportError, ConnectionClosed, trio.TooSlowError, OSError,
-                trio.BrokenResourceError) as exc:
-            if pairing.result is None:
-                reason = "timeout" if pairing.code is None and trio.current_time() >= pairing.deadline \
-                    else _pairing_reason(exc)
-                self._audit_pairing_failure("joiner", address, reason)
-            pairing.fail(_pairing_failure(exc))
-            if stream is not None:
-                await stream.aclose()
-        finally:
-            pairing.done.set()
+    async def after_pairing(self, stream: NoiseStream, member: Member, *, role: str, address: Address) -> None:
+        """A pairing succeeded: record it, tell the apps and the discovery, and go on as a member
+        connection (the joiner is its initiator). The other members were told of the new device
+        when the inviter enrolled it."""
+        self._audit(self.vault.audit, "pairing.paired", role=role, device_id=str(member.device_id),
+                    device_name=member.name, peer=str(address))
+        self._refresh_discovery_if_key_changed()  # the joiner advertises under the vault's key now
+        self._roster_changed()  # the other members can be dialled now
+        self.publish({"type": "peer.paired", "device_id": str(member.device_id)})
+        await self._run_link(stream, member, initiator=role == "joiner", address=address)
 
     async def _find_invitation(self) -> Address:
         """The one device inviting on the network. With several, naming one is safer than guessing
@@ -741,64 +504,6 @@ class Daemon:
             raise PairingError("several devices are inviting right now: name the one to join with "
                                "`vaultpeer pair --join HOST:PORT` (its `vaultpeer status` shows the address)")
         return inviting.pop()
-
-    async def _confirm_both(self, stream: NoiseStream, pairing: Pairing) -> bool:
-        """Send this person's answer and read the other's; pair only if both said yes.
-
-        The other device's answer may come first (a "no" ends the wait at once), so it is read by
-        a task of its own that never raises; every wait here is bounded.
-        """
-        peer: dict = {"ok": None}
-        peer_done = trio.Event()
-        deadline = trio.current_time() + CONFIRM_TIMEOUT
-
-        async def read_answer() -> None:
-            try:
-                message = decode_message(await stream.receive())
-                peer["ok"] = message.ok if isinstance(message, Confirm) else False
-            except Exception:  # noqa: BLE001 - any failure counts as "not confirmed"
-                peer["ok"] = False
-            finally:
-                peer_done.set()
-
-        async def until_set(event: trio.Event, scope: trio.CancelScope) -> None:
-            await event.wait()
-            scope.cancel()
-
-        async def until_declined(scope: trio.CancelScope) -> None:
-            await peer_done.wait()
-            if not peer["ok"]:
-                scope.cancel()  # a "yes" from the other side still waits for this person's answer
-
-        async with trio.open_nursery() as reading:
-            reading.start_soon(read_answer)
-            with trio.move_on_at(deadline):
-                async with trio.open_nursery() as waiting:  # this person's answer, or the other's "no"
-                    waiting.start_soon(until_set, pairing.answered, waiting.cancel_scope)
-                    waiting.start_soon(until_declined, waiting.cancel_scope)
-            answer = bool(pairing.answer) if pairing.answered.is_set() else False
-            try:
-                await stream.send(encode_message(Confirm(answer)))
-            except (ConnectionClosed, TransportError, trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-            if answer:
-                with trio.move_on_at(deadline + 5):
-                    await peer_done.wait()
-            reading.cancel_scope.cancel()
-        peer_said = peer["ok"]  # None: no answer came
-        if answer and peer_said:
-            return True
-        if answer or peer_said is False:
-            pairing.reason = "declined_by_peer" if peer_said is False else "timeout"
-            pairing.fail("the other device did not confirm the code")
-        elif pairing.answered.is_set():
-            pairing.reason = "declined"
-            pairing.fail("pairing was declined on this device")
-        else:
-            pairing.reason = "timeout"
-            pairing.fail(f"no answer was given on this device within {CONFIRM_TIMEOUT:g} s")
-        await stream.aclose()
-        return False
 
     async def remove_peer(self, device_id: DeviceId, kdf: KdfParameters, kek: bytes) -> None:
         """Revoke a member, with the fresh-salt key ``prepare_rotation`` derived for the new keyring."""
@@ -819,25 +524,6 @@ _OFFENSES = {
     "too_many_connections": "too many connections at once",
     "pairing_failed": "a failed attempt to join an invitation",  # audited as pairing.failed
 }
-
-
-def _pairing_reason(exc: BaseException) -> str:
-    """Why a pairing failed, as the audit log records it (a word, never a message)."""
-    if isinstance(exc, trio.TooSlowError):
-        return "timeout"
-    if isinstance(exc, (ConnectionClosed, TransportError, trio.BrokenResourceError, OSError)):
-        return "connection_lost"
-    if isinstance(exc, AlreadyInitialized):
-        return "refused"
-    return "failed"
-
-
-def _pairing_failure(exc: BaseException) -> str:
-    if isinstance(exc, trio.TooSlowError):
-        return "pairing timed out"
-    if isinstance(exc, (ConnectionClosed, TransportError, trio.BrokenResourceError, OSError)):
-        return "pairing failed: the connection to the other device was lost"
-    return str(exc)
 
 
 def notify_systemd(state: str) -> None:

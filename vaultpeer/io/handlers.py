@@ -272,11 +272,7 @@ class ApiHandlers:
         return report
 
     async def m_pair_invite(self, params: dict) -> dict:
-        pairing = await self.daemon.invite(_pairing_timeout(params))
-        await pairing.code_ready.wait()
-        if pairing.code is None:
-            raise ApiError(1011, pairing.error or "pairing failed", {"name": "pairing"})
-        return {"code": pairing.code}
+        return {"code": await self.daemon.pairing_pump.invite(_pairing_timeout(params))}
 
     async def m_pair_join(self, params: dict) -> dict:
         address = _param(params, "address", str, required=False)
@@ -286,23 +282,10 @@ class ApiHandlers:
             if not host or not port_text.isdigit():
                 raise InvalidInput("address must be HOST:PORT")
             target = tcp_address(host, int(port_text))  # the API's addresses are TCP ones
-        pairing = await self.daemon.join(target, _pairing_timeout(params))
-        await pairing.code_ready.wait()
-        if pairing.code is None:
-            raise ApiError(1011, pairing.error or "pairing failed", {"name": "pairing"})
-        return {"code": pairing.code}
+        return {"code": await self.daemon.pairing_pump.join(target, _pairing_timeout(params))}
 
     async def m_pair_confirm(self, params: dict) -> dict:
-        accept = _param(params, "accept", bool)
-        pairing = self.daemon.pairing
-        if pairing is None or pairing.code is None or pairing.answered.is_set():
-            raise ApiError(1011, "no pairing is waiting for a confirmation", {"name": "pairing"})
-        pairing.answer = accept
-        pairing.answered.set()
-        await pairing.done.wait()
-        if pairing.result is None:
-            raise ApiError(1011, pairing.error or "pairing failed", {"name": "pairing"})
-        return pairing.result
+        return await self.daemon.pairing_pump.confirm(_param(params, "accept", bool))
 
     # --- backups (docs/cli.md: backup) ---
 
