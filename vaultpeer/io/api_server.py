@@ -8,12 +8,14 @@ without an answer. trio has no Unix listener helper, so this builds one from an 
 
 import errno
 import json
+import math
 import logging
 import os
 import socket as stdlib_socket
 import stat
 import struct
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,28 +124,110 @@ async def _serve_connection(stream: trio.SocketStream, dispatch: Dispatch, idle_
         if uid != os.getuid():
             log.warning("refused an API connection from uid %d (only uid %d may use this socket)", uid, os.getuid())
             return
-        connection = Connection(peer_uid=uid, peer_pid=_pid)
+        async with trio.open_nursery() as nursery:
+            session = _Session(stream, dispatch, Connection(peer_uid=uid, peer_pid=_pid), nursery)
+            await session.read_requests(idle_timeout)
+            nursery.cancel_scope.cancel()  # the client is gone: its subscription ends with it
+    finally:
+        limiter.release()
+
+
+class _Session:
+    """One API connection: requests read and answered one at a time, in order; a subscription's
+    events written by a task of their own, so a subscribed connection keeps answering requests.
+    Lines never interleave (one lock for writes). The client closing its end (even only its
+    writing half), or not reading what is sent for WRITE_TIMEOUT, ends the connection and its
+    subscription at once."""
+
+    def __init__(self, stream: trio.SocketStream, dispatch: Dispatch, connection: Connection,
+                 nursery: trio.Nursery):
+        self.stream = stream
+        self.dispatch = dispatch
+        self.connection = connection
+        self.nursery = nursery
+        self.write_lock = trio.Lock()
+        self.subscribed = False
+        self.ended = False
+
+    async def read_requests(self, idle_timeout: float) -> None:
         buffer = b""
-        while True:
+        while not self.ended:
             while b"\n" not in buffer:
                 if len(buffer) > MAX_LINE:
-                    await _write(stream, _response(None, error={"code": INVALID_REQUEST,
-                                                                "message": "request too large"}))
+                    await self.write(_response(None, error={"code": INVALID_REQUEST, "message": "request too large"}))
                     return
-                with trio.move_on_after(idle_timeout) as idle:
-                    data = await stream.receive_some(65536)
+                # a subscriber may stay quiet for as long as it listens: no idle limit then
+                with trio.move_on_after(math.inf if self.subscribed else idle_timeout) as idle:
+                    try:
+                        data = await self.stream.receive_some(65536)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        return  # reset by the client
                 if idle.cancelled_caught or not data:
                     return
                 buffer += data
             line, buffer = buffer.split(b"\n", 1)
             if len(line) > MAX_LINE:
-                await _write(stream, _response(None, error={"code": INVALID_REQUEST, "message": "request too large"}))
+                await self.write(_response(None, error={"code": INVALID_REQUEST, "message": "request too large"}))
                 return
             if line.strip():
-                if not await _handle_line(stream, line, dispatch, connection):
+                await self.answer(line)
+
+    async def answer(self, line: bytes) -> None:
+        request = parse_request(line)
+        if isinstance(request, Rejected):
+            if request.response is not None:
+                await self.write(request.response)
+            return
+        request_id, notification = request.request_id, request.notification
+        try:
+            result = await self.dispatch(request.method, request.params, self.connection)
+        except Exception as exc:  # noqa: BLE001 - every error becomes an error object, never a traceback
+            error = error_object(exc)
+            if error["code"] == INTERNAL_ERROR:
+                log.exception("internal error in %s", request.method)
+            if not notification:
+                await self.write(_response(request_id, error=error))
+            return
+        if hasattr(result, "__aiter__"):
+            if self.subscribed:
+                await result.aclose()
+                if not notification:
+                    await self.write(_response(request_id, error={
+                        "code": INVALID_REQUEST, "message": "this connection is subscribed already"}))
+                return
+            self.subscribed = True
+            if not notification:
+                await self.write(_response(request_id, result={"subscribed": True}))
+            self.nursery.start_soon(self.forward_events, result)
+            return
+        if not notification:
+            await self.write(_response(request_id, result=result))
+
+    async def forward_events(self, events) -> None:
+        async with aclosing(events):  # closing it closes the daemon's channel: no slot is kept
+            async for event in events:
+                if not await self.write({"jsonrpc": "2.0", "method": "event", "params": event}):
                     return
-    finally:
-        limiter.release()
+        self.ended = True  # the events ended (the daemon is stopping): so does the connection
+        self.nursery.cancel_scope.cancel()
+
+    async def write(self, message: dict) -> bool:
+        """Send one line; False, and the connection ends, when the client is gone or does not read."""
+        data = json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
+        async with self.write_lock:
+            if self.ended:
+                return False
+            try:
+                with trio.fail_after(WRITE_TIMEOUT):
+                    await self.stream.send_all(data)
+                return True
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                log.debug("an API client went away before reading its answer")
+            except trio.TooSlowError:
+                log.warning("an API client read nothing for %g s: its connection is closed", WRITE_TIMEOUT)
+            self.ended = True
+            self.nursery.cancel_scope.cancel()
+            return False
 
 
 @dataclass(frozen=True)
@@ -201,34 +285,6 @@ def _finite_float(text: str) -> float:
     return value
 
 
-async def _handle_line(stream: trio.SocketStream, line: bytes, dispatch: Dispatch, connection: Connection) -> bool:
-    """Answer one request; False when the connection should end (after a subscription)."""
-    request = parse_request(line)
-    if isinstance(request, Rejected):
-        if request.response is not None:
-            await _write(stream, request.response)
-        return True
-    request_id, notification = request.request_id, request.notification
-    try:
-        result = await dispatch(request.method, request.params, connection)
-    except Exception as exc:  # noqa: BLE001 - every error becomes an error object, never a traceback
-        error = error_object(exc)
-        if error["code"] == INTERNAL_ERROR:
-            log.exception("internal error in %s", request.method)
-        if not notification:
-            await _write(stream, _response(request_id, error=error))
-        return True
-    if hasattr(result, "__aiter__"):
-        if not notification:
-            await _write(stream, _response(request_id, result={"subscribed": True}))
-        async for event in result:
-            await _write(stream, {"jsonrpc": "2.0", "method": "event", "params": event})
-        return False
-    if not notification:
-        await _write(stream, _response(request_id, result=result))
-    return True
-
-
 def _response(request_id: object, *, result: object = None, error: dict | None = None) -> dict:
     response: dict = {"jsonrpc": "2.0", "id": request_id}
     if error is not None:
@@ -236,11 +292,3 @@ def _response(request_id: object, *, result: object = None, error: dict | None =
     else:
         response["result"] = result
     return response
-
-
-async def _write(stream: trio.SocketStream, message: dict) -> None:
-    with trio.fail_after(WRITE_TIMEOUT):
-        await stream.send_all(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
-
-
-

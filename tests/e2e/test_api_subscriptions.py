@@ -1,0 +1,77 @@
+"""Issue 18, bug 1: a subscribed API connection keeps answering requests, notices its client
+closing (either half) at once, and frees its slot; 200 subscribe-then-close cycles leave the daemon
+answering the API and the CLI, with no error in its log."""
+
+import json
+import socket
+import time
+
+
+def connect(path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(str(path))
+    return sock
+
+
+def request(sock: socket.socket, request_id: int, method: str, **params) -> None:
+    sock.sendall(json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}).encode() + b"\n")
+
+
+def lines(sock: socket.socket):
+    buffer = b""
+    while True:
+        while b"\n" not in buffer:
+            data = sock.recv(65536)
+            if not data:
+                return
+            buffer += data
+        line, buffer = buffer.split(b"\n", 1)
+        yield json.loads(line)
+
+
+def test_a_subscribed_connection_answers_requests_and_hears_events(world):
+    laptop = world("laptop")
+    laptop.init()
+    laptop.start("--offline")
+    laptop.unlock()
+    sock = connect(laptop.socket_path)
+    incoming = lines(sock)
+    request(sock, 1, "events.subscribe")
+    assert next(incoming) == {"jsonrpc": "2.0", "id": 1, "result": {"subscribed": True}}
+    request(sock, 2, "status")
+    answer = next(incoming)
+    assert answer["id"] == 2 and answer["result"]["locked"] is False
+    laptop.api("item.add", title="Email", fields={"password": "x"})  # from another connection
+    event = next(incoming)
+    assert event["method"] == "event" and event["params"]["type"] == "items.changed"
+    request(sock, 3, "item.get", item="Email")  # and still answers after an event
+    assert next(m for m in incoming if m.get("id") == 3)["result"]["title"] == "Email"
+    request(sock, 4, "events.subscribe")
+    assert next(m for m in incoming if m.get("id") == 4)["error"]["code"] == -32600  # one per connection
+    sock.close()
+
+
+def test_closing_either_half_ends_the_subscription_at_once_and_frees_its_slot(world):
+    laptop = world("laptop")
+    laptop.init()
+    laptop.start("--offline")
+    # half close: the client says it sends nothing more; the daemon closes the connection at once
+    sock = connect(laptop.socket_path)
+    request(sock, 1, "events.subscribe")
+    incoming = lines(sock)
+    assert next(incoming)["result"] == {"subscribed": True}
+    sock.shutdown(socket.SHUT_WR)
+    started = time.monotonic()
+    assert list(incoming) == [] and time.monotonic() - started < 5
+    sock.close()
+    # 200 full closes (the daemon allows 64 connections at once: a leak would lock everyone out)
+    for n in range(200):
+        sock = connect(laptop.socket_path)
+        request(sock, n, "events.subscribe")
+        assert next(lines(sock))["result"] == {"subscribed": True}
+        sock.close()
+    assert laptop.api("status")["locked"] is True
+    assert laptop.json("status")["locked"] is True  # the CLI too
+    log = laptop.log.read_text()
+    assert "ERROR" not in log and "Traceback" not in log, log[-3000:]
