@@ -15,7 +15,7 @@ METHODS = (
     "item.list", "item.get", "item.search", "item.otp", "item.add", "item.edit", "item.delete", "item.history", "item.restore",
     "item.import", "item.export",
     "conflict.list", "conflict.resolve", "generate",
-    "peer.list", "peer.remove", "pair.invite", "pair.join", "pair.confirm",
+    "peer.list", "peer.remove", "pair.invite", "pair.join", "pair.confirm", "pair.cancel",
     "sync.now", "events.subscribe", "backup.seal",
     "device.admit", "bundle.export", "bundle.inspect", "bundle.import",
 )

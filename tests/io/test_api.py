@@ -6,6 +6,7 @@ import shutil
 import stat
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,54 @@ async def test_another_user_gets_no_answer(socket_path):
                                               b"REFUSED:BrokenPipeError"), refused.stdout
             assert b"jsonrpc" not in refused.stdout
             nursery.cancel_scope.cancel()
+
+
+async def slow_dispatch(method, params, connection):
+    if method == "slow":
+        await trio.sleep(params["seconds"])
+        return {"slept": params["seconds"]}
+    if method == "until_closed":
+        await connection.closed.wait()
+        return {"closed": True}
+    return await dispatch(method, params, connection)
+
+
+async def read_line(stream: trio.SocketStream, buffer: bytearray) -> dict | None:
+    while b"\n" not in buffer:
+        data = await stream.receive_some(65536)
+        if not data:
+            return None
+        buffer += data
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return json.loads(line)
+
+
+async def test_idle_connections_end_but_busy_ones_and_answers_before_a_close_do_not(socket_path, autojump_clock):
+    """Issue 18: the idle limit counts from the last answer (a long request is not idle); the
+    connection notices its client's close while a request runs (Connection.closed), and still
+    answers what was sent before the close (`nc -q1` pipes a request and closes its writing half)."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve_api, socket_path, slow_dispatch, idle_timeout=300))
+        idle = await trio.open_unix_socket(str(socket_path))
+        started = trio.current_time()
+        assert await idle.receive_some(100) == b""  # closed by the daemon
+        assert 300 <= trio.current_time() - started < 301
+
+        busy = await trio.open_unix_socket(str(socket_path))
+        buffer = bytearray()
+        await busy.send_all(b'{"jsonrpc": "2.0", "id": 1, "method": "slow", "params": {"seconds": 1000}}\n')
+        assert (await read_line(busy, buffer))["result"] == {"slept": 1000}
+        answered = trio.current_time()
+        assert await read_line(busy, buffer) is None
+        assert 300 <= trio.current_time() - answered < 301  # idle counted from the answer
+
+        piped = await trio.open_unix_socket(str(socket_path))
+        await piped.send_all(b'{"jsonrpc": "2.0", "id": 2, "method": "until_closed"}\n'
+                             b'{"jsonrpc": "2.0", "id": 3, "method": "echo", "params": {"a": 1}}\n')
+        await piped.send_eof()
+        buffer = bytearray()
+        assert (await read_line(piped, buffer))["result"] == {"closed": True}
+        assert (await read_line(piped, buffer))["result"]["params"] == {"a": 1}
+        assert await read_line(piped, buffer) is None
+        nursery.cancel_scope.cancel()

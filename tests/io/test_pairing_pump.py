@@ -184,3 +184,16 @@ async def test_an_invitation_nobody_takes_ends_at_its_time_and_the_next_opens_at
             while not laptop.pairing_pump.invitation_open:
                 await trio.sleep(0.01)
             nursery.cancel_scope.cancel()
+
+
+async def test_pair_cancel_once_the_codes_are_shown_declines_and_the_other_side_is_told(root, clock):
+    """Issue 18: pair.cancel after the codes are shown is a "no" from this device."""
+    async with laptop_and_desktop(root) as (laptop, desktop):
+        invited, joined = await codes(laptop, desktop)
+        assert set(invited) == set(joined) == {"code"}
+        assert await call(laptop, "pair.cancel") == {"cancelled": True}
+        assert await call(laptop, "pair.cancel") == {"cancelled": False}  # declined already
+        _, on_desktop = await confirm_both(laptop, desktop, None, True)
+        assert isinstance(on_desktop, ApiError) and on_desktop.message == "the other device did not confirm the code"
+        assert ("pairing.failed", "inviter", "declined") in pairing_entries(laptop)
+        assert desktop.device_id not in laptop.links

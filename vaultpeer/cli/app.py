@@ -1084,16 +1084,29 @@ def lock(ctx: Context) -> None:
               help="Join another device's vault (found by mDNS unless HOST:PORT is given).")
 @click.option("--timeout", default=120, show_default=True, type=click.IntRange(1, MAX_PAIRING_TIMEOUT),
               help="Seconds to wait for the other device (until the codes are shown).")
+@click.option("--cancel", is_flag=True,
+              help="Cancel the pairing in progress on this device (an invitation is withdrawn; once the "
+                   "codes are shown, the pairing is declined).")
 @pass_context
 @reports_errors
-def pair(ctx: Context, join: str | None, timeout: int) -> None:
+def pair(ctx: Context, join: str | None, timeout: int, cancel: bool) -> None:
     """Pair a new device: `vaultpeer pair` on a member, `vaultpeer pair --join` on the new device.
 
     Both print a 6-digit verification code and ask whether both devices show it; answer on both
     (a pipe works). Only `y` on both pairs. Exit status 0 only when paired; 11 when the other
-    device did not come within --timeout seconds (the invitation is then withdrawn).
+    device did not come within --timeout seconds (the invitation is then withdrawn). Stopping the
+    command (Ctrl-C) before the codes are shown cancels the pairing, as `pair --cancel` does from
+    another terminal (which, once the codes are shown, declines it).
     """
     from vaultpeer.service.device import IN_THE_CLEAR
+
+    if cancel:
+        if join is not None:
+            raise click.UsageError("--cancel cancels whatever pairing is in progress: it takes no --join")
+        with ctx.require_daemon() as client:
+            cancelled = client.call("pair.cancel")["cancelled"]
+        click.echo("Cancelled the pairing in progress." if cancelled else "No pairing was in progress.")
+        return
 
     events = None
     if join is not None and sys.stderr.isatty():

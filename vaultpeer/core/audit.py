@@ -67,7 +67,7 @@ REASONS = frozenset({
     # an attempt refused unheard while the backoff says wait (recorded with a count)
     "rate_limited",
     # pairing
-    "declined", "declined_by_peer", "timeout", "connection_lost", "refused", "failed",
+    "declined", "declined_by_peer", "timeout", "connection_lost", "refused", "failed", "cancelled",
     # input rejected from the network
     "handshake_failed", "not_member", "handshake_replayed", "no_invitation", "too_many_connections", "bad_frame",
     "sync_protocol", "sync_rejected",

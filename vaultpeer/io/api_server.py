@@ -16,7 +16,7 @@ import stat
 import struct
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
@@ -34,12 +34,17 @@ from vaultpeer.core.text import holds_lone_surrogate
 log = logging.getLogger("vaultpeer.api")
 MAX_SOCKET_PATH = 107
 WRITE_TIMEOUT = 10.0
+#: Request lines read ahead of the one being answered (reading on notices a client closing).
+MAX_PIPELINED = 16
 
 
 @dataclass(frozen=True)
 class Connection:
     peer_uid: int
     peer_pid: int
+    #: Set when the client has closed its end (or its writing half), even while a request of
+    #: its is still being answered: what a pairing started from this connection waits on.
+    closed: trio.Event = field(default_factory=trio.Event, compare=False)
 
 
 Dispatch = Callable[[str, dict, Connection], Awaitable[object]]
@@ -126,18 +131,19 @@ async def _serve_connection(stream: trio.SocketStream, dispatch: Dispatch, idle_
             return
         async with trio.open_nursery() as nursery:
             session = _Session(stream, dispatch, Connection(peer_uid=uid, peer_pid=_pid), nursery)
-            await session.read_requests(idle_timeout)
-            nursery.cancel_scope.cancel()  # the client is gone: its subscription ends with it
+            await session.serve(idle_timeout)
     finally:
         limiter.release()
 
 
 class _Session:
-    """One API connection: requests read and answered one at a time, in order; a subscription's
-    events written by a task of their own, so a subscribed connection keeps answering requests.
-    Lines never interleave (one lock for writes). The client closing its end (even only its
-    writing half), or not reading what is sent for WRITE_TIMEOUT, ends the connection and its
-    subscription at once."""
+    """One API connection. A reader task takes request lines as they come, and notices at once
+    when the client closes its end (or only its writing half): ``Connection.closed``. Requests are
+    answered one at a time, in order, each answer written before the next request starts; what
+    was sent before the close is still answered. A subscription's events are written by a task of
+    their own, so a subscribed connection keeps answering requests, and it ends with the
+    connection. Lines never interleave (one lock for writes); a client that reads nothing of
+    what is sent for WRITE_TIMEOUT is closed."""
 
     def __init__(self, stream: trio.SocketStream, dispatch: Dispatch, connection: Connection,
                  nursery: trio.Nursery):
@@ -147,30 +153,69 @@ class _Session:
         self.nursery = nursery
         self.write_lock = trio.Lock()
         self.subscribed = False
+        self.busy = False
+        self.last_answered = -math.inf
         self.ended = False
 
-    async def read_requests(self, idle_timeout: float) -> None:
+    async def serve(self, idle_timeout: float) -> None:
+        send, receive = trio.open_memory_channel(MAX_PIPELINED)
+        self.nursery.start_soon(self.answer_requests, receive)
+        async with send:
+            await self.read_requests(send, idle_timeout)
+        self.connection.closed.set()
+
+    async def answer_requests(self, receive: trio.MemoryReceiveChannel) -> None:
+        async with receive:
+            async for line in receive:
+                self.busy = True
+                await self.answer(line)
+                self.busy, self.last_answered = False, trio.current_time()
+                if self.ended:
+                    return
+        self.end()  # every request answered, and the client sends no more: a subscription ends too
+
+    def end(self) -> None:
+        self.ended = True
+        self.nursery.cancel_scope.cancel()
+
+    async def read_requests(self, send: trio.MemorySendChannel, idle_timeout: float) -> None:
         buffer = b""
         while not self.ended:
             while b"\n" not in buffer:
                 if len(buffer) > MAX_LINE:
                     await self.write(_response(None, error={"code": INVALID_REQUEST, "message": "request too large"}))
+                    self.end()
                     return
-                # a subscriber may stay quiet for as long as it listens: no idle limit then
-                with trio.move_on_after(math.inf if self.subscribed else idle_timeout) as idle:
-                    try:
-                        data = await self.stream.receive_some(65536)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        return  # reset by the client
-                if idle.cancelled_caught or not data:
-                    return
+                try:
+                    data = await self.receive(send, idle_timeout)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return  # reset by the client
+                if not data:
+                    return  # closed, or idle too long
                 buffer += data
             line, buffer = buffer.split(b"\n", 1)
             if len(line) > MAX_LINE:
                 await self.write(_response(None, error={"code": INVALID_REQUEST, "message": "request too large"}))
+                self.end()
                 return
             if line.strip():
-                await self.answer(line)
+                await send.send(line)
+
+    async def receive(self, send: trio.MemorySendChannel, idle_timeout: float) -> bytes:
+        """The client's next bytes; b"" once it closed, or after ``idle_timeout`` seconds with
+        nothing to do. A subscriber may stay quiet for as long as it listens, and a request may
+        take its time (a pairing waits for the other device): that is not idle."""
+        deadline = trio.current_time() + idle_timeout
+        while True:
+            with trio.move_on_at(deadline):
+                return await self.stream.receive_some(65536)
+            now = trio.current_time()
+            if self.subscribed or self.busy or send.statistics().current_buffer_used:
+                deadline = now + idle_timeout
+            elif self.last_answered + idle_timeout > now:
+                deadline = self.last_answered + idle_timeout
+            else:
+                return b""
 
     async def answer(self, line: bytes) -> None:
         request = parse_request(line)
@@ -208,8 +253,7 @@ class _Session:
             async for event in events:
                 if not await self.write({"jsonrpc": "2.0", "method": "event", "params": event}):
                     return
-        self.ended = True  # the events ended (the daemon is stopping): so does the connection
-        self.nursery.cancel_scope.cancel()
+        self.end()  # the events ended (the daemon is stopping): so does the connection
 
     async def write(self, message: dict) -> bool:
         """Send one line; False, and the connection ends, when the client is gone or does not read."""
@@ -225,8 +269,7 @@ class _Session:
                 log.debug("an API client went away before reading its answer")
             except trio.TooSlowError:
                 log.warning("an API client read nothing for %g s: its connection is closed", WRITE_TIMEOUT)
-            self.ended = True
-            self.nursery.cancel_scope.cancel()
+            self.end()
             return False
 
 

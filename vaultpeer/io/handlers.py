@@ -82,6 +82,11 @@ def _absolute_path(params: dict) -> Path:
     return path
 
 
+#: Methods that start a pairing: it is cancelled when the connection that asked closes (the
+#: program that would show the code and ask the person is gone).
+_ENDED_BY_THEIR_CONNECTION = frozenset({"pair.invite", "pair.join"})
+
+
 class ApiHandlers:
     def __init__(self, daemon: "Daemon"):
         self.daemon = daemon
@@ -97,6 +102,8 @@ class ApiHandlers:
         self.daemon.touch()
         was_unlocked = not self.vault.locked
         try:
+            if method in _ENDED_BY_THEIR_CONNECTION:
+                return await handler(params or {}, connection.closed)
             return await handler(params or {})
         finally:  # a bundle import or a write may have met a rotated key: the vault locked itself
             if method not in ("lock", "unlock"):
@@ -271,10 +278,10 @@ class ApiHandlers:
         self.daemon.after_import(report)
         return report
 
-    async def m_pair_invite(self, params: dict) -> dict:
-        return {"code": await self.daemon.pairing_pump.invite(_pairing_timeout(params))}
+    async def m_pair_invite(self, params: dict, client_gone: trio.Event) -> dict:
+        return {"code": await self.daemon.pairing_pump.invite(_pairing_timeout(params), client_gone)}
 
-    async def m_pair_join(self, params: dict) -> dict:
+    async def m_pair_join(self, params: dict, client_gone: trio.Event) -> dict:
         address = _param(params, "address", str, required=False)
         target = None
         if address:
@@ -282,10 +289,13 @@ class ApiHandlers:
             if not host or not port_text.isdigit():
                 raise InvalidInput("address must be HOST:PORT")
             target = tcp_address(host, int(port_text))  # the API's addresses are TCP ones
-        return {"code": await self.daemon.pairing_pump.join(target, _pairing_timeout(params))}
+        return {"code": await self.daemon.pairing_pump.join(target, _pairing_timeout(params), client_gone)}
 
     async def m_pair_confirm(self, params: dict) -> dict:
         return await self.daemon.pairing_pump.confirm(_param(params, "accept", bool))
+
+    async def m_pair_cancel(self, params: dict) -> dict:
+        return {"cancelled": self.daemon.pairing_pump.cancel()}
 
     # --- backups (docs/cli.md: backup) ---
 

@@ -61,6 +61,8 @@ class _Run:
         self.done = trio.Event()
         self.answer: bool | None = None
         self.answered = trio.Event()
+        #: What a join does runs in here, so that cancelling the pairing stops it.
+        self.scope = trio.CancelScope()
 
     def update(self) -> None:
         """Wake whoever waits, after the state changed."""
@@ -97,10 +99,11 @@ class PairingPump:
 
     # --- what the API calls ----------------------------------------------------------------
 
-    async def invite(self, timeout: float | None = None) -> str:
+    async def invite(self, timeout: float | None = None, client_gone: trio.Event | None = None) -> str:
         """Open an invitation (pair.invite) for ``timeout`` seconds (default: the daemon's
         pairing timeout) and return the code once a device reached it. When no device reached the
-        code in time, the invitation ends and is withdrawn from mDNS at once."""
+        code in time, the invitation ends and is withdrawn from mDNS at once. ``client_gone``: the
+        API connection that asked closed; the pairing is cancelled then (``cancel``)."""
         daemon = self.daemon
         if not daemon.vault.initialized:
             raise NoVault("this device has no vault to invite into: run `vaultpeer init`, or join with `pair --join`")
@@ -110,9 +113,11 @@ class PairingPump:
         run = self._start(Invitation(timeout=self._timeout(timeout), now=trio.current_time()))
         advert = await daemon.advertise_invitation()
         self._nursery.start_soon(self._expire_invitation, run, advert)
+        self._watch(run, client_gone)
         return await self._code(run)
 
-    async def join(self, address: Address | None, timeout: float | None = None) -> str:
+    async def join(self, address: Address | None, timeout: float | None = None,
+                   client_gone: trio.Event | None = None) -> str:
         """Join (pair.join): find the inviting device, handshake, exchange nonces, all within
         ``timeout`` seconds (default: the daemon's pairing timeout); return the code.
 
@@ -128,6 +133,7 @@ class PairingPump:
             vault.require_signing_key("rejoining (this device's roster entries)")
         run = self._start(Joining(timeout=self._timeout(timeout), now=trio.current_time()))
         self._nursery.start_soon(self._join, run, address)
+        self._watch(run, client_gone)
         return await self._code(run)
 
     async def confirm(self, accept: bool) -> dict:
@@ -141,6 +147,51 @@ class PairingPump:
         if run.state.result is None:
             raise PairingError(run.state.error or "pairing failed")
         return run.state.result
+
+    def cancel(self, message: str = "pairing was cancelled on this device") -> bool:
+        """End the pairing in progress (pair.cancel; or the program that started it went away).
+        Before a code is shown, an invitation ends and is withdrawn, a join stops; once a code is
+        shown, it is declined, so the other device is told. False if nothing was left to cancel
+        (no pairing, or it ended, or it was declined already); PairingError once both sides said
+        yes (it is completing)."""
+        run = self._run
+        if run is None or run.state.ended:
+            return False
+        if run.state.code is not None:
+            if run.answered.is_set():
+                if run.answer:
+                    raise PairingError("this pairing was confirmed and is completing: it can no longer be cancelled")
+                return False
+            run.answer = False
+            run.answered.set()
+            return True
+        self.daemon.audit_pairing_failure(run.state.role.value, None, "cancelled")
+        log.info("pairing: %s", message)
+        run.fail(message)
+        run.scope.cancel()
+        return True
+
+    def _watch(self, run: _Run, client_gone: trio.Event | None) -> None:
+        """Cancel ``run`` if ``client_gone`` is set while it waits for its code (the call that
+        started it is pending). Once the code is shown, the pairing no longer depends on that
+        connection: pair.confirm may come on another, and pair.cancel or the confirmation's own
+        time limit end it."""
+        if client_gone is None:
+            return
+
+        async def watch() -> None:
+            async with trio.open_nursery() as nursery:
+                async def until_code() -> None:
+                    await run.code_ready.wait()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(until_code)
+                await client_gone.wait()
+                if self._run is run and run.state.code is None:
+                    self.cancel("pairing was cancelled: the program that started it went away")
+                nursery.cancel_scope.cancel()
+
+        self._nursery.start_soon(watch)
 
     def _start(self, state: Invitation | Joining) -> _Run:
         if self._run is not None and not self._run.state.ended:
@@ -224,6 +275,10 @@ class PairingPump:
     # --- joining -------------------------------------------------------------------------------
 
     async def _join(self, run: _Run, address: Address | None) -> None:
+        with run.scope:
+            await self._join_in_scope(run, address)
+
+    async def _join_in_scope(self, run: _Run, address: Address | None) -> None:
         joining = run.state
         try:
             try:
@@ -251,6 +306,8 @@ class PairingPump:
         finally:
             if not joining.ended:  # only an unexpected error ends it here
                 run.fail("pairing failed")
+            if run.scope.cancel_called and not joining.result:
+                await trio.aclose_forcefully(stream)
 
     # --- both ----------------------------------------------------------------------------------
 
