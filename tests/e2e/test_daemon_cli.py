@@ -247,3 +247,12 @@ def test_pair_timeout_is_honoured_on_both_sides_in_one_line_and_the_next_pair_wo
     assert 3 <= time.monotonic() - start < 8
     # nothing is left open: pairing works at once on both
     assert pair(laptop, desktop)[:2] == (0, 0)
+
+
+def test_a_home_too_deep_for_a_unix_socket_is_one_line_not_a_traceback(tmp_path):
+    """Issue 18, bug 5."""
+    home = tmp_path / ("d" * 60) / ("e" * 60)
+    result = run_cli(home, "daemon", "--offline", timeout=60)
+    assert result.returncode == 1
+    assert error_lines(result.stderr) == [error_lines(result.stderr)[0]] and "Traceback" not in result.stderr
+    assert "at most 107" in result.stderr and "--home" in result.stderr

@@ -1013,9 +1013,14 @@ def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: t
 
     import trio
 
+    from vaultpeer.io.api_server import MAX_SOCKET_PATH
     from vaultpeer.io.daemon import Daemon, DaemonOptions
     from vaultpeer.io.transports.tcp import tcp_address
 
+    socket_bytes = len(os.fsencode(ctx.socket_path))
+    if socket_bytes > MAX_SOCKET_PATH:
+        raise VaultpeerError(f"this home's API socket path ({ctx.socket_path}) is {socket_bytes} bytes long; a Unix "
+                             f"socket path holds at most {MAX_SOCKET_PATH}: use a home with a shorter path (--home)")
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = DaemonOptions(
