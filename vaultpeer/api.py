@@ -57,6 +57,8 @@ class ApiError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+        if data is None and code == INVALID_PARAMS:
+            data = {"name": "invalid_params"}  # as an InvalidInput raised deeper down says it
         self.data = data
 
     def to_object(self) -> dict:

@@ -6,6 +6,10 @@ import json
 import socket
 import time
 
+import pytest
+
+from vaultpeer.api import ApiError
+
 
 def connect(path) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -75,3 +79,33 @@ def test_closing_either_half_ends_the_subscription_at_once_and_frees_its_slot(wo
     assert laptop.json("status")["locked"] is True  # the CLI too
     log = laptop.log.read_text()
     assert "ERROR" not in log and "Traceback" not in log, log[-3000:]
+
+
+def test_lock_and_unlock_events_only_when_the_state_changes_and_passwd_takes_one_proof(world):
+    """Issue 18, bug 6 (two of its items)."""
+    from helpers import PASSWORD
+
+    laptop = world("laptop")
+    laptop.init()
+    laptop.start("--offline")
+    sock = connect(laptop.socket_path)
+    incoming = lines(sock)
+    request(sock, 1, "events.subscribe")
+    assert next(incoming)["result"] == {"subscribed": True}
+    laptop.api("lock")  # locked already (it starts locked): no event
+    laptop.unlock()
+    laptop.unlock()  # unlocked already: no second event
+    laptop.lock()
+    laptop.api("lock")  # locked already: no event
+    seen = []
+    sock.settimeout(1)
+    try:  # every event written within a second of the calls (they were published during them)
+        for message in incoming:
+            seen.append(message["params"]["type"])
+    except TimeoutError:
+        pass
+    assert seen == ["unlocked", "locked"]
+    sock.close()
+    with pytest.raises(ApiError) as both:
+        laptop.api("passwd", password=PASSWORD, recovery_key="x" * 40, new_password="another long password")
+    assert both.value.code == -32602 and both.value.data == {"name": "invalid_params"}

@@ -313,7 +313,8 @@ def parse_request(line: bytes) -> Request | Rejected:
     notification = "id" not in request
     if not isinstance(params, dict):
         return Rejected(None if notification else _response(
-            request_id, error={"code": INVALID_PARAMS, "message": "params must be an object"}))
+            request_id, error={"code": INVALID_PARAMS, "message": "params must be an object",
+                                "data": {"name": "invalid_params"}}))
     return Request(request["method"], params, request_id, notification)
 
 

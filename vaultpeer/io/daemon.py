@@ -224,11 +224,14 @@ class Daemon:
 
     def lock(self, reason: str | None = None) -> None:
         """Drop the vault key, the password-derived key, the decrypted index and anything else
-        that holds plaintext (``on_lock`` callbacks, e.g. staged imports); tell the apps."""
+        that holds plaintext (``on_lock`` callbacks, e.g. staged imports); tell the apps, if it
+        was unlocked (locking a locked vault is no event)."""
+        was_locked = self.vault.locked
         self.vault.lock(reason)
         for forget in self.on_lock:
             forget()
-        self.publish({"type": "locked", **({"reason": reason} if reason else {})})
+        if not was_locked:
+            self.publish({"type": "locked", **({"reason": reason} if reason else {})})
 
     def notice_self_lock(self, was_unlocked: bool) -> None:
         """The vault locked itself while admitting records (a rotated key it cannot open): finish

@@ -119,16 +119,20 @@ class ApiHandlers:
 
     async def m_unlock(self, params: dict) -> dict:
         password = _param(params, "password", str)
+        was_locked = self.vault.locked
         with self._password_attempt("unlock.failed"):
             kek = await trio.to_thread.run_sync(self.vault.derive_kek, password)
             self.vault.unlock_with_kek(kek)
-        self.daemon.publish({"type": "unlocked"})
+        if was_locked:  # unlocking an unlocked vault (the password checked again) is no event
+            self.daemon.publish({"type": "unlocked"})
         self.vault.merge_pending()  # merges wait for the vault key: do them now
         return {"locked": False}
 
     async def m_passwd(self, params: dict) -> dict:
         """Change the master password, proven by the current one or by the recovery key."""
         new_password = _param(params, "new_password", str)
+        if "recovery_key" in params and "password" in params:
+            raise ApiError(INVALID_PARAMS, "give the current password or the recovery key, not both")
         if "recovery_key" in params:
             return await _run_in_threads(self.commands.change_password(
                 new_password, recovery_key=_param(params, "recovery_key", str)))
