@@ -9,6 +9,7 @@ import trio
 
 from daemons import Daemon, Interactive, pair, paired_pair, wait_until
 from helpers import PASSWORD, error_lines, run_cli
+from vaultpeer.api import ApiError
 from vaultpeer.core.discovery import PeerGone, PeerSeen
 from vaultpeer.io.discovery import Discovery
 from vaultpeer.io.transports.tcp import host_port
@@ -135,6 +136,16 @@ def test_a_same_field_conflict_through_two_daemons_is_listed_and_resolved(world)
     assert laptop.status()["conflicts"] == 1 and laptop.json("get", "Bank")["conflict"] is True
     refused = laptop.cli("edit", "Bank", "--field", "password=third")
     assert refused.returncode == 8 and "conflict" in refused.stderr
+
+    # issue 18: deleting it would settle the conflict silently, and an older revision would roll it back
+    with pytest.raises(ApiError) as deleting:
+        laptop.api("item.delete", item="Bank")
+    assert deleting.value.code == 1006 and laptop.cli("rm", "Bank").returncode == 8
+    ancestor = laptop.json("history", "Bank")[0]["revision"]
+    with pytest.raises(ApiError) as stale:
+        laptop.api("conflict.resolve", item="Bank", take=ancestor)
+    assert stale.value.code == -32602 and "older" in stale.value.message
+    assert laptop.json("get", "Bank")["conflict"] is True  # nothing was written
 
     take = next(c["revision"] for c in candidates if c["value"] == "from-desktop")
     resolved = laptop.json("resolve", "Bank", "--take", take)

@@ -358,8 +358,12 @@ class Items:
         return self._commit(view.id, changed, parents=view.heads)
 
     def delete(self, reference: str) -> ItemView:
-        """Write a tombstone (which keeps the content, so the item can be listed and restored)."""
+        """Write a tombstone (which keeps the content, so the item can be listed and restored).
+        An item in conflict is refused, as an edit is: deleting it would settle the conflict
+        silently (after a restore, one side's value would be only in history)."""
         view = self._verified(reference)
+        if view.conflict:
+            raise Conflict("this item has conflicting values: resolve them first (`vaultpeer conflicts`)")
         return self._commit(view.id, ItemContent(view.title, view.fields), parents=view.heads, deleted=True)
 
     def restore(self, reference: str, revision: str | None = None) -> ItemView:
@@ -397,6 +401,8 @@ class Items:
         if not view.conflict and not view.flags:
             raise InvalidInput("this item has no conflict to resolve")
         chosen = self._content_of(view, take) if take else None
+        if chosen is not None:
+            _require_current_values(chosen, view.conflicts or {})
         set_fields = dict(set_fields or {})
         content = view.content
         updates: dict[str, str | None] = {}
@@ -468,3 +474,18 @@ def _candidate(view: ItemView) -> dict:
     """How an ambiguous name's candidate is shown: enough to tell two "GitHub" items apart."""
     shown = Searchable.from_fields(view.title, ((f.name, f.value) for f in view.fields))
     return {"id": str(view.id), "title": view.title, "username": shown.username, "folder": shown.folder}
+
+
+def _require_current_values(chosen: ItemContent, conflicts: Mapping) -> None:
+    """``take`` may name any revision whose value for each conflicting register is one of the
+    values in conflict (a current head does; so does each candidate's revision for its own
+    register). An older revision would roll the item back, dropping the concurrent edits: refused."""
+    for register, candidates in conflicts.items():
+        if register == TITLE:
+            value = chosen.title
+        else:
+            field = chosen.field(register[1])
+            value = None if field is None else (field.value, field.secret)
+        if value not in [candidate.value for candidate in candidates]:
+            raise InvalidInput("that revision holds none of the values in conflict (it is older): take one "
+                               "that `vaultpeer conflicts` lists, or give the values")
