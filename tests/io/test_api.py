@@ -192,3 +192,26 @@ async def test_idle_connections_end_but_busy_ones_and_answers_before_a_close_do_
         assert (await read_line(piped, buffer))["result"]["params"] == {"a": 1}
         assert await read_line(piped, buffer) is None
         nursery.cancel_scope.cancel()
+
+
+async def test_a_request_line_of_exactly_the_limit_is_answered_and_one_byte_more_is_not(socket_path):
+    """docs/api.md, Limits: at most MAX_LINE bytes before the newline."""
+    from vaultpeer.api import MAX_LINE
+
+    def line_of(size: int, request_id: int) -> bytes:
+        head = b'{"jsonrpc": "2.0", "id": %d, "method": "echo", "params": {"pad": "' % request_id
+        tail = b'"}}'
+        return head + b"x" * (size - len(head) - len(tail)) + tail
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_api, socket_path, dispatch)
+            stream = await trio.open_unix_socket(str(socket_path))
+            buffer = bytearray()
+            await stream.send_all(line_of(MAX_LINE, 1) + b"\n")
+            assert (await read_line(stream, buffer))["id"] == 1
+            await stream.send_all(line_of(MAX_LINE + 1, 2) + b"\n")
+            answer = await read_line(stream, buffer)
+            assert answer["id"] is None and answer["error"]["code"] == -32600
+            assert await read_line(stream, buffer) is None  # and the connection is closed
+            nursery.cancel_scope.cancel()
