@@ -196,6 +196,7 @@ def test_a_joining_device_hears_how_far_the_initial_sync_has_come(world):
     assert {e["expected"] for e in events} == {300}
     assert [e["received"] for e in events] == sorted(e["received"] for e in events)
     assert events[-1]["received"] == 300
+    assert all(e["received"] <= e["expected"] for e in events)  # issue 18: never "2 of 1"
 
 
 def test_the_progress_bar_ends_when_everything_arrived_or_the_daemon_goes_quiet(capsys):

@@ -145,13 +145,16 @@ class Link:
             if session is None:
                 session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
                 self._send(session.start())
-            received_before, was_unlocked = session.stats.revisions_received, not vault.locked
+            received_before, was_unlocked = session.stats.revisions_new, not vault.locked
             self._send(session.receive(data))
             self.daemon.notice_self_lock(was_unlocked)
-            if session.stats.revisions_received != received_before:
+            if session.stats.revisions_new != received_before:
+                # new revisions stored, against what the hello announced (a repair or an edit made
+                # during the session may bring more: the total grows with them, never below)
+                received = session.stats.revisions_new
                 self.daemon.publish({"type": "sync.progress", "device_id": str(self.device_id),
-                                     "received": session.stats.revisions_received,
-                                     "expected": session.stats.revisions_expected})
+                                     "received": received,
+                                     "expected": max(received, session.stats.revisions_expected)})
             if session.just_applied:  # readable now: say so, and pass it on, before the session ends
                 self.daemon.applied(session.just_applied, self)
             if not session.finished:
