@@ -10,8 +10,12 @@ from vaultpeer.core.errors import Ambiguous, VaultpeerError
 # within CONFIRM_TIMEOUT and CONFIRM_FINISH seconds more (the other's answer, the roster exchange).
 from vaultpeer.core.pairing_limits import CONFIRM_FINISH, CONFIRM_TIMEOUT  # noqa: F401
 
+#: The version of this API's methods and shapes (docs/api.md, "Versions"): raised with every
+#: change to a method, a parameter, a result or an event.
+API_VERSION = 1
+
 METHODS = (
-    "status", "unlock", "lock", "passwd",
+    "api.info", "status", "unlock", "lock", "passwd",
     "item.list", "item.get", "item.search", "item.otp", "item.add", "item.edit", "item.delete", "item.history", "item.restore",
     "item.import", "item.export",
     "conflict.list", "conflict.resolve", "generate",
@@ -19,6 +23,10 @@ METHODS = (
     "sync.now", "events.subscribe", "backup.seal",
     "device.admit", "bundle.export", "bundle.inspect", "bundle.import",
 )
+
+#: The ``type`` of every event ``events.subscribe`` delivers.
+EVENTS = ("items.changed", "locked", "unlocked", "peer.connected", "peer.disconnected", "peer.paired",
+          "sync.progress")
 
 #: pair.invite / pair.join take ``timeout``: seconds to wait for the other device, 1 to this.
 MAX_PAIRING_TIMEOUT = 3600

@@ -17,7 +17,8 @@ import trio
 
 from vaultpeer.service import transfer
 from vaultpeer.service.bundle_files import read_bundle_file
-from vaultpeer.api import MAX_PAIRING_TIMEOUT, ApiError
+from vaultpeer import __version__
+from vaultpeer.api import API_VERSION, EVENTS, MAX_PAIRING_TIMEOUT, METHODS, ApiError
 from vaultpeer.core.errors import InvalidInput, RateLimited
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.generate import DEFAULT_LENGTH
@@ -110,6 +111,10 @@ class ApiHandlers:
                 self.daemon.notice_self_lock(was_unlocked)
 
     # --- daemon and vault state ---
+
+    async def m_api_info(self, params: dict) -> dict:
+        return {"api_version": API_VERSION, "vaultpeer_version": __version__, "methods": list(METHODS),
+                "events": list(EVENTS)}
 
     async def m_status(self, params: dict) -> dict:
         daemon = self.daemon
