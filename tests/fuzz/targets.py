@@ -866,12 +866,15 @@ def _content_run(data: bytes) -> None:
     require(content.to_plaintext() == data, "item content does not re-encode to its bytes")
     require(all(type(f.name) is str and type(f.value) is str and type(f.secret) is bool for f in content.fields),
             "an item field of the wrong type")
+    require(content.time is None or type(content.time) is int and 0 <= content.time < 2**53,
+            "a revision time out of its range")
 
 
 def _content_seeds() -> list[bytes]:
     w = world()
     return [w.content.to_plaintext(), ItemContent("Gone", flags=frozenset({"edit-survived-delete"})).to_plaintext(),
-            ItemContent.build("t", {"notes": "line\nline"}).to_plaintext()]
+            ItemContent.build("t", {"notes": "line\nline"}).to_plaintext(),
+            ItemContent.build("t", {"password": "p"}).at(1_764_000_000).to_plaintext()]
 
 
 def _sealed_content_run(data: bytes) -> None:
