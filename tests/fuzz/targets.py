@@ -1008,7 +1008,7 @@ def _sealed_bundle(plaintext: bytes) -> bytes:
     slot_nonce = bytes([1]) * 12
     recipients = [["members", slot_nonce + ChaCha20Poly1305(w.members_key).encrypt(
         slot_nonce, content_key, bundle_module._slot_ad("members"))]]
-    ciphertext = ChaCha20Poly1305(content_key).encrypt(nonce, plaintext, bundle_module._payload_ad(recipients))
+    ciphertext = ChaCha20Poly1305(content_key).encrypt(nonce, plaintext, bundle_module._payload_ad(recipients, bundle_module.FORMAT_VERSION))
     return BUNDLE_MAGIC + bytes([bundle_module.FORMAT_VERSION]) + encoding.encode([recipients, nonce, ciphertext])
 
 
