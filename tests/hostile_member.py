@@ -179,14 +179,14 @@ class HostileMember:
     # --- one sync session, by hand ----------------------------------------------------------------
 
     def push(self, address: str, *, header: VaultHeader | None = None, roster: Iterable[RosterEntry] = (),
-             revisions: Iterable[Revision] = (), timeout: float = 15) -> Answer:
+             revisions: Iterable[Revision] = (), timeout: float = 15, version: int = PROTOCOL_VERSION) -> Answer:
         """Dial the daemon at ``address`` (``status --json``'s ``listen``) as X and send one
-        ``records`` batch; returns how it answered."""
+        ``records`` batch (after a ``hello`` saying ``version``); returns how it answered."""
         batch = Records(header, tuple(roster), tuple(revisions), last=True, repair=False)
         host, port = address.rsplit(":", 1)
-        return trio.run(self._session, host, int(port), batch, timeout)
+        return trio.run(self._session, host, int(port), batch, timeout, version)
 
-    def _hello(self) -> Hello:
+    def _hello(self, version: int = PROTOCOL_VERSION) -> Hello:
         # X's own knowledge (the daemon sends little) and X's hashes (it sends no header or roster
         # unless its own differ)
         return Hello(
@@ -195,10 +195,11 @@ class HostileMember:
             knowledge=self.vault.knowledge(),
             header_hash=record_hash([self.header.to_bytes()]),
             roster_hash=record_hash([e.to_bytes() for e in self.vault.outgoing_roster()]),
-            version=PROTOCOL_VERSION,
+            version=version,
         )
 
-    async def _session(self, host: str, port: int, batch: Records, timeout: float) -> Answer:
+    async def _session(self, host: str, port: int, batch: Records, timeout: float,
+                       version: int = PROTOCOL_VERSION) -> Answer:
         with trio.fail_after(timeout):
             others = [m for m in self.vault.roster.members.values() if m.device_id != self.device_id]
             for member in others:
@@ -210,7 +211,7 @@ class HostileMember:
                                                         stamp=self.vault.next_link_stamp(time.time_ns()))
                     except (ConnectionClosed, TransportError, trio.BrokenResourceError):
                         continue  # not this member's address (or it refuses this device)
-                    return await self._exchange(stream, batch)
+                    return await self._exchange(stream, batch, version)
                 finally:
                     await tcp.aclose()
             return Answer(closed=True)
@@ -228,10 +229,10 @@ class HostileMember:
         host, port = address.rsplit(":", 1)
         return trio.run(partial(send_first_frame, host, int(port), first, read_for=1))[0]
 
-    async def _exchange(self, stream: NoiseStream, batch: Records) -> Answer:
+    async def _exchange(self, stream: NoiseStream, batch: Records, version: int = PROTOCOL_VERSION) -> Answer:
         answer = Answer()
         try:
-            await stream.send(encode_message(self._hello()))
+            await stream.send(encode_message(self._hello(version)))
             await stream.send(encode_message(batch))
             while True:
                 message = decode_message(await stream.receive())

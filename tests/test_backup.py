@@ -29,7 +29,7 @@ from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.core.kdf import insecure_test_parameters
 from vaultpeer.service.home import Home
 from vaultpeer.service.vault import Vault
-from vaultpeer.service.views import conflict_json, history_json, item_json, listing_json
+from vaultpeer.service.views import conflict_json, history_json, item_json, listing_json, member_names
 
 CANARIES = {
     "title": "CanaryTitle-bk-5be21d",
@@ -56,11 +56,12 @@ def pair(member: Vault, device: Vault, name: str = "device") -> None:
 def everything(vault: Vault) -> dict:
     """Every item (deleted ones too) with its whole history, as the CLI's --json shows them."""
     views = vault.list_items() + vault.list_items(deleted=True)
+    names = member_names(vault.roster)
     return {
         "items": sorted((listing_json(v) for v in vault.list_items()), key=lambda e: e["id"]),
         "deleted": sorted((listing_json(v) for v in vault.list_items(deleted=True)), key=lambda e: e["id"]),
-        "details": {str(v.id): item_json(v) for v in views},
-        "history": {str(v.id): [history_json(e) for e in vault.history(str(v.id))] for v in views},
+        "details": {str(v.id): item_json(v, names) for v in views},
+        "history": {str(v.id): [history_json(e, names) for e in vault.history(str(v.id))] for v in views},
         "conflicts": [conflict_json(v) for v in vault.conflicts()],
         "heads": vault._store.head_ids(),
     }

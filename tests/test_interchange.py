@@ -8,6 +8,7 @@ import io
 import json
 import os
 import stat
+import time
 import uuid
 
 import pytest
@@ -534,3 +535,56 @@ def test_export_files_are_private_and_never_replaced_unless_asked(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]  # no temporary file left
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     assert digest == hashlib.sha256(b"three").hexdigest()
+
+
+# --- dates ------------------------------------------------------------------------------------
+
+
+def test_a_kdbx_entrys_last_modification_time_dates_the_imported_item(vault, tmp_path):
+    from datetime import datetime, timezone
+
+    path = tmp_path / "db.kdbx"
+    keepass = create_database(str(path), password=KDBX_PASSWORD)
+    dated = keepass.add_entry(keepass.root_group, "Dated", "alice", "pw-1")
+    dated.mtime = datetime(2019, 5, 4, 3, 2, 1, tzinfo=timezone.utc)
+    broken = keepass.add_entry(keepass.root_group, "Broken date", "bob", "pw-2")
+    broken._element.find("Times/LastModificationTime").text = "not a time"
+    keepass.save()
+    entries = {e.title: e for e in read_kdbx(path.read_bytes(), KDBX_PASSWORD).entries}
+    assert entries["Dated"].time == 1_556_938_921
+    assert entries["Broken date"].time is None  # an unreadable date never stops an import
+    before = int(time.time())
+    import_entries(vault, list(entries.values()))
+    assert vault.get("Dated").modified == 1_556_938_921
+    assert before <= vault.get("Broken date").modified <= int(time.time()) + 1
+    (first,) = vault.history("Dated")
+    assert first.time == 1_556_938_921 and first.revision.author == vault.device.device_id
+
+
+def test_a_bitwarden_revision_date_dates_the_imported_item_and_csv_has_none(vault):
+    document = {"items": [
+        {"id": "d1", "type": 2, "name": "Dated", "notes": "n", "revisionDate": "2023-08-09T10:11:12.345Z"},
+        {"id": "d2", "type": 2, "name": "Zoned", "notes": "n", "revisionDate": "2023-08-09T12:11:12+02:00"},
+        {"id": "d3", "type": 2, "name": "Garbled", "notes": "n", "revisionDate": "yesterday"},
+        {"id": "d4", "type": 2, "name": "Numeric", "notes": "n", "revisionDate": 1691575872},
+        {"id": "d5", "type": 2, "name": "Before 1970", "notes": "n", "revisionDate": "1969-12-31T23:59:59Z"},
+        {"id": "d6", "type": 2, "name": "Undated", "notes": "n"},
+    ]}
+    times = {e.title: e.time for e in parse_bitwarden(json.dumps(document)).entries}
+    assert times == {"Dated": 1_691_575_872, "Zoned": 1_691_575_872, "Garbled": None, "Numeric": None,
+                     "Before 1970": None, "Undated": None}
+    assert all(e.time is None for e in parse_csv("title,password,last modified\nA,p,2020-01-01\n").entries)
+    # through the API's entry shape (an import through the daemon) the time travels too
+    entries = [ImportEntry.from_json(json.loads(json.dumps(e.to_json())))
+               for e in parse_bitwarden(json.dumps(document)).entries]
+    assert {e.title: e.time for e in entries} == times
+    before = int(time.time())
+    import_entries(vault, entries)
+    assert vault.get("Dated").modified == 1_691_575_872
+    assert before <= vault.get("Undated").modified <= int(time.time()) + 1
+
+
+@pytest.mark.parametrize("value", [-1, 2**53, 1.5, "1691575872", True])
+def test_an_api_entry_with_a_time_out_of_range_is_refused(value):
+    with pytest.raises(InvalidInput, match="time"):
+        ImportEntry.from_json({"title": "A", "fields": {"a": "1"}, "source": "s", "time": value})

@@ -11,7 +11,7 @@ from vaultpeer.core.item import ItemContent, ItemId
 from vaultpeer.core.merge import EDIT_SURVIVED_DELETE
 from vaultpeer.core.revision import seal_revision
 from vaultpeer.core.roster import MAX_UNCOUNTED, RosterEntry, vouch
-from vaultpeer.core.sync import MAX_MESSAGE_SIZE, Hello, Records, encode_message
+from vaultpeer.core.sync import MAX_MESSAGE_SIZE, PROTOCOL_VERSION, Error, Hello, Records, decode_message, encode_message
 from vaultpeer.core.vclock import VersionVector
 from vaultpeer.service.store import Store
 from vaultpeer.service.replication import SyncPeer
@@ -147,9 +147,10 @@ def deliver(b, a, messages):
     return peer, replies
 
 
-def hello_from(a, vault_id=None, knowledge=None):
+def hello_from(a, vault_id=None, knowledge=None, version=PROTOCOL_VERSION):
     return encode_message(Hello(vault_id or a.vault_id, a.intake.store_id,
-                                knowledge if knowledge is not None else a.knowledge(), bytes(32), bytes(32)))
+                                knowledge if knowledge is not None else a.knowledge(), bytes(32), bytes(32),
+                                version))
 
 
 def records_of(a, revisions, header=True):
@@ -208,6 +209,24 @@ def test_oversize_and_malformed_messages_are_protocol_errors(victim):
                  encoding.encode({"t": "hello", "v": 1, "vault": b"x", "store": b"y", "knows": []}), b""):
         peer, replies = deliver(b, a, [hello_from(a), junk])
         assert_rejected(peer, replies)
+    assert fingerprint(b) == before
+
+
+@pytest.mark.parametrize("version,says", [
+    (2, "the peer runs an older vaultpeer (sync protocol version 2; this device speaks 3): upgrade vaultpeer on it"),
+    (4, "the peer runs a newer vaultpeer (sync protocol version 4; this device speaks 3): upgrade vaultpeer on "
+        "this device"),
+])
+def test_another_protocol_version_is_refused_as_an_upgrade_to_make_not_an_offense(victim, version, says):
+    """Version 3 revisions carry their time, which a version 2 device would quarantine as junk: a
+    device that speaks 2 (or a later one) is told to upgrade, and nothing moves either way."""
+    assert PROTOCOL_VERSION == 3
+    a, b = victim
+    before = fingerprint(b)
+    peer, replies = deliver(b, a, [hello_from(a, version=version), records_of(a, new_revisions(a))])
+    assert peer.failed and not peer.peer_at_fault  # not counted against the peer's address
+    assert decode_message(replies[-1]) == Error("version")
+    assert any(says in note for note in peer.notes)
     assert fingerprint(b) == before
 
 

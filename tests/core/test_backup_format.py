@@ -149,10 +149,26 @@ def test_the_magic_and_the_version_are_named(world, data):
     with pytest.raises(NotABackup, match="not a vaultpeer backup"):
         parse_backup(b"PK\x03\x04" + data[4:])
     future = bytearray(data)
-    struct.pack_into(">H", future, len(MAGIC), 2)
-    with pytest.raises(UnsupportedBackupVersion, match="version 2") as raised:
+    struct.pack_into(">H", future, len(MAGIC), 3)
+    with pytest.raises(UnsupportedBackupVersion, match="version 3 .*upgrade vaultpeer") as raised:
         parse_backup(bytes(future))
-    assert raised.value.version == 2 and isinstance(raised.value, IntegrityError)
+    assert raised.value.version == 3 and isinstance(raised.value, IntegrityError)
+
+
+def test_backups_are_written_as_version_2_and_version_1_backups_still_open(world, data, monkeypatch):
+    """Version 2 backups may hold revisions whose content carries its time, which a vaultpeer that
+    reads version 1 would quarantine on restore: it refuses the file by its version instead. What
+    an older vaultpeer wrote (version 1, same layout) still opens and verifies here."""
+    assert FORMAT_VERSION == 2 and parse_backup(data).version == 2
+    relabelled = bytearray(data)
+    struct.pack_into(">H", relabelled, len(MAGIC), 1)
+    with pytest.raises(IntegrityError):  # the version is bound into the AEAD
+        open_all(bytes(relabelled), world.keyring)
+    monkeypatch.setattr(backup_format, "FORMAT_VERSION", 1)  # as the previous vaultpeer sealed it
+    old = seal_backup(world.keyring, world.contents())
+    monkeypatch.undo()
+    assert parse_backup(old).version == 1
+    assert open_all(old, world.keyring)[1].vault_id == world.header.vault_id
 
 
 def test_a_wrong_key_is_an_integrity_error(world, data):

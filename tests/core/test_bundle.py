@@ -3,7 +3,8 @@ every way a bundle can be wrong."""
 
 import pytest
 
-from vaultpeer.core.bundle import BundleContents, JoinRequest, members_key, open_bundle, seal_bundle
+from vaultpeer.core import bundle as bundle_module
+from vaultpeer.core.bundle import BUNDLE_MAGIC, BundleContents, JoinRequest, members_key, open_bundle, seal_bundle
 from vaultpeer.core.errors import IntegrityError, InvalidInput
 from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.kdf import insecure_test_parameters
@@ -49,6 +50,25 @@ def test_a_member_cannot_pass_a_bundle_off_as_another_members(vault):
     data = seal_bundle(contents(founder, header), Masquerade(), members=members_key(header))
     with pytest.raises(IntegrityError):
         open_bundle(data, members=[members_key(header)])
+
+
+def test_bundles_are_written_as_version_2_and_version_1_bundles_still_open(vault, monkeypatch):
+    """Version 2 bundles may hold revisions whose content carries its time, which a vaultpeer that
+    reads version 1 would quarantine: it refuses the file by its version byte instead. What an
+    older vaultpeer wrote (version 1, same layout) still opens here."""
+    founder, header = vault
+    data = seal_bundle(contents(founder, header), founder, members=members_key(header))
+    assert data[len(BUNDLE_MAGIC)] == 2
+    # the version is bound into the AEAD: relabelling a version 2 bundle as 1 opens nothing
+    with pytest.raises(IntegrityError):
+        open_bundle(BUNDLE_MAGIC + bytes([1]) + data[len(BUNDLE_MAGIC) + 1:], members=[members_key(header)])
+    monkeypatch.setattr(bundle_module, "FORMAT_VERSION", 1)  # as the previous vaultpeer sealed it
+    old = seal_bundle(contents(founder, header), founder, members=members_key(header))
+    monkeypatch.undo()
+    assert old[len(BUNDLE_MAGIC)] == 1
+    assert open_bundle(old, members=[members_key(header)]).header == header
+    with pytest.raises(InvalidInput, match="format version 3, from a newer vaultpeer.*upgrade vaultpeer"):
+        open_bundle(BUNDLE_MAGIC + bytes([3]) + data[len(BUNDLE_MAGIC) + 1:], members=[members_key(header)])
 
 
 def test_any_altered_byte_is_one_opaque_error(vault):

@@ -2,8 +2,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vaultpeer.core import encoding
 from vaultpeer.core.errors import Ambiguous, IntegrityError, InvalidInput, NotFound
-from vaultpeer.core.item import ItemContent, ItemId, resolve_reference
+from vaultpeer.core.item import MAX_TIME, ItemContent, ItemId, resolve_reference
 
 
 def test_build_marks_standard_secret_fields():
@@ -43,6 +44,38 @@ def test_plaintext_round_trip(title, fields):
 def test_malformed_plaintext_is_an_integrity_error():
     with pytest.raises(IntegrityError):
         ItemContent.from_plaintext(b"\xa0")
+
+
+def test_a_time_travels_inside_the_plaintext_and_is_optional():
+    content = ItemContent.build("Mail", {"password": "p"})
+    stamped = content.at(1_764_000_000)
+    assert encoding.decode(stamped.to_plaintext(), max_size=1024)["time"] == 1_764_000_000
+    assert ItemContent.from_plaintext(stamped.to_plaintext()).time == 1_764_000_000
+    # a revision written before times existed has no key: it reads, with no time
+    assert "time" not in encoding.decode(content.to_plaintext(), max_size=1024)
+    assert content.to_plaintext() == encoding.encode(
+        {"title": "Mail", "fields": [["password", "p", True]]})
+    assert ItemContent.from_plaintext(content.to_plaintext()).time is None
+    # both ends of the range are kept as given
+    for edge in (0, MAX_TIME):
+        assert ItemContent.from_plaintext(content.at(edge).to_plaintext()).time == edge
+
+
+def test_the_time_is_not_part_of_the_content():
+    content = ItemContent.build("Mail", {"password": "p"})
+    assert content.at(1) == content.at(2) == content
+    assert hash(content.at(1)) == hash(content)
+    assert content.at(5).edited({"password": "q"}).time is None  # an edit is stamped when sealed
+
+
+@pytest.mark.parametrize("time", [-1, MAX_TIME + 1, 2**64 - 1, None, True, "1764000000", [1], 1.5])
+def test_a_time_out_of_range_or_not_an_integer_is_an_integrity_error(time):
+    data = encoding.encode({"title": "Mail", "fields": [], "time": time})  # (a float: the decoder refuses it)
+    with pytest.raises(IntegrityError):
+        ItemContent.from_plaintext(data)
+    if type(time) is int:
+        with pytest.raises(InvalidInput):
+            ItemContent.build("Mail").at(time)
 
 
 def test_reprs_reveal_no_content():

@@ -14,9 +14,9 @@ class Graph:
         self.keyring, self.item = Keyring.new(), ItemId.generate()
         self.revisions, self.contents, self.seq = [], {}, {}
 
-    def rev(self, author, parents, fields, title="Item", deleted=False, flags=frozenset()):
+    def rev(self, author, parents, fields, title="Item", deleted=False, flags=frozenset(), time=None):
         self.seq[author] = self.seq.get(author, 0) + 1
-        content = ItemContent(title, ItemContent.build(title, fields).fields, frozenset(flags))
+        content = ItemContent(title, ItemContent.build(title, fields).fields, frozenset(flags), time)
         revision = seal_revision(vault_id=VAULT, keyring=self.keyring, author=author, item_id=self.item,
                                  seq=self.seq[author], parents=[p.revision_id for p in parents],
                                  content=content, deleted=deleted)
@@ -43,6 +43,32 @@ def test_edits_to_different_fields_merge_by_themselves():
     merged = g.merged(left, right)
     assert values(merged) == {"username": "alice2", "password": "two"}
     assert not merged.conflicted and merged.needs_merge_revision and not merged.deleted
+
+
+def test_times_are_no_register_they_never_conflict_nor_decide():
+    g = Graph()
+    base = g.rev(A, [], {"username": "alice", "password": "one"}, time=1_000)
+    # the same content at other times (and with none): identical heads, nothing to merge
+    same_a, same_b = g.rev(A, [base], {"username": "alice", "password": "one"}, time=5), \
+        g.rev(B, [base], {"username": "alice", "password": "one"})
+    merged = g.merged(same_a, same_b)
+    assert not merged.conflicted and not merged.needs_merge_revision
+    # edits of different fields merge, whatever time each claims
+    left = g.rev(A, [same_a, same_b], {"username": "alice2", "password": "one"}, time=2**53 - 1)
+    right = g.rev(B, [same_a, same_b], {"username": "alice", "password": "two"}, time=0)
+    merged = g.merged(left, right)
+    assert values(merged) == {"username": "alice2", "password": "two"}
+    assert not merged.conflicted and merged.needs_merge_revision
+    assert merged.content.time is None  # the merge revision is stamped by whoever seals it
+    # a conflict shows the same candidate whatever the times say
+    shown = []
+    for times in ((0, 2**53 - 1), (2**53 - 1, 0)):
+        g2 = Graph()
+        root = g2.rev(A, [], {"password": "one"})
+        x = g2.rev(A, [root], {"password": "from A"}, time=times[0])
+        y = g2.rev(B, [root], {"password": "from B"}, time=times[1])
+        shown.append(values(g2.merged(x, y))["password"])
+    assert shown[0] == shown[1]
 
 
 def test_same_field_different_values_is_a_conflict_keeping_every_value():

@@ -51,7 +51,7 @@ def test_backup_verify_and_restore_through_the_cli(tmp_path):
     report = json.loads(ok(run_cli(tmp_path / "no-home", "backup", "verify", file, "--json", "--password-stdin",
                                    stdin=PW)))
     assert report["ok"] is True and (report["items"], report["deleted_items"], report["revisions"]) == (2, 1, 4)
-    assert report["tombstones"] == 1 and report["format_version"] == 1
+    assert report["tombstones"] == 1 and report["format_version"] == 2
     assert not (tmp_path / "no-home").exists()  # verify needs no home and makes none
     by_key = json.loads(ok(run_cli(tmp_path / "no-home", "backup", "verify", file, "--recovery-key", "--json",
                                    "--password-stdin", stdin=recovery_key + "\n")))

@@ -5,6 +5,7 @@ import os
 import stat
 import sys
 import subprocess
+import time
 
 import pytest
 
@@ -60,14 +61,19 @@ def test_canary_never_reaches_any_file_under_the_home(tmp_path):
 
 
 def test_item_commands_and_json_shapes(home):
+    device_id = json.loads(ok(run_cli(home, "device", "--json")))["device_id"]
+    before = int(time.time())
     added = json.loads(ok(run_cli(home, "add", "Email", "--field", "username=alice", "--field", "password=pw1",
                                   "--json", "--password-stdin", stdin=PW)))
     assert set(added) >= {"id", "revision"} and len(added["id"]) == 32
 
     item = json.loads(ok(run_cli(home, "get", added["id"][:8], "--json", "--password-stdin", stdin=PW)))
+    modified = item.pop("modified")
+    assert before <= modified <= time.time() + 1
     assert item == {"id": added["id"], "title": "Email", "fields": {"username": "alice", "password": "pw1"},
                     "revision": added["revision"], "conflict": False, "deleted": False, "flags": [],
-                    "secrets": ["password"], "unreadable": []}
+                    "secrets": ["password"], "unreadable": [], "modified_by": device_id,
+                    "modified_by_name": json.loads(ok(run_cli(home, "device", "--json")))["name"]}
 
     human = ok(run_cli(home, "get", "Email", "--password-stdin", stdin=PW))
     assert "alice" in human and "pw1" not in human and "--reveal" in human
@@ -79,7 +85,7 @@ def test_item_commands_and_json_shapes(home):
     assert edited["title"] == "Mail" and edited["fields"] == {"password": "pw2"}
 
     listing = json.loads(ok(run_cli(home, "ls", "--json", "--password-stdin", stdin=PW)))
-    assert listing == [{"id": added["id"], "title": "Mail", "conflict": False}]
+    assert listing == [{"id": added["id"], "title": "Mail", "conflict": False, "modified": edited["modified"]}]
 
     ok(run_cli(home, "rm", "Mail", "--password-stdin", stdin=PW))
     assert json.loads(ok(run_cli(home, "ls", "--json", "--password-stdin", stdin=PW))) == []
@@ -244,3 +250,28 @@ def test_conflicts_and_resolve_between_two_real_homes(tmp_path):
     assert ok(run_cli(desktop.path, "get", "Email", "--field", "password", "--password-stdin", stdin=PW)) \
         == "from the laptop\n"
     assert json.loads(ok(run_cli(desktop.path, "conflicts", "--json", "--password-stdin", stdin=PW))) == []
+
+
+def test_history_ls_and_get_show_when_and_on_which_device_each_revision_was_made(home):
+    """Issue 17, "History and dates": times and devices through the real CLI, in JSON and for people."""
+    me = json.loads(ok(run_cli(home, "device", "--json")))
+    before = int(time.time())
+    ok(run_cli(home, "add", "Mail", "--field", "password=pw1", "--password-stdin", stdin=PW))
+    ok(run_cli(home, "edit", "Mail", "--field", "password=pw2", "--password-stdin", stdin=PW))
+    after = int(time.time()) + 1
+    history = json.loads(ok(run_cli(home, "history", "Mail", "--json", "--password-stdin", stdin=PW)))
+    assert len(history) == 2
+    for entry in history:
+        assert before <= entry["time"] <= after
+        assert entry["author"] == me["device_id"] and entry["author_name"] == me["name"]
+    assert history[0]["time"] <= history[1]["time"]
+    (listed,) = json.loads(ok(run_cli(home, "ls", "--json", "--password-stdin", stdin=PW)))
+    item = json.loads(ok(run_cli(home, "get", "Mail", "--json", "--password-stdin", stdin=PW)))
+    assert listed["modified"] == item["modified"] == history[1]["time"]
+    assert (item["modified_by"], item["modified_by_name"]) == (me["device_id"], me["name"])
+    # for people: "modified <local date and time> on <device name>", in the time zone asked for
+    env = cli_env(TZ="VPT-05:30")  # POSIX form (UTC+05:30): needs no time zone database
+    human = ok(run_cli(home, "get", "Mail", "--password-stdin", stdin=PW, env=env))
+    shown = time.strftime("%Y-%m-%d %H:%M", time.gmtime(item["modified"] + 5 * 3600 + 1800))
+    assert f"modified {shown} on {me['name']}" in human
+    assert f"{shown} on {me['name']}" in ok(run_cli(home, "history", "Mail", "--password-stdin", stdin=PW, env=env))

@@ -866,12 +866,15 @@ def _content_run(data: bytes) -> None:
     require(content.to_plaintext() == data, "item content does not re-encode to its bytes")
     require(all(type(f.name) is str and type(f.value) is str and type(f.secret) is bool for f in content.fields),
             "an item field of the wrong type")
+    require(content.time is None or type(content.time) is int and 0 <= content.time < 2**53,
+            "a revision time out of its range")
 
 
 def _content_seeds() -> list[bytes]:
     w = world()
     return [w.content.to_plaintext(), ItemContent("Gone", flags=frozenset({"edit-survived-delete"})).to_plaintext(),
-            ItemContent.build("t", {"notes": "line\nline"}).to_plaintext()]
+            ItemContent.build("t", {"notes": "line\nline"}).to_plaintext(),
+            ItemContent.build("t", {"password": "p"}).at(1_764_000_000).to_plaintext()]
 
 
 def _sealed_content_run(data: bytes) -> None:
@@ -1005,7 +1008,7 @@ def _sealed_bundle(plaintext: bytes) -> bytes:
     slot_nonce = bytes([1]) * 12
     recipients = [["members", slot_nonce + ChaCha20Poly1305(w.members_key).encrypt(
         slot_nonce, content_key, bundle_module._slot_ad("members"))]]
-    ciphertext = ChaCha20Poly1305(content_key).encrypt(nonce, plaintext, bundle_module._payload_ad(recipients))
+    ciphertext = ChaCha20Poly1305(content_key).encrypt(nonce, plaintext, bundle_module._payload_ad(recipients, bundle_module.FORMAT_VERSION))
     return BUNDLE_MAGIC + bytes([bundle_module.FORMAT_VERSION]) + encoding.encode([recipients, nonce, ciphertext])
 
 

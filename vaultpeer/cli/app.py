@@ -363,6 +363,25 @@ def shown_value(name: str, value: str, secrets: list[str], reveal: bool) -> str:
     return value if reveal or name not in secrets else MASK
 
 
+def local_time(seconds: int | None) -> str:
+    """A revision's time (the author's claim: anything from 0 to 2^53 - 1) as a local date and time."""
+    if seconds is None:
+        return "at an unknown time"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+    except (OverflowError, OSError, ValueError):  # beyond what this platform's calendar holds
+        return f"at unix time {seconds}"
+
+
+def device_label(device_id: str, name: str | None) -> str:
+    """A device as the person knows it: its roster name, else the first group of its id."""
+    return inert(name) if name else f"device {device_id.split('-')[0]}"
+
+
+def modified_line(item: dict) -> str:
+    return f"  modified {local_time(item['modified'])} on {device_label(item['modified_by'], item['modified_by_name'])}"
+
+
 def print_item(item: dict, reveal: bool) -> None:
     from rich.console import Console
     from rich.text import Text
@@ -371,6 +390,7 @@ def print_item(item: dict, reveal: bool) -> None:
     header = Text(inert(item["title"]), style="bold")
     header.append(f"  id {item['id']}  revision {item['revision']}", style="dim")
     console.print(header)
+    console.print(Text(modified_line(item), style="dim"))
     if item["deleted"]:
         console.print(Text("  (deleted: `vaultpeer restore ITEM` brings it back)", style="yellow"))
     if item["conflict"]:
@@ -784,6 +804,8 @@ def history(ctx: Context, item: str, reveal: bool, password_stdin: bool, as_json
             line.append("  deleted", style="yellow")
         if entry["current"]:
             line.append("  current", style="green")
+        line.append(f"  {local_time(entry['time'])} on {device_label(entry['author'], entry['author_name'])}",
+                    style="dim")
         console.print(line)
         console.print(Text(f"    title: {inert(entry['title'])}"))
         for name, value in entry["fields"].items():

@@ -53,7 +53,11 @@ from vaultpeer.core.revision import Revision, RevisionId, open_revision
 from vaultpeer.core.roster import MAX_ENTRIES, Roster, RosterEntry
 
 MAGIC = b"VAULTPEER-BACKUP"
-FORMAT_VERSION = 1
+#: 2: the revisions inside may carry their time in their sealed content (formats.md, "Revision"),
+#: which a vaultpeer reading version 1 would quarantine as junk on restore: it refuses the file
+#: instead, naming the version. Version 1 backups (from an older vaultpeer) are still read: same layout.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 SALT_SIZE = 32
 TAG_SIZE = 16
 _PREFIX = struct.Struct(">16sHI")
@@ -78,7 +82,8 @@ class UnsupportedBackupVersion(IntegrityError):
     """A backup in a format this vaultpeer does not read (or whose version field was altered)."""
 
     def __init__(self, version: int):
-        super().__init__(f"backup format version {version} is not one this vaultpeer reads (it reads {FORMAT_VERSION})")
+        super().__init__(f"backup format version {version} is not one this vaultpeer reads (it reads versions 1 "
+                         f"to {FORMAT_VERSION}): a newer vaultpeer made it; upgrade vaultpeer on this device")
         self.version = version
 
 
@@ -279,7 +284,7 @@ def parse_backup(data: bytes) -> SealedBackup:
     if len(data) < _PREFIX.size or not is_backup(data):
         raise NotABackup()
     _, version, slots_length = _PREFIX.unpack_from(data)
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise UnsupportedBackupVersion(version)
     slots_end = _PREFIX.size + slots_length
     ciphertext_start = slots_end + SALT_SIZE + NONCE_SIZE

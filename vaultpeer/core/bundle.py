@@ -43,7 +43,11 @@ from vaultpeer.core.vclock import VersionVector
 
 BUNDLE_MAGIC = b"VPBUNDLE"
 JOIN_REQUEST_MAGIC = b"VPJOINRQ"
-FORMAT_VERSION = 1
+#: 2: the revisions inside may carry their time in their sealed content (formats.md, "Revision"),
+#: which a vaultpeer reading version 1 would quarantine as junk: it refuses the file instead, naming
+#: the version. Version 1 bundles (from an older vaultpeer) are still read: same layout.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 #: A bundle is read whole into memory: 1 GiB is far beyond a 100,000-item vault (~45 MB).
 MAX_BUNDLE_SIZE = 1 << 30
 MAX_JOIN_REQUEST_SIZE = 4096
@@ -176,7 +180,7 @@ def seal_bundle(contents: BundleContents, exporter: DeviceKeys, *, members: byte
     payload = encoding.encode(contents._record())
     plaintext = encoding.encode([payload, exporter.sign(payload)])
     nonce = random_bytes(NONCE_SIZE)
-    ciphertext = ChaCha20Poly1305(content_key).encrypt(nonce, plaintext, _payload_ad(recipients))
+    ciphertext = ChaCha20Poly1305(content_key).encrypt(nonce, plaintext, _payload_ad(recipients, FORMAT_VERSION))
     return BUNDLE_MAGIC + bytes([FORMAT_VERSION]) + encoding.encode([recipients, nonce, ciphertext])
 
 
@@ -185,16 +189,17 @@ def open_bundle(data: bytes, *, members: Sequence[bytes] = (), device: DeviceKey
     holds. Whether the exporter may speak for the vault is the caller's question (the roster)."""
     if not is_bundle(data):
         raise InvalidInput("that file is not a vaultpeer bundle")
-    if data[len(BUNDLE_MAGIC)] != FORMAT_VERSION:
-        raise InvalidInput(f"this bundle has format version {data[len(BUNDLE_MAGIC)]}; "
-                           f"this vaultpeer reads version {FORMAT_VERSION}")
+    version = data[len(BUNDLE_MAGIC)]
+    if version not in READABLE_VERSIONS:
+        raise InvalidInput(f"this bundle has format version {version}, from a newer vaultpeer; this one reads "
+                           f"versions 1 to {FORMAT_VERSION}: upgrade vaultpeer on this device")
     try:
         recipients, nonce, ciphertext = encoding.decode(data[len(BUNDLE_MAGIC) + 1:], max_size=MAX_BUNDLE_SIZE)
         if not isinstance(recipients, list) or not isinstance(ciphertext, bytes) or not isinstance(nonce, bytes):
             raise ValueError("malformed bundle")
         for content_key in _content_keys(recipients, members, device):
             try:
-                plaintext = ChaCha20Poly1305(content_key).decrypt(nonce, ciphertext, _payload_ad(recipients))
+                plaintext = ChaCha20Poly1305(content_key).decrypt(nonce, ciphertext, _payload_ad(recipients, version))
             except InvalidTag:
                 continue
             payload, signature = encoding.decode(plaintext, max_size=MAX_BUNDLE_SIZE)
@@ -235,7 +240,7 @@ def _slot_ad(kind: str) -> bytes:
     return encoding.encode([_BUNDLE_DOMAIN, "content key", kind])
 
 
-def _payload_ad(recipients: list) -> bytes:
-    return BUNDLE_MAGIC + bytes([FORMAT_VERSION]) + encoding.encode(recipients)
+def _payload_ad(recipients: list, version: int) -> bytes:
+    return BUNDLE_MAGIC + bytes([version]) + encoding.encode(recipients)
 
 

@@ -19,9 +19,11 @@ import csv
 import hashlib
 import io
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from vaultpeer.core import encoding
 from vaultpeer.core.errors import InvalidInput
@@ -33,6 +35,7 @@ from vaultpeer.core.item import (
     Field,
     ItemContent,
     is_secret_by_default,
+    is_valid_time,
 )
 from vaultpeer.core.text import holds_lone_surrogate
 
@@ -64,6 +67,9 @@ class ImportEntry:
     fields: tuple[tuple[str, str], ...]
     source: str
     secrets: frozenset[str] = frozenset()
+    #: When the source says the entry was last changed (unix seconds), or None: the item's first
+    #: revision carries it (else the time of the import).
+    time: int | None = None
 
     def __repr__(self) -> str:
         return f"ImportEntry(redacted, {len(self.fields)} fields)"
@@ -74,15 +80,20 @@ class ImportEntry:
         secrets = sorted(name for name in self.secrets if any(n == name for n, _ in self.fields))
         if secrets:
             result["secrets"] = secrets
+        if self.time is not None:
+            result["time"] = self.time
         return result
 
     @classmethod
     def from_json(cls, value: object) -> "ImportEntry":
         """Check one entry of ``item.import``; InvalidInput (naming no value) if malformed."""
-        if not isinstance(value, dict) or not set(value) <= {"title", "fields", "source", "secrets"}:
-            raise InvalidInput('an entry is an object with "title", "fields", "source" and optional "secrets"')
+        if not isinstance(value, dict) or not set(value) <= {"title", "fields", "source", "secrets", "time"}:
+            raise InvalidInput('an entry is an object with "title", "fields", "source" and optional "secrets" '
+                               'and "time"')
         title, fields, source = value.get("title", ""), value.get("fields", {}), value.get("source")
-        secrets = value.get("secrets", [])
+        secrets, time = value.get("secrets", []), value.get("time")
+        if time is not None and not is_valid_time(time):
+            raise InvalidInput("an entry's time is whole unix seconds from 0 to 2^53 - 1")
         if not isinstance(title, str):
             raise InvalidInput("an entry's title is text")
         if not isinstance(fields, dict) or not all(isinstance(k, str) and isinstance(v, str)
@@ -93,7 +104,7 @@ class ImportEntry:
         if not isinstance(source, str) or not source.strip() or len(source) > MAX_SOURCE_CHARS \
                 or any(ch in source for ch in "\x00\r\n"):
             raise InvalidInput(f"an entry's source is one line of 1-{MAX_SOURCE_CHARS} characters")
-        return cls(title, tuple(fields.items()), source, frozenset(secrets))
+        return cls(title, tuple(fields.items()), source, frozenset(secrets), time)
 
 
 @dataclass(frozen=True)
@@ -170,9 +181,25 @@ def to_content(entry: ImportEntry) -> ItemContent | None:
         title = one_line(by_name.get("url", "") or by_name.get("username", ""), MAX_TITLE_CHARS) or UNTITLED
     if len(fields) >= MAX_FIELDS:
         raise InvalidInput(f"an item has at most {MAX_FIELDS} fields")
-    content = ItemContent(title, (*fields, Field(SOURCE_FIELD, entry.source, False)))
+    content = ItemContent(title, (*fields, Field(SOURCE_FIELD, entry.source, False)), time=entry.time)
     content.to_plaintext()  # raises if larger than an item may be
     return content
+
+
+def unix_time(value: datetime | str | None) -> int | None:
+    """A source's date as a revision time: whole unix seconds (an ISO 8601 text without a zone is
+    UTC), or None when it is missing, unreadable or out of range (the import's own time then)."""
+    try:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.strip())
+        if not isinstance(value, datetime):
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        seconds = math.floor(value.timestamp())
+    except (ValueError, OverflowError, OSError):
+        return None
+    return seconds if is_valid_time(seconds) else None
 
 
 def known_sources(items: Iterable[tuple[str, bool, Mapping[str, str]]]) -> dict[str, str]:
@@ -510,4 +537,4 @@ def _bitwarden_item(item: object, number: int, folders: dict, collections: dict,
     source = f"bitwarden:{item_id}" if isinstance(item_id, str) and item_id.strip() \
         and len(item_id) <= MAX_SOURCE_CHARS - 10 and not any(c in item_id for c in "\x00\r\n") \
         else content_key("bitwarden", title, fields)
-    entries.append(ImportEntry(title, tuple(fields), source, frozenset(secrets)))
+    entries.append(ImportEntry(title, tuple(fields), source, frozenset(secrets), unix_time(item.get("revisionDate"))))

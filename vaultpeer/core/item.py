@@ -3,6 +3,7 @@
 Nothing here appears in a repr: item content is the thing vaultpeer exists to keep secret.
 """
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -21,6 +22,9 @@ MAX_FIELD_NAME_CHARS = 200
 MAX_FIELDS = 500
 #: The largest item plaintext (notes included) that one revision may carry.
 MAX_CONTENT_BYTES = 1024 * 1024
+#: A revision's time (unix seconds, the author's claim) is at most this: the largest integer every
+#: JSON reader holds exactly. Anything else under "time" makes the plaintext an integrity error.
+MAX_TIME = 2**53 - 1
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -69,9 +73,15 @@ class ItemContent:
     fields: tuple[Field, ...] = ()
     #: Markers the merge sets for the person's attention (see core/merge.py); cleared by an edit.
     flags: frozenset[str] = frozenset()
+    #: When the revision carrying this content was sealed (unix seconds, by its author's clock), or
+    #: None (written before revisions had times, or not sealed yet). The author's claim, shown and
+    #: nothing more: not part of the content (equality ignores it), never a merge register.
+    time: int | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         _check_text(self.title, "title", MAX_TITLE_CHARS, allow_empty=False)
+        if self.time is not None and not is_valid_time(self.time):
+            raise InvalidInput(f"a revision's time is a whole number of seconds from 0 to {MAX_TIME}")
         if len(self.fields) > MAX_FIELDS:
             raise InvalidInput(f"an item has at most {MAX_FIELDS} fields")
         names = set()
@@ -118,10 +128,16 @@ class ItemContent:
         fields += [Field(n, v, is_secret_by_default(n)) for n, v in updates.items()]
         return ItemContent(self.title if title is None else title, tuple(fields))  # an edit clears flags
 
+    def at(self, time: int | None) -> "ItemContent":
+        """The same content, stamped with ``time`` (what a revision sealed then carries)."""
+        return dataclasses.replace(self, time=time)
+
     def to_plaintext(self) -> bytes:
         record: dict = {"title": self.title, "fields": [[f.name, f.value, f.secret] for f in self.fields]}
         if self.flags:
             record["flags"] = sorted(self.flags)
+        if self.time is not None:
+            record["time"] = self.time
         data = encoding.encode(record)
         if len(data) > MAX_CONTENT_BYTES:
             raise InvalidInput(f"an item may hold at most {MAX_CONTENT_BYTES // 1024} KiB")
@@ -131,7 +147,10 @@ class ItemContent:
     def from_plaintext(cls, data: bytes) -> "ItemContent":
         value = encoding.decode(data, max_size=MAX_CONTENT_BYTES)
         try:
-            if not isinstance(value, dict) or set(value) - {"flags"} != {"title", "fields"}:
+            if not isinstance(value, dict) or set(value) - {"flags", "time"} != {"title", "fields"}:
+                raise ValueError
+            time = value.get("time")
+            if "time" in value and not is_valid_time(time):
                 raise ValueError
             flags = value.get("flags", [])
             if not isinstance(flags, list) or not flags and "flags" in value or len(flags) > 16 \
@@ -146,9 +165,14 @@ class ItemContent:
                     raise ValueError
                 # names repeat in every item ("username", "password"...): one copy in memory
                 fields.append(Field(sys.intern(name) if type(name) is str else name, field_value, secret))
-            return cls(value["title"], tuple(fields), frozenset(flags))
+            return cls(value["title"], tuple(fields), frozenset(flags), time)
         except (ValueError, TypeError, InvalidInput):
             raise IntegrityError() from None
+
+
+def is_valid_time(value: object) -> bool:
+    """A revision time as the plaintext may carry it: an integer (not a bool) from 0 to MAX_TIME."""
+    return type(value) is int and 0 <= value <= MAX_TIME
 
 
 def _check_text(text: object, what: str, limit: int, *, allow_empty: bool) -> None:

@@ -31,7 +31,9 @@ from vaultpeer.core.roster import MAX_ENTRIES, RosterEntry
 from vaultpeer.core.vclock import VersionVector
 
 #: 2: the state digest commits to every revision's content (its record hash), not to head ids.
-PROTOCOL_VERSION = 2
+#: 3: a revision's sealed content may carry its time (formats.md, "Revision"), which a version 2
+#: device's strict decoder would take for junk and quarantine: the two must not exchange revisions.
+PROTOCOL_VERSION = 3
 MAX_MESSAGE_SIZE = 8 * 1024 * 1024
 #: A records message carries at most this many revisions, and at most this many bytes of them.
 MAX_BATCH_REVISIONS = 1000
@@ -50,6 +52,15 @@ class RemoteProtocolError(ProtocolError):
 
 class VersionMismatch(RemoteProtocolError):
     """The peer speaks another version of the sync protocol: not an offense, an upgrade to make."""
+
+
+def version_mismatch(peer_version: object) -> str:
+    """What the person is told when the peer's ``hello`` has another version: which device to upgrade."""
+    if isinstance(peer_version, int) and peer_version < PROTOCOL_VERSION:
+        return (f"the peer runs an older vaultpeer (sync protocol version {peer_version}; this device speaks "
+                f"{PROTOCOL_VERSION}): upgrade vaultpeer on it; nothing is exchanged until then")
+    return (f"the peer runs a newer vaultpeer (sync protocol version {peer_version}; this device speaks "
+            f"{PROTOCOL_VERSION}): upgrade vaultpeer on this device; nothing is exchanged until then")
 
 
 class LocalProtocolError(ProtocolError):
@@ -345,8 +356,7 @@ class SyncSession:
             if self.phase is not Phase.HELLO:
                 raise RemoteProtocolError("unexpected hello")
             if message.version != PROTOCOL_VERSION:
-                raise VersionMismatch(f"the peer speaks sync protocol version {message.version} and this "
-                                      f"vaultpeer speaks {PROTOCOL_VERSION}: upgrade vaultpeer on the older device")
+                raise VersionMismatch(version_mismatch(message.version))
             if message.vault_id != self.vault_id:
                 raise RemoteProtocolError("peer belongs to another vault")
             self.peer_hello = message

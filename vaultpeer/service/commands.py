@@ -27,7 +27,7 @@ from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.service.device import load_profile, signing_key_state
 from vaultpeer.service.home import Home
-from vaultpeer.service.vault import Vault, prepare_password
+from vaultpeer.service.vault import ItemView, Vault, prepare_password
 from vaultpeer.core.search import search
 from vaultpeer.core.totp import parse_totp, totp_code
 from vaultpeer.service.views import (
@@ -36,6 +36,7 @@ from vaultpeer.service.views import (
     item_json,
     listing_json,
     member_json,
+    member_names,
     search_json,
     searchable,
 )
@@ -128,11 +129,14 @@ class VaultCommands:
 
     # --- items ------------------------------------------------------------------------------
 
+    def _item(self, view: ItemView) -> dict:
+        return item_json(view, member_names(self.vault.roster))
+
     def list_items(self, deleted: bool = False) -> list:
         return [listing_json(v) for v in self.vault.list_items(deleted=deleted)]
 
     def get(self, item: str) -> dict:
-        return item_json(self.vault.get(item))
+        return self._item(self.vault.get(item))
 
     def search(self, text: str, deleted: bool = False) -> list:
         """Items (``deleted`` ones instead) matching every word of ``text`` (title, username, URL
@@ -162,23 +166,24 @@ class VaultCommands:
              generate: Sequence[str] = (), length: int = DEFAULT_LENGTH) -> dict:
         if generate:
             _check_length(length)
-        return item_json(self.vault.edit(item, {**fields, **_generated(generate, length)}, remove, title))
+        return self._item(self.vault.edit(item, {**fields, **_generated(generate, length)}, remove, title))
 
     def delete(self, item: str) -> dict:
-        return item_json(self.vault.delete(item))
+        return self._item(self.vault.delete(item))
 
     def history(self, item: str) -> list:
-        return [history_json(e) for e in self.vault.history(item)]
+        names = member_names(self.vault.roster)
+        return [history_json(e, names) for e in self.vault.history(item)]
 
     def restore(self, item: str, revision: str | None = None) -> dict:
-        return item_json(self.vault.restore(item, revision))
+        return self._item(self.vault.restore(item, revision))
 
     def conflicts(self) -> list:
         return [conflict_json(v) for v in self.vault.conflicts()]
 
     def resolve(self, item: str, take: str | None = None, fields: Mapping[str, str] | None = None,
                 title: str | None = None) -> dict:
-        return item_json(self.vault.resolve_conflict(item, take=take, set_fields=fields or {}, title=title))
+        return self._item(self.vault.resolve_conflict(item, take=take, set_fields=fields or {}, title=title))
 
     def import_entries(self, entries: list[ImportEntry], progress: Callable[[int], None] | None = None,
                        file_format: str | None = None) -> dict:

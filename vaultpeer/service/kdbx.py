@@ -5,8 +5,9 @@ titles and field names, which a quote in a title would break). Every entry outsi
 bin becomes an :class:`ImportEntry`: Title, UserName, Password, URL and Notes map to vaultpeer's
 standard fields, ``otp`` (KeePassXC; or KeePass's ``TimeOtp-Secret-Base32``, or the older
 ``TOTP Seed``) to ``totp``, every other string to a field of the same name (protected ones stay
-secret), the group path to ``folder`` and tags to ``tags``. History entries and attachments are
-not imported (a warning names the entries with attachments).
+secret), the group path to ``folder`` and tags to ``tags``; the entry's last modification time is
+the time of the item's first revision. History entries and attachments are not imported (a warning
+names the entries with attachments).
 
 Writing builds a new KDBX 4 database from pykeepass's template (AES-256, Argon2d at 64 MiB and 14
 passes, a fresh salt per file): the export's protection is KeePass's own. Each entry's UUID is its
@@ -40,6 +41,7 @@ from vaultpeer.core.interchange import (
     Parsed,
     content_key,
     one_line,
+    unix_time,
 )
 from vaultpeer.core.item import MAX_TITLE_CHARS
 
@@ -66,17 +68,17 @@ def read_kdbx(data: bytes, password: str) -> Parsed:
     entries: list[ImportEntry] = []
     skipped: list[Notice] = []
     warnings: list[Notice] = []
-    _walk(root, [], False, recycle_bin, entries, skipped, warnings)
+    _walk(keepass, root, [], False, recycle_bin, entries, skipped, warnings)
     return Parsed(tuple(entries), tuple(skipped), tuple(warnings))
 
 
-def _walk(group, path: list[str], in_bin: bool, recycle_bin: str | None, entries: list, skipped: list,
-          warnings: list) -> None:
+def _walk(keepass: PyKeePass, group, path: list[str], in_bin: bool, recycle_bin: str | None, entries: list,
+          skipped: list, warnings: list) -> None:
     for child in group:
         if child.tag == "Entry":
             if len(entries) >= MAX_ENTRIES:
                 raise InvalidInput(f"the file holds more than {MAX_ENTRIES} entries")
-            entry, attachments = _entry(child, path)
+            entry, attachments = _entry(child, path, _modified(keepass, child))
             label = one_line(entry.title, MAX_TITLE_CHARS) or None
             if in_bin:
                 skipped.append(Notice(label, "in the KeePass recycle bin"))
@@ -87,11 +89,20 @@ def _walk(group, path: list[str], in_bin: bool, recycle_bin: str | None, entries
         elif child.tag == "Group":
             uuid_text = child.findtext("UUID")
             name = child.findtext("Name") or ""
-            _walk(child, [*path, name], in_bin or (bool(recycle_bin) and uuid_text == recycle_bin), recycle_bin,
-                  entries, skipped, warnings)
+            _walk(keepass, child, [*path, name], in_bin or (bool(recycle_bin) and uuid_text == recycle_bin),
+                  recycle_bin, entries, skipped, warnings)
 
 
-def _entry(element, path: list[str]) -> tuple[ImportEntry, int]:
+def _modified(keepass: PyKeePass, element) -> int | None:
+    """The entry's LastModificationTime (KDBX 4: seconds since year 1, base64; KDBX 3: ISO text),
+    as pykeepass decodes it; None if it has none or it does not parse (the import's time then)."""
+    try:
+        return unix_time(Entry(element=element, kp=keepass).mtime)
+    except Exception:  # noqa: BLE001 - whatever a malformed time makes pykeepass raise
+        return None
+
+
+def _entry(element, path: list[str], modified: int | None = None) -> tuple[ImportEntry, int]:
     strings: dict[str, str] = {}
     protected: set[str] = set()
     for string in element.findall("String"):
@@ -118,7 +129,7 @@ def _entry(element, path: list[str]) -> tuple[ImportEntry, int]:
     except (binascii.Error, ValueError):
         raw = b""
     source = f"kdbx:{raw.hex()}" if len(raw) == 16 else content_key("kdbx", title, fields)
-    return ImportEntry(title, tuple(fields), source, frozenset(secrets)), len(element.findall("Binary"))
+    return ImportEntry(title, tuple(fields), source, frozenset(secrets), modified), len(element.findall("Binary"))
 
 
 def build_kdbx(items: Iterable[Mapping], password: str) -> bytes:

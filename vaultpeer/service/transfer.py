@@ -18,7 +18,7 @@ from pathlib import Path
 from vaultpeer.core.errors import InvalidInput, NoVault, NotFound, VaultLocked
 from vaultpeer.core.interchange import MAX_ENTRIES, ImportEntry, Notice, display_title, known_sources, plan_import
 from vaultpeer.service.vault import Vault
-from vaultpeer.service.views import item_json
+from vaultpeer.service.views import item_json, member_names
 
 #: The largest file `vaultpeer import` reads.
 MAX_INPUT_BYTES = 256 * 1024 * 1024
@@ -48,10 +48,10 @@ def import_entries(vault: Vault, entries: Iterable[ImportEntry],
 def export_items(vault: Vault) -> list[dict]:
     """Every item that is not deleted, in the ``get --json`` shape, heads' signatures checked (as
     `get` does: what leaves the vault is verified). An item in conflict carries the value shown."""
-    items = []
+    items, names = [], member_names(vault.roster)
     for view in vault.list_items():
         vault.items.verify_heads(view.id)
-        items.append(item_json(view))
+        items.append(item_json(view, names))
     return items
 
 

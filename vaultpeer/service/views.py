@@ -2,13 +2,25 @@
 ``--json`` output and the daemon's local API, so the two can never drift apart (docs/cli.md,
 docs/api.md)."""
 
+from collections.abc import Mapping
+
+from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.merge import TITLE
-from vaultpeer.core.roster import Member
+from vaultpeer.core.roster import Member, Roster
 from vaultpeer.core.search import Searchable
 from vaultpeer.service.vault import HistoryEntry, ItemView
 
 
-def item_json(view: ItemView) -> dict:
+#: Device id -> the roster's name for it (``member_names``): who made a revision, as JSON names it.
+Names = Mapping[DeviceId, str]
+
+
+def member_names(roster: Roster) -> dict[DeviceId, str]:
+    """The name of every current member (a revoked or unknown device has none: null in JSON)."""
+    return {device_id: member.name for device_id, member in roster.members.items()}
+
+
+def item_json(view: ItemView, names: Names) -> dict:
     return {
         "id": str(view.id),
         "title": view.title,
@@ -21,11 +33,15 @@ def item_json(view: ItemView) -> dict:
         # heads that show nothing: quarantined (they do not decrypt) or from a revoked device past
         # its cutoff; the item shows what its readable revisions say, and the next edit buries them
         "unreadable": [str(r) for r in view.opaque_heads],
+        # the displayed head's time and author: the author's claim (docs/threat-model.md)
+        "modified": view.modified,
+        "modified_by": str(view.revision.author),
+        "modified_by_name": names.get(view.revision.author),
     }
 
 
 def listing_json(view: ItemView) -> dict:
-    return {"id": str(view.id), "title": view.title, "conflict": view.conflict}
+    return {"id": str(view.id), "title": view.title, "conflict": view.conflict, "modified": view.modified}
 
 
 def searchable(view: ItemView) -> Searchable:
@@ -39,7 +55,7 @@ def search_json(view: ItemView) -> dict:
             "folder": found.folder}
 
 
-def history_json(entry: HistoryEntry) -> dict:
+def history_json(entry: HistoryEntry, names: Names) -> dict:
     return {
         "revision": str(entry.revision),
         "parents": [str(p) for p in entry.parents],
@@ -48,6 +64,9 @@ def history_json(entry: HistoryEntry) -> dict:
         "title": entry.title,
         "fields": {f.name: f.value for f in entry.fields},
         "secrets": [f.name for f in entry.fields if f.secret],
+        "time": entry.time,
+        "author": str(entry.revision.author),
+        "author_name": names.get(entry.revision.author),
     }
 
 

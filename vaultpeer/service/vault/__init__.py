@@ -57,7 +57,7 @@ class HeldRecords:
 class Vault:
     def __init__(self, store: Store, device: DeviceKeys, *, home: Home | None = None,
                  allow_insecure_test_kdf: bool = False, audit_key: AuditKey | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time):
         self.home = home
         self._store = store
         #: Called after every commit of records this device made (revisions it sealed, a member it
@@ -71,7 +71,10 @@ class Vault:
         self.unlocking = Unlocking(store, device, self.audit_trail, self._committed_here, home=home,
                                    allow_insecure_test_kdf=allow_insecure_test_kdf)
         self.membership = Membership(store, self.unlocking, self.audit_trail, self._committed_here)
-        self.items = Items(store, self.unlocking, self.membership, self.audit_trail, self._committed_here)
+        #: ``clock`` measures intervals (audit counts: the daemon passes trio's); ``wall_clock`` is the
+        #: unix time each revision this device seals carries.
+        self.items = Items(store, self.unlocking, self.membership, self.audit_trail, self._committed_here,
+                           wall_clock)
         self.intake = Intake(store, self.unlocking, self.membership, self.items, self.audit_trail)
         self.link_stamps = LinkStamps(store)
         self.unlocking.on_lock.append(self.items.forget_index)
@@ -80,11 +83,11 @@ class Vault:
 
     @classmethod
     def open(cls, home: Home, *, allow_insecure_test_kdf: bool = False,
-             clock: Callable[[], float] = time.monotonic) -> "Vault":
+             clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time) -> "Vault":
         home.ensure()
         device = load_or_create_keys(home)
         return cls(Store.open(home.database), device, home=home, allow_insecure_test_kdf=allow_insecure_test_kdf,
-                   audit_key=load_or_create_audit_key(home), clock=clock)
+                   audit_key=load_or_create_audit_key(home), clock=clock, wall_clock=wall_clock)
 
     def close(self) -> None:
         """Lock, write what is pending, close the store (once: a second call does nothing)."""

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from vaultpeer.core.errors import Ambiguous, IntegrityError, InvalidInput, NotFound, VaultpeerError
 from vaultpeer.core.history import causal_order, displayed_head
-from vaultpeer.core.item import Field, ItemContent, ItemId, resolve_reference
+from vaultpeer.core.item import MAX_TIME, Field, ItemContent, ItemId, resolve_reference
 from vaultpeer.core.search import Searchable
 from vaultpeer.core.merge import TITLE, Candidate, ItemGraph, MergedItem, Register
 from vaultpeer.core.revision import Revision, RevisionId, open_revision, seal_revision
@@ -51,6 +51,9 @@ class ItemView:
     #: Heads that are opaque (quarantined: they do not decrypt; or pruned: by a revoked device past
     #: its cutoff). The view shows what the readable revisions say; the next edit supersedes them.
     opaque_heads: tuple[RevisionId, ...] = ()
+    #: When the displayed head (``revision``) was sealed, by its author's clock (unix seconds), or
+    #: None (written before revisions had times, or opaque). Its author is ``revision.author``.
+    modified: int | None = None
 
     @property
     def content(self) -> ItemContent:
@@ -68,6 +71,8 @@ class HistoryEntry:
     is_head: bool
     title: str
     fields: tuple[Field, ...]
+    #: When the revision was sealed, by its author's clock (``revision.author``), or None.
+    time: int | None = None
 
     def __repr__(self) -> str:
         return f"HistoryEntry({self.revision}, redacted)"
@@ -90,8 +95,10 @@ class CheckReport:
 
 class Items:
     def __init__(self, store: Store, unlocking: Unlocking, membership: Membership, audit: AuditTrail,
-                 committed: Callable[[list[str]], None]):
+                 committed: Callable[[list[str]], None], wall_clock: Callable[[], float]):
         self._store = store
+        #: Unix seconds: the time each revision this device seals carries (shown on every device).
+        self._wall_clock = wall_clock
         self._unlocking = unlocking
         self._membership = membership
         self._audit = audit
@@ -188,11 +195,11 @@ class Items:
         """The item as its readable revisions show it; None if none of them reaches a head."""
         shown = displayed_head(item_heads)
         heads = tuple(sorted(r.revision_id for r in item_heads))
-        if len(item_heads) == 1:
-            content = self._open(shown, vault_id, self._unlocking.require_unlocked(), roster)
-            if content is not None:
-                return ItemView(item_id, content.title, content.fields, shown.revision_id, shown.deleted, False,
-                                heads, content.flags, _NO_CONFLICTS)
+        shown_content = self._open(shown, vault_id, self._unlocking.require_unlocked(), roster)
+        modified = shown_content.time if shown_content is not None else None
+        if len(item_heads) == 1 and shown_content is not None:
+            return ItemView(item_id, shown_content.title, shown_content.fields, shown.revision_id, shown.deleted,
+                            False, heads, shown_content.flags, _NO_CONFLICTS, modified=modified)
         merged = self._merged(item_id, item_heads, vault_id)
         if not merged.readable:
             return None
@@ -200,7 +207,7 @@ class Items:
         opaque = tuple(h.revision_id for h in item_heads
                        if h.revision_id in self._unreadable or roster.prunes(h.revision_id))
         return ItemView(item_id, content.title, content.fields, shown.revision_id, merged.deleted,
-                        merged.conflicted, heads, content.flags, dict(merged.conflicts), opaque)
+                        merged.conflicted, heads, content.flags, dict(merged.conflicts), opaque, modified)
 
     def _items(self) -> dict[ItemId, ItemView]:
         self._unlocking.require_unlocked()
@@ -287,11 +294,17 @@ class Items:
                     is_head=revision.revision_id in view.heads,
                     title=content.title,
                     fields=content.fields,
+                    time=content.time,
                 )
             )
         return entries
 
     # --- writing ---------------------------------------------------------------------------------
+
+    def _now(self) -> int:
+        """This device's wall clock in whole seconds, as a revision carries it (a clock set before
+        1970 or absurdly far ahead is pinned to the range every device reads)."""
+        return min(max(int(self._wall_clock()), 0), MAX_TIME)
 
     def _commit(self, item_id: ItemId, content: ItemContent, parents: Iterable[RevisionId], *,
                 deleted: bool = False) -> ItemView:
@@ -306,7 +319,7 @@ class Items:
                 item_id=item_id,
                 seq=self._store.next_seq(device.device_id),
                 parents=parents,
-                content=content,
+                content=content.at(self._now()),  # every revision says when it was made
                 deleted=deleted,
             )
             self._store.insert_revisions([revision])
@@ -325,7 +338,9 @@ class Items:
         keyring = self._membership.sealing_keyring()
         vault_id = self._membership.vault_id
         device = self._unlocking.device
-        items = [(ItemId.generate(), content) for content in contents]
+        now = self._now()
+        # an imported item keeps the time its source gave it, if any
+        items = [(ItemId.generate(), content if content.time is not None else content.at(now)) for content in contents]
         with self._store.transaction(), self._sealing_here():
             first_seq = self._store.next_seq(device.device_id)
             revisions = []
