@@ -3,12 +3,14 @@ files through pykeepass, and the vault side against real SQLite files (one batch
 nothing changed by a bad file)."""
 
 import csv
+import errno
 import hashlib
 import io
 import json
 import os
 import stat
 import uuid
+from pathlib import Path
 
 import pytest
 from pykeepass import PyKeePass, create_database
@@ -36,8 +38,8 @@ from vaultpeer.service.transfer import (
     chunk_entries,
     export_items,
     import_entries,
-    write_private_file,
 )
+from vaultpeer.service.user_files import write_private_file
 
 KDBX_PASSWORD = "kdbx-file-password"
 
@@ -534,3 +536,25 @@ def test_export_files_are_private_and_never_replaced_unless_asked(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]  # no temporary file left
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     assert digest == hashlib.sha256(b"three").hexdigest()
+
+
+def test_a_new_private_file_appears_complete_or_not_at_all(tmp_path, monkeypatch):
+    target = tmp_path / "out.txt"
+    real_link = os.link
+    seen = []
+    monkeypatch.setattr(os, "link", lambda source, dest: (seen.append(Path(source).read_bytes()),
+                                                          real_link(source, dest)))
+    write_private_file(target, b"whole", overwrite=False)
+    assert seen == [b"whole"] and target.read_bytes() == b"whole"  # named only once written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+    def no_hard_links(source, dest):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)  # e.g. a FAT stick: written in place, still 0600
+    write_private_file(tmp_path / "fat.txt", b"data", overwrite=False)
+    assert (tmp_path / "fat.txt").read_bytes() == b"data"
+    assert stat.S_IMODE((tmp_path / "fat.txt").stat().st_mode) == 0o600
+    with pytest.raises(InvalidInput, match="exists"):
+        write_private_file(tmp_path / "fat.txt", b"again", overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fat.txt", "out.txt"]

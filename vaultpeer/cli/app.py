@@ -1266,7 +1266,7 @@ def join_request_command(ctx: Context, file: Path, force: bool) -> None:
     `vaultpeer bundle import OUT` here. FILE holds only public keys, the device name and its OS.
     """
     from vaultpeer.service.commands import VaultCommands
-    from vaultpeer.service.transfer import write_private_file
+    from vaultpeer.service.user_files import write_private_file
 
     with ctx.open_vault() as vault:
         data = VaultCommands(vault, ctx.home).join_request()
@@ -1344,7 +1344,7 @@ def bundle_export(ctx: Context, file: Path, target: str | None, force: bool, pas
 
     The bundle is signed with this device's key, which only an unlocked vault can use: the daemon
     must be unlocked, and without one the master password is asked."""
-    from vaultpeer.service.transfer import write_private_file
+    from vaultpeer.service.user_files import write_private_file
 
     with files_backend(ctx, password_stdin) as backend:
         data, report = backend.export_bundle(target)

@@ -8,11 +8,11 @@ ITEM is an item id (32 hex digits) or a title, FIELD a field name; both are perc
 """
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from vaultpeer.core.errors import InvalidInput
+from vaultpeer.core.errors import Ambiguous, InvalidInput, NotFound, VaultpeerError
 
 SCHEME = "vp://"
 MAX_REF_CHARS = 2048
@@ -54,6 +54,29 @@ def parse_ref(text: str) -> SecretRef:
     if not item.strip() or not field.strip():
         raise InvalidInput(f"{shown!r} is not vp://ITEM/FIELD")
     return SecretRef(item, field)
+
+
+class ReferenceInConflict(VaultpeerError):
+    """The item a reference names is in conflict: a script must not silently get one side."""
+
+    code = "conflict"
+
+
+def field_value(ref: SecretRef, fields: Mapping[str, str], conflict: bool) -> str:
+    """The value ``ref`` names among an item's ``fields``: the field of that exact name, else the
+    one whose name matches in any case. Every error names the reference (it is no secret)."""
+    if conflict:
+        raise ReferenceInConflict(f"{ref}: the item is in conflict: settle it first "
+                                  "(`vaultpeer conflicts`, `vaultpeer resolve`)")
+    if ref.field in fields:
+        return fields[ref.field]
+    folded = [name for name in fields if name.casefold() == ref.field.casefold()]
+    if len(folded) > 1:
+        raise Ambiguous(f"{ref}: the item has {len(folded)} fields of that name in different cases: "
+                        "write it exactly", [])
+    if not folded:
+        raise NotFound(f"{ref}: the item has no field of that name")
+    return fields[folded[0]]
 
 
 def template_refs(template: str) -> list[SecretRef]:
