@@ -94,3 +94,17 @@ def test_a_field_that_does_not_resolve_is_an_error_naming_the_reference(fields, 
     with pytest.raises(error, match=message) as raised:
         field_value(parse_ref("vp://My%20Bank/Password"), fields, conflict)
     assert str(raised.value).startswith("vp://My%20Bank/Password: ")
+
+
+@pytest.mark.parametrize("template", [
+    "ok={{ vp://Bank/password }}\nbad={{ vp://My Bank/password }}",
+    "ok={{ vp://Bank/password }}\nbad={{ vp://Bank/password",
+    "x\nbad={{VP://Bank/{password}}}",
+])
+def test_a_reference_that_is_not_whole_is_an_error_naming_its_line(template):
+    with pytest.raises(InvalidInput, match="^line 2: "):
+        template_refs(template)
+
+
+def test_the_scheme_is_read_in_any_case_in_templates_too():
+    assert template_refs("{{ VP://Bank/password }}") == [SecretRef("Bank", "password")]

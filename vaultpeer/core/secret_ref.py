@@ -17,7 +17,9 @@ from vaultpeer.core.errors import Ambiguous, InvalidInput, NotFound, VaultpeerEr
 SCHEME = "vp://"
 MAX_REF_CHARS = 2048
 #: ``{{ vp://... }}`` in a template (spaces inside the braces optional).
-TEMPLATE_REF = re.compile(r"\{\{\s*(vp://[^\s{}]*)\s*\}\}")
+TEMPLATE_REF = re.compile(r"\{\{\s*(vp://[^\s{}]*)\s*\}\}", re.IGNORECASE)
+#: Where a reference starts: one that does not make a whole TEMPLATE_REF is an error, not left as is.
+_TEMPLATE_OPENING = re.compile(r"\{\{\s*vp://", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,15 @@ def field_value(ref: SecretRef, fields: Mapping[str, str], conflict: bool) -> st
 
 
 def template_refs(template: str) -> list[SecretRef]:
-    """Every reference in ``template``, in order, each once."""
+    """Every reference in ``template``, in order, each once. A ``{{ vp://`` that does not make a
+    whole ``{{ vp://ITEM/FIELD }}`` is an error naming its line: a template is never filled with it
+    left in place."""
+    whole = {match.start() for match in TEMPLATE_REF.finditer(template)}
+    for opening in _TEMPLATE_OPENING.finditer(template):
+        if opening.start() not in whole:
+            line = template.count("\n", 0, opening.start()) + 1
+            raise InvalidInput(f"line {line}: a reference in a template is {{{{ vp://ITEM/FIELD }}}}, with no space "
+                               "or brace inside it (percent-encode them: vp://My%20Bank/password)")
     seen: dict[SecretRef, None] = {}
     for match in TEMPLATE_REF.finditer(template):
         seen.setdefault(parse_ref(match.group(1)), None)
