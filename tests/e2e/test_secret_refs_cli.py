@@ -208,8 +208,9 @@ def test_run_reads_an_env_file_and_the_environment(daemon, tmp_path):
 def test_run_runs_nothing_when_a_reference_does_not_resolve(daemon, tmp_path):
     marker = tmp_path / "ran"
     code = f"open({str(marker)!r}, 'w').close()"
+    daemon.api("item.add", title="Binary", fields={"password": "ab\0cd"})  # no environment variable holds a NUL
     for reference, status in (("vp://Nothing/password", 4), ("vp://My%20Bank/pin", 4), ("vp://mail/password", 5),
-                              ("vp://My%20Bank", 2)):
+                              ("vp://My%20Bank", 2), ("vp://Binary/password", 2)):
         result = run_cli(daemon.home, "run", "--", sys.executable, "-c", code,
                          env=run_env(tmp_path, DB_PASSWORD="vp://My%20Bank/password", OTHER=reference))
         failed(result, status, reference)

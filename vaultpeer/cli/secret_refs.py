@@ -23,7 +23,7 @@ from typing import IO
 import click
 
 from vaultpeer.api import ApiError
-from vaultpeer.cli.app import Context, cli, item_backend, pass_context, reports_errors
+from vaultpeer.cli.app import Context, cli, item_backend, pass_context, password_stdin_option, reports_errors
 from vaultpeer.core.dotenv import parse_dotenv
 from vaultpeer.core.errors import InvalidInput, VaultpeerError
 from vaultpeer.core.secret_ref import OutputMasker, SecretRef, field_value, fill_template, is_ref, parse_ref, template_refs
@@ -35,12 +35,6 @@ MAX_TEXT_BYTES = 16 * 1024 * 1024
 EXIT_COMMAND_NOT_FOUND = 127
 EXIT_COMMAND_NOT_EXECUTABLE = 126
 _CHUNK = 64 * 1024
-
-
-def _password_stdin_option(command):
-    return click.option("--password-stdin", is_flag=True,
-                        help="Read the master password (needed only when no daemon runs) from the first line "
-                             "of stdin.")(command)
 
 
 # --- resolving ---------------------------------------------------------------------------------
@@ -101,7 +95,7 @@ def _write_stdout(data: bytes) -> None:
 
 @cli.command()
 @click.argument("reference", metavar="REF")
-@_password_stdin_option
+@password_stdin_option
 @pass_context
 @reports_errors
 def read(ctx: Context, reference: str, password_stdin: bool) -> None:
@@ -127,7 +121,7 @@ def read(ctx: Context, reference: str, password_stdin: bool) -> None:
 @click.option("-o", "--out-file", "output", metavar="FILE", type=click.Path(path_type=Path),
               help="Write to FILE (created 0600, complete or not at all) instead of stdout.")
 @click.option("--force", is_flag=True, help="Replace FILE if it exists (atomically).")
-@_password_stdin_option
+@password_stdin_option
 @pass_context
 @reports_errors
 def inject(ctx: Context, template_path: Path | None, output: Path | None, force: bool, password_stdin: bool) -> None:
@@ -193,6 +187,10 @@ def run(ctx: Context, env_files: tuple[Path, ...], no_masking: bool, password_st
                 raise InvalidInput(f"${name}: {exc}") from None
     values = resolve(ctx, refs.values(), password_stdin)
     environment.update({name: values[ref] for name, ref in refs.items()})
+    for name, value in environment.items():
+        if "\0" in value:
+            shown = f" ({refs[name]})" if name in refs else ""
+            raise InvalidInput(f"${name}{shown} holds a NUL character, which no environment variable can")
     masked = [] if no_masking else [value for value in values.values() if value]
     sys.exit(_run_child(command, environment, masked))
 
