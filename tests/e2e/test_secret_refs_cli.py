@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from helpers import PASSWORD, cli_env, run_cli
+from helpers import PASSWORD, cli_env, edited_apart, run_cli
 
 PW = PASSWORD + "\n"
 SECRET = "s3cret-CANARY-7f2a9"
@@ -135,22 +135,12 @@ def test_read_through_the_daemon(daemon):
 
 
 def test_an_item_in_conflict_is_refused_naming_the_reference(tmp_path):
-    from helpers import sync_pair
     from vaultpeer.service.home import Home
-    from vaultpeer.service.vault import Vault
 
     laptop, desktop = Home(tmp_path / "laptop"), Home(tmp_path / "desktop")
     ok(run_cli(laptop.path, "init", "--password-stdin", stdin=PW))
     ok(run_cli(laptop.path, "add", "Email", "--field", "password=original", "--password-stdin", stdin=PW))
-    with Vault.open(laptop, allow_insecure_test_kdf=True) as a, Vault.open(desktop, allow_insecure_test_kdf=True) as b:
-        a.unlock(PASSWORD)
-        entry = a.enroll(b.device.public, "desktop", "Linux")
-        b.join(a.header, [*a.outgoing_roster(), entry], a.device.public, "desktop", "Linux")
-        b.unlock(PASSWORD)
-        sync_pair(a, b)
-        a.edit("Email", {"password": "from the laptop"})
-        b.edit("Email", {"password": "from the desktop"})
-        sync_pair(a, b)
+    edited_apart(laptop, desktop, "Email", "password", "from the laptop", "from the desktop")
     refused = run_cli(desktop.path, "read", "vp://Email/password", "--password-stdin", stdin=PW)
     assert refused.returncode == 8 and "vp://Email/password" in refused.stderr and refused.stdout == ""
     template = tmp_path / "t.txt"
