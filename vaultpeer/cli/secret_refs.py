@@ -125,9 +125,10 @@ def read(ctx: Context, reference: str, password_stdin: bool) -> None:
 @pass_context
 @reports_errors
 def inject(ctx: Context, template_path: Path | None, output: Path | None, force: bool, password_stdin: bool) -> None:
-    """Fill a template: every {{ vp://ITEM/FIELD }} is replaced by the value it names.
+    """Fill the secret references of a template.
 
-    Every reference is resolved before anything is written; one that does not resolve is an
+    Every {{ vp://ITEM/FIELD }} of TEMPLATE (stdin by default) is replaced by the value it
+    names, and the result goes to stdout or FILE. Every reference is resolved before anything is written; one that does not resolve is an
     error naming it, and nothing is written. An existing FILE is never replaced without --force.
     """
     if template_path is None and password_stdin:
