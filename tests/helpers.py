@@ -57,6 +57,23 @@ def make_replicas(count: int, password: str = PASSWORD):
     return replicas
 
 
+def edited_apart(laptop: Home, desktop: Home, item: str, field: str, on_laptop: str, on_desktop: str,
+                 password: str = PASSWORD) -> None:
+    """Make ``desktop`` a second device of ``laptop``'s vault (which holds ``item``), set ``field``
+    of ``item`` on each apart, and sync: both homes then hold ``item`` in conflict."""
+    from vaultpeer.service.vault import Vault
+
+    with Vault.open(laptop, allow_insecure_test_kdf=True) as a, Vault.open(desktop, allow_insecure_test_kdf=True) as b:
+        a.unlock(password)
+        entry = a.enroll(b.device.public, "desktop", "Linux")
+        b.join(a.header, [*a.outgoing_roster(), entry], a.device.public, "desktop", "Linux")
+        b.unlock(password)
+        sync_pair(a, b)
+        a.edit(item, {field: on_laptop})
+        b.edit(item, {field: on_desktop})
+        sync_pair(a, b)
+
+
 def sync_pair(a, b, *, cut_after: int | None = None, max_messages: int = 10_000, merge: bool = True):
     """Run one sync session between two vaults by passing messages directly (no sockets).
 

@@ -7,6 +7,7 @@ from vaultpeer.cli import app
 from vaultpeer.core import errors
 from vaultpeer.core.merge import EDIT_SURVIVED_DELETE
 from vaultpeer.core.pairing import PairingError
+from vaultpeer.core.secret_ref import ReferenceInConflict
 from vaultpeer.io import daemon  # noqa: F401 - loads the io error classes too
 from vaultpeer.service.vault import Conflict
 
@@ -20,6 +21,7 @@ BY_CLASS = {
     errors.NoVault: app.EXIT_NO_VAULT,
     errors.InvalidInput: app.EXIT_USAGE,
     Conflict: app.EXIT_CONFLICT,
+    ReferenceInConflict: app.EXIT_CONFLICT,
     errors.VaultLocked: app.EXIT_LOCKED,
     PairingError: app.EXIT_PAIRING,
     clipboard.NoClipboard: app.EXIT_NO_CLIPBOARD,

@@ -3,6 +3,7 @@ files through pykeepass, and the vault side against real SQLite files (one batch
 nothing changed by a bad file)."""
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -10,6 +11,7 @@ import os
 import stat
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from pykeepass import PyKeePass, create_database
@@ -37,8 +39,8 @@ from vaultpeer.service.transfer import (
     chunk_entries,
     export_items,
     import_entries,
-    write_private_file,
 )
+from vaultpeer.service.user_files import write_private_file
 
 KDBX_PASSWORD = "kdbx-file-password"
 
@@ -588,3 +590,25 @@ def test_a_bitwarden_revision_date_dates_the_imported_item_and_csv_has_none(vaul
 def test_an_api_entry_with_a_time_out_of_range_is_refused(value):
     with pytest.raises(InvalidInput, match="time"):
         ImportEntry.from_json({"title": "A", "fields": {"a": "1"}, "source": "s", "time": value})
+
+
+def test_a_new_private_file_appears_complete_or_not_at_all(tmp_path, monkeypatch):
+    target = tmp_path / "out.txt"
+    real_link = os.link
+    seen = []
+    monkeypatch.setattr(os, "link", lambda source, dest: (seen.append(Path(source).read_bytes()),
+                                                          real_link(source, dest)))
+    write_private_file(target, b"whole", overwrite=False)
+    assert seen == [b"whole"] and target.read_bytes() == b"whole"  # named only once written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+    def no_hard_links(source, dest):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)  # e.g. a FAT stick: written in place, still 0600
+    write_private_file(tmp_path / "fat.txt", b"data", overwrite=False)
+    assert (tmp_path / "fat.txt").read_bytes() == b"data"
+    assert stat.S_IMODE((tmp_path / "fat.txt").stat().st_mode) == 0o600
+    with pytest.raises(InvalidInput, match="exists"):
+        write_private_file(tmp_path / "fat.txt", b"again", overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fat.txt", "out.txt"]

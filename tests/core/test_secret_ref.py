@@ -4,8 +4,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vaultpeer.core.errors import InvalidInput
-from vaultpeer.core.secret_ref import OutputMasker, SecretRef, fill_template, is_ref, parse_ref, template_refs
+from vaultpeer.core.errors import Ambiguous, InvalidInput, NotFound
+from vaultpeer.core.secret_ref import (
+    OutputMasker,
+    ReferenceInConflict,
+    SecretRef,
+    field_value,
+    fill_template,
+    is_ref,
+    parse_ref,
+    template_refs,
+)
 
 
 def test_a_reference_names_an_item_and_a_field_percent_encoded():
@@ -67,3 +76,35 @@ def test_no_secret_survives_any_chunking(secrets, text, cuts):
     remainder = out.replace(OutputMasker.MASK, b"|")
     for secret in secrets:
         assert secret.encode() not in remainder
+
+
+def test_a_field_is_found_by_its_name_exact_first_then_in_any_case():
+    ref = parse_ref("vp://Bank/Password")
+    assert field_value(ref, {"password": "a", "Password": "b"}, conflict=False) == "b"
+    assert field_value(ref, {"password": "a"}, conflict=False) == "a"
+    assert field_value(parse_ref("vp://Bank/empty"), {"empty": ""}, conflict=False) == ""
+
+
+@pytest.mark.parametrize("fields,conflict,error,message", [
+    ({"username": "alice"}, False, NotFound, "no field of that name"),
+    ({"password": "a", "PASSWORD": "b"}, False, Ambiguous, "2 fields of that name"),
+    ({"Password": "a"}, True, ReferenceInConflict, "in conflict"),
+])
+def test_a_field_that_does_not_resolve_is_an_error_naming_the_reference(fields, conflict, error, message):
+    with pytest.raises(error, match=message) as raised:
+        field_value(parse_ref("vp://My%20Bank/Password"), fields, conflict)
+    assert str(raised.value).startswith("vp://My%20Bank/Password: ")
+
+
+@pytest.mark.parametrize("template", [
+    "ok={{ vp://Bank/password }}\nbad={{ vp://My Bank/password }}",
+    "ok={{ vp://Bank/password }}\nbad={{ vp://Bank/password",
+    "x\nbad={{VP://Bank/{password}}}",
+])
+def test_a_reference_that_is_not_whole_is_an_error_naming_its_line(template):
+    with pytest.raises(InvalidInput, match="^line 2: "):
+        template_refs(template)
+
+
+def test_the_scheme_is_read_in_any_case_in_templates_too():
+    assert template_refs("{{ VP://Bank/password }}") == [SecretRef("Bank", "password")]

@@ -216,22 +216,13 @@ def test_demo_runs_and_cleans_up(private_netns):
 
 def test_conflicts_and_resolve_between_two_real_homes(tmp_path):
     """Two homes of one vault edit the same field apart; after a sync the CLI shows and settles it."""
-    from helpers import sync_pair
+    from helpers import edited_apart
     from vaultpeer.service.home import Home
-    from vaultpeer.service.vault import Vault
 
     laptop, desktop = Home(tmp_path / "laptop"), Home(tmp_path / "desktop")
     ok(run_cli(laptop.path, "init", "--password-stdin", stdin=PW))
     ok(run_cli(laptop.path, "add", "Email", "--field", "password=original", "--password-stdin", stdin=PW))
-    with Vault.open(laptop, allow_insecure_test_kdf=True) as a, Vault.open(desktop, allow_insecure_test_kdf=True) as b:
-        a.unlock(PASSWORD)
-        entry = a.enroll(b.device.public, "desktop", "Linux")
-        b.join(a.header, [*a.outgoing_roster(), entry], a.device.public, "desktop", "Linux")
-        b.unlock(PASSWORD)
-        sync_pair(a, b)
-        a.edit("Email", {"password": "from the laptop"})
-        b.edit("Email", {"password": "from the desktop"})
-        sync_pair(a, b)
+    edited_apart(laptop, desktop, "Email", "password", "from the laptop", "from the desktop")
     conflicts = json.loads(ok(run_cli(desktop.path, "conflicts", "--json", "--password-stdin", stdin=PW)))
     assert len(conflicts) == 1 and conflicts[0]["title"] == "Email"
     values = {c["value"]: c["revision"] for c in conflicts[0]["fields"]["password"]}

@@ -38,6 +38,9 @@ def test_item_commands_through_the_daemon_load_nothing_heavy(world):
     result, loaded = loaded_by(laptop.home, "get", "Email", "--field", "password")
     assert result.returncode == 0 and result.stdout == "s3cret\n"
     assert loaded == []
+    result, loaded = loaded_by(laptop.home, "read", "vp://Email/password")  # a secret reference, for scripts
+    assert result.returncode == 0 and result.stdout == "s3cret"
+    assert loaded == []
     result, loaded = loaded_by(laptop.home, "ls", "--json")
     assert result.returncode == 0 and [i["title"] for i in json.loads(result.stdout)] == ["Email"]
     assert loaded == []

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -144,6 +144,21 @@ class Context:
             )
         return client
 
+    def read_stdin_lines_now(self, count: int) -> None:
+        """Read the first ``count`` lines of stdin now, one byte at a time, for ``stdin_line`` to
+        hand out: all that follows stays unread in fd 0, for a child process (`vaultpeer run`)."""
+        encoding = getattr(sys.stdin, "encoding", None) or "utf-8"
+        lines = []
+        while len(lines) < count:
+            line = bytearray()
+            with suppress(OSError):  # no fd 0: end of input
+                while not line.endswith(b"\n") and (byte := os.read(0, 1)):
+                    line += byte
+            if not line:
+                break
+            lines.append(line.decode(encoding, errors="replace"))
+        self._stdin_lines = iter(lines)
+
     def stdin_line(self, what: str) -> str:
         if self._stdin_lines is None:
             self._stdin_lines = iter(sys.stdin.readline, "")
@@ -211,7 +226,8 @@ class CommandGroup(click.Group):
     loading of subcommands)."""
 
     #: command name -> the module of vaultpeer.cli that defines it
-    LAZY = {"log": "audit_log", "backup": "backup_restore", "import": "import_export", "export": "import_export"}
+    LAZY = {"log": "audit_log", "backup": "backup_restore", "import": "import_export", "export": "import_export",
+            "read": "secret_refs", "run": "secret_refs", "inject": "secret_refs"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.LAZY))
@@ -1306,7 +1322,7 @@ def join_request_command(ctx: Context, file: Path, force: bool) -> None:
     `vaultpeer bundle import OUT` here. FILE holds only public keys, the device name and its OS.
     """
     from vaultpeer.service.commands import VaultCommands
-    from vaultpeer.service.transfer import write_private_file
+    from vaultpeer.service.user_files import write_private_file
 
     with ctx.open_vault() as vault:
         data = VaultCommands(vault, ctx.home).join_request()
@@ -1384,7 +1400,7 @@ def bundle_export(ctx: Context, file: Path, target: str | None, force: bool, pas
 
     The bundle is signed with this device's key, which only an unlocked vault can use: the daemon
     must be unlocked, and without one the master password is asked."""
-    from vaultpeer.service.transfer import write_private_file
+    from vaultpeer.service.user_files import write_private_file
 
     with files_backend(ctx, password_stdin) as backend:
         data, report = backend.export_bundle(target)

@@ -20,7 +20,7 @@ from vaultpeer.cli.app import Context, cli, item_backend, json_option, pass_cont
 from vaultpeer.core.errors import InvalidInput, VaultpeerError
 from vaultpeer.core.interchange import Parsed, csv_export, parse_bitwarden, parse_csv
 from vaultpeer.core.text import inert
-from vaultpeer.service.transfer import check_writable, decode_text, read_input_file, write_private_file
+from vaultpeer.service.user_files import check_writable, decode_text, read_input_file, write_private_file
 
 #: A KeePass export is protected by its own password only: at least as long as a master password.
 MIN_EXPORT_PASSWORD_CHARS = 8

@@ -8,16 +8,18 @@ ITEM is an item id (32 hex digits) or a title, FIELD a field name; both are perc
 """
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from vaultpeer.core.errors import InvalidInput
+from vaultpeer.core.errors import Ambiguous, InvalidInput, NotFound, VaultpeerError
 
 SCHEME = "vp://"
 MAX_REF_CHARS = 2048
 #: ``{{ vp://... }}`` in a template (spaces inside the braces optional).
-TEMPLATE_REF = re.compile(r"\{\{\s*(vp://[^\s{}]*)\s*\}\}")
+TEMPLATE_REF = re.compile(r"\{\{\s*(vp://[^\s{}]*)\s*\}\}", re.IGNORECASE)
+#: Where a reference starts: one that does not make a whole TEMPLATE_REF is an error, not left as is.
+_TEMPLATE_OPENING = re.compile(r"\{\{\s*vp://", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +58,39 @@ def parse_ref(text: str) -> SecretRef:
     return SecretRef(item, field)
 
 
+class ReferenceInConflict(VaultpeerError):
+    """The item a reference names is in conflict: a script must not silently get one side."""
+
+    code = "conflict"
+
+
+def field_value(ref: SecretRef, fields: Mapping[str, str], conflict: bool) -> str:
+    """The value ``ref`` names among an item's ``fields``: the field of that exact name, else the
+    one whose name matches in any case. Every error names the reference (it is no secret)."""
+    if conflict:
+        raise ReferenceInConflict(f"{ref}: the item is in conflict: settle it first "
+                                  "(`vaultpeer conflicts`, `vaultpeer resolve`)")
+    if ref.field in fields:
+        return fields[ref.field]
+    folded = [name for name in fields if name.casefold() == ref.field.casefold()]
+    if len(folded) > 1:
+        raise Ambiguous(f"{ref}: the item has {len(folded)} fields of that name in different cases: "
+                        "write it exactly", [])
+    if not folded:
+        raise NotFound(f"{ref}: the item has no field of that name")
+    return fields[folded[0]]
+
+
 def template_refs(template: str) -> list[SecretRef]:
-    """Every reference in ``template``, in order, each once."""
+    """Every reference in ``template``, in order, each once. A ``{{ vp://`` that does not make a
+    whole ``{{ vp://ITEM/FIELD }}`` is an error naming its line: a template is never filled with it
+    left in place."""
+    whole = {match.start() for match in TEMPLATE_REF.finditer(template)}
+    for opening in _TEMPLATE_OPENING.finditer(template):
+        if opening.start() not in whole:
+            line = template.count("\n", 0, opening.start()) + 1
+            raise InvalidInput(f"line {line}: a reference in a template is {{{{ vp://ITEM/FIELD }}}}, with no space "
+                               "or brace inside it (percent-encode them: vp://My%20Bank/password)")
     seen: dict[SecretRef, None] = {}
     for match in TEMPLATE_REF.finditer(template):
         seen.setdefault(parse_ref(match.group(1)), None)

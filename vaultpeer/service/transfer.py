@@ -2,26 +2,20 @@
 
 The formats themselves are in ``vaultpeer.core.interchange`` (CSV, Bitwarden JSON) and
 ``vaultpeer.service.kdbx`` (KeePass). Here: deciding what to import against what the vault
-holds and writing it as one batch; collecting the items to export; and the two file operations
-(reading a bounded input file; writing an export that is private from its first byte and never
-replaces an existing file unless asked to).
+holds and writing it as one batch; collecting the items to export. The files themselves (a
+bounded input file; an export private from its first byte) are ``vaultpeer.service.user_files``.
 """
 
 import json
-import os
 import secrets as secrets_module
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from vaultpeer.core.errors import InvalidInput, NoVault, NotFound, VaultLocked
 from vaultpeer.core.interchange import MAX_ENTRIES, ImportEntry, Notice, display_title, known_sources, plan_import
 from vaultpeer.service.vault import Vault
 from vaultpeer.service.views import item_json, member_names
-
-#: The largest file `vaultpeer import` reads.
-MAX_INPUT_BYTES = 256 * 1024 * 1024
 
 
 def import_entries(vault: Vault, entries: Iterable[ImportEntry],
@@ -157,75 +151,3 @@ def require_unlocked(vault: Vault) -> None:
         raise NoVault()
     if vault.locked:
         raise VaultLocked()
-
-
-# --- files ------------------------------------------------------------------------------------
-
-
-def read_input_file(path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
-    with open(path, "rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise InvalidInput(f"{path} is larger than {limit // (1024 * 1024)} MiB")
-    return data
-
-
-def decode_text(data: bytes, path: Path) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{path} is not UTF-8 text") from None
-
-
-def check_writable(path: Path, overwrite: bool) -> None:
-    """Fail before any password is asked: the target exists (without ``overwrite``), or it is a
-    directory, or its directory does not exist."""
-    if path.is_dir():
-        raise InvalidInput(f"{path} is a directory")
-    if path.exists() and not overwrite:
-        raise InvalidInput(f"{path} exists: choose another name, or pass --force to replace it")
-    if not path.parent.is_dir():
-        raise InvalidInput(f"{path.parent} is not a directory")
-
-
-def write_private_file(path: Path, data: bytes, overwrite: bool) -> None:
-    """Write ``data`` to a file only its owner can read (mode 0600 from the first byte).
-
-    Without ``overwrite``, an existing file is never touched (O_EXCL: no race either). With it,
-    the data goes to a private temporary file in the same directory that then replaces the target,
-    so a failure leaves the old file as it was. Any failure is one clear InvalidInput.
-    """
-    try:
-        _write_private_file(path, data, overwrite)
-    except OSError as exc:
-        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _write_private_file(path: Path, data: bytes, overwrite: bool) -> None:
-    if not overwrite:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise InvalidInput(f"{path} exists: choose another name, or pass --force to replace it") from None
-        _write_all(fd, path, data)
-        return
-    temporary = path.with_name(f".{path.name}.{secrets_module.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    _write_all(fd, temporary, data)
-    try:
-        os.replace(temporary, path)
-    except OSError:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def _write_all(fd: int, path: Path, data: bytes) -> None:
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
