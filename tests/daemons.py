@@ -323,7 +323,9 @@ def start_pairing(inviter: Daemon, joiner: Daemon, *, address: bool = True,
                   before_join: Callable[[], None] | None = None) -> tuple[Interactive, Interactive]:
     """`pair` on the inviter, then `pair --join` on the joiner, both left running."""
     invite = Interactive(inviter.home, "pair", "--timeout", "60")
-    time.sleep(0.3)  # let the invitation open before the joiner looks for it
+    # the joiner starts once the invitation is open (a joining device's handshake is answered
+    # from then on): a fixed pause was too short on a loaded machine
+    assert wait_until(lambda: inviter.api("status")["pairing"] is not None, 30), "the invitation did not open"
     if before_join is not None:
         before_join()
     join_args = ["pair", "--join", inviter.address] if address else ["pair", "--join"]

@@ -120,7 +120,8 @@ class ApiHandlers:
         daemon = self.daemon
         listen = str(daemon.listen_address) if daemon.listen_address else None
         return self.commands.status(Running(listen=listen, socket=str(daemon.socket_path),
-                                            peers=sorted(str(d) for d in daemon.links), process=process_state()))
+                                            peers=sorted(str(d) for d in daemon.links), process=process_state(),
+                                            pairing=daemon.pairing_pump.in_progress()))
 
     async def m_unlock(self, params: dict) -> dict:
         password = _param(params, "password", str)

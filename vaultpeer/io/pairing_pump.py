@@ -92,6 +92,14 @@ class PairingPump:
             task_status.started()
             await trio.sleep_forever()
 
+    def in_progress(self) -> dict | None:
+        """The pairing in progress, as `status` shows it: ``{"role", "code_shown"}``, or None.
+        An inviter's shows as soon as joining devices are answered."""
+        run = self._run
+        if run is None or run.state.ended:
+            return None
+        return {"role": run.state.role.value, "code_shown": run.state.code is not None}
+
     @property
     def invitation_open(self) -> bool:
         """Whether a joining device's handshake is answered now."""

@@ -55,6 +55,8 @@ class Running:
     socket: str
     peers: list[str]
     process: dict
+    #: The pairing in progress: {"role": "inviter" | "joiner", "code_shown": bool}, or None.
+    pairing: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class VaultCommands:
             "listen": running.listen if running else None,
             "socket": running.socket if running else None,
             "peers": running.peers if running else [],
+            "pairing": running.pairing if running else None,
             "conflicts": len(vault.conflicts()) if not vault.locked else vault.conflicted_item_count(),
             "items": counts["items"],
             "revisions": counts["revisions"],
