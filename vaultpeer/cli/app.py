@@ -342,11 +342,10 @@ def generate_options(*, length: int | None, words: int | None, separator: str | 
 def field_generate_options(generated: tuple[str, ...], **choices) -> GenerateOptions:
     """`add`/`edit`'s generation options (``choices``: as ``generate_options`` takes them); they
     shape what --generate FIELD makes, so without one they are a usage error."""
-    options = generate_options(**choices)
-    if not generated and options != GenerateOptions():
+    if not generated and any(value not in (None, False) for value in choices.values()):
         raise click.UsageError("--length, --words, --separator, --no-digits, --no-symbols and --exclude-similar "
                                "shape the values of --generate FIELD: give --generate too")
-    return options
+    return generate_options(**choices)
 
 
 def field_value_options(command: Callable) -> Callable:
