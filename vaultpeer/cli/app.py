@@ -351,6 +351,7 @@ def field_generate_options(generated: tuple[str, ...], **choices) -> GenerateOpt
 def field_value_options(command: Callable) -> Callable:
     """--field NAME=VALUE, --prompt FIELD, --generate FIELD and the generation options, shared by
     `add` and `edit`."""
+    command = password_class_options(command)  # listed after the others in --help
     for option in reversed([
         click.option("--field", "fields", multiple=True, metavar="NAME=VALUE",
                      help="Set a field (repeatable). The value is in the command line, which other "
@@ -371,7 +372,7 @@ def field_value_options(command: Callable) -> Callable:
                      help=f"What goes between passphrase words (default {DEFAULT_SEPARATOR!r}; only with --words)."),
     ]):
         command = option(command)
-    return password_class_options(command)
+    return command
 
 
 def print_json(value: object) -> None:
