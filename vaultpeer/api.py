@@ -71,8 +71,9 @@ class ApiError(Exception):
 
     def to_object(self) -> dict:
         error = {"code": self.code, "message": self.message}
-        if self.data is not None:
-            error["data"] = self.data
+        data = {"name": "invalid_params"} if self.data is None and self.code == INVALID_PARAMS else self.data
+        if data is not None:  # every -32602 names itself, as an InvalidInput from the command layer does
+            error["data"] = data
         return error
 
 

@@ -39,6 +39,9 @@ from vaultpeer.core.generate import (
     MAX_WORDS,
     MIN_LENGTH,
     MIN_WORDS,
+    SIMILAR,
+    SYMBOLS,
+    GenerateOptions,
 )
 from vaultpeer.core.ports import DEFAULT_PORT
 from vaultpeer.clipboard import DEFAULT_CLEAR_AFTER, MAX_CLEAR_AFTER
@@ -316,8 +319,39 @@ def json_option(command: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (values unmasked).")(command)
 
 
+def password_class_options(command: Callable) -> Callable:
+    """--no-digits, --no-symbols and --exclude-similar: on `generate`, and for --generate on `add`/`edit`."""
+    for option in reversed([
+        click.option("--no-digits", is_flag=True, help="A password without digits."),
+        click.option("--no-symbols", is_flag=True, help=f"A password without symbols ({SYMBOLS})."),
+        click.option("--exclude-similar", is_flag=True,
+                     help=f"A password without the look-alike characters {' '.join(SIMILAR)}."),
+    ]):
+        command = option(command)
+    return command
+
+
+def generate_options(*, length: int | None, words: int | None, separator: str | None, no_digits: bool,
+                     no_symbols: bool, exclude_similar: bool) -> GenerateOptions:
+    """The options of `generate` (and of `add`/`edit --generate`) as one value; one that mixes a
+    password's options with a passphrase's is refused here (InvalidInput: exit 2)."""
+    return GenerateOptions(length, words, separator, digits=not no_digits, symbols=not no_symbols,
+                           exclude_similar=exclude_similar)
+
+
+def field_generate_options(generated: tuple[str, ...], **choices) -> GenerateOptions:
+    """`add`/`edit`'s generation options (``choices``: as ``generate_options`` takes them); they
+    shape what --generate FIELD makes, so without one they are a usage error."""
+    if not generated and any(value not in (None, False) for value in choices.values()):
+        raise click.UsageError("--length, --words, --separator, --no-digits, --no-symbols and --exclude-similar "
+                               "shape the values of --generate FIELD: give --generate too")
+    return generate_options(**choices)
+
+
 def field_value_options(command: Callable) -> Callable:
-    """--field NAME=VALUE, --generate FIELD and --length, shared by `add` and `edit`."""
+    """--field NAME=VALUE, --prompt FIELD, --generate FIELD and the generation options, shared by
+    `add` and `edit`."""
+    command = password_class_options(command)  # listed after the others in --help
     for option in reversed([
         click.option("--field", "fields", multiple=True, metavar="NAME=VALUE",
                      help="Set a field (repeatable). The value is in the command line, which other "
@@ -327,9 +361,15 @@ def field_value_options(command: Callable) -> Callable:
                           "otherwise one line of stdin per --prompt, in order (after the master password's "
                           "line with --password-stdin). The value never appears in the command line."),
         click.option("--generate", "generated", multiple=True, metavar="FIELD",
-                     help="Fill FIELD with a generated password (repeatable)."),
-        click.option("--length", default=DEFAULT_LENGTH, show_default=True,
-                     type=click.IntRange(MIN_LENGTH, MAX_LENGTH), help="Length of generated passwords."),
+                     help="Fill FIELD with a generated password (repeatable), as `vaultpeer generate` "
+                          "makes with the options below."),
+        click.option("--length", type=click.IntRange(MIN_LENGTH, MAX_LENGTH), metavar="N",
+                     help=f"Length of generated passwords ({MIN_LENGTH}-{MAX_LENGTH}; default {DEFAULT_LENGTH})."),
+        click.option("--words", type=click.IntRange(MIN_WORDS, MAX_WORDS), metavar="N",
+                     help=f"Generate passphrases of N words of the EFF long list instead ({MIN_WORDS}-{MAX_WORDS}). "
+                          "Not with --length, --no-digits, --no-symbols or --exclude-similar."),
+        click.option("--separator", metavar="TEXT",
+                     help=f"What goes between passphrase words (default {DEFAULT_SEPARATOR!r}; only with --words)."),
     ]):
         command = option(command)
     return command
@@ -582,12 +622,13 @@ def _change_profile(ctx: Context, name: str | None, os_description: str | None) 
 @pass_context
 @reports_errors
 def add(ctx: Context, title: str, fields: tuple[str, ...], prompted: tuple[str, ...], generated: tuple[str, ...],
-        length: int, password_stdin: bool, as_json: bool) -> None:
+        password_stdin: bool, as_json: bool, **generation) -> None:
     """Add an item titled TITLE, with fields such as username, password, url, notes, totp."""
+    options = field_generate_options(generated, **generation)
     with item_backend(ctx, password_stdin) as backend:
         values = field_values(ctx, fields, prompted, generated, password_stdin=password_stdin,
                               via_daemon=getattr(backend, "via_daemon", False))
-        added = backend.add(title, values, list(generated), length)
+        added = backend.add(title, values, list(generated), options)
     if as_json:
         print_json(added)
     else:
@@ -716,14 +757,15 @@ def list_items(ctx: Context, pattern: str | None, deleted: bool, password_stdin:
 @pass_context
 @reports_errors
 def edit(ctx: Context, item: str, fields: tuple[str, ...], prompted: tuple[str, ...], remove: tuple[str, ...],
-         title: str | None, generated: tuple[str, ...], length: int, password_stdin: bool, as_json: bool) -> None:
+         title: str | None, generated: tuple[str, ...], password_stdin: bool, as_json: bool, **generation) -> None:
     """Change ITEM's fields or title (a new revision; the old one stays in history)."""
+    options = field_generate_options(generated, **generation)
     if not fields and not prompted and not generated and not remove and title is None:
         raise click.UsageError("nothing to change: give --field, --prompt, --remove-field, --generate or --title")
     with item_backend(ctx, password_stdin) as backend:
         values = field_values(ctx, fields, prompted, generated, password_stdin=password_stdin,
                               via_daemon=getattr(backend, "via_daemon", False))
-        edited = backend.edit(item, values, list(remove), title, list(generated), length)
+        edited = backend.edit(item, values, list(remove), title, list(generated), options)
     if as_json:
         print_json(edited)
     else:
@@ -1449,16 +1491,19 @@ def bundle_import(ctx: Context, file: Path, as_json: bool) -> None:
               help=f"A password of N characters ({MIN_LENGTH}-{MAX_LENGTH}; default {DEFAULT_LENGTH}).")
 @click.option("--words", type=click.IntRange(MIN_WORDS, MAX_WORDS), is_flag=False, flag_value=DEFAULT_WORDS,
               metavar="[N]", help=f"A passphrase of N words instead ({MIN_WORDS}-{MAX_WORDS}; "
-                                  f"default {DEFAULT_WORDS}). Not with --length.")
+                                  f"default {DEFAULT_WORDS}). Not with --length or the class options.")
 @click.option("--separator", metavar="TEXT",
               help=f"What goes between passphrase words (default {DEFAULT_SEPARATOR!r}; only with --words).")
+@password_class_options
 @click.option("--json", "as_json", is_flag=True, help='Print {"password", "entropy_bits"}.')
 @reports_errors
-def generate(length: int | None, words: int | None, separator: str | None, as_json: bool) -> None:
+def generate(as_json: bool, **choices) -> None:
     """Print a random password, or with --words a passphrase.
 
     \b
-    Password: letters, digits and symbols, every class present (24 characters: 149.4 bits).
+    Password: letters, digits and symbols, every class present (24 characters: 149.4 bits);
+    --no-digits, --no-symbols and --exclude-similar (no I l 1 O 0) leave some out, for less
+    (24 characters without symbols: 142.9 bits).
     Passphrase: words drawn uniformly (with Python's `secrets`) from the EFF long list of 7,776
     words, 12.9 bits each (6 words: 77.5 bits); words that contain a separator character are
     left out of the draw, so the passphrase always splits back into its words.
@@ -1466,7 +1511,7 @@ def generate(length: int | None, words: int | None, separator: str | None, as_js
     """
     from vaultpeer.service.wordlist import generate_json
 
-    result = generate_json(length, words, separator)
+    result = generate_json(generate_options(**choices))
     if as_json:
         print_json(result)
     else:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from vaultpeer.client import Client
 
 if TYPE_CHECKING:  # loaded where used: an item command through the daemon needs none of them
+    from vaultpeer.core.generate import GenerateOptions
     from vaultpeer.core.interchange import ImportEntry
     from vaultpeer.service.commands import VaultCommands
 
@@ -26,8 +27,8 @@ class DaemonBackend:
     def __init__(self, client: Client):
         self.client = client
 
-    def add(self, title: str, fields: dict, generate: list[str], length: int) -> dict:
-        return self.client.call("item.add", title=title, fields=fields, generate=generate, length=length)
+    def add(self, title: str, fields: dict, generate: list[str], options: GenerateOptions) -> dict:
+        return self.client.call("item.add", title=title, fields=fields, generate=generate, **options.to_params())
 
     def get(self, item: str) -> dict:
         return self.client.call("item.get", item=item)
@@ -42,8 +43,8 @@ class DaemonBackend:
         return self.client.call("item.otp", item=item)
 
     def edit(self, item: str, fields: dict, remove: list[str], title: str | None, generate: list[str],
-             length: int) -> dict:
-        params = {"item": item, "fields": fields, "remove": remove, "generate": generate, "length": length}
+             options: GenerateOptions) -> dict:
+        params = {"item": item, "fields": fields, "remove": remove, "generate": generate, **options.to_params()}
         if title is not None:
             params["title"] = title
         return self.client.call("item.edit", **params)

@@ -21,7 +21,7 @@ from vaultpeer import __version__
 from vaultpeer.api import API_VERSION, EVENTS, MAX_PAIRING_TIMEOUT, METHODS, ApiError
 from vaultpeer.core.errors import InvalidInput, RateLimited
 from vaultpeer.core.interchange import ImportEntry
-from vaultpeer.core.generate import DEFAULT_LENGTH
+from vaultpeer.core.generate import GenerateOptions
 from vaultpeer.service.wordlist import generate_json
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.service.commands import Running, Slow, VaultCommands
@@ -67,6 +67,16 @@ def _text_list(params: dict, name: str) -> list[str]:
     if not all(isinstance(v, str) for v in value):
         raise ApiError(INVALID_PARAMS, f"parameter {name} is a list of field names")
     return value
+
+
+def _generate_options(params: dict) -> GenerateOptions:
+    """What generate, item.add and item.edit are asked to generate (docs/api.md)."""
+    return GenerateOptions(length=_param(params, "length", int, required=False),
+                           words=_param(params, "words", int, required=False),
+                           separator=_param(params, "separator", str, required=False),
+                           digits=_param(params, "digits", bool, required=False, default=True),
+                           symbols=_param(params, "symbols", bool, required=False, default=True),
+                           exclude_similar=_param(params, "exclude_similar", bool, required=False, default=False))
 
 
 def _base64(text: str) -> bytes:
@@ -180,14 +190,12 @@ class ApiHandlers:
 
     async def m_item_add(self, params: dict) -> dict:
         return self.commands.add(_param(params, "title", str), _text_map(params, "fields"),
-                                 _text_list(params, "generate"),
-                                 _param(params, "length", int, required=False, default=DEFAULT_LENGTH))
+                                 _text_list(params, "generate"), _generate_options(params))
 
     async def m_item_edit(self, params: dict) -> dict:
         return self.commands.edit(_param(params, "item", str), _text_map(params, "fields"),
                                   _text_list(params, "remove"), _param(params, "title", str, required=False),
-                                  _text_list(params, "generate"),
-                                  _param(params, "length", int, required=False, default=DEFAULT_LENGTH))
+                                  _text_list(params, "generate"), _generate_options(params))
 
     async def m_item_delete(self, params: dict) -> dict:
         return self.commands.delete(_param(params, "item", str))
@@ -223,9 +231,7 @@ class ApiHandlers:
                                      _text_map(params, "fields"), _param(params, "title", str, required=False))
 
     async def m_generate(self, params: dict) -> dict:
-        return generate_json(_param(params, "length", int, required=False),
-                             _param(params, "words", int, required=False),
-                             _param(params, "separator", str, required=False))
+        return generate_json(_generate_options(params))
 
     # --- peers, pairing, sync ---
 

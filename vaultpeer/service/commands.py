@@ -20,8 +20,8 @@ from pathlib import Path
 
 from vaultpeer.service import backup_files, bundle_files, transfer
 from vaultpeer.core.backup import seal_backup
-from vaultpeer.core.errors import InvalidInput, NotFound, WrongRecoveryKey
-from vaultpeer.core.generate import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, generate_password
+from vaultpeer.core.errors import NotFound, WrongRecoveryKey
+from vaultpeer.core.generate import GenerateOptions
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.keys import RecoveryKey
@@ -30,6 +30,7 @@ from vaultpeer.service.home import Home
 from vaultpeer.service.vault import ItemView, Vault, prepare_password
 from vaultpeer.core.search import search
 from vaultpeer.core.totp import parse_totp, totp_code
+from vaultpeer.service.wordlist import generate_json
 from vaultpeer.service.views import (
     conflict_json,
     history_json,
@@ -159,17 +160,15 @@ class VaultCommands:
         return totp_code(settings, time.time() if now is None else now).to_json()
 
     def add(self, title: str, fields: Mapping[str, str], generate: Sequence[str] = (),
-            length: int = DEFAULT_LENGTH) -> dict:
-        """A new item; each field named in ``generate`` gets a new password of ``length``."""
-        _check_length(length)
-        view = self.vault.add(title, {**fields, **_generated(generate, length)})
+            options: GenerateOptions = GenerateOptions()) -> dict:
+        """A new item; each field named in ``generate`` gets a new password (or passphrase) as
+        ``options`` says."""
+        view = self.vault.add(title, {**fields, **_generated(generate, options)})
         return {"id": str(view.id), "title": view.title, "revision": str(view.revision)}
 
     def edit(self, item: str, fields: Mapping[str, str], remove: Sequence[str] = (), title: str | None = None,
-             generate: Sequence[str] = (), length: int = DEFAULT_LENGTH) -> dict:
-        if generate:
-            _check_length(length)
-        return self._item(self.vault.edit(item, {**fields, **_generated(generate, length)}, remove, title))
+             generate: Sequence[str] = (), options: GenerateOptions = GenerateOptions()) -> dict:
+        return self._item(self.vault.edit(item, {**fields, **_generated(generate, options)}, remove, title))
 
     def delete(self, item: str) -> dict:
         return self._item(self.vault.delete(item))
@@ -230,10 +229,6 @@ class VaultCommands:
         return backup_files.create_backup(self.vault, directory, keep=keep).to_json()
 
 
-def _check_length(length: int) -> None:
-    if not MIN_LENGTH <= length <= MAX_LENGTH:
-        raise InvalidInput(f"length must be {MIN_LENGTH}-{MAX_LENGTH}")
-
-
-def _generated(names: Sequence[str], length: int) -> dict[str, str]:
-    return {name: generate_password(length) for name in names}
+def _generated(names: Sequence[str], options: GenerateOptions) -> dict[str, str]:
+    """A new secret for each field in ``names``, each drawn on its own."""
+    return {name: generate_json(options)["password"] for name in names}

@@ -1,4 +1,5 @@
-"""`vaultpeer generate` and the API's ``generate``: a password or a passphrase, with its entropy.
+"""`vaultpeer generate` and the API's ``generate``: a password or a passphrase, with its entropy (and
+the values ``add``/``edit --generate FIELD`` fill in).
 
 The drawing itself is pure (``vaultpeer.core.generate``). This module does the part that is I/O:
 loading the passphrase word list, the EFF long list (7,776 words) as shipped by the xkcdpass
@@ -13,10 +14,7 @@ from vaultpeer.core.errors import InvalidInput, VaultpeerError
 from vaultpeer.core.generate import (
     DEFAULT_LENGTH,
     DEFAULT_SEPARATOR,
-    MAX_LENGTH,
-    MAX_WORDS,
-    MIN_LENGTH,
-    MIN_WORDS,
+    GenerateOptions,
     generate_passphrase,
     generate_password,
     passphrase_entropy_bits,
@@ -47,24 +45,17 @@ def eff_long_wordlist() -> tuple[str, ...]:
     return words
 
 
-def generate_json(length: int | None = None, words: int | None = None, separator: str | None = None) -> dict:
-    """``{"password", "entropy_bits"}``: a password of LENGTH characters (the default), or a
-    passphrase of WORDS words joined by SEPARATOR. LENGTH and WORDS exclude each other."""
-    if length is not None and words is not None:
-        raise InvalidInput("length and words exclude each other: a password has a length, a passphrase a number of words")
-    if words is None:
-        if separator is not None:
-            raise InvalidInput("a separator is only for passphrases: give a number of words too")
-        length = DEFAULT_LENGTH if length is None else length
-        if not MIN_LENGTH <= length <= MAX_LENGTH:
-            raise InvalidInput(f"length must be {MIN_LENGTH}-{MAX_LENGTH}")
-        return {"password": generate_password(length), "entropy_bits": round(password_entropy_bits(length), 1)}
-    separator = DEFAULT_SEPARATOR if separator is None else separator
-    if not MIN_WORDS <= words <= MAX_WORDS:
-        raise InvalidInput(f"words must be {MIN_WORDS}-{MAX_WORDS}")
+def generate_json(options: GenerateOptions = GenerateOptions()) -> dict:
+    """``{"password", "entropy_bits"}``: a password of ``options.length`` characters from the chosen
+    classes (the default), or a passphrase of ``options.words`` words joined by ``options.separator``."""
+    if options.words is None:
+        length = DEFAULT_LENGTH if options.length is None else options.length
+        return {"password": generate_password(length, **options.classes),
+                "entropy_bits": round(password_entropy_bits(length, **options.classes), 1)}
+    separator = DEFAULT_SEPARATOR if options.separator is None else options.separator
     wordlist = eff_long_wordlist()
     try:
-        entropy = passphrase_entropy_bits(wordlist, words, separator)
+        entropy = passphrase_entropy_bits(wordlist, options.words, separator)
     except ValueError as exc:  # a separator that is empty, unprintable, or made of letters
         raise InvalidInput(f"unusable separator: {exc}") from None
-    return {"password": generate_passphrase(wordlist, words, separator), "entropy_bits": round(entropy, 1)}
+    return {"password": generate_passphrase(wordlist, options.words, separator), "entropy_bits": round(entropy, 1)}
