@@ -127,3 +127,33 @@ def test_copy_otp_puts_the_current_code_on_the_clipboard(tmp_path, x_display):  
 @pytest.mark.parametrize("command", [["search", "x"], ["otp", "x"]])
 def test_help_explains(tmp_path, command):
     assert "--json" in ok(run_cli(tmp_path / "h", command[0], "--help"))
+
+
+def test_otp_matches_keepassxc_cli_on_an_imported_kdbx(tmp_path):
+    """Issue 17's acceptance: the codes of an imported .kdbx are the ones KeePassXC shows."""
+    from pykeepass import create_database
+
+    from test_import_export import KDBX_PASSWORD, kpx
+
+    db = tmp_path / "otp.kdbx"
+    keepass = create_database(str(db), password=KDBX_PASSWORD)
+    uris = {
+        "Plain": f"otpauth://totp/Plain:alice?secret={SEED}&issuer=Plain",
+        "Long": f"otpauth://totp/Long:alice?secret={SEED}&digits=8&algorithm=SHA256&period=60",
+        "Steam": f"otpauth://totp/Steam:alice?secret={SEED}&encoder=steam",
+    }
+    for title, uri in uris.items():
+        keepass.add_entry(keepass.root_group, title, "alice", "pw", otp=uri)
+    keepass.save()
+    home = tmp_path / "laptop"
+    ok(run_cli(home, "init", "--password-stdin", stdin=PW))
+    ok(run_cli(home, "import", "kdbx", str(db), "--password-stdin", stdin=KDBX_PASSWORD + "\n" + PW))
+    for title in uris:
+        for _ in range(3):  # the two reads must fall in one period
+            period = 60 if title == "Long" else 30
+            window = int(time.time()) // period
+            ours = json.loads(ok(run_cli(home, "otp", title, "--json", "--password-stdin", stdin=PW)))["code"]
+            theirs = kpx("show", "-q", "--totp", str(db), title, stdin=KDBX_PASSWORD + "\n").strip()
+            if int(time.time()) // period == window:
+                break
+        assert ours == theirs, title
