@@ -85,7 +85,8 @@ def test_item_commands_and_json_shapes(home):
     assert edited["title"] == "Mail" and edited["fields"] == {"password": "pw2"}
 
     listing = json.loads(ok(run_cli(home, "ls", "--json", "--password-stdin", stdin=PW)))
-    assert listing == [{"id": added["id"], "title": "Mail", "conflict": False, "modified": edited["modified"]}]
+    assert listing == [{"id": added["id"], "title": "Mail", "username": "", "url": "", "folder": "",
+                        "conflict": False, "modified": edited["modified"]}]
 
     ok(run_cli(home, "rm", "Mail", "--password-stdin", stdin=PW))
     assert json.loads(ok(run_cli(home, "ls", "--json", "--password-stdin", stdin=PW))) == []

@@ -721,8 +721,9 @@ def copy(ctx: Context, item: str, field_name: str | None, otp: bool, clear_after
 @pass_context
 @reports_errors
 def list_items(ctx: Context, pattern: str | None, deleted: bool, password_stdin: bool, as_json: bool) -> None:
-    """List items by title; with PATTERN, only those it matches as `search` does (every word in
-    the title, username, URL, folder or tags, any case)."""
+    """List items by title, with their username, URL and folder; with PATTERN, only those it
+    matches as `search` does (every word in the title, username, URL, folder or tags, any case).
+    --json: [{"id", "title", "username", "url", "folder", "conflict", "modified"}]."""
     with item_backend(ctx, password_stdin) as backend:
         items = backend.list_items(deleted)
         if pattern is not None:
@@ -739,11 +740,11 @@ def list_items(ctx: Context, pattern: str | None, deleted: bool, password_stdin:
         click.echo("No deleted items." if deleted else "No items yet: `vaultpeer add TITLE --field ...`")
         return
     table = Table(box=None, show_header=True, header_style="bold")
-    table.add_column("ID")
-    table.add_column("TITLE")
-    table.add_column("")
+    for column in ("ID", "TITLE", "USERNAME", "URL", "FOLDER", ""):
+        table.add_column(column, overflow="fold")
     for entry in items:
-        table.add_row(entry["id"][:12], Text(inert(entry["title"])), "conflict" if entry["conflict"] else "")
+        table.add_row(entry["id"][:12], *(Text(inert(entry[key])) for key in ("title", "username", "url", "folder")),
+                      "conflict" if entry["conflict"] else "")
     Console(highlight=False).print(table)
 
 

@@ -41,7 +41,9 @@ def item_json(view: ItemView, names: Names) -> dict:
 
 
 def listing_json(view: ItemView) -> dict:
-    return {"id": str(view.id), "title": view.title, "conflict": view.conflict, "modified": view.modified}
+    shown = searchable(view)
+    return {"id": str(view.id), "title": view.title, "username": shown.username, "url": shown.url,
+            "folder": shown.folder, "conflict": view.conflict, "modified": view.modified}
 
 
 def searchable(view: ItemView) -> Searchable:
