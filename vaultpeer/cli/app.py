@@ -1128,6 +1128,17 @@ def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: t
         trio.run(main)
     except KeyboardInterrupt:
         pass
+    except BaseExceptionGroup as group:
+        raise _sole_error(group) from None
+
+
+def _sole_error(group: BaseExceptionGroup) -> BaseException:
+    """What stopped the daemon, when it is one of ours alone (a port in use: one line, not the
+    nurseries' traceback); the whole group otherwise."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error if isinstance(error, VaultpeerError) else group
 
 
 async def _stop_on_signal(scope) -> None:
