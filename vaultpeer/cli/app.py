@@ -1236,33 +1236,47 @@ def pair(ctx: Context, join: str | None, timeout: int, cancel: bool) -> None:
                    "which stays in the clear on disk until then.")
     if events is not None:
         with events:
-            show_initial_sync(events_stream)
+            show_initial_sync(events_stream, result["device_id"])
 
 
 #: The progress bar of an initial sync gives up after this long without news from the daemon.
 INITIAL_SYNC_QUIET = 15.0
 
 
-def show_initial_sync(events: Iterator[dict]) -> None:
+def show_initial_sync(events: Iterator[dict], device_id: str | None = None) -> None:
     """On a terminal, after joining: a progress bar while the vault arrives (the daemon's
-    ``sync.progress`` events). It ends when everything announced has arrived, or quietly when the
-    daemon says nothing for INITIAL_SYNC_QUIET seconds (the sync itself goes on in the daemon)."""
+    ``sync.progress`` events from ``device_id``, the inviting device). It ends when everything
+    announced has arrived, at once with a line saying so when there was nothing to receive (an
+    empty vault: the session's event says 0 of 0), or with a line when the daemon says nothing
+    for INITIAL_SYNC_QUIET seconds (the sync itself goes on in the daemon)."""
     from rich.console import Console
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = Console(stderr=True)
+    ending = None
     with Progress(TextColumn("Receiving the vault"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=False) as progress:
+                  console=console, transient=False) as progress:
         task = progress.add_task("sync", total=None)
         try:
             for event in events:
-                if event.get("type") != "sync.progress" or not event.get("expected"):
+                if event.get("type") != "sync.progress" or device_id not in (None, event.get("device_id")):
+                    continue
+                if not event.get("expected"):
+                    if not event.get("received"):  # a session that found nothing to receive
+                        progress.update(task, total=0, completed=0, visible=False)
+                        ending = "Done: nothing to receive (the vault is empty, or this device already held all of it)."
+                        break
                     continue
                 progress.update(task, total=event["expected"], completed=min(event["received"], event["expected"]))
                 if event["received"] >= event["expected"]:
-                    return
+                    break
         except (OSError, ValueError):
-            return  # quiet for too long (a socket timeout), or the daemon went away
+            # quiet for too long (a socket timeout), or the daemon went away
+            ending = (f"No news of the sync for {INITIAL_SYNC_QUIET:g} s: the rest arrives in the background "
+                      "(`vaultpeer status` shows the items).")
+    if ending:
+        console.print(ending, highlight=False)
 
 
 @cli.command()
