@@ -438,6 +438,11 @@ def modified_line(item: dict) -> str:
     return f"  modified {local_time(item['modified'])} on {device_label(item['modified_by'], item['modified_by_name'])}"
 
 
+#: The field where an imported item keeps where it came from (``core.interchange.SOURCE_FIELD``,
+#: named here rather than imported: that module loads the item model).
+IMPORT_SOURCE = "import-source"
+
+
 def print_item(item: dict, reveal: bool) -> None:
     from rich.console import Console
     from rich.text import Text
@@ -457,9 +462,19 @@ def print_item(item: dict, reveal: bool) -> None:
         console.print(Text(f"  note: {len(item['unreadable'])} newer revision(s) of this item cannot be read (they do "
                            "not decrypt, or come from an unpaired device) and are ignored; `vaultpeer check --decrypt` "
                            "lists them, and your next edit supersedes them", style="yellow"))
-    width = max((len(name) for name in item["fields"]), default=0)
-    for name, value in item["fields"].items():
-        console.print(Text(f"  {name.ljust(width)}  {shown_value(name, value, item['secrets'], reveal)}"))
+    # a long value wraps, and a value of several lines goes on, under its first line (never back
+    # under the field names); where an item was imported from comes last, dimmed
+    names = [name for name in item["fields"] if name != IMPORT_SOURCE]
+    width = max((len(name) for name in names), default=0)
+    for name in names + [IMPORT_SOURCE] * (IMPORT_SOURCE in item["fields"]):
+        shown = shown_value(name, item["fields"][name], item["secrets"], reveal)
+        style = "dim" if name == IMPORT_SOURCE else ""
+        label = f"  {name.ljust(width)}  "
+        indent = " " * len(label)
+        lines = Text(shown).wrap(console, max(20, console.width - len(label)), overflow="fold")
+        for number, line in enumerate(lines or [Text("")]):
+            console.print(Text(((label if number == 0 else indent) + line.plain).rstrip(), style=style),
+                          soft_wrap=True)
     if not reveal and item["secrets"]:
         console.print(Text("  (secret values hidden: --reveal shows them)", style="dim"))
 
