@@ -170,14 +170,29 @@ class Context:
             raise click.ClickException(f"expected the {what} on a line of stdin, found end of input")
         return line.rstrip("\r\n")
 
-    def secret(self, what: str, *, from_stdin: bool, confirm: bool = False) -> str:
-        """A secret from stdin (``--password-stdin``) or a hidden prompt; never from argv or env."""
+    def secret(self, what: str, *, from_stdin: bool, confirm: bool = False,
+               check: Callable[[str], None] | None = None) -> str:
+        """A secret from stdin (``--password-stdin``) or a hidden prompt; never from argv or env.
+        ``check`` (raising InvalidInput) judges it as soon as it is read: from stdin it fails at
+        once, and at a prompt the message is shown and it is asked again, before any confirmation."""
         if from_stdin:
-            return self.stdin_line(what)
+            value = self.stdin_line(what)
+            if check is not None:
+                check(value)
+            return value
         if not sys.stdin.isatty():
             raise click.UsageError(f"no terminal to ask for the {what}: pass --password-stdin and pipe it in")
+
+        def checked(value: str) -> str:
+            if check is not None:
+                try:
+                    check(value)
+                except InvalidInput as exc:
+                    raise click.UsageError(str(exc)) from None
+            return value
+
         return click.prompt(what[0].upper() + what[1:], hide_input=True, confirmation_prompt=confirm,
-                            err=True)
+                            err=True, value_proc=checked)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -496,13 +511,15 @@ def init(ctx: Context, password_stdin: bool, name: str | None, quick_kdf: bool) 
     """
     from vaultpeer.core import kdf as kdf_module
     from vaultpeer.service.device import DeviceProfile, load_profile, save_profile
+    from vaultpeer.service.vault.unlocking import check_new_password
 
     with ctx.open_vault() as vault:
         if vault.initialized:
             raise AlreadyInitialized(f"this device already has a vault (home: {ctx.home.path})")
         if name:
             save_profile(ctx.home, DeviceProfile(name, load_profile(ctx.home).os_description))
-        password = ctx.secret("master password", from_stdin=password_stdin, confirm=True)
+        # its length is checked as soon as it is typed: before the confirmation and the calibration
+        password = ctx.secret("master password", from_stdin=password_stdin, confirm=True, check=check_new_password)
         if ctx.insecure_test_kdf:
             params = kdf_module.insecure_test_parameters()
         elif quick_kdf:
