@@ -1056,37 +1056,50 @@ def passwd(ctx: Context, password_stdin: bool, use_recovery_key: bool) -> None:
 @pass_context
 @reports_errors
 def check(ctx: Context, decrypt: bool, password_stdin: bool, as_json: bool) -> None:
-    """Verify the database, every revision's signature and (with --decrypt) every ciphertext."""
-    with ctx.open_vault() as vault:
-        if not vault.initialized:
-            raise NoVault()
-        if decrypt:
-            vault.unlock(ctx.secret("master password", from_stdin=password_stdin))
-        report = vault.check()
-    result = {
-        "ok": report.ok,
-        "database_ok": report.database_ok,
-        "revisions_checked": report.revisions_checked,
-        "bad_signatures": list(report.bad_signatures),
-        "undecryptable": list(report.undecryptable),
-        "decrypted": report.decrypted,
-        "equivocations": list(report.equivocations),
-    }
+    """Verify the database, every revision's signature and (with --decrypt) every ciphertext.
+
+    With --decrypt and a daemon running unlocked, the daemon checks (no password is asked);
+    otherwise the home is opened here, with the master password for --decrypt."""
+    result = _check_through_daemon(ctx) if decrypt else None
+    if result is None:
+        from vaultpeer.service.commands import VaultCommands
+
+        with ctx.open_vault() as vault:
+            if not vault.initialized:
+                raise NoVault()
+            if decrypt:
+                vault.unlock(ctx.secret("master password", from_stdin=password_stdin))
+            result = VaultCommands(vault, ctx.home).check(decrypt)
     if as_json:
         print_json(result)
     else:
-        click.echo(f"Database integrity: {'ok' if report.database_ok else 'FAILED'}")
-        click.echo(f"Revisions checked:  {report.revisions_checked}"
-                   + (" (signatures and decryption)" if report.decrypted else " (signatures)"))
-        for revision in report.bad_signatures:
+        click.echo(f"Database integrity: {'ok' if result['database_ok'] else 'FAILED'}")
+        click.echo(f"Revisions checked:  {result['revisions_checked']}"
+                   + (" (signatures and decryption)" if result["decrypted"] else " (signatures)"))
+        for revision in result["bad_signatures"]:
             click.echo(f"  bad signature: {revision}")
-        for revision in report.undecryptable:
+        for revision in result["undecryptable"]:
             click.echo(f"  does not decrypt (quarantined): {revision}")
-        for revision in report.equivocations:
+        for revision in result["equivocations"]:
             click.echo(f"  signed twice with different content (equivocation): {revision}")
-        click.echo("All good." if report.ok else "PROBLEMS FOUND: restore from a backup or resync from a peer.")
-    if not report.ok:
+        click.echo("All good." if result["ok"] else "PROBLEMS FOUND: restore from a backup or resync from a peer.")
+    if not result["ok"]:
         sys.exit(EXIT_INTEGRITY)
+
+
+def _check_through_daemon(ctx: Context) -> dict | None:
+    """`check --decrypt` by the running daemon, which holds the vault key; None when no daemon
+    runs or it is locked (then the password is asked, as without one)."""
+    client = ctx.daemon_client(timeout=300)
+    if client is None:
+        return None
+    with client:
+        try:
+            return client.call("vault.check", decrypt=True)
+        except ApiError as exc:
+            if (exc.data or {}).get("name") == "locked":
+                return None
+            raise
 
 
 def parse_address(text: str, *, default_host: str | None = None) -> tuple[str, int]:
