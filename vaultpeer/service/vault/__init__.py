@@ -21,12 +21,14 @@ from dataclasses import dataclass
 
 from vaultpeer.core.audit import AuditEntry, AuditKey
 from vaultpeer.core.digest import StateDigest
+from vaultpeer.core.errors import WrongPassword
 from vaultpeer.core.identity import DeviceId, DeviceKeys, DevicePublicKeys
 from vaultpeer.core.item import ItemContent, ItemId
 from vaultpeer.core.kdf import KdfParameters
 from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader
 from vaultpeer.core.revision import Revision
 from vaultpeer.core.roster import Member, Roster, RosterEntry
+from vaultpeer.core.text import inert
 from vaultpeer.core.vclock import VersionVector
 from vaultpeer.service.device import load_or_create_audit_key, load_or_create_keys
 from vaultpeer.service.home import Home
@@ -184,7 +186,14 @@ class Vault:
         return self.unlocking.derive_kek(self.header, password)
 
     def unlock_with_kek(self, kek: bytes) -> None:
-        self.unlocking.unlock_with_kek(self.header, kek)
+        try:
+            self.unlocking.unlock_with_kek(self.header, kek)
+        except WrongPassword:
+            changer = self.membership.password_changed_elsewhere()
+            if changer is None:
+                raise
+            raise WrongPassword(f"wrong password: the master password may have been changed on {inert(changer)} "
+                                "(the vault's header from that device replaced this one's): try the new one") from None
         self._unlocked(method="password")
 
     def unlock_with_recovery_key(self, recovery_key: RecoveryKey) -> None:

@@ -205,6 +205,25 @@ class Membership:
         key = previous.discovery_key
         return [key] if previous.vault_id == self.vault_id and key != self.header.discovery_key else []
 
+    def password_changed_elsewhere(self) -> str | None:
+        """The name of the device whose header changed the master password, when the current
+        header came from another device and re-wrapped the vault key under a fresh salt at the
+        same key epoch as the header it replaced (a password change; a key rotation, which keeps
+        the password, starts a new epoch). None otherwise. Works while locked."""
+        record = self._store.previous_header_record() if self.initialized else None
+        if record is None:
+            return None
+        header = self.header
+        try:
+            previous = VaultHeader.from_bytes(record)
+        except IntegrityError:
+            return None
+        if (header.author == self._unlocking.device.device_id or previous.vault_id != header.vault_id
+                or previous.key_epoch != header.key_epoch or previous.kdf.salt == header.kdf.salt):
+            return None
+        member = self.roster.members.get(header.author)
+        return member.name if member is not None else f"device {header.author.short}"
+
     # --- revoking --------------------------------------------------------------------------------
 
     def revoke(self, device_id: DeviceId, password: str) -> RosterEntry:
