@@ -1102,6 +1102,10 @@ def _check_through_daemon(ctx: Context) -> dict | None:
             raise
 
 
+#: `daemon --idle-lock`: an unlocked daemon nobody used for 15 minutes locks.
+DEFAULT_IDLE_LOCK = 15 * 60
+
+
 def parse_address(text: str, *, default_host: str | None = None) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep:
@@ -1120,15 +1124,16 @@ def parse_address(text: str, *, default_host: str | None = None) -> tuple[str, i
               help="Announce and browse mDNS only on this interface address (repeatable; default: all).")
 @click.option("--no-mdns", is_flag=True, help="No mDNS: find peers only through --peer.")
 @click.option("--offline", is_flag=True, help="No listener, no discovery, no dialing (air-gapped machines, tests).")
-@click.option("--idle-lock", type=click.FloatRange(min=1), metavar="SECONDS",
-              help="Lock the vault after this long without use.")
+@click.option("--idle-lock", type=click.FloatRange(min=0), default=DEFAULT_IDLE_LOCK, show_default=True,
+              metavar="SECONDS",
+              help="Lock the vault after this long without use of the local API (0: never).")
 @click.option("--rotate-names", type=click.FloatRange(min=1), default=1800, show_default=True, metavar="SECONDS",
               help="How often the private mDNS name changes.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @pass_context
 @reports_errors
 def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: tuple[str, ...], no_mdns: bool,
-           offline: bool, idle_lock: float | None, rotate_names: float, verbose: int) -> None:
+           offline: bool, idle_lock: float, rotate_names: float, verbose: int) -> None:
     """Run the background service: sync with your other devices, serve the local API.
 
     It runs with or without a vault (a new device waits to join one), starts locked, and stops
@@ -1154,7 +1159,7 @@ def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: t
         mdns=not no_mdns and not offline,
         mdns_interfaces=list(mdns_interfaces) or None,
         offline=offline,
-        idle_lock=idle_lock,
+        idle_lock=idle_lock or None,  # 0: never
         rotate_every=rotate_names,
         socket_path=ctx.socket_path,
     )
