@@ -15,7 +15,7 @@ from vaultpeer.core.pairing_limits import CONFIRM_FINISH, CONFIRM_TIMEOUT  # noq
 API_VERSION = 1
 
 METHODS = (
-    "api.info", "status", "unlock", "lock", "passwd", "vault.check",
+    "api.info", "status", "unlock", "lock", "passwd", "vault.check", "device.rename",
     "item.list", "item.get", "item.search", "item.otp", "item.add", "item.edit", "item.delete", "item.history", "item.restore",
     "item.import", "item.export",
     "conflict.list", "conflict.resolve", "generate",

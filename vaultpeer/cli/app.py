@@ -57,7 +57,6 @@ if TYPE_CHECKING:
     from vaultpeer.cli.backend import DaemonBackend, DaemonFilesBackend, DirectFilesBackend
     from vaultpeer.core.kdf import KdfParameters
     from vaultpeer.service.commands import VaultCommands
-    from vaultpeer.service.device import DeviceProfile
     from vaultpeer.service.vault import Vault
 
 # Only what every command needs is imported above: a command through the daemon (`get`, `ls`)
@@ -614,36 +613,45 @@ def _warn_if_signing_key_in_clear(info: dict) -> None:
 
 
 @cli.command()
-@click.option("--name", help="Rename this device.")
+@click.option("--name", help="Rename this device (the other devices learn it at once when the vault is unlocked, "
+                             "else once it is).")
 @click.option("--os-description", "os_description", help="Change how this device's OS is described.")
 @json_option
 @pass_context
 @reports_errors
 def device(ctx: Context, name: str | None, os_description: str | None, as_json: bool) -> None:
-    """Show this device's id, name and OS description; --name or --os-description change them."""
-    from vaultpeer.service.device import load_or_create_keys
+    """Show this device's id, name and OS description; --name or --os-description change them.
 
-    keys = load_or_create_keys(ctx.home)
-    profile = _change_profile(ctx, name, os_description)
-    info = {"device_id": str(keys.device_id), "name": profile.name, "os": profile.os_description}
+    A change is signed into this device's own roster statement, which reaches the other devices
+    with the next sync: at once through a daemon running unlocked, otherwise at this device's next
+    unlock (which signs it then)."""
+    info = _change_profile(ctx, name, os_description)
     if as_json:
-        print_json(info)
-    else:
-        click.echo(f"{inert(info['name'])} ({inert(info['os'])})\n{info['device_id']}")
+        print_json({key: info[key] for key in ("device_id", "name", "os")})
+        return
+    click.echo(f"{inert(info['name'])} ({inert(info['os'])})\n{info['device_id']}")
+    if info.get("announced") is False:
+        click.echo("The other devices learn it once this device is unlocked (it signs the change then).", err=True)
 
 
-def _change_profile(ctx: Context, name: str | None, os_description: str | None) -> DeviceProfile:
-    """This device's profile, with ``name`` / ``os_description`` changed where given."""
-    from vaultpeer.service.device import DeviceProfile, load_profile, save_profile
+def _change_profile(ctx: Context, name: str | None, os_description: str | None) -> dict:
+    """This device's id, name and OS description (``device --json``), with ``name`` /
+    ``os_description`` changed where given and the change told to the other members
+    (``VaultCommands.rename_device``; ``announced``: signed now, or null without a vault)."""
+    if not (name or os_description):
+        from vaultpeer.service.device import load_or_create_keys, load_profile
 
-    profile = load_profile(ctx.home)
-    if name or os_description:
-        profile = DeviceProfile(name or profile.name, os_description or profile.os_description)
-        try:
-            save_profile(ctx.home, profile)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
-    return profile
+        keys, profile = load_or_create_keys(ctx.home), load_profile(ctx.home)
+        return {"device_id": str(keys.device_id), "name": profile.name, "os": profile.os_description}
+    client = ctx.daemon_client()
+    if client is not None:
+        with client:
+            changes = {key: value for key, value in (("name", name), ("os", os_description)) if value}
+            return client.call("device.rename", **changes)
+    from vaultpeer.service.commands import VaultCommands
+
+    with ctx.open_vault() as vault:
+        return VaultCommands(vault, ctx.home).rename_device(name, os_description)
 
 
 @cli.command()
@@ -1330,7 +1338,7 @@ def show_initial_sync(events: Iterator[dict], device_id: str | None = None) -> N
 
 
 @cli.command()
-@click.option("--name", help="Rename this device (the others learn the new name at the next sync).")
+@click.option("--name", help="Rename this device first (as `device --name`).")
 @json_option
 @pass_context
 @reports_errors

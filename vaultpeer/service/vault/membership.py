@@ -271,6 +271,26 @@ class Membership:
         self._audit.record("device.revoked", device_id=str(device_id), device_name=member.name)
         return entries[0]
 
+    def describe_self(self, name: str, os_description: str) -> bool:
+        """Tell the other members this device's new name and OS description: a newer version of
+        its own statement about itself, which every member shows before anyone else's (``Roster``)
+        and which says nothing about any other device. Needs the signing key: a locked device
+        whose seed is sealed does it at its next unlock. Returns whether it wrote one."""
+        device = self._unlocking.device
+        if not self.initialized or not device.can_sign:
+            return False
+        roster = self.roster
+        own = roster.entries.get((device.device_id, device.device_id))
+        if device.device_id not in roster.members or (
+                own is not None and (own.name, own.os_description) == (name, os_description)):
+            return False
+        entry = vouch(self.vault_id, device, device.public, name, os_description,
+                      version=(own.version + 1) if own else 1)
+        self._store.put_roster_entries([entry])
+        self.changed()
+        self._committed([])
+        return True
+
     def vouch_for_what_we_hold_of_revoked_devices(self) -> bool:
         """A revocation's cutoff is the counter up to which its author held all of the revoked
         device's revisions. If this device holds more of it (all of them, up to a higher counter),
