@@ -12,10 +12,10 @@ from vaultpeer.core.pairing_limits import CONFIRM_FINISH, CONFIRM_TIMEOUT  # noq
 
 #: The version of this API's methods and shapes (docs/api.md, "Versions"): raised with every
 #: change to a method, a parameter, a result or an event.
-API_VERSION = 1
+API_VERSION = 2
 
 METHODS = (
-    "api.info", "status", "unlock", "lock", "passwd",
+    "api.info", "status", "unlock", "lock", "passwd", "vault.check", "device.rename",
     "item.list", "item.get", "item.search", "item.otp", "item.add", "item.edit", "item.delete", "item.history", "item.restore",
     "item.import", "item.export",
     "conflict.list", "conflict.resolve", "generate",

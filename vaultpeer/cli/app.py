@@ -57,7 +57,6 @@ if TYPE_CHECKING:
     from vaultpeer.cli.backend import DaemonBackend, DaemonFilesBackend, DirectFilesBackend
     from vaultpeer.core.kdf import KdfParameters
     from vaultpeer.service.commands import VaultCommands
-    from vaultpeer.service.device import DeviceProfile
     from vaultpeer.service.vault import Vault
 
 # Only what every command needs is imported above: a command through the daemon (`get`, `ls`)
@@ -170,14 +169,29 @@ class Context:
             raise click.ClickException(f"expected the {what} on a line of stdin, found end of input")
         return line.rstrip("\r\n")
 
-    def secret(self, what: str, *, from_stdin: bool, confirm: bool = False) -> str:
-        """A secret from stdin (``--password-stdin``) or a hidden prompt; never from argv or env."""
+    def secret(self, what: str, *, from_stdin: bool, confirm: bool = False,
+               check: Callable[[str], None] | None = None) -> str:
+        """A secret from stdin (``--password-stdin``) or a hidden prompt; never from argv or env.
+        ``check`` (raising InvalidInput) judges it as soon as it is read: from stdin it fails at
+        once, and at a prompt the message is shown and it is asked again, before any confirmation."""
         if from_stdin:
-            return self.stdin_line(what)
+            value = self.stdin_line(what)
+            if check is not None:
+                check(value)
+            return value
         if not sys.stdin.isatty():
             raise click.UsageError(f"no terminal to ask for the {what}: pass --password-stdin and pipe it in")
+
+        def checked(value: str) -> str:
+            if check is not None:
+                try:
+                    check(value)
+                except InvalidInput as exc:
+                    raise click.UsageError(str(exc)) from None
+            return value
+
         return click.prompt(what[0].upper() + what[1:], hide_input=True, confirmation_prompt=confirm,
-                            err=True)
+                            err=True, value_proc=checked)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -438,6 +452,11 @@ def modified_line(item: dict) -> str:
     return f"  modified {local_time(item['modified'])} on {device_label(item['modified_by'], item['modified_by_name'])}"
 
 
+#: The field where an imported item keeps where it came from (``core.interchange.SOURCE_FIELD``,
+#: named here rather than imported: that module loads the item model).
+IMPORT_SOURCE = "import-source"
+
+
 def print_item(item: dict, reveal: bool) -> None:
     from rich.console import Console
     from rich.text import Text
@@ -457,9 +476,19 @@ def print_item(item: dict, reveal: bool) -> None:
         console.print(Text(f"  note: {len(item['unreadable'])} newer revision(s) of this item cannot be read (they do "
                            "not decrypt, or come from an unpaired device) and are ignored; `vaultpeer check --decrypt` "
                            "lists them, and your next edit supersedes them", style="yellow"))
-    width = max((len(name) for name in item["fields"]), default=0)
-    for name, value in item["fields"].items():
-        console.print(Text(f"  {name.ljust(width)}  {shown_value(name, value, item['secrets'], reveal)}"))
+    # a long value wraps, and a value of several lines goes on, under its first line (never back
+    # under the field names); where an item was imported from comes last, dimmed
+    names = [name for name in item["fields"] if name != IMPORT_SOURCE]
+    width = max((len(name) for name in names), default=0)
+    for name in names + [IMPORT_SOURCE] * (IMPORT_SOURCE in item["fields"]):
+        shown = shown_value(name, item["fields"][name], item["secrets"], reveal)
+        style = "dim" if name == IMPORT_SOURCE else ""
+        label = f"  {name.ljust(width)}  "
+        indent = " " * len(label)
+        lines = Text(shown).wrap(console, max(20, console.width - len(label)), overflow="fold")
+        for number, line in enumerate(lines or [Text("")]):
+            console.print(Text(((label if number == 0 else indent) + line.plain).rstrip(), style=style),
+                          soft_wrap=True)
     if not reveal and item["secrets"]:
         console.print(Text("  (secret values hidden: --reveal shows them)", style="dim"))
 
@@ -481,13 +510,15 @@ def init(ctx: Context, password_stdin: bool, name: str | None, quick_kdf: bool) 
     """
     from vaultpeer.core import kdf as kdf_module
     from vaultpeer.service.device import DeviceProfile, load_profile, save_profile
+    from vaultpeer.service.vault.unlocking import check_new_password
 
     with ctx.open_vault() as vault:
         if vault.initialized:
             raise AlreadyInitialized(f"this device already has a vault (home: {ctx.home.path})")
         if name:
             save_profile(ctx.home, DeviceProfile(name, load_profile(ctx.home).os_description))
-        password = ctx.secret("master password", from_stdin=password_stdin, confirm=True)
+        # its length is checked as soon as it is typed: before the confirmation and the calibration
+        password = ctx.secret("master password", from_stdin=password_stdin, confirm=True, check=check_new_password)
         if ctx.insecure_test_kdf:
             params = kdf_module.insecure_test_parameters()
         elif quick_kdf:
@@ -582,36 +613,45 @@ def _warn_if_signing_key_in_clear(info: dict) -> None:
 
 
 @cli.command()
-@click.option("--name", help="Rename this device.")
+@click.option("--name", help="Rename this device (the other devices learn it at once when the vault is unlocked, "
+                             "else once it is).")
 @click.option("--os-description", "os_description", help="Change how this device's OS is described.")
 @json_option
 @pass_context
 @reports_errors
 def device(ctx: Context, name: str | None, os_description: str | None, as_json: bool) -> None:
-    """Show this device's id, name and OS description; --name or --os-description change them."""
-    from vaultpeer.service.device import load_or_create_keys
+    """Show this device's id, name and OS description; --name or --os-description change them.
 
-    keys = load_or_create_keys(ctx.home)
-    profile = _change_profile(ctx, name, os_description)
-    info = {"device_id": str(keys.device_id), "name": profile.name, "os": profile.os_description}
+    A change is signed into this device's own roster statement, which reaches the other devices
+    with the next sync: at once through a daemon running unlocked, otherwise at this device's next
+    unlock (which signs it then)."""
+    info = _change_profile(ctx, name, os_description)
     if as_json:
-        print_json(info)
-    else:
-        click.echo(f"{inert(info['name'])} ({inert(info['os'])})\n{info['device_id']}")
+        print_json({key: info[key] for key in ("device_id", "name", "os")})
+        return
+    click.echo(f"{inert(info['name'])} ({inert(info['os'])})\n{info['device_id']}")
+    if info.get("announced") is False:
+        click.echo("The other devices learn it once this device is unlocked (it signs the change then).", err=True)
 
 
-def _change_profile(ctx: Context, name: str | None, os_description: str | None) -> DeviceProfile:
-    """This device's profile, with ``name`` / ``os_description`` changed where given."""
-    from vaultpeer.service.device import DeviceProfile, load_profile, save_profile
+def _change_profile(ctx: Context, name: str | None, os_description: str | None) -> dict:
+    """This device's id, name and OS description (``device --json``), with ``name`` /
+    ``os_description`` changed where given and the change told to the other members
+    (``VaultCommands.rename_device``; ``announced``: signed now, or null without a vault)."""
+    if not (name or os_description):
+        from vaultpeer.service.device import load_or_create_keys, load_profile
 
-    profile = load_profile(ctx.home)
-    if name or os_description:
-        profile = DeviceProfile(name or profile.name, os_description or profile.os_description)
-        try:
-            save_profile(ctx.home, profile)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
-    return profile
+        keys, profile = load_or_create_keys(ctx.home), load_profile(ctx.home)
+        return {"device_id": str(keys.device_id), "name": profile.name, "os": profile.os_description}
+    client = ctx.daemon_client()
+    if client is not None:
+        with client:
+            changes = {key: value for key, value in (("name", name), ("os", os_description)) if value}
+            return client.call("device.rename", **changes)
+    from vaultpeer.service.commands import VaultCommands
+
+    with ctx.open_vault() as vault:
+        return VaultCommands(vault, ctx.home).rename_device(name, os_description)
 
 
 @cli.command()
@@ -1025,37 +1065,54 @@ def passwd(ctx: Context, password_stdin: bool, use_recovery_key: bool) -> None:
 @pass_context
 @reports_errors
 def check(ctx: Context, decrypt: bool, password_stdin: bool, as_json: bool) -> None:
-    """Verify the database, every revision's signature and (with --decrypt) every ciphertext."""
-    with ctx.open_vault() as vault:
-        if not vault.initialized:
-            raise NoVault()
-        if decrypt:
-            vault.unlock(ctx.secret("master password", from_stdin=password_stdin))
-        report = vault.check()
-    result = {
-        "ok": report.ok,
-        "database_ok": report.database_ok,
-        "revisions_checked": report.revisions_checked,
-        "bad_signatures": list(report.bad_signatures),
-        "undecryptable": list(report.undecryptable),
-        "decrypted": report.decrypted,
-        "equivocations": list(report.equivocations),
-    }
+    """Verify the database, every revision's signature and (with --decrypt) every ciphertext.
+
+    With --decrypt and a daemon running unlocked, the daemon checks (no password is asked);
+    otherwise the home is opened here, with the master password for --decrypt."""
+    result = _check_through_daemon(ctx) if decrypt else None
+    if result is None:
+        from vaultpeer.service.commands import VaultCommands
+
+        with ctx.open_vault() as vault:
+            if not vault.initialized:
+                raise NoVault()
+            if decrypt:
+                vault.unlock(ctx.secret("master password", from_stdin=password_stdin))
+            result = VaultCommands(vault, ctx.home).check(decrypt)
     if as_json:
         print_json(result)
     else:
-        click.echo(f"Database integrity: {'ok' if report.database_ok else 'FAILED'}")
-        click.echo(f"Revisions checked:  {report.revisions_checked}"
-                   + (" (signatures and decryption)" if report.decrypted else " (signatures)"))
-        for revision in report.bad_signatures:
+        click.echo(f"Database integrity: {'ok' if result['database_ok'] else 'FAILED'}")
+        click.echo(f"Revisions checked:  {result['revisions_checked']}"
+                   + (" (signatures and decryption)" if result["decrypted"] else " (signatures)"))
+        for revision in result["bad_signatures"]:
             click.echo(f"  bad signature: {revision}")
-        for revision in report.undecryptable:
+        for revision in result["undecryptable"]:
             click.echo(f"  does not decrypt (quarantined): {revision}")
-        for revision in report.equivocations:
+        for revision in result["equivocations"]:
             click.echo(f"  signed twice with different content (equivocation): {revision}")
-        click.echo("All good." if report.ok else "PROBLEMS FOUND: restore from a backup or resync from a peer.")
-    if not report.ok:
+        click.echo("All good." if result["ok"] else "PROBLEMS FOUND: restore from a backup or resync from a peer.")
+    if not result["ok"]:
         sys.exit(EXIT_INTEGRITY)
+
+
+def _check_through_daemon(ctx: Context) -> dict | None:
+    """`check --decrypt` by the running daemon, which holds the vault key; None when no daemon
+    runs or it is locked (then the password is asked, as without one)."""
+    client = ctx.daemon_client(timeout=300)
+    if client is None:
+        return None
+    with client:
+        try:
+            return client.call("vault.check", decrypt=True)
+        except ApiError as exc:
+            if (exc.data or {}).get("name") == "locked":
+                return None
+            raise
+
+
+#: `daemon --idle-lock`: an unlocked daemon nobody used for 15 minutes locks.
+DEFAULT_IDLE_LOCK = 15 * 60
 
 
 def parse_address(text: str, *, default_host: str | None = None) -> tuple[str, int]:
@@ -1076,15 +1133,16 @@ def parse_address(text: str, *, default_host: str | None = None) -> tuple[str, i
               help="Announce and browse mDNS only on this interface address (repeatable; default: all).")
 @click.option("--no-mdns", is_flag=True, help="No mDNS: find peers only through --peer.")
 @click.option("--offline", is_flag=True, help="No listener, no discovery, no dialing (air-gapped machines, tests).")
-@click.option("--idle-lock", type=click.FloatRange(min=1), metavar="SECONDS",
-              help="Lock the vault after this long without use.")
+@click.option("--idle-lock", type=click.FloatRange(min=0), default=DEFAULT_IDLE_LOCK, show_default=True,
+              metavar="SECONDS",
+              help="Lock the vault after this long without use of the local API (0: never).")
 @click.option("--rotate-names", type=click.FloatRange(min=1), default=1800, show_default=True, metavar="SECONDS",
               help="How often the private mDNS name changes.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @pass_context
 @reports_errors
 def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: tuple[str, ...], no_mdns: bool,
-           offline: bool, idle_lock: float | None, rotate_names: float, verbose: int) -> None:
+           offline: bool, idle_lock: float, rotate_names: float, verbose: int) -> None:
     """Run the background service: sync with your other devices, serve the local API.
 
     It runs with or without a vault (a new device waits to join one), starts locked, and stops
@@ -1110,7 +1168,7 @@ def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: t
         mdns=not no_mdns and not offline,
         mdns_interfaces=list(mdns_interfaces) or None,
         offline=offline,
-        idle_lock=idle_lock,
+        idle_lock=idle_lock or None,  # 0: never
         rotate_every=rotate_names,
         socket_path=ctx.socket_path,
     )
@@ -1129,6 +1187,17 @@ def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: t
         trio.run(main)
     except KeyboardInterrupt:
         pass
+    except BaseExceptionGroup as group:
+        raise _sole_error(group) from None
+
+
+def _sole_error(group: BaseExceptionGroup) -> BaseException:
+    """What stopped the daemon, when it is one of ours alone (a port in use: one line, not the
+    nurseries' traceback); the whole group otherwise."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error if isinstance(error, VaultpeerError) else group
 
 
 async def _stop_on_signal(scope) -> None:
@@ -1226,37 +1295,51 @@ def pair(ctx: Context, join: str | None, timeout: int, cancel: bool) -> None:
                    "which stays in the clear on disk until then.")
     if events is not None:
         with events:
-            show_initial_sync(events_stream)
+            show_initial_sync(events_stream, result["device_id"])
 
 
 #: The progress bar of an initial sync gives up after this long without news from the daemon.
 INITIAL_SYNC_QUIET = 15.0
 
 
-def show_initial_sync(events: Iterator[dict]) -> None:
+def show_initial_sync(events: Iterator[dict], device_id: str | None = None) -> None:
     """On a terminal, after joining: a progress bar while the vault arrives (the daemon's
-    ``sync.progress`` events). It ends when everything announced has arrived, or quietly when the
-    daemon says nothing for INITIAL_SYNC_QUIET seconds (the sync itself goes on in the daemon)."""
+    ``sync.progress`` events from ``device_id``, the inviting device). It ends when everything
+    announced has arrived, at once with a line saying so when there was nothing to receive (an
+    empty vault: the session's event says 0 of 0), or with a line when the daemon says nothing
+    for INITIAL_SYNC_QUIET seconds (the sync itself goes on in the daemon)."""
     from rich.console import Console
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = Console(stderr=True)
+    ending = None
     with Progress(TextColumn("Receiving the vault"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=False) as progress:
+                  console=console, transient=False) as progress:
         task = progress.add_task("sync", total=None)
         try:
             for event in events:
-                if event.get("type") != "sync.progress" or not event.get("expected"):
+                if event.get("type") != "sync.progress" or device_id not in (None, event.get("device_id")):
+                    continue
+                if not event.get("expected"):
+                    if not event.get("received"):  # a session that found nothing to receive
+                        progress.update(task, total=0, completed=0, visible=False)
+                        ending = "Done: nothing to receive (the vault is empty, or this device already held all of it)."
+                        break
                     continue
                 progress.update(task, total=event["expected"], completed=min(event["received"], event["expected"]))
                 if event["received"] >= event["expected"]:
-                    return
+                    break
         except (OSError, ValueError):
-            return  # quiet for too long (a socket timeout), or the daemon went away
+            # quiet for too long (a socket timeout), or the daemon went away
+            ending = (f"No news of the sync for {INITIAL_SYNC_QUIET:g} s: the rest arrives in the background "
+                      "(`vaultpeer status` shows the items).")
+    if ending:
+        console.print(ending, highlight=False)
 
 
 @cli.command()
-@click.option("--name", help="Rename this device (the others learn the new name at the next sync).")
+@click.option("--name", help="Rename this device first (as `device --name`).")
 @json_option
 @pass_context
 @reports_errors

@@ -156,6 +156,13 @@ class ApiHandlers:
             return await _run_in_threads(self.commands.change_password(
                 new_password, password=_param(params, "password", str)))
 
+    async def m_device_rename(self, params: dict) -> dict:
+        return self.commands.rename_device(_param(params, "name", str, required=False),
+                                           _param(params, "os", str, required=False))
+
+    async def m_vault_check(self, params: dict) -> dict:
+        return self.commands.check(_param(params, "decrypt", bool, required=False, default=False))
+
     async def m_lock(self, params: dict) -> dict:
         self.daemon.lock()
         return {"locked": True}

@@ -162,6 +162,11 @@ class Link:
             self._finish(session)
             if session.failed:
                 return
+            if not session.stats.revisions_new and not session.stats.revisions_expected:
+                # nothing to receive (an empty vault, or all of it here already): a joining
+                # device's progress bar learns it is done now rather than waiting for news
+                self.daemon.publish({"type": "sync.progress", "device_id": str(self.device_id),
+                                     "received": 0, "expected": 0})
             session = None
             if again:
                 again = False

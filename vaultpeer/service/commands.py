@@ -20,7 +20,7 @@ from pathlib import Path
 
 from vaultpeer.service import backup_files, bundle_files, transfer
 from vaultpeer.core.backup import seal_backup
-from vaultpeer.core.errors import NotFound, WrongRecoveryKey
+from vaultpeer.core.errors import InvalidInput, NotFound, NoVault, WrongRecoveryKey
 from vaultpeer.core.generate import GenerateOptions
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.identity import DeviceId
@@ -32,6 +32,7 @@ from vaultpeer.core.search import search
 from vaultpeer.core.totp import parse_totp, totp_code
 from vaultpeer.service.wordlist import generate_json
 from vaultpeer.service.views import (
+    check_json,
     conflict_json,
     history_json,
     item_json,
@@ -130,6 +131,33 @@ class VaultCommands:
                                           allow_insecure_test_kdf=vault.allows_insecure_test_kdf))
         vault.set_password(kdf, new_kek, keyring=keyring, proof=proof)
         return {"changed": True}
+
+    def rename_device(self, name: str | None, os_description: str | None) -> dict:
+        """Change this device's name and/or OS description (InvalidInput if not plain text) and
+        tell the other members (``Vault.describe_self``): at once when the vault is unlocked, else
+        at its next unlock. ``announced``: whether they are told now (null with no vault yet)."""
+        from vaultpeer.service.device import DeviceProfile, save_profile
+
+        profile = load_profile(self.home)
+        if name or os_description:
+            profile = DeviceProfile(name or profile.name, os_description or profile.os_description)
+            try:
+                save_profile(self.home, profile)
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from None
+        announced = self.vault.describe_self() or not self.vault.locked if self.vault.initialized else None
+        return {"device_id": str(self.vault.device.device_id), "name": profile.name, "os": profile.os_description,
+                "announced": announced}
+
+    def check(self, decrypt: bool = False) -> dict:
+        """The database, every revision's signature, and whether every revision decrypts: that
+        needs the vault unlocked, and ``decrypt`` insists on it (VaultLocked); an unlocked vault
+        is always checked so (``decrypted`` says whether it was)."""
+        if not self.vault.initialized:
+            raise NoVault()
+        if decrypt:
+            self.vault.unlocked_keyring()
+        return check_json(self.vault.check())
 
     # --- items ------------------------------------------------------------------------------
 

@@ -51,6 +51,12 @@ class Home:
         return self.path / "device.json"
 
     @property
+    def rename_pending_file(self) -> Path:
+        """There while a change of device.json is still to be signed for the other devices (the
+        vault was locked): the next unlock signs it."""
+        return self.path / "device.json.pending"
+
+    @property
     def socket_path(self) -> Path:
         """The daemon's local API socket (the one place this path is spelled)."""
         return self.path / "run" / "api.sock"

@@ -8,7 +8,7 @@ from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.merge import TITLE
 from vaultpeer.core.roster import Member, Roster
 from vaultpeer.core.search import Searchable
-from vaultpeer.service.vault import HistoryEntry, ItemView
+from vaultpeer.service.vault import CheckReport, HistoryEntry, ItemView
 
 
 #: Device id -> the roster's name for it (``member_names``): who made a revision, as JSON names it.
@@ -93,3 +93,16 @@ def member_json(member: Member) -> dict:
     """A vault member as `admit` reports it (`peers --json` adds what the daemon knows of it)."""
     return {"device_id": str(member.device_id), "name": member.name, "os": member.os_description,
             "added_by": str(member.added_by)}
+
+
+def check_json(report: CheckReport) -> dict:
+    """`check --json` and the API's vault.check."""
+    return {
+        "ok": report.ok,
+        "database_ok": report.database_ok,
+        "revisions_checked": report.revisions_checked,
+        "bad_signatures": list(report.bad_signatures),
+        "undecryptable": list(report.undecryptable),
+        "decrypted": report.decrypted,
+        "equivocations": list(report.equivocations),
+    }

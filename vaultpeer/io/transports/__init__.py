@@ -14,6 +14,8 @@ from typing import Protocol
 
 import trio
 
+from vaultpeer.core.errors import VaultpeerError
+
 
 @dataclass(frozen=True)
 class Address:
@@ -32,6 +34,11 @@ class Address:
         return self.text
 
 
+class CannotListen(VaultpeerError):
+    """A transport cannot listen where it was told to (a port in use, an address not on this
+    machine): the daemon stops, and the person reads this one line."""
+
+
 #: What a transport calls for each incoming connection. It must not raise (one connection's
 #: trouble must never stop the listener).
 Handler = Callable[[trio.abc.Stream, Address], Awaitable[None]]
@@ -44,7 +51,8 @@ class Transport(Protocol):
     async def serve(self, handler: Handler, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Listen, report the address others reach this device at through ``task_status.started``
         (None, returning at once, when this transport is not to listen), then hand every incoming
-        connection to ``handler`` in a task of its own, until cancelled."""
+        connection to ``handler`` in a task of its own, until cancelled. ``CannotListen`` when
+        it cannot listen there."""
         ...
 
     async def dial(self, address: Address) -> trio.abc.Stream:

@@ -4,12 +4,13 @@ Every connection, dialled or accepted, has TCP keepalive on, so a peer that vani
 connection) is noticed within about 90 s.
 """
 
+import errno
 import socket as stdlib_socket
 from functools import partial
 
 import trio
 
-from vaultpeer.io.transports import Address, Handler
+from vaultpeer.io.transports import Address, CannotListen, Handler
 
 NAME = "tcp"
 
@@ -42,7 +43,13 @@ class TcpTransport:
             task_status.started(None)
             return
         host, port = self.bind
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        try:
+            listeners = await trio.open_tcp_listeners(port, host=host)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CannotListen(f"cannot listen on {host}:{port}: port {port} is in use (another vaultpeer "
+                                   "daemon, or another program); choose another with --listen HOST:PORT") from None
+            raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         sockname = listeners[0].socket.getsockname()
         self.listen_address = tcp_address(sockname[0], sockname[1])
         task_status.started(self.listen_address)

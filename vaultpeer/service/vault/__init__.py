@@ -21,14 +21,16 @@ from dataclasses import dataclass
 
 from vaultpeer.core.audit import AuditEntry, AuditKey
 from vaultpeer.core.digest import StateDigest
+from vaultpeer.core.errors import WrongPassword
 from vaultpeer.core.identity import DeviceId, DeviceKeys, DevicePublicKeys
 from vaultpeer.core.item import ItemContent, ItemId
 from vaultpeer.core.kdf import KdfParameters
 from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader
 from vaultpeer.core.revision import Revision
 from vaultpeer.core.roster import Member, Roster, RosterEntry
+from vaultpeer.core.text import inert
 from vaultpeer.core.vclock import VersionVector
-from vaultpeer.service.device import load_or_create_audit_key, load_or_create_keys
+from vaultpeer.service.device import load_or_create_audit_key, load_or_create_keys, load_profile
 from vaultpeer.service.home import Home
 from vaultpeer.service.store import Store
 from vaultpeer.service.vault.audit_trail import AuditTrail
@@ -184,7 +186,14 @@ class Vault:
         return self.unlocking.derive_kek(self.header, password)
 
     def unlock_with_kek(self, kek: bytes) -> None:
-        self.unlocking.unlock_with_kek(self.header, kek)
+        try:
+            self.unlocking.unlock_with_kek(self.header, kek)
+        except WrongPassword:
+            changer = self.membership.password_changed_elsewhere()
+            if changer is None:
+                raise
+            raise WrongPassword(f"wrong password: the master password may have been changed on {inert(changer)} "
+                                "(the vault's header from that device replaced this one's): try the new one") from None
         self._unlocked(method="password")
 
     def unlock_with_recovery_key(self, recovery_key: RecoveryKey) -> None:
@@ -201,6 +210,25 @@ class Vault:
         self.items.test_open_arrivals()
         self.items.save_watermark()
         self._vouch_for_what_we_hold_of_revoked_devices()
+        self.describe_self(pending=True)
+
+    def describe_self(self, *, pending: bool = False) -> bool:
+        """This device's profile was changed (``device --name``): sign it into this device's own
+        roster statement, which reaches the other members with the next sync. A locked device
+        whose signing key is sealed leaves a note (``Home.rename_pending_file``) and does it at its
+        next unlock (``pending``: only if there is such a note). Returns whether it signed one."""
+        if self.home is None or not self.initialized:
+            return False
+        note = self.home.rename_pending_file
+        if pending and not note.exists():
+            return False
+        profile = load_profile(self.home)
+        signed = self.membership.describe_self(profile.name, profile.os_description)
+        if self.unlocking.device.can_sign:
+            note.unlink(missing_ok=True)
+        else:
+            note.touch(mode=0o600)
+        return signed
 
     def lock(self, reason: str | None = None) -> None:
         self.unlocking.lock(reason)  # the test-open watermark stays: it is no secret

@@ -205,6 +205,25 @@ class Membership:
         key = previous.discovery_key
         return [key] if previous.vault_id == self.vault_id and key != self.header.discovery_key else []
 
+    def password_changed_elsewhere(self) -> str | None:
+        """The name of the device whose header changed the master password, when the current
+        header came from another device and re-wrapped the vault key under a fresh salt at the
+        same key epoch as the header it replaced (a password change; a key rotation, which keeps
+        the password, starts a new epoch). None otherwise. Works while locked."""
+        record = self._store.previous_header_record() if self.initialized else None
+        if record is None:
+            return None
+        header = self.header
+        try:
+            previous = VaultHeader.from_bytes(record)
+        except IntegrityError:
+            return None
+        if (header.author == self._unlocking.device.device_id or previous.vault_id != header.vault_id
+                or previous.key_epoch != header.key_epoch or previous.kdf.salt == header.kdf.salt):
+            return None
+        member = self.roster.members.get(header.author)
+        return member.name if member is not None else f"device {header.author.short}"
+
     # --- revoking --------------------------------------------------------------------------------
 
     def revoke(self, device_id: DeviceId, password: str) -> RosterEntry:
@@ -251,6 +270,26 @@ class Membership:
         self._committed([])
         self._audit.record("device.revoked", device_id=str(device_id), device_name=member.name)
         return entries[0]
+
+    def describe_self(self, name: str, os_description: str) -> bool:
+        """Tell the other members this device's new name and OS description: a newer version of
+        its own statement about itself, which every member shows before anyone else's (``Roster``)
+        and which says nothing about any other device. Needs the signing key: a locked device
+        whose seed is sealed does it at its next unlock. Returns whether it wrote one."""
+        device = self._unlocking.device
+        if not self.initialized or not device.can_sign:
+            return False
+        roster = self.roster
+        own = roster.entries.get((device.device_id, device.device_id))
+        if device.device_id not in roster.members or (
+                own is not None and (own.name, own.os_description) == (name, os_description)):
+            return False
+        entry = vouch(self.vault_id, device, device.public, name, os_description,
+                      version=(own.version + 1) if own else 1)
+        self._store.put_roster_entries([entry])
+        self.changed()
+        self._committed([])
+        return True
 
     def vouch_for_what_we_hold_of_revoked_devices(self) -> bool:
         """A revocation's cutoff is the counter up to which its author held all of the revoked
