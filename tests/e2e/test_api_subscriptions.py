@@ -109,3 +109,19 @@ def test_lock_and_unlock_events_only_when_the_state_changes_and_passwd_takes_one
     with pytest.raises(ApiError) as both:
         laptop.api("passwd", password=PASSWORD, recovery_key="x" * 40, new_password="another long password")
     assert both.value.code == -32602 and both.value.data == {"name": "invalid_params"}
+
+
+def test_an_unknown_parameter_is_refused_before_anything_is_done(world):
+    """Issue 18, bug 6: `"feilds"` is not silently ignored (the item would be added without them)."""
+    laptop = world("laptop")
+    laptop.init()
+    laptop.start("--offline")
+    laptop.unlock()
+    with pytest.raises(ApiError) as refused:
+        laptop.api("item.add", title="Email", feilds={"password": "x"})
+    assert refused.value.code == -32602 and "feilds" in refused.value.message
+    assert refused.value.data == {"name": "invalid_params"}
+    assert laptop.api("item.list") == []
+    with pytest.raises(ApiError) as unknown_method:
+        laptop.api("item.nonexistent")
+    assert unknown_method.value.code == -32601

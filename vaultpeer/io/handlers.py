@@ -93,6 +93,30 @@ def _absolute_path(params: dict) -> Path:
     return path
 
 
+#: The parameters each method takes (docs/api.md). Any other is refused with -32602 before the
+#: method runs: a misspelt optional parameter ("feilds") must not be ignored silently.
+#: tests/io/test_api_contract.py checks this table against what each handler reads.
+PARAMETERS: dict[str, frozenset[str]] = {method: frozenset(names) for method, names in {
+    "api.info": (), "status": (), "unlock": ("password",), "lock": (),
+    "passwd": ("password", "recovery_key", "new_password"),
+    "device.rename": ("name", "os"), "vault.check": ("decrypt",),
+    "item.list": ("deleted",), "item.get": ("item",), "item.search": ("text", "deleted"), "item.otp": ("item",),
+    "item.add": ("title", "fields", "generate", "length", "words", "separator", "digits", "symbols",
+                 "exclude_similar"),
+    "item.edit": ("item", "fields", "remove", "title", "generate", "length", "words", "separator", "digits",
+                  "symbols", "exclude_similar"),
+    "item.delete": ("item",), "item.history": ("item",), "item.restore": ("item", "revision"),
+    "item.import": ("entries", "more", "batch", "format"), "item.export": (),
+    "conflict.list": (), "conflict.resolve": ("item", "take", "fields", "title"),
+    "generate": ("length", "words", "separator", "digits", "symbols", "exclude_similar"),
+    "peer.list": (), "peer.remove": ("device", "password"),
+    "pair.invite": ("timeout",), "pair.join": ("address", "timeout"), "pair.confirm": ("accept",),
+    "pair.cancel": (), "sync.now": (), "events.subscribe": (), "backup.seal": (),
+    "device.admit": ("request",), "bundle.export": ("for",), "bundle.inspect": ("path",),
+    "bundle.import": ("path", "exporter"),
+}.items()}
+
+
 #: Methods that start a pairing: it is cancelled when the connection that asked closes (the
 #: program that would show the code and ask the person is gone).
 _ENDED_BY_THEIR_CONNECTION = frozenset({"pair.invite", "pair.join"})
@@ -108,8 +132,11 @@ class ApiHandlers:
 
     async def dispatch(self, method: str, params: dict, connection: object) -> object:
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
-        if handler is None:
+        if handler is None or method not in PARAMETERS:
             raise ApiError(-32601, "method not found")
+        unknown = sorted(set(params or {}) - PARAMETERS[method])
+        if unknown:
+            raise ApiError(INVALID_PARAMS, f"unknown parameter: {unknown[0][:64]!r}")
         self.daemon.touch()
         was_unlocked = not self.vault.locked
         try:
