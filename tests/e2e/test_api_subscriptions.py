@@ -125,3 +125,15 @@ def test_an_unknown_parameter_is_refused_before_anything_is_done(world):
     with pytest.raises(ApiError) as unknown_method:
         laptop.api("item.nonexistent")
     assert unknown_method.value.code == -32601
+
+
+def test_a_field_given_a_value_and_to_generate_is_refused(world):
+    """Issue 18, bug 6: item.add with a value and `generate` for the same field kept one silently."""
+    laptop = world("laptop")
+    laptop.init()
+    laptop.start("--offline")
+    laptop.unlock()
+    with pytest.raises(ApiError) as refused:
+        laptop.api("item.add", title="Email", fields={"password": "mine"}, generate=["password"])
+    assert refused.value.code == -32602 and "password" in refused.value.message
+    assert laptop.api("item.list") == []

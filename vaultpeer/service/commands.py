@@ -191,12 +191,12 @@ class VaultCommands:
             options: GenerateOptions = GenerateOptions()) -> dict:
         """A new item; each field named in ``generate`` gets a new password (or passphrase) as
         ``options`` says."""
-        view = self.vault.add(title, {**fields, **_generated(generate, options)})
+        view = self.vault.add(title, _with_generated(fields, generate, options))
         return {"id": str(view.id), "title": view.title, "revision": str(view.revision)}
 
     def edit(self, item: str, fields: Mapping[str, str], remove: Sequence[str] = (), title: str | None = None,
              generate: Sequence[str] = (), options: GenerateOptions = GenerateOptions()) -> dict:
-        return self._item(self.vault.edit(item, {**fields, **_generated(generate, options)}, remove, title))
+        return self._item(self.vault.edit(item, _with_generated(fields, generate, options), remove, title))
 
     def delete(self, item: str) -> dict:
         return self._item(self.vault.delete(item))
@@ -255,6 +255,15 @@ class VaultCommands:
     def create_backup(self, directory: Path, keep: int = backup_files.DEFAULT_KEEP) -> dict:
         """Write a backup file into ``directory`` and rotate old ones (the CLI without a daemon)."""
         return backup_files.create_backup(self.vault, directory, keep=keep).to_json()
+
+
+def _with_generated(fields: Mapping[str, str], generate: Sequence[str], options: GenerateOptions) -> dict:
+    """``fields`` and a generated value for each field named in ``generate``; a field given a
+    value and also to generate is refused (one of the two would be dropped silently)."""
+    both = sorted(set(fields) & set(generate))
+    if both:
+        raise InvalidInput(f"the field {both[0]!r} is given a value and also to generate: choose one")
+    return {**fields, **_generated(generate, options)}
 
 
 def _generated(names: Sequence[str], options: GenerateOptions) -> dict[str, str]:
