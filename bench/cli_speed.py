@@ -3,6 +3,8 @@ as a fresh `vaultpeer` process against a running, unlocked daemon. Prints a tabl
 
     .venv/bin/python bench/cli_speed.py              # 20 runs of each command, about 30 s
     .venv/bin/python bench/cli_speed.py --runs 50 --items 1000
+    .venv/bin/python bench/cli_speed.py --code /tmp/old   # the vaultpeer of another checkout
+                                                          # (git worktree add /tmp/old COMMIT): before/after
 
 Anchors measured in the same run: ``python3 -c pass`` (the interpreter alone) and
 ``python3 -c "import vaultpeer.cli"`` (the import of the whole command line). The target (issue
@@ -60,11 +62,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--items", type=int, default=100)
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "cli_speed.json")
+    parser.add_argument("--code", type=Path, metavar="DIR",
+                        help="measure the vaultpeer package of this checkout (first on the commands' PYTHONPATH)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="vp-bench-cli-"))
     home = root / "home"
     env = {**os.environ, "VAULTPEER_INSECURE_TEST_KDF": "i-understand-this-vault-is-not-protected"}
+    if args.code is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(args.code.resolve()), *filter(None, [env.get("PYTHONPATH")])])
     daemon = None
     try:
         assert cli(home, env, "init", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
@@ -82,7 +88,8 @@ def main() -> None:
             time.sleep(0.2)
         assert cli(home, env, "unlock", "--password-stdin", stdin=PASSWORD + "\n").returncode == 0
 
-        results: dict = {"runs": args.runs, "items": args.items, "cpus": os.cpu_count(), "commands": {}}
+        results: dict = {"runs": args.runs, "items": args.items, "cpus": os.cpu_count(),
+                         "code": str(args.code) if args.code else None, "commands": {}}
         anchors = {
             "python3 -c pass": [sys.executable, "-c", "pass"],
             "import vaultpeer.cli": [sys.executable, "-c", "import vaultpeer.cli"],
