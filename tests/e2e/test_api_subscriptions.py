@@ -34,11 +34,18 @@ def lines(sock: socket.socket):
         yield json.loads(line)
 
 
-def test_a_subscribed_connection_answers_requests_and_hears_events(world):
+def offline_laptop(world, *, unlocked: bool = True):
+    """A device with a vault and its daemon, offline (the API is all these tests need)."""
     laptop = world("laptop")
     laptop.init()
     laptop.start("--offline")
-    laptop.unlock()
+    if unlocked:
+        laptop.unlock()
+    return laptop
+
+
+def test_a_subscribed_connection_answers_requests_and_hears_events(world):
+    laptop = offline_laptop(world)
     sock = connect(laptop.socket_path)
     incoming = lines(sock)
     request(sock, 1, "events.subscribe")
@@ -57,9 +64,7 @@ def test_a_subscribed_connection_answers_requests_and_hears_events(world):
 
 
 def test_closing_either_half_ends_the_subscription_at_once_and_frees_its_slot(world):
-    laptop = world("laptop")
-    laptop.init()
-    laptop.start("--offline")
+    laptop = offline_laptop(world, unlocked=False)
     # half close: the client says it sends nothing more; the daemon closes the connection at once
     sock = connect(laptop.socket_path)
     request(sock, 1, "events.subscribe")
@@ -85,9 +90,7 @@ def test_lock_and_unlock_events_only_when_the_state_changes_and_passwd_takes_one
     """Issue 18, bug 6 (two of its items)."""
     from helpers import PASSWORD
 
-    laptop = world("laptop")
-    laptop.init()
-    laptop.start("--offline")
+    laptop = offline_laptop(world, unlocked=False)
     sock = connect(laptop.socket_path)
     incoming = lines(sock)
     request(sock, 1, "events.subscribe")
@@ -113,10 +116,7 @@ def test_lock_and_unlock_events_only_when_the_state_changes_and_passwd_takes_one
 
 def test_an_unknown_parameter_is_refused_before_anything_is_done(world):
     """Issue 18, bug 6: `"feilds"` is not silently ignored (the item would be added without them)."""
-    laptop = world("laptop")
-    laptop.init()
-    laptop.start("--offline")
-    laptop.unlock()
+    laptop = offline_laptop(world)
     with pytest.raises(ApiError) as refused:
         laptop.api("item.add", title="Email", feilds={"password": "x"})
     assert refused.value.code == -32602 and "feilds" in refused.value.message
@@ -129,10 +129,7 @@ def test_an_unknown_parameter_is_refused_before_anything_is_done(world):
 
 def test_a_field_given_a_value_and_to_generate_is_refused(world):
     """Issue 18, bug 6: item.add with a value and `generate` for the same field kept one silently."""
-    laptop = world("laptop")
-    laptop.init()
-    laptop.start("--offline")
-    laptop.unlock()
+    laptop = offline_laptop(world)
     with pytest.raises(ApiError) as refused:
         laptop.api("item.add", title="Email", fields={"password": "mine"}, generate=["password"])
     assert refused.value.code == -32602 and "password" in refused.value.message
