@@ -115,6 +115,13 @@ def test_concurrent_edit_and_delete_keep_the_edit_flagged():
         view = vault.get(str(item.id))
         assert not view.deleted and view.fields[0].value == "two" and EDIT_SURVIVED_DELETE in view.flags
     assert state(a) == state(b)
+    # the listing, conflicts and status agree on it (issue 18): listed with its flag, counted
+    from vaultpeer.service.commands import VaultCommands
+
+    commands = VaultCommands(a, None)
+    (listed,) = commands.list_items()
+    assert listed["conflict"] is False and listed["flags"] == [EDIT_SURVIVED_DELETE]
+    assert [c["id"] for c in commands.conflicts()] == [listed["id"]]
     resolved = a.resolve_conflict("Email")
     assert not resolved.flags
 

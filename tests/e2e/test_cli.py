@@ -86,7 +86,7 @@ def test_item_commands_and_json_shapes(home):
 
     listing = json.loads(ok(run_cli(home, "ls", "--json", "--password-stdin", stdin=PW)))
     assert listing == [{"id": added["id"], "title": "Mail", "username": "", "url": "", "folder": "",
-                        "conflict": False, "modified": edited["modified"]}]
+                        "conflict": False, "flags": [], "modified": edited["modified"]}]
 
     ok(run_cli(home, "rm", "Mail", "--password-stdin", stdin=PW))
     assert json.loads(ok(run_cli(home, "ls", "--json", "--password-stdin", stdin=PW))) == []

@@ -58,7 +58,7 @@ def test_every_item_command_and_json_shape_through_the_daemon(world):
     assert password in laptop.ok("get", "Email", "--reveal")
 
     assert laptop.json("ls") == [{"id": added["id"], "title": "Email", "username": "alice", "url": "",
-                                  "folder": "", "conflict": False, "modified": item["modified"]}]
+                                  "folder": "", "conflict": False, "flags": [], "modified": item["modified"]}]
     assert "alice" in laptop.ok("ls") and "USERNAME" in laptop.ok("ls")
     assert item["modified_by"] == status["device_id"] and item["modified_by_name"] == laptop.json("device")["name"]
     edited = laptop.json("edit", added["id"][:8], "--field", "url=https://mail.example.org",

@@ -763,7 +763,8 @@ def copy(ctx: Context, item: str, field_name: str | None, otp: bool, clear_after
 def list_items(ctx: Context, pattern: str | None, deleted: bool, password_stdin: bool, as_json: bool) -> None:
     """List items by title, with their username, URL and folder; with PATTERN, only those it
     matches as `search` does (every word in the title, username, URL, folder or tags, any case).
-    --json: [{"id", "title", "username", "url", "folder", "conflict", "modified"}]."""
+    --json: [{"id", "title", "username", "url", "folder", "conflict", "flags", "modified"}].
+    `conflicts` shows the items marked conflict or note."""
     with item_backend(ctx, password_stdin) as backend:
         items = backend.list_items(deleted)
         if pattern is not None:
@@ -784,7 +785,7 @@ def list_items(ctx: Context, pattern: str | None, deleted: bool, password_stdin:
         table.add_column(column, overflow="fold")
     for entry in items:
         table.add_row(entry["id"][:12], *(Text(inert(entry[key])) for key in ("title", "username", "url", "folder")),
-                      "conflict" if entry["conflict"] else "")
+                      "conflict" if entry["conflict"] else "note" if entry["flags"] else "")
     Console(highlight=False).print(table)
 
 

@@ -43,7 +43,8 @@ def item_json(view: ItemView, names: Names) -> dict:
 def listing_json(view: ItemView) -> dict:
     shown = searchable(view)
     return {"id": str(view.id), "title": view.title, "username": shown.username, "url": shown.url,
-            "folder": shown.folder, "conflict": view.conflict, "modified": view.modified}
+            "folder": shown.folder, "conflict": view.conflict, "flags": sorted(view.flags),
+            "modified": view.modified}
 
 
 def searchable(view: ItemView) -> Searchable:
