@@ -82,7 +82,7 @@ def main() -> None:
         daemon = subprocess.Popen([sys.executable, "-m", "vaultpeer", "--home", str(home), "daemon", "--offline"],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT
-        while cli(home, env, "status", "--json").stdout.find('"locked"') < 0:
+        while '"socket": "' not in cli(home, env, "status", "--json").stdout:  # not yet through a daemon
             if time.monotonic() > deadline or daemon.poll() is not None:
                 raise SystemExit("the daemon did not start")
             time.sleep(0.2)

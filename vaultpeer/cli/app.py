@@ -773,20 +773,15 @@ def list_items(ctx: Context, pattern: str | None, deleted: bool, password_stdin:
     if as_json:
         print_json(items)
         return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     if not items:
         click.echo("No deleted items." if deleted else "No items yet: `vaultpeer add TITLE --field ...`")
         return
-    table = Table(box=None, show_header=True, header_style="bold")
-    for column in ("ID", "TITLE", "USERNAME", "URL", "FOLDER", ""):
-        table.add_column(column, overflow="fold")
-    for entry in items:
-        table.add_row(entry["id"][:12], *(Text(inert(entry[key])) for key in ("title", "username", "url", "folder")),
-                      "conflict" if entry["conflict"] else "note" if entry["flags"] else "")
-    Console(highlight=False).print(table)
+    from vaultpeer.cli.columns import print_columns
+
+    print_columns(("ID", "TITLE", "USERNAME", "URL", "FOLDER", ""),
+                  [(entry["id"][:12], *(inert(entry[key]) for key in ("title", "username", "url", "folder")),
+                    "conflict" if entry["conflict"] else "note" if entry["flags"] else "") for entry in items],
+                  shrinkable=(1, 2, 3, 4))
 
 
 @cli.command()
@@ -845,16 +840,12 @@ def search(ctx: Context, text: str, password_stdin: bool, as_json: bool) -> None
     if not found:
         click.echo("No item matches.")
         return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    from vaultpeer.cli.columns import print_columns
 
-    table = Table(box=None, show_header=True, header_style="bold")
-    for column in ("ID", "TITLE", "USERNAME", "URL", "FOLDER"):
-        table.add_column(column, overflow="fold")
-    for entry in found:
-        table.add_row(entry["id"][:12], *(Text(inert(entry[key])) for key in ("title", "username", "url", "folder")))
-    Console(highlight=False).print(table)
+    print_columns(("ID", "TITLE", "USERNAME", "URL", "FOLDER"),
+                  [(entry["id"][:12], *(inert(entry[key]) for key in ("title", "username", "url", "folder")))
+                   for entry in found],
+                  shrinkable=(1, 2, 3, 4))
 
 
 @cli.command()
