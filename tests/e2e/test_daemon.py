@@ -57,7 +57,10 @@ def test_devices_paired_through_a_third_trust_each_other(world):
     c.start("--listen", "127.0.0.1:0", "--no-mdns", "--peer", a.address)
     c.unlock()
     assert wait_until(lambda: c.has_item("From the laptop"), timeout=15), "the phone never reached the laptop"
-    assert c.status()["peers"] == [a.status()["device_id"]]
+    # connected to the laptop (a link may be redialled once on a loaded machine: seen twice in full
+    # runs, where the link was down right after the session; not yet explained, see the issue notes)
+    laptop_id = a.status()["device_id"]
+    assert wait_until(lambda: c.status()["peers"] == [laptop_id], timeout=15), c.log_tail()
 
 
 def test_a_no_answer_pairs_nothing(world):
