@@ -5,7 +5,7 @@ Application errors carry a stable numeric code and, in ``data.name``, the stable
 vaultpeer error, so scripts can match either. A message never holds a secret or a traceback.
 """
 
-from vaultpeer.core.errors import Ambiguous, VaultpeerError
+from vaultpeer.core.errors import Ambiguous, RateLimited, VaultpeerError
 # How long a person has to compare the codes and answer once they are shown: pair.confirm answers
 # within CONFIRM_TIMEOUT and CONFIRM_FINISH seconds more (the other's answer, the roster exchange).
 from vaultpeer.core.pairing_limits import CONFIRM_FINISH, CONFIRM_TIMEOUT  # noqa: F401
@@ -37,6 +37,9 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 MAX_LINE = 1024 * 1024
+#: The stable names (``data.name``) of JSON-RPC's own error codes.
+STANDARD_NAMES = {PARSE_ERROR: "parse_error", INVALID_REQUEST: "invalid_request", METHOD_NOT_FOUND: "method_not_found",
+                  INVALID_PARAMS: "invalid_params", INTERNAL_ERROR: "internal_error"}
 
 #: Application error codes by vaultpeer error name (``VaultpeerError.code``).
 ERROR_CODES = {
@@ -65,8 +68,8 @@ class ApiError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-        if data is None and code == INVALID_PARAMS:
-            data = {"name": "invalid_params"}  # as an InvalidInput raised deeper down says it
+        if data is None and code in STANDARD_NAMES:
+            data = {"name": STANDARD_NAMES[code]}  # every error has a data.name (docs/api.md)
         self.data = data
 
     def to_object(self) -> dict:
@@ -85,5 +88,12 @@ def error_object(exc: BaseException) -> dict:
         data: dict = {"name": exc.code}
         if isinstance(exc, Ambiguous):
             data["candidates"] = [dict(candidate) for candidate in exc.candidates]
+        if isinstance(exc, RateLimited):
+            data["retry_after"] = exc.retry_after
         return {"code": ERROR_CODES.get(exc.code, 1000), "message": str(exc), "data": data}
-    return {"code": INTERNAL_ERROR, "message": "internal error"}
+    return standard_error(INTERNAL_ERROR, "internal error")
+
+
+def standard_error(code: int, message: str) -> dict:
+    """A JSON-RPC error object of one of the protocol's own codes, with its ``data.name``."""
+    return {"code": code, "message": message, "data": {"name": STANDARD_NAMES[code]}}

@@ -86,6 +86,9 @@ async def test_calls_errors_and_malformed_input(socket_path):
                 b'{"jsonrpc": "2.0", "id": 4, "method": "echo"}\n',  # still usable after all that
             ])
             assert [a.get("error", {}).get("code") for a in answers] == [-32700, -32602, -32600, -32601, None]
+            # every error has a stable data.name (issue 18)
+            assert [a["error"]["data"]["name"] for a in answers[:4]] == [
+                "parse_error", "invalid_params", "invalid_request", "method_not_found"]
             assert "hunter2" not in json.dumps(answers)
             nursery.cancel_scope.cancel()
     assert not socket_path.exists()

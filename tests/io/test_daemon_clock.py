@@ -109,6 +109,7 @@ async def test_wrong_master_passwords_wait_doubling_times_on_the_daemons_clock_a
             await client.call("unlock", password=PASSWORD)
         assert (refused.value.data["name"], refused.value.message) == (
             "rate_limited", "too many attempts: try again in 8 s")
+        assert refused.value.code == 1012 and refused.value.data["retry_after"] == 8  # for programs
         assert daemon.vault.locked
         mock_clock.jump(8.1)
         assert await unlock(client, PASSWORD) == "ok"

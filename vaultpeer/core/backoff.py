@@ -25,7 +25,8 @@ class AttemptBackoff:
         """Count an attempt starting at ``now``, or raise RateLimited (saying how long to wait)."""
         wait = self._last + self.delay() - now
         if self._attempts >= self.free and wait > 0:
-            raise RateLimited(f"too many attempts: try again in {max(1, round(wait + 0.5))} s")
+            seconds = max(1, round(wait + 0.5))
+            raise RateLimited(f"too many attempts: try again in {seconds} s", retry_after=seconds)
         self._attempts += 1
         self._last = now
 

@@ -95,6 +95,11 @@ class AlreadyInitialized(VaultpeerError):
 
 
 class RateLimited(VaultpeerError):
-    """Too many attempts (e.g. wrong master passwords): the next one must wait."""
+    """Too many attempts (e.g. wrong master passwords): the next one must wait ``retry_after``
+    whole seconds."""
 
     code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = retry_after

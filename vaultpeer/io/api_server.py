@@ -28,6 +28,7 @@ from vaultpeer.api import (
     MAX_LINE,
     PARSE_ERROR,
     error_object,
+    standard_error,
 )
 from vaultpeer.core.text import holds_lone_surrogate
 
@@ -183,7 +184,7 @@ class _Session:
         while not self.ended:
             while b"\n" not in buffer:
                 if len(buffer) > MAX_LINE:
-                    await self.write(_response(None, error={"code": INVALID_REQUEST, "message": "request too large"}))
+                    await self.write(_response(None, error=standard_error(INVALID_REQUEST, "request too large")))
                     self.end()
                     return
                 try:
@@ -195,7 +196,7 @@ class _Session:
                 buffer += data
             line, buffer = buffer.split(b"\n", 1)
             if len(line) > MAX_LINE:
-                await self.write(_response(None, error={"code": INVALID_REQUEST, "message": "request too large"}))
+                await self.write(_response(None, error=standard_error(INVALID_REQUEST, "request too large")))
                 self.end()
                 return
             if line.strip():
@@ -237,8 +238,8 @@ class _Session:
             if self.subscribed:
                 await result.aclose()
                 if not notification:
-                    await self.write(_response(request_id, error={
-                        "code": INVALID_REQUEST, "message": "this connection is subscribed already"}))
+                    await self.write(_response(request_id, error=standard_error(
+                        INVALID_REQUEST, "this connection is subscribed already")))
                 return
             self.subscribed = True
             if not notification:
@@ -304,17 +305,16 @@ def parse_request(line: bytes) -> Request | Rejected:
         if holds_lone_surrogate(request):
             raise ValueError("a lone surrogate")
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        return Rejected(_response(None, error={"code": PARSE_ERROR, "message": "parse error"}))
+        return Rejected(_response(None, error=standard_error(PARSE_ERROR, "parse error")))
     request_id = request.get("id") if isinstance(request, dict) else None
     if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str) \
             or not isinstance(request_id, (str, int, type(None))) or isinstance(request_id, bool):
-        return Rejected(_response(None, error={"code": INVALID_REQUEST, "message": "invalid request"}))
+        return Rejected(_response(None, error=standard_error(INVALID_REQUEST, "invalid request")))
     params = request.get("params", {})
     notification = "id" not in request
     if not isinstance(params, dict):
         return Rejected(None if notification else _response(
-            request_id, error={"code": INVALID_PARAMS, "message": "params must be an object",
-                                "data": {"name": "invalid_params"}}))
+            request_id, error=standard_error(INVALID_PARAMS, "params must be an object")))
     return Request(request["method"], params, request_id, notification)
 
 
