@@ -40,3 +40,17 @@ def test_a_short_password_at_the_prompt_is_refused_and_asked_again_before_the_co
     assert "Repeat for confirmation" not in output[:refused]
     assert output.count("Master password:") == 2 and output.count("Repeat for confirmation:") == 1
     assert "Recovery key" in output
+
+
+def test_passwd_refuses_a_short_new_password_at_the_prompt_before_the_confirmation(monkeypatch, tmp_path):
+    monkeypatch.setattr(app, "sys", _SysOnATerminal())
+    runner = CliRunner(env={INSECURE_TEST_KDF_ENV: INSECURE_TEST_KDF_VALUE})
+    home = ["--home", str(tmp_path / "home")]
+    assert runner.invoke(app.cli, [*home, "init"], input="first password\nfirst password\n").exit_code == 0
+    result = runner.invoke(app.cli, [*home, "passwd"],
+                           input="first password\nshort\nsecond password\nsecond password\n")
+    assert result.exit_code == 0, result.output
+    output = result.output
+    refused = output.index("Error: a master password needs at least 8 characters")
+    assert "Repeat for confirmation" not in output[:refused]
+    assert output.count("New master password:") == 2 and "Master password changed" in output

@@ -1025,6 +1025,8 @@ def passwd(ctx: Context, password_stdin: bool, use_recovery_key: bool) -> None:
 
     With a daemon running, the change goes through it and reaches the other devices at once.
     """
+    from vaultpeer.service.vault.unlocking import check_new_password  # judged as soon as it is typed
+
     from vaultpeer.service.commands import VaultCommands, run_here
 
     client = ctx.daemon_client(timeout=120)
@@ -1034,7 +1036,8 @@ def passwd(ctx: Context, password_stdin: bool, use_recovery_key: bool) -> None:
                 proof = {"recovery_key": ctx.secret("recovery key", from_stdin=password_stdin)}
             else:
                 proof = {"password": ctx.secret("current master password", from_stdin=password_stdin)}
-            new_password = ctx.secret("new master password", from_stdin=password_stdin, confirm=True)
+            new_password = ctx.secret("new master password", from_stdin=password_stdin, confirm=True,
+                                      check=check_new_password)
             client.call("passwd", new_password=new_password, **proof)
         click.echo("Master password changed. The recovery key is unchanged.")
         return
@@ -1045,7 +1048,8 @@ def passwd(ctx: Context, password_stdin: bool, use_recovery_key: bool) -> None:
             proof = {"recovery_key": ctx.secret("recovery key", from_stdin=password_stdin)}
         else:
             proof = {"password": ctx.secret("current master password", from_stdin=password_stdin)}
-        new_password = ctx.secret("new master password", from_stdin=password_stdin, confirm=True)
+        new_password = ctx.secret("new master password", from_stdin=password_stdin, confirm=True,
+                                  check=check_new_password)
         run_here(VaultCommands(vault, ctx.home).change_password(new_password, **proof))
     click.echo("Master password changed. The recovery key is unchanged.")
 
