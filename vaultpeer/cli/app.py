@@ -394,10 +394,12 @@ def print_json(value: object) -> None:
     click.echo(inert_json(json.dumps(value, indent=2, ensure_ascii=False)))
 
 
-def field_values(ctx: Context, assignments: tuple[str, ...], prompted: tuple[str, ...],
-                 generated: tuple[str, ...], *, password_stdin: bool, via_daemon: bool) -> dict[str, str]:
-    """The fields to set: the --field assignments and a value for each --prompt. A field given two
-    ways (assigned, prompted, generated) is refused before anything is asked."""
+def field_values(ctx: Context, backend: object, assignments: tuple[str, ...], prompted: tuple[str, ...],
+                 generated: tuple[str, ...], *, password_stdin: bool) -> dict[str, str]:
+    """The fields to set: the --field assignments and a value for each --prompt (``backend``, the
+    daemon's or the home's, says whose the master password line was). A field given two ways
+    (assigned, prompted, generated) is refused before anything is asked."""
+    via_daemon = getattr(backend, "via_daemon", False)
     values = dict(parse_assignments(assignments))
     given = [*values, *prompted, *generated]
     twice = sorted({name for name in given if given.count(name) > 1})
@@ -455,6 +457,17 @@ def modified_line(item: dict) -> str:
 #: The field where an imported item keeps where it came from (``core.interchange.SOURCE_FIELD``,
 #: named here rather than imported: that module loads the item model).
 IMPORT_SOURCE = "import-source"
+
+
+def print_item_rows(entries: list[dict], state: Callable[[dict], str] | None = None) -> None:
+    """`ls` and `search`: one line per item (id, title, username, URL, folder, and ``state``'s
+    word if given), in plain columns."""
+    from vaultpeer.cli.columns import print_columns
+
+    headers = ("ID", "TITLE", "USERNAME", "URL", "FOLDER", *([""] if state else []))
+    rows = [(entry["id"][:12], *(inert(entry[key]) for key in ("title", "username", "url", "folder")),
+             *([state(entry)] if state else [])) for entry in entries]
+    print_columns(headers, rows, shrinkable=(1, 2, 3, 4))
 
 
 def print_item(item: dict, reveal: bool) -> None:
@@ -666,8 +679,7 @@ def add(ctx: Context, title: str, fields: tuple[str, ...], prompted: tuple[str, 
     """Add an item titled TITLE, with fields such as username, password, url, notes, totp."""
     options = field_generate_options(generated, **generation)
     with item_backend(ctx, password_stdin) as backend:
-        values = field_values(ctx, fields, prompted, generated, password_stdin=password_stdin,
-                              via_daemon=getattr(backend, "via_daemon", False))
+        values = field_values(ctx, backend, fields, prompted, generated, password_stdin=password_stdin)
         added = backend.add(title, values, list(generated), options)
     if as_json:
         print_json(added)
@@ -776,12 +788,7 @@ def list_items(ctx: Context, pattern: str | None, deleted: bool, password_stdin:
     if not items:
         click.echo("No deleted items." if deleted else "No items yet: `vaultpeer add TITLE --field ...`")
         return
-    from vaultpeer.cli.columns import print_columns
-
-    print_columns(("ID", "TITLE", "USERNAME", "URL", "FOLDER", ""),
-                  [(entry["id"][:12], *(inert(entry[key]) for key in ("title", "username", "url", "folder")),
-                    "conflict" if entry["conflict"] else "note" if entry["flags"] else "") for entry in items],
-                  shrinkable=(1, 2, 3, 4))
+    print_item_rows(items, state=lambda entry: "conflict" if entry["conflict"] else "note" if entry["flags"] else "")
 
 
 @cli.command()
@@ -800,8 +807,7 @@ def edit(ctx: Context, item: str, fields: tuple[str, ...], prompted: tuple[str, 
     if not fields and not prompted and not generated and not remove and title is None:
         raise click.UsageError("nothing to change: give --field, --prompt, --remove-field, --generate or --title")
     with item_backend(ctx, password_stdin) as backend:
-        values = field_values(ctx, fields, prompted, generated, password_stdin=password_stdin,
-                              via_daemon=getattr(backend, "via_daemon", False))
+        values = field_values(ctx, backend, fields, prompted, generated, password_stdin=password_stdin)
         edited = backend.edit(item, values, list(remove), title, list(generated), options)
     if as_json:
         print_json(edited)
@@ -840,12 +846,7 @@ def search(ctx: Context, text: str, password_stdin: bool, as_json: bool) -> None
     if not found:
         click.echo("No item matches.")
         return
-    from vaultpeer.cli.columns import print_columns
-
-    print_columns(("ID", "TITLE", "USERNAME", "URL", "FOLDER"),
-                  [(entry["id"][:12], *(inert(entry[key]) for key in ("title", "username", "url", "folder")))
-                   for entry in found],
-                  shrinkable=(1, 2, 3, 4))
+    print_item_rows(found)
 
 
 @cli.command()

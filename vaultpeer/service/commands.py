@@ -40,7 +40,6 @@ from vaultpeer.service.views import (
     member_json,
     member_names,
     search_json,
-    searchable,
 )
 
 
@@ -174,7 +173,7 @@ class VaultCommands:
         """Items (``deleted`` ones instead) matching every word of ``text`` (title, username, URL
         and its host, folder, tags; case-insensitive), best first (core/search.py)."""
         views = {v.id: v for v in self.vault.list_items(deleted=deleted)}
-        return [search_json(views[i]) for i in search(text, ((i, searchable(v)) for i, v in views.items()))]
+        return [search_json(views[i]) for i in search(text, ((i, v.searchable) for i, v in views.items()))]
 
     def otp(self, item: str, now: float | None = None) -> dict:
         """The current TOTP code of ``item`` (its ``totp`` field: an otpauth URI or a base32

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.merge import TITLE
 from vaultpeer.core.roster import Member, Roster
-from vaultpeer.core.search import Searchable
 from vaultpeer.service.vault import CheckReport, HistoryEntry, ItemView
 
 
@@ -41,19 +40,14 @@ def item_json(view: ItemView, names: Names) -> dict:
 
 
 def listing_json(view: ItemView) -> dict:
-    shown = searchable(view)
+    shown = view.searchable
     return {"id": str(view.id), "title": view.title, "username": shown.username, "url": shown.url,
             "folder": shown.folder, "conflict": view.conflict, "flags": sorted(view.flags),
             "modified": view.modified}
 
 
-def searchable(view: ItemView) -> Searchable:
-    """What a search reads of an item (never a secret: see core/search.py)."""
-    return Searchable.from_fields(view.title, ((f.name, f.value) for f in view.fields))
-
-
 def search_json(view: ItemView) -> dict:
-    found = searchable(view)
+    found = view.searchable
     return {"id": str(view.id), "title": view.title, "username": found.username, "url": found.url,
             "folder": found.folder}
 

@@ -59,6 +59,11 @@ class ItemView:
     def content(self) -> ItemContent:
         return ItemContent(self.title, self.fields, self.flags)
 
+    @property
+    def searchable(self) -> Searchable:
+        """What a search reads and a listing shows of it (never a secret: see core/search.py)."""
+        return Searchable.from_fields(self.title, ((f.name, f.value) for f in self.fields))
+
     def __repr__(self) -> str:
         return f"ItemView({self.id}, revision={self.revision}, redacted)"
 
@@ -487,7 +492,7 @@ class Items:
 
 def _candidate(view: ItemView) -> dict:
     """How an ambiguous name's candidate is shown: enough to tell two "GitHub" items apart."""
-    shown = Searchable.from_fields(view.title, ((f.name, f.value) for f in view.fields))
+    shown = view.searchable
     return {"id": str(view.id), "title": view.title, "username": shown.username, "folder": shown.folder}
 
 
