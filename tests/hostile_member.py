@@ -232,8 +232,11 @@ class HostileMember:
     async def _exchange(self, stream: NoiseStream, batch: Records, version: int = PROTOCOL_VERSION) -> Answer:
         answer = Answer()
         try:
-            await stream.send(encode_message(self._hello(version)))
-            await stream.send(encode_message(batch))
+            try:
+                await stream.send(encode_message(self._hello(version)))
+                await stream.send(encode_message(batch))
+            except trio.BrokenResourceError:
+                pass  # it may have said something before it closed: read it
             while True:
                 message = decode_message(await stream.receive())
                 answer.messages.append(message)

@@ -12,7 +12,7 @@ from vaultpeer.core.pairing_limits import CONFIRM_FINISH, CONFIRM_TIMEOUT  # noq
 
 #: The version of this API's methods and shapes (docs/api.md, "Versions"): raised with every
 #: change to a method, a parameter, a result or an event.
-API_VERSION = 2
+API_VERSION = 3
 
 METHODS = (
     "api.info", "status", "unlock", "lock", "passwd", "vault.check", "device.rename",
@@ -26,7 +26,7 @@ METHODS = (
 
 #: The ``type`` of every event ``events.subscribe`` delivers.
 EVENTS = ("items.changed", "locked", "unlocked", "peer.connected", "peer.disconnected", "peer.paired",
-          "sync.progress")
+          "sync.progress", "device.removed")
 
 #: pair.invite / pair.join take ``timeout``: seconds to wait for the other device, 1 to this.
 MAX_PAIRING_TIMEOUT = 3600

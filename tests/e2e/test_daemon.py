@@ -92,6 +92,37 @@ def test_a_revoked_device_is_refused_and_gets_nothing_new(world):
     time.sleep(1.5)
     assert not c.has_item("After")
     assert "After" not in c.titles()
+    # c was linked to a when a revoked it: a told it so before closing (sync protocol 4, `removed`)
+    laptop, laptop_name = a.status()["device_id"], a.status()["name"]
+    assert wait_until(lambda: c.status()["removed"] is not None, 10), c.log_tail()
+    assert c.status()["removed"] == {"by": laptop, "by_name": laptop_name}
+    assert c.status()["peers"] == []  # it links to no one any more
+    assert f"REMOVED:   this device was removed from the vault by {laptop_name} ({laptop})" in c.ok("status")
+    assert f"removed from the vault by {laptop_name}" in c.ok("peers")
+    assert f"removed from the vault by {laptop_name}" in c.log_tail()
+    events = c.json("log")
+    assert any(e["event"] == "device.removed" and e["details"]["device_id"] == laptop for e in events)
+
+
+def test_a_revoked_device_that_was_away_is_told_when_it_dials_a_member(world):
+    """c is off while a revokes it; started again with a's address (its mDNS names are a's old ones
+    no more: the key rotated), it dials a, which answers only to say it was removed."""
+    a, b, c = enrolled(world, "laptop", "desktop", "phone")
+    a.add("Before", password="1")
+    assert wait_until(lambda: c.has_item("Before"), 5)
+    revoked = c.status()["device_id"]
+    c.stop()
+    a.api("peer.remove", device=revoked, password=PASSWORD)
+    a.add("After", password="2")
+    c.start("--listen", "127.0.0.1:0", "--no-mdns", "--peer", a.address)
+    c.unlock()
+    assert wait_until(lambda: c.status()["removed"] is not None, 15), c.log_tail()
+    assert c.status()["removed"] == {"by": a.status()["device_id"], "by_name": a.status()["name"]}
+    assert not c.has_item("After") and c.has_item("Before")  # what it had stays; nothing new came
+    assert "told" in a.log_tail() and "removed from the vault" in a.log_tail()
+    # told once, it stops dialling: a's log says so once, however long c runs
+    time.sleep(2)
+    assert a.log_tail().count("that it was removed from the vault") == 1
 
 
 def test_concurrent_offline_edits_merge_once_back_online(world):

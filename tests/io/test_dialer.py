@@ -39,7 +39,7 @@ def test_a_static_address_tries_every_member_not_connected_the_one_found_there_l
 
 
 def test_the_dialer_leaves_this_device_out_and_remembers_who_answered_where():
-    vault = SimpleNamespace(initialized=True, device=SimpleNamespace(device_id=ME.device_id),
+    vault = SimpleNamespace(initialized=True, removal=None, device=SimpleNamespace(device_id=ME.device_id),
                             roster=SimpleNamespace(members=MEMBERS))
     dialer = Dialer(vault, seen={}, links={}, dial=None, run_link=None)
     dialer.device_at["k"] = DESKTOP.device_id
@@ -48,7 +48,7 @@ def test_the_dialer_leaves_this_device_out_and_remembers_who_answered_where():
 
 
 async def test_an_address_where_nothing_answers_is_tried_with_doubling_waits_until_asked_to_redial(autojump_clock):
-    vault = SimpleNamespace(initialized=True, device=SimpleNamespace(device_id=ME.device_id),
+    vault = SimpleNamespace(initialized=True, removal=None, device=SimpleNamespace(device_id=ME.device_id),
                             roster=SimpleNamespace(members=MEMBERS))
     tries: list[float] = []
 

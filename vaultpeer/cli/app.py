@@ -555,6 +555,8 @@ def init(ctx: Context, password_stdin: bool, name: str | None, quick_kdf: bool) 
 
 def _echo_health(info: dict) -> None:
     """The lines of `status` that flag trouble with the vault's records (shown only when there is some)."""
+    if info.get("removed"):
+        click.echo(_removed_line(info["removed"]))
     if info.get("locked_reason"):
         click.echo(f"Locked:    {info['locked_reason']}")
     if info.get("equivocations"):
@@ -564,6 +566,13 @@ def _echo_health(info: dict) -> None:
     if info.get("unreadable"):
         click.echo(f"WARNING:   {info['unreadable']} revision(s) do not decrypt and are quarantined "
                    "(`vaultpeer check --decrypt` lists them)")
+
+
+def _removed_line(removed: dict) -> str:
+    return (f"REMOVED:   this device was removed from the vault by {inert(removed['by_name'])} ({removed['by']}): "
+            "it no longer syncs with the other devices. What it holds stays readable here with the master "
+            "password; to sync on this machine again, pair a new home with a member "
+            "(`vaultpeer --home DIR pair --join`).")
 
 
 def _time_derivation(params: KdfParameters) -> float:
@@ -1346,9 +1355,12 @@ def peers(ctx: Context, name: str | None, as_json: bool) -> None:
         _change_profile(ctx, name, None)
     with ctx.require_daemon() as client:
         found = client.call("peer.list")
+        removed = None if as_json else client.call("status").get("removed")
     if as_json:
         print_json(found)
         return
+    if removed:
+        click.echo(_removed_line(removed))
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text

@@ -99,6 +99,8 @@ EVENTS: Mapping[str, frozenset[str]] = MappingProxyType({
     "pairing.failed": frozenset({"role", "peer", "reason"}),
     "device.admitted": frozenset({"device_id", "device_name"}),
     "device.revoked": frozenset({"device_id", "device_name"}),
+    # a member told this device it was removed from the vault (device_id: the revoking device)
+    "device.removed": frozenset({"device_id", "device_name"}),
     "peer.rejected": frozenset({"peer", "device_id", "reason", "count"}),
     "bundle.imported": frozenset({"device_id", "count"}),
     "bundle.rejected": frozenset({"reason"}),

@@ -33,13 +33,16 @@ from vaultpeer.core.vclock import VersionVector
 #: 2: the state digest commits to every revision's content (its record hash), not to head ids.
 #: 3: a revision's sealed content may carry its time (formats.md, "Revision"), which a version 2
 #: device's strict decoder would take for junk and quarantine: the two must not exchange revisions.
-PROTOCOL_VERSION = 3
+#: 4: the ``removed`` message: a member tells a device it was removed from the vault.
+PROTOCOL_VERSION = 4
 MAX_MESSAGE_SIZE = 8 * 1024 * 1024
 #: A records message carries at most this many revisions, and at most this many bytes of them.
 MAX_BATCH_REVISIONS = 1000
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_PATHS = 4096
 MAX_REPAIR_ROUNDS = 1
+#: A ``removed`` message carries 1 to this many revocations (one per member that signed one).
+MAX_REMOVAL_ENTRIES = 64
 
 
 class ProtocolError(VaultpeerError):
@@ -126,7 +129,16 @@ class Error:
     code: str
 
 
-Message = Hello | Records | Digest | Query | Nodes | Repair | Done | Error
+@dataclass(frozen=True)
+class Removed:
+    """A member's notice to a device that is no longer one: the revocations of it that the member
+    holds. It may come at any time on a member connection (the connection then ends); the receiver
+    admits the revocations as roster entries, so a forged or foreign one changes nothing."""
+    vault_id: bytes
+    revocations: tuple[RosterEntry, ...]
+
+
+Message = Hello | Records | Digest | Query | Nodes | Repair | Done | Error | Removed
 
 ERROR_CODES = ("protocol", "rejected", "foreign-vault", "version", "internal")
 
@@ -151,9 +163,17 @@ def encode_message(message: Message) -> bytes:
         body = {"t": "repair", "leaves": list(message.leaves)}
     elif isinstance(message, Done):
         body = {"t": "done", "converged": message.converged}
+    elif isinstance(message, Removed):
+        body = {"t": "removed", "vault": message.vault_id, "roster": [e.to_record() for e in message.revocations]}
     else:
         body = {"t": "error", "code": message.code}
     return encoding.encode(body)
+
+
+def removal_notice(vault_id: bytes, revocations: list[RosterEntry]) -> bytes:
+    """The ``removed`` message to a device whose revocations these are (the newest 64 at most)."""
+    newest = sorted(revocations, key=lambda e: e.version, reverse=True)[:MAX_REMOVAL_ENTRIES]
+    return encode_message(Removed(vault_id, tuple(newest)))
 
 
 def decode_message(data: bytes) -> Message:
@@ -238,6 +258,16 @@ def _parse(body: object) -> Message:
         if not isinstance(body["converged"], bool):
             raise ValueError("bad done")
         return Done(body["converged"])
+    if kind == "removed":
+        _exact_keys(body, "vault", "roster")
+        entries = body["roster"]
+        if not (isinstance(body["vault"], bytes) and len(body["vault"]) == 16 and isinstance(entries, list)
+                and 0 < len(entries) <= MAX_REMOVAL_ENTRIES):
+            raise ValueError("bad removed")
+        revocations = tuple(RosterEntry.from_record(e) for e in entries)
+        if not all(e.revoked for e in revocations):
+            raise ValueError("a removed message carries revocations only")
+        return Removed(body["vault"], revocations)
     if kind == "error":
         _exact_keys(body, "code")
         if body["code"] not in ERROR_CODES:
@@ -257,6 +287,7 @@ class Phase(Enum):
     REPAIR = "repair"  # exchanging the differing leaves' revisions
     DONE = "done"
     ERROR = "error"
+    REMOVED = "removed"  # the peer said this device is no longer a member: the connection ends
 
 
 @dataclass
@@ -339,8 +370,8 @@ class SyncSession:
     # --- receiving ---
 
     def receive(self, data: bytes) -> Message:
-        if self.phase is Phase.ERROR:
-            raise RemoteProtocolError(f"session already failed ({self.error})")
+        if self.phase in (Phase.ERROR, Phase.REMOVED):
+            raise RemoteProtocolError(f"session already ended ({self.error or self.phase.value})")
         try:
             message = decode_message(data)
             self._accept(message)
@@ -352,6 +383,11 @@ class SyncSession:
     def _accept(self, message: Message) -> None:
         if isinstance(message, Error):
             raise RemoteProtocolError(f"peer reported an error: {message.code}")
+        if isinstance(message, Removed):  # in any phase: the session and the connection end
+            if message.vault_id != self.vault_id:
+                raise RemoteProtocolError("peer belongs to another vault")
+            self.phase = Phase.REMOVED
+            return
         if isinstance(message, Hello):
             if self.phase is not Phase.HELLO:
                 raise RemoteProtocolError("unexpected hello")

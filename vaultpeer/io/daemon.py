@@ -37,6 +37,7 @@ from vaultpeer.core.kdf import KdfParameters
 from vaultpeer.core.offenders import Offenders
 from vaultpeer.core.pairing import PairingError
 from vaultpeer.core.roster import Member
+from vaultpeer.core.sync import removal_notice
 from vaultpeer.core.transport import DEFAULT_PORT, Offer, OlderTransport, TransportError
 from vaultpeer.io.dialer import Dialer
 from vaultpeer.io.transports import Address, Transport
@@ -44,11 +45,11 @@ from vaultpeer.io.transports.tcp import TcpTransport
 from vaultpeer.service.home import Home
 from vaultpeer.io.api_server import serve_api
 from vaultpeer.io.handlers import ApiHandlers
-from vaultpeer.io.link import Link, LinkTimes
+from vaultpeer.io.link import ERROR_FLUSH_TIMEOUT, Link, LinkTimes
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
 from vaultpeer.io.pairing_pump import PairingPump
 from vaultpeer.service.replication import SyncPeer
-from vaultpeer.service.vault import Vault
+from vaultpeer.service.vault import Removal, Vault
 
 log = logging.getLogger("vaultpeer.daemon")
 
@@ -347,11 +348,25 @@ class Daemon:
     def _drop_links_to_non_members(self) -> None:
         """A revocation arrived (or was made here): a connection authenticated before it must not
         carry anything more."""
+        removed = self.vault.removal is not None
         for device_id, link in list(self.links.items()):
-            if self.vault.member_for_noise_key(link.member.keys.noise_public) is None:
-                log.warning("closing the connection to %s: it is no longer a member", device_id.short)
-                link.close()
+            if removed or self.vault.member_for_noise_key(link.member.keys.noise_public) is None:
+                log.warning("closing the connection to %s: %s", device_id.short,
+                            "this device was removed from the vault" if removed else "it is no longer a member")
+                revocations = [] if removed else self.vault.revocations_of(device_id)
+                if revocations:  # tell it why, and nothing else
+                    link.dismiss(removal_notice(self.vault.vault_id, revocations))
+                else:
+                    link.close()
                 self.links.pop(device_id, None)
+
+    def removed_from_vault(self, removal: Removal) -> None:
+        """A member told this device that it was removed from the vault, and the revocation counts
+        here: every member connection ends and none is made again; the apps are told."""
+        log.warning("this device was removed from the vault by %s (%s): it no longer syncs with the other "
+                    "devices; its copy stays readable here", removal.by_name, removal.by.short)
+        self.publish({"type": "device.removed", **removal.to_json()})
+        self._roster_changed()
 
     def peer_state(self, device_id: DeviceId) -> PeerState:
         return self.peers.setdefault(device_id, PeerState())
@@ -399,20 +414,38 @@ class Daemon:
             if stream is None:
                 reason = refusal[0]
                 log.info("refused %s: %s", address, _OFFENSES[reason])
-                # our own key (this device dialling itself) is counted, but is not input to record
-                self.offense(address, reason, audit=reason != "own_key")
+                # our own key (this device dialling itself) is counted, but is not input to record;
+                # a member dialling a device removed from the vault has done nothing wrong
+                if reason != "this_device_removed":
+                    self.offense(address, reason, audit=reason != "own_key")
                 await connection.aclose()
                 return
             if stream.purpose == "pair":
                 await self.pairing_pump.accept(stream, address)
                 return
             member = self.vault.member_for_noise_key(stream.remote_static)
-            if member is None:  # revoked during the handshake
+            if member is None:  # a revoked device (told so), or revoked during the handshake
+                revoked = self.vault.revoked_device_for_noise_key(stream.remote_static)
+                if revoked is not None:
+                    await self._tell_removed(stream, revoked, address)
                 await stream.aclose()
                 return
             await self._run_link(stream, member, initiator=False, address=address)
         except Exception:  # noqa: BLE001 - the server must survive any one connection
             log.exception("unexpected error on an incoming connection")
+
+    async def _tell_removed(self, stream: NoiseStream, device_id: DeviceId, address: Address) -> None:
+        """A revoked device dialled this one: send it the revocations of it (a ``removed`` notice),
+        nothing else. Counted against its address like a refused key, so a device that keeps
+        dialling is soon refused unheard; an honest one stops once told."""
+        log.info("told %s at %s that it was removed from the vault", device_id.short, address)
+        self.offense(address, "revoked_member", audit=False)
+        with trio.move_on_after(ERROR_FLUSH_TIMEOUT):
+            try:
+                await stream.send(removal_notice(self.vault.vault_id, self.vault.revocations_of(device_id)))
+            except (ConnectionClosed, TransportError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                return  # it went away: it will be told next time
+        await stream.close_when_read(ERROR_FLUSH_TIMEOUT)
 
     def _answerable(self, offer: Offer, *, refusal: list[str]) -> bool:
         """Whether to answer an initiator's first message (before anything is sent). A refusal
@@ -422,8 +455,14 @@ class Daemon:
                 refusal.append("no_invitation")
                 return False
             return True
+        if self.vault.removal is not None:  # this device is no longer a member: it links to no one
+            refusal.append("this_device_removed")
+            return False
         member = self.vault.member_for_noise_key(offer.remote_static)
         if member is None:
+            revoked = self.vault.revoked_device_for_noise_key(offer.remote_static)
+            if revoked is not None and self.vault.admit_link_stamp(revoked, offer.stamp):
+                return True  # answered only to be told it was removed (``_tell_removed``)
             refusal.append("not_member")
             return False
         if member.device_id == self.device_id:
@@ -519,6 +558,8 @@ class Daemon:
 _OFFENSES = {
     "handshake_failed": "a failed handshake",
     "not_member": "a key that is not a member",
+    "revoked_member": "a revoked device (told so)",
+    "this_device_removed": "a member's key (this device was removed from the vault)",
     "own_key": "this device's own key",
     "handshake_replayed": "a replayed handshake message",
     "no_invitation": "a pairing attempt with no invitation open",

@@ -81,7 +81,7 @@ class Dialer:
                 if known is not None:
                     await known.closed.wait()  # already connected (perhaps it dialled us)
                     continue
-                if self.vault.initialized:
+                if self.vault.initialized and self.vault.removal is None:  # a removed device dials no one
                     link = await self.dial_member(seen)
                     if link is not None:
                         self.device_at[key] = link.device_id

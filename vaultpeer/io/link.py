@@ -57,6 +57,9 @@ class Link:
         self._inbox_send, self._inbox = trio.open_memory_channel(64)
         self._outbox_send, self._outbox = trio.open_memory_channel(math.inf)
         self._cancel = trio.CancelScope()
+        self._sessions_scope = trio.CancelScope()
+        #: The last message to send before the link ends (``dismiss``), instead of anything queued.
+        self._farewell: bytes | None = None
         self._writer_done = trio.Event()
         self.sessions = 0
         self.closed = trio.Event()
@@ -80,6 +83,13 @@ class Link:
     def close(self) -> None:
         self._cancel.cancel()
 
+    def dismiss(self, farewell: bytes) -> None:
+        """End the link now, sending ``farewell`` (a ``removed`` notice) as its last message in
+        place of anything still queued: the peer is no longer a member, so nothing of the vault
+        goes to it any more."""
+        self._farewell = farewell
+        self._sessions_scope.cancel()
+
     async def run(self, start: bool = True) -> None:
         try:
             with self._cancel:
@@ -89,12 +99,18 @@ class Link:
                         nursery.start_soon(self._writer)
                         if start:
                             self.poke()
-                        await self._sessions()
+                        with self._sessions_scope:
+                            await self._sessions()
+                        if self._farewell is not None:
+                            self._drop_queued()
+                            self._outbox_send.send_nowait(self._farewell)
                         # a failed session queued its `error`: let the writer send it, then end
                         self._outbox_send.close()
                         with trio.move_on_after(ERROR_FLUSH_TIMEOUT):
                             await self._writer_done.wait()
                         nursery.cancel_scope.cancel()
+                    if self._farewell is not None and self._writer_done.is_set():
+                        await self.stream.close_when_read(ERROR_FLUSH_TIMEOUT)
                 except* (ConnectionClosed, TransportError, trio.BrokenResourceError,
                          trio.ClosedResourceError) as ended:
                     log.info("connection to %s ended: %s", self.member.device_id.short, ended.exceptions[0])
@@ -119,6 +135,13 @@ class Link:
         async for message in self._outbox:
             await self.stream.send(message)
         self._writer_done.set()
+
+    def _drop_queued(self) -> None:
+        while True:
+            try:
+                self._outbox.receive_nowait()
+            except trio.WouldBlock:
+                return
 
     def _send(self, messages: list[bytes]) -> None:
         for message in messages:
@@ -180,6 +203,8 @@ class Link:
         state = self.daemon.peer_state(self.device_id)
         if session.failed:
             state.last_error = session.notes[-1] if session.notes else "sync failed"
+            if session.removal is not None:
+                self.daemon.removed_from_vault(session.removal)
             if session.peer_at_fault:
                 self.daemon.offense(self.address, "sync_protocol", audit=False)  # SyncPeer recorded it
             return

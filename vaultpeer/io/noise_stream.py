@@ -97,6 +97,21 @@ class NoiseStream:
             if message is not None:
                 return message
 
+    async def close_when_read(self, timeout: float) -> None:
+        """Close after a last message: end the sending half, read (and drop) what the peer still
+        sends until it closes or ``timeout`` passes, then close. Closing with the peer's data
+        unread would reset the connection, and the peer could lose the message just sent."""
+        with trio.move_on_after(timeout):
+            try:
+                send_eof = getattr(self.stream, "send_eof", None)
+                if send_eof is not None:
+                    await send_eof()
+                while await self.stream.receive_some(_READ_SIZE):
+                    pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+        await self.aclose()
+
     async def aclose(self) -> None:
         with trio.move_on_after(1) as scope:
             scope.shield = True

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from vaultpeer.core.digest import StateDigest, is_leaf_path
-from vaultpeer.core.errors import IntegrityError
+from vaultpeer.core.errors import IntegrityError, InvalidInput
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.revision import Revision
 from vaultpeer.core.sync import (
@@ -27,11 +27,12 @@ from vaultpeer.core.sync import (
     Query,
     Records,
     RemoteProtocolError,
+    Removed,
     Repair,
     SyncSession,
     VersionMismatch,
 )
-from vaultpeer.service.vault import Vault
+from vaultpeer.service.vault import Removal, Vault
 
 
 @dataclass
@@ -71,14 +72,18 @@ class SyncPeer:
         self.just_applied: set = set()
         #: The session failed because of what the peer sent (not because it reported an error).
         self.peer_at_fault = False
+        #: The peer told this device it was removed from the vault (a ``removed`` message), and
+        #: the revocation counts here: the connection ends, and no member connection is made again.
+        self.removal: Removal | None = None
 
     @property
     def finished(self) -> bool:
-        return self.session.phase in (Phase.DONE, Phase.ERROR)
+        return self.session.phase in (Phase.DONE, Phase.ERROR, Phase.REMOVED)
 
     @property
     def failed(self) -> bool:
-        return self.session.phase is Phase.ERROR
+        """The session ended without converging: an error, or a ``removed`` notice."""
+        return self.session.phase in (Phase.ERROR, Phase.REMOVED)
 
     def _hashes(self) -> tuple[bytes, bytes]:
         return (record_hash([self.vault.header.to_bytes()]),
@@ -112,6 +117,7 @@ class SyncPeer:
             Repair: self._on_repair,
             Done: self._on_done,
             Error: lambda m: [],
+            Removed: self._on_removed,
         }[type(message)]
         return self._out(handler(message))
 
@@ -177,6 +183,27 @@ class SyncPeer:
                 return out + self._maybe_digest()
             return []
         return self._maybe_digest()
+
+    def _on_removed(self, notice: Removed) -> list[bytes]:
+        """The peer says this device was removed from the vault. Its revocations are admitted like
+        any roster entry (nothing is stored unless all are revocations of this device and none is a
+        forgery); the session ends either way, and nothing is sent back."""
+        try:
+            self.removal = self.vault.intake.receive_removal(notice.revocations)
+        except (IntegrityError, InvalidInput):
+            self.notes.append("sync aborted: the peer sent a removal notice that failed verification; "
+                              "nothing of it was stored")
+            self.peer_at_fault = True
+            self.vault.audit_rejection("sync_rejected", device_id=self.peer)
+            return []
+        self.stats.records_changed = self.removal is not None
+        if self.removal is None:
+            self.notes.append("the peer says this device was removed from the vault, by a device this one "
+                              "does not know: nothing changed here")
+        else:
+            self.notes.append(f"this device was removed from the vault by {self.removal.by_name} "
+                              f"({self.removal.by.short}): it no longer syncs")
+        return []
 
     # --- the digest phase ---------------------------------------------------------------------
 

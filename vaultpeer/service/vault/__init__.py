@@ -36,11 +36,11 @@ from vaultpeer.service.store import Store
 from vaultpeer.service.vault.audit_trail import AuditTrail
 from vaultpeer.service.vault.intake import Intake, Received
 from vaultpeer.service.vault.items import CheckReport, Conflict, HistoryEntry, Items, ItemView
-from vaultpeer.service.vault.membership import LinkStamps, Membership
+from vaultpeer.service.vault.membership import LinkStamps, Membership, Removal
 from vaultpeer.service.vault.unlocking import MIN_PASSWORD_CHARS, Unlocking, prepare_password, prepare_rotation
 
 __all__ = ["MIN_PASSWORD_CHARS", "CheckReport", "Conflict", "HeldRecords", "HistoryEntry", "ItemView", "Received",
-           "Vault", "home_holds_vault", "prepare_password", "prepare_rotation"]
+           "Removal", "Vault", "home_holds_vault", "prepare_password", "prepare_rotation"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -147,6 +147,7 @@ class Vault:
             "equivocations": len(self._store.equivocated_ids()),
             "unreadable": None if self.locked else self.items.unreadable_count,
             "locked_reason": self.locked_reason,
+            "removed": removal.to_json() if (removal := self.membership.removal) else None,
         }
 
     # --- unlocking (Unlocking) ---------------------------------------------------------------------
@@ -308,6 +309,17 @@ class Vault:
     def member_for_noise_key(self, noise_public: bytes) -> Member | None:
         """The current member whose Noise static key this is (connections are pinned to these)."""
         return self.membership.member_for_noise_key(noise_public)
+
+    def revoked_device_for_noise_key(self, noise_public: bytes) -> DeviceId | None:
+        return self.membership.revoked_device_for_noise_key(noise_public)
+
+    def revocations_of(self, device_id: DeviceId) -> list[RosterEntry]:
+        return self.membership.revocations_of(device_id)
+
+    @property
+    def removal(self) -> Removal | None:
+        """This device was removed from the vault (by whom), or None."""
+        return self.membership.removal
 
     def find_member(self, reference: str) -> DeviceId:
         """A current member by device id, unique id prefix, or exact name."""

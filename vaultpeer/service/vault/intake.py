@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from vaultpeer.core.digest import StateDigest
-from vaultpeer.core.errors import IntegrityError, VaultpeerError
+from vaultpeer.core.errors import IntegrityError, InvalidInput, VaultpeerError
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.keys import VaultHeader, check_successor, header_rank
 from vaultpeer.core.revision import Revision
@@ -20,7 +20,7 @@ from vaultpeer.service.parallel_verify import verify_revisions
 from vaultpeer.service.store import Store
 from vaultpeer.service.vault.audit_trail import AuditTrail
 from vaultpeer.service.vault.items import Items
-from vaultpeer.service.vault.membership import Membership
+from vaultpeer.service.vault.membership import Membership, Removal
 from vaultpeer.service.vault.unlocking import Unlocking
 
 
@@ -162,6 +162,22 @@ class Intake:
             else:
                 self._items.refresh({r.item_id for r in added})
         return Received(tuple(added), replace_header, roster_changed, len(evidence))
+
+    def receive_removal(self, revocations: Iterable[RosterEntry]) -> Removal | None:
+        """A member says this device was removed from the vault (a ``removed`` message): admit the
+        revocations it sent, each of this device (InvalidInput otherwise; IntegrityError for a
+        forgery; either way nothing is stored), and return the removal if one now counts. One
+        signed by a device this one has never trusted is kept but changes nothing (``Roster``)."""
+        revocations = list(revocations)
+        me = self._unlocking.device.device_id
+        if not revocations or not all(e.revoked and e.member_id == me for e in revocations):
+            raise InvalidInput("a removal notice carries only revocations of this device")
+        was_removed = self._membership.removal is not None
+        self.receive_records(None, revocations, [])
+        removal = self._membership.removal
+        if removal is not None and not was_removed:
+            self._audit.record("device.removed", device_id=str(removal.by), device_name=removal.by_name)
+        return removal
 
     def _header_wins(self, header: VaultHeader, roster: Roster) -> bool:
         """Whether ``header`` replaces the stored one (IntegrityError if it is not acceptable at all:

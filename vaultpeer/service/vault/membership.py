@@ -6,6 +6,7 @@ with its key, which ``Unlocking`` holds.
 """
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from vaultpeer.core.errors import AlreadyInitialized, IntegrityError, InvalidInput, NoVault, NotFound
 from vaultpeer.core.identity import DeviceId, DevicePublicKeys
@@ -16,6 +17,17 @@ from vaultpeer.core.transport import STAMP_RESERVE, next_stamp, stamp_is_fresh
 from vaultpeer.service.store import Store
 from vaultpeer.service.vault.audit_trail import AuditTrail
 from vaultpeer.service.vault.unlocking import Unlocking, check_new_password, prepare_rotation
+
+
+@dataclass(frozen=True)
+class Removal:
+    """This device was removed from the vault: a revocation of it counts here. ``by`` is the
+    device that signed it (the first by id when several did), ``by_name`` what it is called."""
+    by: DeviceId
+    by_name: str
+
+    def to_json(self) -> dict:
+        return {"by": str(self.by), "by_name": self.by_name}
 
 
 class Membership:
@@ -164,6 +176,37 @@ class Membership:
         if not self.initialized:
             return None
         return next((m for m in self.roster.members.values() if m.keys.noise_public == noise_public), None)
+
+    def revoked_device_for_noise_key(self, noise_public: bytes) -> DeviceId | None:
+        """The revoked device whose Noise static key this is, if any (it is told so, nothing more)."""
+        if not self.initialized:
+            return None
+        roster = self.roster
+        return next((d for d in roster.revoked
+                     if (keys := roster.known_keys(d)) is not None and keys.noise_public == noise_public), None)
+
+    def revocations_of(self, device_id: DeviceId) -> list[RosterEntry]:
+        """The revocations of ``device_id`` that count here: what a ``removed`` message carries."""
+        return [e for e in self.outgoing_roster() if e.revoked and e.member_id == device_id]
+
+    @property
+    def removal(self) -> Removal | None:
+        """Whether this device was removed from the vault (its revocation counts here), and by whom.
+        Works while locked."""
+        if not self.initialized:
+            return None
+        roster = self.roster
+        me = self._unlocking.device.device_id
+        if me not in roster.revoked:
+            return None
+        authors = sorted(e.author for e in roster.entries.values() if e.revoked and e.member_id == me)
+        if not authors:
+            return None
+        by = authors[0]
+        member = roster.members.get(by)
+        own = roster.entries.get((by, by))
+        name = member.name if member else own.name if own is not None and own.plain else f"device {by.short}"
+        return Removal(by, name)
 
     def find_member(self, reference: str) -> DeviceId:
         """A current member by device id, unique id prefix, or exact name."""
