@@ -32,3 +32,18 @@ def test_multi_line_and_long_values_stay_in_their_column_and_import_source_comes
     assert body[-1].split() == [SOURCE_FIELD, "kdbx:0123"], "import-source is last"
     shown = run_cli(home, "get", "Mail", "--json", "--password-stdin", stdin=PW)
     assert json.loads(shown.stdout)["fields"][SOURCE_FIELD] == "kdbx:0123"
+
+
+def test_get_field_and_read_give_a_pipe_the_exact_value_escape_sequences_included(tmp_path):
+    """A value with an escape sequence (or a tab) reaches a script byte for
+    byte: `get --field` adds only its newline, `read` adds nothing (click.echo would have dropped
+    the escape sequence when stdout is no terminal)."""
+    home = tmp_path / "laptop"
+    assert run_cli(home, "init", "--password-stdin", stdin=PW).returncode == 0
+    value = "pa\x1b[31mss\tword"
+    assert run_cli(home, "add", "Odd", "--field", f"password={value}", "--password-stdin",
+                   stdin=PW).returncode == 0
+    got = run_cli(home, "get", "Odd", "--field", "password", "--password-stdin", stdin=PW)
+    assert got.returncode == 0 and got.stdout == value + "\n", repr(got.stdout)
+    read = run_cli(home, "read", "vp://Odd/password", "--password-stdin", stdin=PW)
+    assert read.returncode == 0 and read.stdout == value, repr(read.stdout)

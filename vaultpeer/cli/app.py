@@ -389,6 +389,18 @@ def field_value_options(command: Callable) -> Callable:
     return command
 
 
+def print_value(value: str, *, newline: bool = True) -> None:
+    """A field's bare value for scripts: on a terminal as ``inert`` shows it (an escape sequence in
+    a value must not drive the terminal), with a newline; otherwise the exact bytes (click.echo
+    would drop escape sequences), with a newline only if ``newline``."""
+    if sys.stdout.isatty():
+        click.echo(inert(value))
+        return
+    sys.stdout.flush()
+    sys.stdout.buffer.write(value.encode() + (b"\n" if newline else b""))
+    sys.stdout.buffer.flush()
+
+
 def print_json(value: object) -> None:
     """``value`` as JSON; no control or format character reaches the terminal raw (``inert_json``)."""
     click.echo(inert_json(json.dumps(value, indent=2, ensure_ascii=False)))
@@ -710,8 +722,7 @@ def get(ctx: Context, item: str, field_name: str | None, reveal: bool, password_
     with item_backend(ctx, password_stdin) as backend:
         found = backend.get(item)
     if field_name is not None:
-        value = field_value(found, field_name)
-        click.echo(value)
+        print_value(field_value(found, field_name))
         if found["conflict"]:
             click.echo("warning: this item is in conflict: the value above is one of its versions "
                        "(`vaultpeer conflicts` shows them all)", err=True)

@@ -23,7 +23,8 @@ from typing import IO
 import click
 
 from vaultpeer.api import ApiError
-from vaultpeer.cli.app import Context, cli, item_backend, pass_context, password_stdin_option, reports_errors
+from vaultpeer.cli.app import (Context, cli, item_backend, pass_context, password_stdin_option, print_value,
+                               reports_errors)
 from vaultpeer.core.dotenv import parse_dotenv
 from vaultpeer.core.errors import InvalidInput, VaultpeerError
 from vaultpeer.core.secret_ref import OutputMasker, SecretRef, field_value, fill_template, is_ref, parse_ref, template_refs
@@ -104,11 +105,12 @@ def read(ctx: Context, reference: str, password_stdin: bool) -> None:
     \b
     ITEM is an item id (or a unique prefix of 6+ characters) or a title, FIELD a field name,
     both percent-encoded: vp://My%20Bank/password. No newline is added unless stdout is a
-    terminal, so `$(vaultpeer read ...)` and pipes get the exact value.
+    terminal, so `$(vaultpeer read ...)` and pipes get the exact value (a terminal shows control
+    characters escaped, as \x1b).
     """
     ref = parse_ref(reference)
     value = resolve(ctx, [ref], password_stdin)[ref]
-    _write_stdout(value.encode() + (b"\n" if sys.stdout.isatty() else b""))
+    print_value(value, newline=False)
 
 
 # --- inject ------------------------------------------------------------------------------------
