@@ -103,6 +103,18 @@ def test_roster_lets_devices_paired_through_a_third_trust_each_other():
     assert c.device.device_id in b.roster.members
 
 
+def test_a_device_does_not_claim_to_have_added_the_device_it_joined_through():
+    """Issue 18: b joined through a and vouches back for it; on b, a was added by nobody (it
+    founded the vault: ``added_by`` is itself), not by b. On a, b was added by a."""
+    a, b = make_replicas(2)
+    sync_pair(a, b)
+    ids = a.device.device_id, b.device.device_id
+    assert b.roster.vouchers_of(ids[0]) == {ids[1]}  # the vouch-back is there, and still counts for trust
+    assert b.roster.members[ids[0]].added_by == ids[0]
+    assert a.roster.members[ids[1]].added_by == ids[0]
+    assert b.roster.members[ids[1]].added_by == ids[0]  # b's own view of itself
+
+
 def test_concurrent_edit_and_delete_keep_the_edit_flagged():
     a, b = make_replicas(2)
     item = a.add("Email", {"password": "one"})

@@ -149,9 +149,13 @@ class Member:
 class Roster:
     """The trusted view of a set of roster entries, from one device's anchors."""
 
-    def __init__(self, vault_id: bytes, anchors: Iterable[DevicePublicKeys], entries: Iterable[RosterEntry]):
+    def __init__(self, vault_id: bytes, anchors: Iterable[DevicePublicKeys], entries: Iterable[RosterEntry],
+                 *, me: DeviceId | None = None):
         self.vault_id = vault_id
         self.anchors = {a.device_id: a for a in anchors}
+        #: The device whose view this is, if known: its own statement about the device it joined
+        #: through (an anchor) vouches back, and does not say it added that device.
+        self.me = me
         latest: dict[tuple[DeviceId, DeviceId], RosterEntry] = {}
         for entry in entries:
             current = latest.get(entry.key)
@@ -220,7 +224,8 @@ class Roster:
         statements = [e for (member, _), e in self._valid.items() if member == device_id and not e.revoked]
         own = [e for e in statements if e.author == device_id]
         described = max(own or statements, key=lambda e: (e.version, e.author), default=None)
-        vouchers = sorted(e.author for e in statements if e.author != device_id)
+        vouchers = sorted(e.author for e in statements
+                          if e.author != device_id and not (e.author == self.me and device_id in self.anchors))
         return Member(
             keys=keys,
             name=described.name if described else "unnamed device",
@@ -270,7 +275,7 @@ class Roster:
         what this roster dropped, and what was already dropped when it was built.
         """
         entries = list(entries)
-        roster = Roster(self.vault_id, self.anchors.values(), [*self.entries.values(), *entries])
+        roster = Roster(self.vault_id, self.anchors.values(), [*self.entries.values(), *entries], me=self.me)
         for entry in entries:
             author_keys = roster._keys.get(entry.author)
             if author_keys is not None and not entry.verify(self.vault_id, author_keys):

@@ -66,7 +66,8 @@ class Membership:
 
     def roster_for(self, vault_id: bytes) -> Roster:
         if self._roster is None or self._roster.vault_id != vault_id:
-            self._roster = Roster(vault_id, self._store.anchors(), self._store.roster_entries())
+            self._roster = Roster(vault_id, self._store.anchors(), self._store.roster_entries(),
+                                  me=self._unlocking.device.device_id)
         return self._roster
 
     @property
