@@ -12,7 +12,7 @@ from vaultpeer.core.pairing_limits import CONFIRM_FINISH, CONFIRM_TIMEOUT  # noq
 
 #: The version of this API's methods and shapes (docs/api.md, "Versions"): raised with every
 #: change to a method, a parameter, a result or an event.
-API_VERSION = 2
+API_VERSION = 3
 
 METHODS = (
     "api.info", "status", "unlock", "lock", "passwd", "vault.check", "device.rename",
@@ -27,6 +27,13 @@ METHODS = (
 #: The ``type`` of every event ``events.subscribe`` delivers.
 EVENTS = ("items.changed", "locked", "unlocked", "peer.connected", "peer.disconnected", "peer.paired",
           "sync.progress")
+
+#: events.subscribe: at most this many revisions stored after ``since`` are replayed (more: ``reset``).
+MAX_REPLAY = 10_000
+#: An items.changed event describes at most this many items (a larger change comes as several events).
+CHANGES_PER_EVENT = 500
+#: events.subscribe ``items``: at most this many item ids watched.
+MAX_WATCHED_ITEMS = 1000
 
 #: pair.invite / pair.join take ``timeout``: seconds to wait for the other device, 1 to this.
 MAX_PAIRING_TIMEOUT = 3600
