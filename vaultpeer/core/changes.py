@@ -65,13 +65,6 @@ class ChangeBatch:
         return {"type": "items.changed", "seq": self.through, "items": [str(c.item_id) for c in self.changes],
                 "changes": [c.to_json() for c in self.changes]}
 
-    def only(self, watched: frozenset[ItemId] | None) -> "ChangeBatch | None":
-        """The batch limited to ``watched`` items (None: all); None when nothing is left."""
-        if watched is None:
-            return self
-        changes = tuple(c for c in self.changes if c.item_id in watched)
-        return ChangeBatch(self.after, self.through, changes) if changes else None
-
 
 def _heads(marks: Iterable[RevisionMark]) -> list[RevisionMark]:
     marks = list(marks)
