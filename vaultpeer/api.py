@@ -28,6 +28,13 @@ METHODS = (
 EVENTS = ("items.changed", "locked", "unlocked", "peer.connected", "peer.disconnected", "peer.paired",
           "sync.progress", "device.removed")
 
+#: events.subscribe: at most this many revisions stored after ``since`` are replayed (more: ``reset``).
+MAX_REPLAY = 10_000
+#: An items.changed event describes at most this many items (a larger change comes as several events).
+CHANGES_PER_EVENT = 500
+#: events.subscribe ``items``: at most this many item ids watched.
+MAX_WATCHED_ITEMS = 1000
+
 #: pair.invite / pair.join take ``timeout``: seconds to wait for the other device, 1 to this.
 MAX_PAIRING_TIMEOUT = 3600
 

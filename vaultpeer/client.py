@@ -1,7 +1,12 @@
 """A small client for the daemon's local API: blocking (the CLI uses it) and trio (for apps).
 
-trio is imported only by ``TrioClient.connect``: a CLI command through the daemon starts in well
-under 100 ms partly because it never loads an event loop."""
+trio is imported only by ``TrioClient.connect`` and ``follow``: a CLI command through the daemon
+starts in well under 100 ms partly because it never loads an event loop.
+
+Events carry change cursors (docs/api.md, ``events.subscribe``): both clients keep the last one
+seen in ``cursor`` (a ``Cursor``: the daemon's store id and a seq), and ``subscribe`` takes it back
+after a disconnection, so an app misses nothing. ``follow`` does that by itself across daemon
+restarts. Events that arrive while a call waits for its answer are kept for ``events``."""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ import errno
 import itertools
 import json
 import socket
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,23 +36,63 @@ def _request(request_id: int, method: str, params: dict) -> bytes:
     return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}).encode() + b"\n"
 
 
-def _result(line: bytes) -> object:
-    if not line:
+def _result(response: dict | None) -> object:
+    if response is None:
         raise ApiError(-32603, "the daemon closed the connection")
-    response = json.loads(line)
     if "error" in response:
         error = response["error"]
         raise ApiError(error.get("code", -32603), error.get("message", "error"), error.get("data"))
     return response.get("result")
 
 
-class Client:
+def _is_event(message: dict) -> bool:
+    return message.get("method") == "event" and "id" not in message
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where an app is in a daemon's changes: the store's id and the last seq seen (docs/api.md)."""
+
+    store: str
+    seq: int
+
+    def params(self) -> dict:
+        return {"since": self.seq, "store": self.store}
+
+
+def _subscribe_params(cursor: Cursor | None, items: list[str] | None) -> dict:
+    params = cursor.params() if cursor is not None else {}
+    if items is not None:
+        params["items"] = list(items)
+    return params
+
+
+class _Cursors:
+    """The cursor a client keeps: set by the subscription's answer, advanced by each event."""
+
+    cursor: Cursor | None = None
+    #: True when the last subscription's cursor could not be replayed: re-read what you show.
+    reset: bool = False
+
+    def _subscribed(self, result: dict) -> dict:
+        if isinstance(result, dict) and "store" in result:  # a daemon of API version 3 or later
+            self.cursor, self.reset = Cursor(result["store"], result["seq"]), bool(result.get("reset"))
+        return result
+
+    def _seen(self, event: dict) -> dict:
+        if self.cursor is not None and isinstance(event.get("seq"), int) and event["seq"] > self.cursor.seq:
+            self.cursor = Cursor(self.cursor.store, event["seq"])
+        return event
+
+
+class Client(_Cursors):
     def __init__(self, socket_path: Path, timeout: float = 30.0):
         self.socket_path = Path(socket_path)
         self.timeout = timeout
         self._ids = itertools.count(1)
         self._sock: socket.socket | None = None
         self._file = None
+        self._pending: deque[dict] = deque()
 
     def _connect(self) -> None:
         if self._sock is not None:
@@ -61,19 +108,33 @@ class Client:
             raise
         self._sock, self._file = sock, sock.makefile("rb")
 
+    def _message(self) -> dict | None:
+        line = self._file.readline()
+        return json.loads(line) if line else None
+
     def call(self, method: str, **params: object) -> object:
         self._connect()
         self._sock.sendall(_request(next(self._ids), method, params))
-        return _result(self._file.readline())
+        while (message := self._message()) is not None and _is_event(message):
+            self._pending.append(message["params"])  # a subscribed connection: kept for the iterator
+        return _result(message)
 
-    def subscribe(self, **params: object) -> Iterator[dict]:
-        """Subscribe now (before this returns); the iterator yields the events as they come."""
-        self.call("events.subscribe", **params)
+    def subscribe(self, cursor: Cursor | None = None, items: list[str] | None = None) -> Iterator[dict]:
+        """Subscribe now (before this returns), after ``cursor`` if given (the changes since are
+        replayed first, unless ``reset`` says to re-read instead), to the ``items`` ids if given;
+        the iterator yields the events as they come and keeps ``cursor`` current."""
+        self._subscribed(self.call("events.subscribe", **_subscribe_params(cursor, items)))
         return self._events()
 
     def _events(self) -> Iterator[dict]:
-        for line in self._file:
-            yield json.loads(line)["params"]
+        while True:
+            while self._pending:
+                yield self._seen(self._pending.popleft())
+            message = self._message()
+            if message is None:
+                return
+            if _is_event(message):
+                yield self._seen(message["params"])
 
     def close(self) -> None:
         if self._sock is not None:
@@ -92,11 +153,12 @@ class Client:
         self.close()
 
 
-class TrioClient:
+class TrioClient(_Cursors):
     def __init__(self, stream: trio.SocketStream):
         self._stream = stream
         self._ids = itertools.count(1)
         self._buffer = b""
+        self._pending: deque[dict] = deque()
 
     @classmethod
     async def connect(cls, socket_path: Path) -> TrioClient:
@@ -118,16 +180,80 @@ class TrioClient:
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line
 
+    async def _message(self) -> dict | None:
+        line = await self._line()
+        return json.loads(line) if line else None
+
     async def call(self, method: str, **params: object) -> object:
         await self._stream.send_all(_request(next(self._ids), method, params))
-        return _result(await self._line())
+        while (message := await self._message()) is not None and _is_event(message):
+            self._pending.append(message["params"])  # a subscribed connection: kept for events()
+        return _result(message)
 
-    async def events(self):
+    async def subscribe(self, cursor: Cursor | None = None, items: list[str] | None = None) -> dict:
+        """Subscribe (as ``Client.subscribe``); returns the answer (``seq``, ``store``, ``reset``)
+        and ``events()`` yields the events, replayed ones first, keeping ``cursor`` current."""
+        return self._subscribed(await self.call("events.subscribe", **_subscribe_params(cursor, items)))
+
+    async def events(self) -> AsyncIterator[dict]:
         while True:
-            line = await self._line()
-            if not line:
+            while self._pending:
+                yield self._seen(self._pending.popleft())
+            message = await self._message()
+            if message is None:
                 return
-            yield json.loads(line)["params"]
+            if _is_event(message):
+                yield self._seen(message["params"])
 
     async def aclose(self) -> None:
         await self._stream.aclose()
+
+
+#: What ``follow`` yields when the app must (re)read what it shows: at the start without a cursor,
+#: and when the daemon could not replay the changes since the cursor. Made by the client, never
+#: sent by the daemon.
+RESET = "reset"
+
+
+async def follow(socket_path: Path, cursor: Cursor | None = None, items: list[str] | None = None, *,
+                 retry_every: float = 1.0, retries: int = 60) -> AsyncIterator[dict]:
+    """The daemon's events for as long as the caller iterates, across disconnections and daemon
+    restarts: each reconnection subscribes after the last event seen, so nothing is missed. Yields
+    an event of type RESET (with ``store`` and ``seq``) first when there is no ``cursor``, and
+    whenever the daemon could not replay (a store rebuilt or restored, a cursor too old): re-read
+    everything then (``item.list``...); the events after it are changes since. Each event's ``seq`` with the
+    last reset's ``store`` is the cursor to keep. DaemonNotRunning after ``retries`` attempts in a
+    row, ``retry_every`` seconds apart, found no daemon."""
+    import trio
+
+    failures = 0
+    while True:
+        try:
+            client = await TrioClient.connect(socket_path)
+        except (DaemonNotRunning, OSError):
+            failures += 1
+            if failures > retries:
+                raise DaemonNotRunning() from None
+            await trio.sleep(retry_every)
+            continue
+        try:
+            try:
+                answer = await client.subscribe(cursor, items)
+            except (ApiError, OSError, trio.BrokenResourceError) as exc:
+                failures += 1
+                if failures > retries or (isinstance(exc, ApiError) and exc.code != -32603):
+                    raise  # a refusal (bad items, say) is not a disconnection
+                await trio.sleep(retry_every)
+                continue
+            failures = 0
+            if cursor is None or answer["reset"]:
+                yield {"type": RESET, "store": answer["store"], "seq": answer["seq"]}
+            cursor = client.cursor
+            try:
+                async for event in client.events():
+                    cursor = client.cursor
+                    yield event
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the daemon went away: subscribe again after the cursor
+        finally:
+            await client.aclose()

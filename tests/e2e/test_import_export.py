@@ -332,7 +332,8 @@ def test_import_and_export_through_a_running_daemon(daemon, tmp_path):
             done = client.call("item.import", entries=[], batch=staged["batch"])
             assert done["imported"] == 1 and done["items"][0]["title"] == "Staged"
             # the batch is announced (and pushed to connected members) like any other change
-            assert next(events) == {"type": "items.changed", "items": [done["items"][0]["id"]]}
+            event = next(events)
+            assert event["type"] == "items.changed" and event["items"] == [done["items"][0]["id"]]
 
     daemon.ok("lock")
     locked = daemon.cli("import", "bitwarden", str(export))

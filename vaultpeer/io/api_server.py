@@ -14,7 +14,7 @@ import os
 import socket as stdlib_socket
 import stat
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +46,16 @@ class Connection:
     #: Set when the client has closed its end (or its writing half), even while a request of
     #: its is still being answered: what a pairing started from this connection waits on.
     closed: trio.Event = field(default_factory=trio.Event, compare=False)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What a method that subscribes returns: its answer, then the events to send (each as an
+    ``event`` notification) until they end or the connection does. ``events`` is closed either way.
+    (A bare async iterator is a subscription answered ``{"subscribed": true}``.)"""
+
+    result: dict
+    events: AsyncIterator[dict]
 
 
 Dispatch = Callable[[str, dict, Connection], Awaitable[object]]
@@ -234,17 +244,20 @@ class _Session:
             if not notification:
                 await self.write(_response(request_id, error=error))
             return
-        if hasattr(result, "__aiter__"):
+        if isinstance(result, Subscription) or hasattr(result, "__aiter__"):
+            subscription = result if isinstance(result, Subscription) else Subscription({"subscribed": True}, result)
             if self.subscribed:
-                await result.aclose()
+                await subscription.events.aclose()
                 if not notification:
                     await self.write(_response(request_id, error=standard_error(
                         INVALID_REQUEST, "this connection is subscribed already")))
                 return
             self.subscribed = True
-            if not notification:
-                await self.write(_response(request_id, result={"subscribed": True}))
-            self.nursery.start_soon(self.forward_events, result)
+            # written before the first event: the answer comes first, then the replay, then live events
+            if not notification and not await self.write(_response(request_id, result=subscription.result)):
+                await subscription.events.aclose()
+                return
+            self.nursery.start_soon(self.forward_events, subscription.events)
             return
         if not notification:
             await self.write(_response(request_id, result=result))

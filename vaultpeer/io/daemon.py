@@ -44,6 +44,7 @@ from vaultpeer.io.transports import Address, Transport
 from vaultpeer.io.transports.tcp import TcpTransport
 from vaultpeer.service.home import Home
 from vaultpeer.io.api_server import serve_api
+from vaultpeer.io.events import EventFeed
 from vaultpeer.io.handlers import ApiHandlers
 from vaultpeer.io.link import ERROR_FLUSH_TIMEOUT, Link, LinkTimes
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
@@ -109,7 +110,8 @@ class Daemon:
         #: looks for invitations).
         self._seen: dict[str, PeerSeen] = {}
         self.dialer = Dialer(self.vault, seen=self._seen, links=self.links, dial=self.dial, run_link=self._run_link)
-        self._subscribers: list[trio.MemorySendChannel] = []
+        #: The local API's events (``events.subscribe``), with their change cursors.
+        self.events = EventFeed(self.vault)
         self._nursery: trio.Nursery | None = None
         self._discovery = None
         self._advertised_key: bytes | None = None
@@ -132,6 +134,7 @@ class Daemon:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                await nursery.start(self.events.run)
                 await nursery.start(self.pairing_pump.run)
                 handlers = ApiHandlers(self)
                 await nursery.start(serve_api, self.socket_path, handlers.dispatch)
@@ -278,19 +281,9 @@ class Daemon:
 
     # --- events for the local API --------------------------------------------------------------
 
-    def subscribe(self) -> trio.MemoryReceiveChannel:
-        send, receive = trio.open_memory_channel(256)
-        self._subscribers.append(send)
-        return receive
-
     def publish(self, event: dict) -> None:
-        for channel in list(self._subscribers):
-            try:
-                channel.send_nowait(event)
-            except trio.WouldBlock:
-                pass  # a slow subscriber misses events rather than slowing the daemon
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._subscribers.remove(channel)
+        """Tell the apps (an event other than ``items.changed``, which the feed makes from the store)."""
+        self.events.publish(event)
 
     # --- changes and sync ------------------------------------------------------------------
 
@@ -298,16 +291,17 @@ class Daemon:
         """Something was committed locally: push it to every connected member now."""
         for link in list(self.links.values()):
             link.poke()
-        self.publish({"type": "items.changed", "items": item_ids or []})
+        self.events.items_may_have_changed()
 
     def sync_now(self) -> None:
-        self.changed()
+        for link in list(self.links.values()):
+            link.poke()
         self.dialer.redial()
 
     def applied(self, item_ids: set[ItemId], link: Link) -> None:
         """Revisions from ``link``'s member were stored (mid-session): tell the local apps, and
         pass them on to the other members at once."""
-        self.publish({"type": "items.changed", "items": sorted(str(i) for i in item_ids)})
+        self.events.items_may_have_changed()
         self._relay(link)
 
     def _relay(self, link: Link) -> None:

@@ -8,7 +8,7 @@ Passwords arrive in params and go straight into the KDF; they are never logged o
 
 import base64
 from typing import TYPE_CHECKING
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from functools import partial
@@ -18,16 +18,18 @@ import trio
 from vaultpeer.service import transfer
 from vaultpeer.service.bundle_files import read_bundle_file
 from vaultpeer import __version__
-from vaultpeer.api import API_VERSION, EVENTS, MAX_PAIRING_TIMEOUT, METHODS, ApiError
+from vaultpeer.api import API_VERSION, EVENTS, MAX_PAIRING_TIMEOUT, MAX_WATCHED_ITEMS, METHODS, ApiError
 from vaultpeer.core.errors import InvalidInput, RateLimited
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.generate import GenerateOptions
 from vaultpeer.service.wordlist import generate_json
 from vaultpeer.core.identity import DeviceId
+from vaultpeer.core.item import ITEM_ID_SIZE
 from vaultpeer.service.commands import Running, Slow, VaultCommands
 from vaultpeer.service.hygiene import process_state
 from vaultpeer.service.vault import prepare_rotation
 from vaultpeer.service.views import member_json
+from vaultpeer.io.api_server import Subscription
 from vaultpeer.io.transports.tcp import tcp_address
 
 if TYPE_CHECKING:  # the daemon creates the handlers: no import cycle at run time
@@ -79,6 +81,22 @@ def _generate_options(params: dict) -> GenerateOptions:
                            exclude_similar=_param(params, "exclude_similar", bool, required=False, default=False))
 
 
+def _watched_items(params: dict) -> frozenset[str] | None:
+    """events.subscribe's ``items``: 1 to MAX_WATCHED_ITEMS item ids (full ids, any case), or None."""
+    value = _param(params, "items", list, required=False)
+    if value is None:
+        return None
+    if not 1 <= len(value) <= MAX_WATCHED_ITEMS:
+        raise ApiError(INVALID_PARAMS, f"items is a list of 1 to {MAX_WATCHED_ITEMS} item ids")
+    watched = set()
+    for item_id in value:
+        if not isinstance(item_id, str) or len(item_id) != 2 * ITEM_ID_SIZE \
+                or not all(c in "0123456789abcdef" for c in item_id.lower()):
+            raise ApiError(INVALID_PARAMS, "items is a list of item ids (32 hexadecimal digits each)")
+        watched.add(item_id.lower())
+    return frozenset(watched)
+
+
 def _base64(text: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
@@ -111,7 +129,7 @@ PARAMETERS: dict[str, frozenset[str]] = {method: frozenset(names) for method, na
     "generate": ("length", "words", "separator", "digits", "symbols", "exclude_similar"),
     "peer.list": (), "peer.remove": ("device", "password"),
     "pair.invite": ("timeout",), "pair.join": ("address", "timeout"), "pair.confirm": ("accept",),
-    "pair.cancel": (), "sync.now": (), "events.subscribe": (), "backup.seal": (),
+    "pair.cancel": (), "sync.now": (), "events.subscribe": ("since", "store", "items"), "backup.seal": (),
     "device.admit": ("request",), "bundle.export": ("for",), "bundle.inspect": ("path",),
     "bundle.import": ("path", "exporter"),
 }.items()}
@@ -360,8 +378,15 @@ class ApiHandlers:
         self.daemon.sync_now()
         return {"peers": len(self.daemon.links)}
 
-    async def m_events_subscribe(self, params: dict) -> AsyncIterator[dict]:
-        return _events(self.daemon.subscribe())
+    async def m_events_subscribe(self, params: dict) -> Subscription:
+        """Events from now on, after replaying the item changes since the client's cursor (docs/api.md)."""
+        since = _param(params, "since", int, required=False)
+        if since is not None and since < 0:
+            raise ApiError(INVALID_PARAMS, "since is a seq: an integer from 0")
+        store = _param(params, "store", str, required=False)
+        if store is not None and since is None:
+            raise ApiError(INVALID_PARAMS, "store goes with since (the cursor's store)")
+        return self.daemon.events.subscribe(since, store, _watched_items(params))
 
 
 async def _run_in_threads(steps: Generator[Slow, object, object]) -> object:
@@ -373,9 +398,3 @@ async def _run_in_threads(steps: Generator[Slow, object, object]) -> object:
             step = steps.send(await trio.to_thread.run_sync(step.function))
     except StopIteration as done:
         return done.value
-
-
-async def _events(channel: trio.MemoryReceiveChannel) -> AsyncIterator[dict]:
-    async with channel:
-        async for event in channel:
-            yield event

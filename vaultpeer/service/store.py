@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vaultpeer.core import encoding
 from vaultpeer.core.audit import GENESIS, AuditEntry, StoredRow
+from vaultpeer.core.changes import RevisionMark
 from vaultpeer.core.errors import IntegrityError
 from vaultpeer.core.identity import DeviceId, DevicePublicKeys
 from vaultpeer.core.item import ItemId
@@ -185,6 +186,10 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._db.in_transaction
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -440,6 +445,28 @@ class Store:
                 yield row[0], _revision_from_row(row[1:])
             arrival = rows[-1][0]
 
+    def arrivals_between(self, after: int, through: int, limit: int) -> list[tuple[int, ItemId]]:
+        """``(arrival, item id)`` of the revisions stored after ``after`` up to ``through``, in order,
+        at most ``limit`` of them (the change cursors' input: no ciphertext is read)."""
+        rows = self._db.execute("SELECT arrival, item_id FROM revisions WHERE arrival > ? AND arrival <= ?"
+                                " ORDER BY arrival LIMIT ?", (after, through, limit)).fetchall()
+        return [(arrival, ItemId(item_id)) for arrival, item_id in rows]
+
+    def revision_marks(self, item_ids: Iterable[ItemId], through: int) -> dict[ItemId, list[RevisionMark]]:
+        """What is in the clear of every revision of these items stored up to ``through``."""
+        ids = [item_id.raw for item_id in item_ids]
+        marks: dict[ItemId, list[RevisionMark]] = {}
+        for start in range(0, len(ids), _READ_CHUNK):
+            chunk = ids[start:start + _READ_CHUNK]
+            rows = self._db.execute(
+                "SELECT arrival, item_id, author, seq, parents, deleted FROM revisions"
+                f" WHERE item_id IN ({','.join('?' * len(chunk))}) AND arrival <= ?", (*chunk, through)).fetchall()
+            for arrival, item_id, author, seq, parents, deleted in rows:
+                item = ItemId(item_id)
+                marks.setdefault(item, []).append(RevisionMark(
+                    arrival, item, RevisionId(_device_id(author), seq), _parents(parents), bool(deleted)))
+        return marks
+
     # --- evidence of equivocation -------------------------------------------------------------
 
     def put_equivocation(self, other: Revision) -> bool:
@@ -589,16 +616,23 @@ def _device_id(raw: bytes) -> DeviceId:
     return DeviceId(raw)
 
 
+def _parents(blob: bytes) -> tuple[RevisionId, ...]:
+    try:
+        parent_records = encoding.decode(blob, max_size=MAX_PARENTS * 64)
+        if not isinstance(parent_records, list):
+            raise IntegrityError()
+        return tuple(RevisionId.from_record(p) for p in parent_records)
+    except (TypeError, ValueError):
+        raise IntegrityError() from None
+
+
 def _revision_from_row(row: tuple) -> Revision:
     author, seq, item_id, parents, deleted, key_epoch, nonce, ciphertext, signature = row
     try:
-        parent_records = encoding.decode(parents, max_size=MAX_PARENTS * 64)
-        if not isinstance(parent_records, list):
-            raise IntegrityError()
         return Revision(
             item_id=ItemId(item_id),
             revision_id=RevisionId(_device_id(author), seq),
-            parents=tuple(RevisionId.from_record(p) for p in parent_records),
+            parents=_parents(parents),
             deleted=bool(deleted),
             key_epoch=key_epoch,
             nonce=nonce,

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from vaultpeer.core.audit import AuditEntry, AuditKey
+from vaultpeer.core.changes import ChangeBatch, describe, split_ranges
 from vaultpeer.core.digest import StateDigest
 from vaultpeer.core.errors import WrongPassword
 from vaultpeer.core.identity import DeviceId, DeviceKeys, DevicePublicKeys
@@ -149,6 +150,36 @@ class Vault:
             "locked_reason": self.locked_reason,
             "removed": removal.to_json() if (removal := self.membership.removal) else None,
         }
+
+    # --- change cursors (the local API's events; vaultpeer.core.changes) --------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (what it wrote is not committed yet: announce nothing of it)."""
+        return self._store.in_transaction
+
+    @property
+    def store_id(self) -> str:
+        """This database's random id (hex): a rebuilt or restored store numbers its changes anew."""
+        return self._store.store_id.hex()
+
+    def change_cursor(self) -> int:
+        """The arrival number of the newest stored revision: the cursor of everything stored (0: nothing)."""
+        return self._store.last_arrival()
+
+    def item_changes(self, after: int, through: int, *, per_batch: int, limit: int) -> list[ChangeBatch]:
+        """How items changed from ``after`` to ``through`` (arrival numbers), in batches of at most
+        ``per_batch`` items, reading at most ``limit`` revisions: the batches end where they end
+        (the last one's ``through``), which is before ``through`` if there was more. Needs no key."""
+        ranges = split_ranges(self._store.arrivals_between(after, through, limit), after, per_batch)
+        if not ranges:
+            return []
+        marks = self._store.revision_marks({item for _, _, items in ranges for item in items}, ranges[-1][1])
+        return [describe(start, end, items, marks) for start, end, items in ranges]
+
+    def revisions_between(self, after: int, through: int, *, limit: int) -> int:
+        """How many revisions were stored after ``after`` up to ``through`` (counted up to ``limit``)."""
+        return len(self._store.arrivals_between(after, through, limit))
 
     # --- unlocking (Unlocking) ---------------------------------------------------------------------
 
