@@ -379,3 +379,28 @@ async def test_requests_made_with_a_token_are_attributed_in_the_audit_log(home_r
     assert used == {"unlock": 1, "item.add": 2, "item.list": 1}
     assert ("app.revoked", {"app": "auditee"}) in events
     assert token.encode() not in b"".join(bytes(r.details) for r in rows)
+
+
+async def test_requests_and_uncollected_approvals_lapse_after_ten_minutes(home_root, autojump_clock):
+    async with running(home_root) as daemon:
+        app = await TrioClient.connect(daemon.socket_path)
+        answer = await app.call("app.register", name="slow", scopes=["read"])
+        start = trio.current_time()
+        lapsed = await refused(app, "app.wait", request=answer["request"], timeout=3600)
+        assert lapsed["code"] == 1004 and 600 <= trio.current_time() - start < 601  # woken when it lapsed
+        # the name is free again; an approval nobody collects lapses too, and takes its app along
+        answer = await app.call("app.register", name="slow", scopes=["read"])
+        admin = await person(daemon)
+        await admin.call("app.approve", name="slow")
+        assert [e["state"] for e in await admin.call("app.list") if e["name"] == "slow"] == ["approved"]
+        for client in (app, admin):
+            await client.aclose()
+        await trio.sleep(601)
+        admin = await person(daemon)
+        assert [e for e in await admin.call("app.list") if e["name"] == "slow"] == []
+        app = await TrioClient.connect(daemon.socket_path)
+        assert (await refused(app, "app.wait", request=answer["request"]))["code"] == 1004
+        assert json.loads(daemon.home.apps_file.read_text())["apps"] == [
+            a for a in json.loads(daemon.home.apps_file.read_text())["apps"] if a["name"] == "cli"]
+        for client in (app, admin):
+            await client.aclose()

@@ -15,7 +15,7 @@ import trio
 
 from vaultpeer.core.app_scopes import CLI_APP, Scopes
 from vaultpeer.core.errors import Forbidden, NotFound, VaultpeerError
-from vaultpeer.service.app_tokens import App, AppRegistry, Request
+from vaultpeer.service.app_tokens import REQUEST_LIFETIME, App, AppRegistry, Request
 
 if TYPE_CHECKING:
     from vaultpeer.io.api_server import Connection
@@ -54,6 +54,13 @@ class AppAccess:
         """At daemon start: the command line's own token, in the home."""
         self.registry.ensure_cli_token()
 
+    def _record(self, record, *args: object, **details: object) -> None:
+        """Write to the audit log; a failure to write is logged and never fails the request."""
+        try:
+            record(*args, **details)
+        except Exception:  # noqa: BLE001
+            log.exception("could not write to the audit log")
+
     # --- each request ------------------------------------------------------------------------
 
     def app_of(self, connection: "Connection", method: str) -> App | None:
@@ -77,38 +84,41 @@ class AppAccess:
         """Every request made with an app's token, in the audit log (one entry per app, method and
         minute, with a count). The command line's own token is the person: not recorded."""
         if app is not None and app.name != CLI_APP and method != "auth":
-            self.daemon._audit(self.daemon.vault.audit_trail.app_used, app.name, method)
+            self._record(self.daemon.vault.audit_trail.app_used, app.name, method)
 
     # --- auth and registration -------------------------------------------------------------------
 
     def authenticate(self, connection: "Connection", token: str) -> dict:
         app = self.registry.authenticate(token)
         if app is None:
-            self.daemon._audit(self.daemon.vault.audit_trail.app_refused)
+            self._record(self.daemon.vault.audit_trail.app_refused)
             raise Forbidden("not a valid app token (unknown, revoked or malformed)", reason="token")
         connection.state["app"] = app
         return {"app": app.name, "scopes": app.scopes.texts()}
 
     def register(self, name: object, scopes: object, connection: "Connection") -> dict:
         request = self.registry.register(name, scopes, connection.peer_pid, executable_of(connection.peer_pid))
-        self.daemon._audit(self.daemon.vault.audit, "app.registered", app=request.name, pid=connection.peer_pid)
-        log.info("app %s asks for %s (pid %d): `vaultpeer apps approve %s`", request.name,
-                 ", ".join(request.scopes.texts()), connection.peer_pid, request.name)
+        self._record(self.daemon.vault.audit, "app.registered", app=request.name, pid=connection.peer_pid)
+        # the scopes stay out of the log: a folder or tag name is item data
+        log.info("app %s (pid %d) asks for a token: `vaultpeer apps` shows it", request.name, connection.peer_pid)
         return {"request": request.request_id, "status": "pending", "name": request.name,
                 "scopes": request.scopes.texts()}
 
     async def wait(self, request_id: str, timeout: float) -> dict:
-        """The person's answer to a registration, within ``timeout`` seconds (else still pending)."""
-        with trio.move_on_after(timeout):
-            while True:
-                request = self.registry.collect(request_id)
-                if request is None:
-                    raise NotFound("no such app request: it lapsed (10 minutes without an answer), or its "
-                                   "answer was collected already")
-                if request.state != "pending":
-                    return _answer(request)
+        """The person's answer to a registration, within ``timeout`` seconds (else still pending);
+        NotFound once the request lapsed (woken when it does)."""
+        deadline = trio.current_time() + timeout
+        while True:
+            request = self.registry.collect(request_id)
+            if request is None:
+                raise NotFound("no such app request: it lapsed (10 minutes without an answer), or its "
+                               "answer was collected already")
+            if request.state != "pending":
+                return _answer(request)
+            if trio.current_time() >= deadline:
+                return {"status": "pending"}
+            with trio.move_on_at(min(deadline, request.changed + REQUEST_LIFETIME)):
                 await self._waiters.setdefault(request_id, trio.Event()).wait()
-        return {"status": "pending"}
 
     def _decided(self, request: Request) -> None:
         waiter = self._waiters.pop(request.request_id, None)
@@ -123,20 +133,20 @@ class AppAccess:
     def approve(self, name: str, pid: int | None) -> dict:
         app = self.registry.approve(name, pid)
         limited = sum(1 for s in app.scopes.scopes if s.limit is not None)
-        self.daemon._audit(self.daemon.vault.audit, "app.approved", app=name, access=app.scopes.highest,
+        self._record(self.daemon.vault.audit, "app.approved", app=name, access=app.scopes.highest,
                            limited=limited)
         return app.to_json()
 
     def deny(self, name: str) -> dict:
         request = self.registry.deny(name)
-        self.daemon._audit(self.daemon.vault.audit, "app.denied", app=name)
+        self._record(self.daemon.vault.audit, "app.denied", app=name)
         return request.to_json()
 
     def revoke(self, name: str) -> dict:
         """End the app's token at once: its connections are refused from their next request, and
         their event subscriptions end now (the connection closes)."""
         self.registry.revoke(name)
-        self.daemon._audit(self.daemon.vault.audit, "app.revoked", app=name)
+        self._record(self.daemon.vault.audit, "app.revoked", app=name)
         for channel in self._subscriptions.pop(name, set()):
             channel.close()
         return {"name": name, "revoked": True}

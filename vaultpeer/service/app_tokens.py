@@ -88,10 +88,12 @@ class AppRegistry:
     # --- the approved apps -----------------------------------------------------------------
 
     def apps(self) -> list[App]:
+        self.expire()
         return sorted(self._apps.values(), key=lambda a: a.name)
 
     def authenticate(self, token: str) -> App | None:
         """The app this token belongs to, or None (one answer for every kind of bad token)."""
+        self.expire()
         name = find_token(token, ((a.name, a.digest) for a in self._apps.values()))
         return self._apps.get(name) if name is not None else None
 
@@ -208,7 +210,7 @@ class AppRegistry:
 
     def _save(self) -> None:
         apps = [{"name": a.name, "scopes": a.scopes.texts(), "sha256": a.digest.hex(), "approved": a.approved,
-                 "pid": a.pid, "exe": a.exe} for a in self.apps()]
+                 "pid": a.pid, "exe": a.exe} for a in sorted(self._apps.values(), key=lambda a: a.name)]
         data = json.dumps({"version": _FILE_VERSION, "apps": apps}, indent=1).encode()
         write_private_file(self.home.apps_file, data, overwrite=True)
 
