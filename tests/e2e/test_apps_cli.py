@@ -107,3 +107,36 @@ def _wait_for_request(laptop, name: str) -> bool:
 
     return bool(wait_until(lambda: any(e["name"] == name and e["state"] == "pending" for e in laptop.json("apps")),
                            20, interval=0.1))
+
+
+def test_apps_approve_asks_on_a_terminal_and_no_leaves_the_app_waiting(world):
+    import pty
+    import subprocess
+    import sys
+
+    from helpers import cli_env
+
+    laptop = world("laptop")
+    laptop.start("--offline", "--require-app-tokens")
+
+    def approve_on_a_terminal(answer: str) -> tuple[int, str]:
+        controller, terminal = pty.openpty()
+        try:
+            process = subprocess.Popen([sys.executable, "-m", "vaultpeer", "--home", str(laptop.home), "apps",
+                                        "approve", "asker"], stdin=terminal, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True, env=cli_env())
+            os.write(controller, answer.encode() + b"\n")
+            _, stderr = process.communicate(timeout=30)
+            return process.returncode, stderr
+        finally:
+            os.close(controller)
+            os.close(terminal)
+
+    with Client(laptop.socket_path, timeout=30) as app:
+        answer = app.call("app.register", name="asker", scopes=["write"])
+        status, stderr = approve_on_a_terminal("n")
+        assert status == 1 and "Is this the program you started" in stderr and "still waiting" in stderr
+        assert app.call("app.wait", request=answer["request"], timeout=0) == {"status": "pending"}
+        status, stderr = approve_on_a_terminal("y")
+        assert status == 0, stderr
+        assert app.call("app.wait", request=answer["request"], timeout=10)["status"] == "approved"

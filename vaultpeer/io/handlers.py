@@ -126,7 +126,7 @@ PARAMETERS: dict[str, frozenset[str]] = {method: frozenset(names) for method, na
 #: The scope of an app token each method needs (issue 18; core/app_scopes.py): None, any
 #: connection may call it, with a token or without. Without `--require-app-tokens` a connection
 #: that presented no token may call everything but the app.* admin methods (``TOKEN_ALWAYS``);
-#: one that did is held to its token's scopes. tests/io/test_app_scopes_table.py checks that every
+#: one that did is held to its token's scopes. tests/io/test_app_tokens.py checks that every
 #: method has an entry.
 REQUIRED_SCOPE: dict[str, str | None] = {
     "api.info": None, "status": None, "auth": None, "app.register": None, "app.wait": None,
