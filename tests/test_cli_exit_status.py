@@ -25,6 +25,7 @@ BY_CLASS = {
     errors.VaultLocked: app.EXIT_LOCKED,
     PairingError: app.EXIT_PAIRING,
     clipboard.NoClipboard: app.EXIT_NO_CLIPBOARD,
+    errors.Forbidden: app.EXIT_FORBIDDEN,
 }
 
 

@@ -5,7 +5,7 @@ Application errors carry a stable numeric code and, in ``data.name``, the stable
 vaultpeer error, so scripts can match either. A message never holds a secret or a traceback.
 """
 
-from vaultpeer.core.errors import Ambiguous, RateLimited, VaultpeerError
+from vaultpeer.core.errors import Ambiguous, Forbidden, RateLimited, VaultpeerError
 # How long a person has to compare the codes and answer once they are shown: pair.confirm answers
 # within CONFIRM_TIMEOUT and CONFIRM_FINISH seconds more (the other's answer, the roster exchange).
 from vaultpeer.core.pairing_limits import CONFIRM_FINISH, CONFIRM_TIMEOUT  # noqa: F401
@@ -22,6 +22,7 @@ METHODS = (
     "peer.list", "peer.remove", "pair.invite", "pair.join", "pair.confirm", "pair.cancel",
     "sync.now", "events.subscribe", "backup.seal",
     "device.admit", "bundle.export", "bundle.inspect", "bundle.import",
+    "auth", "app.register", "app.wait", "app.list", "app.approve", "app.deny", "app.revoke",
 )
 
 #: The ``type`` of every event ``events.subscribe`` delivers.
@@ -64,6 +65,7 @@ ERROR_CODES = {
     "pairing": 1011,
     "rate_limited": 1012,
     "protocol": 1013,
+    "forbidden": 1014,
     "invalid_params": INVALID_PARAMS,
 }
 
@@ -97,6 +99,8 @@ def error_object(exc: BaseException) -> dict:
             data["candidates"] = [dict(candidate) for candidate in exc.candidates]
         if isinstance(exc, RateLimited):
             data["retry_after"] = exc.retry_after
+        if isinstance(exc, Forbidden):
+            data["reason"] = exc.reason
         return {"code": ERROR_CODES.get(exc.code, 1000), "message": str(exc), "data": data}
     return standard_error(INTERNAL_ERROR, "internal error")
 

@@ -85,14 +85,45 @@ class _Cursors:
         return event
 
 
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def _registered(answer: dict, call, timeout: float, clock, step: float) -> str:
+    """Wait (``app.wait``, ``step`` seconds at a time) for the answer to a registration."""
+    deadline = clock() + timeout
+    while True:
+        left = deadline - clock()
+        if left <= 0:
+            raise TimeoutError(f"the request of {answer['name']!r} was not answered within {timeout:g} s")
+        result = call("app.wait", request=answer["request"], timeout=min(left, step))
+        if result["status"] != "pending":
+            return _token_of(result)
+
+
+def _token_of(result: dict) -> str:
+    if result["status"] == "approved":
+        return result["token"]
+    raise ApiError(1014, f"the app's request was {result['status']}", {"name": "forbidden", "reason": result["status"]})
+
+
 class Client(_Cursors):
-    def __init__(self, socket_path: Path, timeout: float = 30.0):
+    """``token``: an app token (docs/api.md, "App tokens"), presented with ``auth`` as the first
+    request of the connection; None: the connection presents none."""
+
+    def __init__(self, socket_path: Path, timeout: float = 30.0, token: str | None = None):
         self.socket_path = Path(socket_path)
         self.timeout = timeout
         self._ids = itertools.count(1)
         self._sock: socket.socket | None = None
         self._file = None
         self._pending: deque[dict] = deque()
+        self._token = token
+
+    def __repr__(self) -> str:
+        return f"Client({str(self.socket_path)!r}, token={'redacted' if self._token else None})"
 
     def _connect(self) -> None:
         if self._sock is not None:
@@ -107,6 +138,12 @@ class Client(_Cursors):
                 raise DaemonNotRunning() from None
             raise
         self._sock, self._file = sock, sock.makefile("rb")
+        if self._token is not None:
+            try:
+                self.call("auth", token=self._token)
+            except BaseException:
+                self.close()
+                raise
 
     def _message(self) -> dict | None:
         line = self._file.readline()
@@ -118,6 +155,13 @@ class Client(_Cursors):
         while (message := self._message()) is not None and _is_event(message):
             self._pending.append(message["params"])  # a subscribed connection: kept for the iterator
         return _result(message)
+
+    def register(self, name: str, scopes: list[str], timeout: float = 600.0) -> str:
+        """Register this app (``app.register``) and wait up to ``timeout`` seconds for the person
+        to run `vaultpeer apps approve NAME`: the app's token (keep it; it is shown once).
+        ApiError 1014 (``forbidden``) when denied, TimeoutError when nobody answered in time."""
+        return _registered(self.call("app.register", name=name, scopes=scopes), self.call, timeout, _monotonic,
+                           step=min(60.0, self.timeout * 0.8))
 
     def subscribe(self, cursor: Cursor | None = None, items: list[str] | None = None) -> Iterator[dict]:
         """Subscribe now (before this returns), after ``cursor`` if given (the changes since are
@@ -161,15 +205,37 @@ class TrioClient(_Cursors):
         self._pending: deque[dict] = deque()
 
     @classmethod
-    async def connect(cls, socket_path: Path) -> TrioClient:
+    async def connect(cls, socket_path: Path, token: str | None = None) -> TrioClient:
+        """A connection to the daemon; with ``token``, presented (``auth``) before this returns."""
         import trio
 
         try:
-            return cls(await trio.open_unix_socket(str(socket_path)))
+            client = cls(await trio.open_unix_socket(str(socket_path)))
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
                 raise DaemonNotRunning() from None
             raise
+        if token is not None:
+            try:
+                await client.call("auth", token=token)
+            except BaseException:
+                await client.aclose()
+                raise
+        return client
+
+    async def register(self, name: str, scopes: list[str], timeout: float = 600.0) -> str:
+        """As ``Client.register``: the token once the person approved, waiting in steps of a minute."""
+        import trio
+
+        answer = await self.call("app.register", name=name, scopes=scopes)
+        deadline = trio.current_time() + timeout
+        while True:
+            left = deadline - trio.current_time()
+            if left <= 0:
+                raise TimeoutError(f"the request of {name!r} was not answered within {timeout:g} s")
+            result = await self.call("app.wait", request=answer["request"], timeout=min(left, 60))
+            if result["status"] != "pending":
+                return _token_of(result)
 
     async def _line(self) -> bytes:
         while b"\n" not in self._buffer:
@@ -216,20 +282,21 @@ RESET = "reset"
 
 
 async def follow(socket_path: Path, cursor: Cursor | None = None, items: list[str] | None = None, *,
-                 retry_every: float = 1.0, retries: int = 60) -> AsyncIterator[dict]:
+                 token: str | None = None, retry_every: float = 1.0, retries: int = 60) -> AsyncIterator[dict]:
     """The daemon's events for as long as the caller iterates, across disconnections and daemon
     restarts: each reconnection subscribes after the last event seen, so nothing is missed. Yields
     an event of type RESET (with ``store`` and ``seq``) first when there is no ``cursor``, and
     whenever the daemon could not replay (a store rebuilt or restored, a cursor too old): re-read
     everything then (``item.list``...); the events after it are changes since. Each event's ``seq`` with the
     last reset's ``store`` is the cursor to keep. DaemonNotRunning after ``retries`` attempts in a
-    row, ``retry_every`` seconds apart, found no daemon."""
+    row, ``retry_every`` seconds apart, found no daemon. ``token``: an app token, presented on
+    every connection (``TrioClient.connect``)."""
     import trio
 
     failures = 0
     while True:
         try:
-            client = await TrioClient.connect(socket_path)
+            client = await TrioClient.connect(socket_path, token=token)
         except (DaemonNotRunning, OSError):
             failures += 1
             if failures > retries:

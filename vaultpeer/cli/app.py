@@ -77,6 +77,7 @@ EXIT_NO_DAEMON = 10
 EXIT_PAIRING = 11
 EXIT_NO_CLIPBOARD = 12
 EXIT_RATE_LIMITED = 13
+EXIT_FORBIDDEN = 14
 
 #: The same statuses for errors that come back from the daemon's API (by their stable name).
 _EXIT_BY_NAME = {
@@ -92,6 +93,7 @@ _EXIT_BY_NAME = {
     "pairing": EXIT_PAIRING,
     "rate_limited": EXIT_RATE_LIMITED,
     "no_clipboard": EXIT_NO_CLIPBOARD,
+    "forbidden": EXIT_FORBIDDEN,
 }
 
 
@@ -129,13 +131,21 @@ class Context:
         """A client of this home's daemon, or None when no daemon runs for it."""
         if not self.socket_path.exists():
             return None
-        client = Client(self.socket_path, timeout=timeout)
+        client = Client(self.socket_path, timeout=timeout, token=self.cli_token())
         try:
             client.call("status")
         except DaemonNotRunning:
             client.close()
             return None
         return client
+
+    def cli_token(self) -> str | None:
+        """The command line's own app token, which the daemon writes into the home at start
+        (docs/api.md, "App tokens"); None before a daemon ran here."""
+        try:
+            return self.home.cli_token_file.read_text().strip() or None
+        except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+            return None
 
     def require_daemon(self, timeout: float = 30.0) -> Client:
         client = self.daemon_client(timeout)
@@ -244,7 +254,7 @@ class CommandGroup(click.Group):
 
     #: command name -> the module of vaultpeer.cli that defines it
     LAZY = {"log": "audit_log", "backup": "backup_restore", "import": "import_export", "export": "import_export",
-            "read": "secret_refs", "run": "secret_refs", "inject": "secret_refs"}
+            "read": "secret_refs", "run": "secret_refs", "inject": "secret_refs", "apps": "apps"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.LAZY))
@@ -1155,11 +1165,14 @@ def parse_address(text: str, *, default_host: str | None = None) -> tuple[str, i
               help="Lock the vault after this long without use of the local API (0: never).")
 @click.option("--rotate-names", type=click.FloatRange(min=1), default=1800, show_default=True, metavar="SECONDS",
               help="How often the private mDNS name changes.")
+@click.option("--require-app-tokens", is_flag=True,
+              help="Refuse every local API call but status, api.info, app.register, app.wait and auth to a "
+                   "connection without an app token (`vaultpeer apps`; the CLI uses its own).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @pass_context
 @reports_errors
 def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: tuple[str, ...], no_mdns: bool,
-           offline: bool, idle_lock: float, rotate_names: float, verbose: int) -> None:
+           offline: bool, idle_lock: float, rotate_names: float, require_app_tokens: bool, verbose: int) -> None:
     """Run the background service: sync with your other devices, serve the local API.
 
     It runs with or without a vault (a new device waits to join one), starts locked, and stops
@@ -1188,6 +1201,7 @@ def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: t
         idle_lock=idle_lock or None,  # 0: never
         rotate_every=rotate_names,
         socket_path=ctx.socket_path,
+        require_app_tokens=require_app_tokens,
     )
     service = Daemon(ctx.home, options, allow_insecure_test_kdf=ctx.insecure_test_kdf)
 

@@ -84,32 +84,47 @@ _ENUMS: dict[str, frozenset[str]] = {
     "method": frozenset({"password", "recovery_key"}),
     "role": frozenset({"inviter", "joiner"}),
     "format": frozenset({"kdbx", "bitwarden", "csv", "unknown"}),
+    # an app's highest scope level (its scopes' folder and tag names are item data: not recorded)
+    "access": frozenset({"read", "write", "admin"}),
 }
-_COUNTS = frozenset({"count", "skipped", "seq"})
+_COUNTS = frozenset({"count", "skipped", "seq", "pid", "limited"})
+#: An app name (core/app_scopes.py), or ``*`` for the apps counted together past the limiter's bound.
+_APP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$|^\*$")
+#: A local API method name (``item.get``): a word of the API, never input.
+_REQUEST = re.compile(r"^[a-z]{1,16}(\.[a-z_]{1,16}){0,2}$")
 _ADDRESS = re.compile(r"^[0-9A-Za-z.:%\[\]-]{1,64}$|^\*$")
 
 #: Each event and the detail keys it may carry (all optional).
 EVENTS: Mapping[str, frozenset[str]] = MappingProxyType({
     "vault.created": frozenset({"via"}),
-    "unlock": frozenset({"via", "method"}),
+    "unlock": frozenset({"via", "method", "app"}),
     "unlock.failed": frozenset({"via", "method", "reason", "count"}),
-    "password.changed": frozenset({"via", "method"}),
+    "password.changed": frozenset({"via", "method", "app"}),
     "password.change_failed": frozenset({"via", "method", "reason", "count"}),
     "pairing.paired": frozenset({"role", "device_id", "device_name", "peer"}),
     "pairing.failed": frozenset({"role", "peer", "reason"}),
-    "device.admitted": frozenset({"device_id", "device_name"}),
-    "device.revoked": frozenset({"device_id", "device_name"}),
+    "device.admitted": frozenset({"device_id", "device_name", "app"}),
+    "device.revoked": frozenset({"device_id", "device_name", "app"}),
     # a member told this device it was removed from the vault (device_id: the revoking device)
     "device.removed": frozenset({"device_id", "device_name"}),
     "peer.rejected": frozenset({"peer", "device_id", "reason", "count"}),
-    "bundle.imported": frozenset({"device_id", "count"}),
-    "bundle.rejected": frozenset({"reason"}),
-    "items.imported": frozenset({"via", "format", "count", "skipped"}),
+    "bundle.imported": frozenset({"device_id", "count", "app"}),
+    "bundle.rejected": frozenset({"reason", "app"}),
+    "items.imported": frozenset({"via", "format", "count", "skipped", "app"}),
     "backup.restored": frozenset({"device_id", "count"}),
     # an author signed two different revisions under one id (device_id, seq): both hashes kept
     "revision.equivocation": frozenset({"device_id", "seq", "kept", "other"}),
     # a validly signed revision that does not open with the vault's keys: quarantined
     "revision.unreadable": frozenset({"device_id", "seq"}),
+    # app tokens (issue 18): a registration, the person's answer, the end of a token
+    "app.registered": frozenset({"app", "pid"}),
+    "app.approved": frozenset({"app", "access", "limited"}),
+    "app.denied": frozenset({"app"}),
+    "app.revoked": frozenset({"app"}),
+    # requests made with an app's token: one entry per app, method and minute, with a count
+    "app.used": frozenset({"app", "request", "count"}),
+    # a connection presented a token that is not one (at most one entry a minute, with a count)
+    "app.refused": frozenset({"count"}),
 })
 
 
@@ -156,6 +171,14 @@ def _check_value(key: str, value: object) -> str | int:
     if key == "peer":
         if not _ADDRESS.match(value):
             raise ValueError("peer is a host or HOST:PORT address")
+        return value
+    if key == "app":
+        if not _APP.match(value):
+            raise ValueError("app is an app name")
+        return value
+    if key == "request":
+        if not _REQUEST.match(value):
+            raise ValueError("request is a local API method name")
         return value
     raise ValueError(f"no such detail: {key}")  # pragma: no cover - EVENTS names only known keys
 
@@ -387,9 +410,12 @@ class RejectionLimiter:
     fill the disk either. The caller writes what ``note`` and ``due`` return, ``(details, count)``.
     """
 
-    def __init__(self, *, window: float = 60.0, max_sources: int = 16):
+    def __init__(self, *, window: float = 60.0, max_sources: int = 16,
+                 overflow: Callable[[str], dict] | None = None):
         self.window = window
         self.max_sources = max_sources
+        #: The details of the bucket the sources past ``max_sources`` share, by reason.
+        self._overflow = overflow or (lambda reason: {"peer": "*", "reason": reason} if reason else {"peer": "*"})
         self._windows: dict[tuple[str, str], _Window] = {}
 
     def note(self, source: str, details: Mapping[str, object], now: float) -> list[tuple[dict, int]]:
@@ -397,7 +423,7 @@ class RejectionLimiter:
         reason = str(details.get("reason", ""))
         key = (source, reason)
         if key not in self._windows and sum(k[0] != "*" for k in self._windows) >= self.max_sources:
-            key, details = ("*", reason), {"peer": "*", "reason": reason} if reason else {"peer": "*"}
+            key, details = ("*", reason), self._overflow(reason)
         window = self._windows.get(key)
         if window is not None:
             window.pending += 1

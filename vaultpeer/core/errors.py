@@ -103,3 +103,15 @@ class RateLimited(VaultpeerError):
     def __init__(self, message: str, retry_after: int = 1):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Forbidden(VaultpeerError):
+    """Not allowed on this connection (issue 18, app tokens). ``reason`` says why, for scripts:
+    ``token`` (no valid app token where one is needed; the same for a wrong, malformed, unknown or
+    revoked token) or ``scope`` (the token's scopes do not take in this method or item)."""
+
+    code = "forbidden"
+
+    def __init__(self, message: str, reason: str = "scope"):
+        super().__init__(message)
+        self.reason = reason

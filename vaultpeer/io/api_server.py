@@ -46,6 +46,9 @@ class Connection:
     #: Set when the client has closed its end (or its writing half), even while a request of
     #: its is still being answered: what a pairing started from this connection waits on.
     closed: trio.Event = field(default_factory=trio.Event, compare=False)
+    #: What the dispatcher keeps of this connection between its requests (the app whose token it
+    #: presented with ``auth``).
+    state: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

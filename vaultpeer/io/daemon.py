@@ -74,6 +74,9 @@ class DaemonOptions:
     rotate_every: float = 1800.0
     pairing_timeout: float = PAIRING_TIMEOUT
     socket_path: Path | None = None
+    #: `--require-app-tokens`: a connection without an app token may call only status, api.info,
+    #: app.register, app.wait and auth (issue 18).
+    require_app_tokens: bool = False
 
 
 @dataclass

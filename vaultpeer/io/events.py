@@ -104,7 +104,7 @@ class EventFeed:
             or self.vault.revisions_between(since, through, limit=MAX_REPLAY + 1) > MAX_REPLAY)
         start = since if since is not None and not reset else through
         return Subscription({"subscribed": True, "seq": through, "store": store_id, "reset": reset},
-                            _Events(receive, self._replay(start, through, watched), through, watched,
+                            Events(receive, self._replay(start, through, watched), through, watched,
                                     on_close=lambda: self._unsubscribe(send)))
 
     def _unsubscribe(self, channel: trio.MemorySendChannel) -> None:
@@ -134,7 +134,7 @@ def _watching(event: dict, watched: frozenset[str] | None) -> dict | None:
     return {**event, "items": [c["id"] for c in changes], "changes": changes}
 
 
-class _Events:
+class Events:
     """One subscription's events: the replay, then the live ones (those past the replay). Closing
     it, started or not, closes its channel, so the feed keeps no slot for it."""
 
@@ -144,11 +144,15 @@ class _Events:
         self._events = self._all(replay, through, watched)
         self._on_close = on_close
 
-    def __aiter__(self) -> "_Events":
+    def __aiter__(self) -> "Events":
         return self
 
     async def __anext__(self) -> dict:
         return await self._events.__anext__()
+
+    def end(self) -> None:
+        """End it now (an app's token was revoked): the live wait ends, and nothing more comes."""
+        self._receive.close()
 
     async def aclose(self) -> None:
         try:

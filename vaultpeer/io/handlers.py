@@ -10,6 +10,7 @@ import base64
 from typing import TYPE_CHECKING
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from functools import partial
 
@@ -19,6 +20,7 @@ from vaultpeer.service import transfer
 from vaultpeer.service.bundle_files import read_bundle_file
 from vaultpeer import __version__
 from vaultpeer.api import API_VERSION, EVENTS, MAX_PAIRING_TIMEOUT, MAX_WATCHED_ITEMS, METHODS, ApiError
+from vaultpeer.core.app_scopes import CLI_APP
 from vaultpeer.core.errors import InvalidInput, RateLimited
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.generate import GenerateOptions
@@ -30,9 +32,12 @@ from vaultpeer.service.hygiene import process_state
 from vaultpeer.service.vault import prepare_rotation
 from vaultpeer.service.views import member_json
 from vaultpeer.io.api_server import Subscription
+from vaultpeer.service.vault.audit_trail import acting_app
+from vaultpeer.io.app_access import DEFAULT_WAIT, MAX_WAIT, AppAccess
 from vaultpeer.io.transports.tcp import tcp_address
 
 if TYPE_CHECKING:  # the daemon creates the handlers: no import cycle at run time
+    from vaultpeer.io.api_server import Connection
     from vaultpeer.io.daemon import Daemon
 
 INVALID_PARAMS = -32602
@@ -132,7 +137,34 @@ PARAMETERS: dict[str, frozenset[str]] = {method: frozenset(names) for method, na
     "pair.cancel": (), "sync.now": (), "events.subscribe": ("since", "store", "items"), "backup.seal": (),
     "device.admit": ("request",), "bundle.export": ("for",), "bundle.inspect": ("path",),
     "bundle.import": ("path", "exporter"),
+    "auth": ("token",), "app.register": ("name", "scopes"), "app.wait": ("request", "timeout"),
+    "app.list": (), "app.approve": ("name", "pid"), "app.deny": ("name",), "app.revoke": ("name",),
 }.items()}
+
+#: The scope of an app token each method needs (issue 18; core/app_scopes.py): None, any
+#: connection may call it, with a token or without. Without `--require-app-tokens` a connection
+#: that presented no token may call everything but the app.* admin methods (``TOKEN_ALWAYS``);
+#: one that did is held to its token's scopes. tests/io/test_app_tokens.py checks that every
+#: method has an entry.
+REQUIRED_SCOPE: dict[str, str | None] = {
+    "api.info": None, "status": None, "auth": None, "app.register": None, "app.wait": None,
+    "unlock": "read", "lock": "read", "generate": "read", "vault.check": "read", "sync.now": "read",
+    "item.list": "read", "item.get": "read", "item.search": "read", "item.otp": "read", "item.history": "read",
+    "conflict.list": "read", "peer.list": "read", "events.subscribe": "read",
+    "item.add": "write", "item.edit": "write", "item.delete": "write", "item.restore": "write",
+    "item.import": "write", "conflict.resolve": "write",
+    "passwd": "admin", "device.rename": "admin", "item.export": "admin", "peer.remove": "admin",
+    "pair.invite": "admin", "pair.join": "admin", "pair.confirm": "admin", "pair.cancel": "admin",
+    "backup.seal": "admin", "device.admit": "admin", "bundle.export": "admin", "bundle.inspect": "admin",
+    "bundle.import": "admin",
+    "app.list": "admin", "app.approve": "admin", "app.deny": "admin", "app.revoke": "admin",
+}
+
+#: Methods that are handed their connection (the app it authenticated as, its peer's process).
+_GIVEN_THEIR_CONNECTION = frozenset({"auth", "app.register", "events.subscribe"})
+#: The command layer for the request being answered: limited to an app's reach when its token's
+#: scopes are (a context variable: each connection's requests run in a task of their own).
+_request_commands: ContextVar[VaultCommands | None] = ContextVar("request_commands", default=None)
 
 
 #: Methods that start a pairing: it is cancelled when the connection that asked closes (the
@@ -144,7 +176,9 @@ class ApiHandlers:
     def __init__(self, daemon: "Daemon"):
         self.daemon = daemon
         self.vault = daemon.vault
-        self.commands = VaultCommands(daemon.vault, daemon.home)
+        self._commands = VaultCommands(daemon.vault, daemon.home)
+        self.apps = AppAccess(daemon, require_tokens=daemon.options.require_app_tokens)
+        self.apps.start()
         self.staged_imports = transfer.StagedImports(clock=trio.current_time)
         daemon.on_lock.append(self.staged_imports.clear)  # staged plaintext never outlives the key
 
@@ -155,15 +189,30 @@ class ApiHandlers:
         unknown = sorted(set(params or {}) - PARAMETERS[method])
         if unknown:
             raise ApiError(INVALID_PARAMS, f"unknown parameter: {unknown[0][:64]!r}")
+        app = self.apps.app_of(connection, method)
+        self.apps.authorize(method, REQUIRED_SCOPE[method], app)
+        self.apps.note_use(app, method)
         self.daemon.touch()
         was_unlocked = not self.vault.locked
+        scoped = VaultCommands(self.vault, self.daemon.home, access=app.scopes) if app is not None else None
+        commands = _request_commands.set(scoped if scoped is not None and scoped.access is not None else None)
+        acting = acting_app.set(app.name if app is not None and app.name != CLI_APP else None)
         try:
             if method in _ENDED_BY_THEIR_CONNECTION:
                 return await handler(params or {}, connection.closed)
+            if method in _GIVEN_THEIR_CONNECTION:
+                return await handler(params or {}, connection)
             return await handler(params or {})
         finally:  # a bundle import or a write may have met a rotated key: the vault locked itself
+            acting_app.reset(acting)
+            _request_commands.reset(commands)
             if method not in ("lock", "unlock"):
                 self.daemon.notice_self_lock(was_unlocked)
+
+    @property
+    def commands(self) -> VaultCommands:
+        """The command layer, held to the reach of the request's app (if its scopes are limited)."""
+        return _request_commands.get() or self._commands
 
     # --- daemon and vault state ---
 
@@ -378,15 +427,46 @@ class ApiHandlers:
         self.daemon.sync_now()
         return {"peers": len(self.daemon.links)}
 
-    async def m_events_subscribe(self, params: dict) -> Subscription:
-        """Events from now on, after replaying the item changes since the client's cursor (docs/api.md)."""
+    async def m_events_subscribe(self, params: dict, connection: "Connection") -> Subscription:
+        """Events from now on, after replaying the item changes since the client's cursor (docs/api.md);
+        an app's are held to its reach, and end when its token is revoked."""
         since = _param(params, "since", int, required=False)
         if since is not None and since < 0:
             raise ApiError(INVALID_PARAMS, "since is a seq: an integer from 0")
         store = _param(params, "store", str, required=False)
         if store is not None and since is None:
             raise ApiError(INVALID_PARAMS, "store goes with since (the cursor's store)")
-        return self.daemon.events.subscribe(since, store, _watched_items(params))
+        subscription = self.daemon.events.subscribe(since, store, _watched_items(params))
+        app = connection.state.get("app")
+        if app is None:
+            return subscription
+        return Subscription(subscription.result, self.apps.events(subscription.events, app, self.commands.access))
+
+    # --- app tokens (issue 18; io/app_access.py) ---
+
+    async def m_auth(self, params: dict, connection: "Connection") -> dict:
+        return self.apps.authenticate(connection, _param(params, "token", str))
+
+    async def m_app_register(self, params: dict, connection: "Connection") -> dict:
+        return self.apps.register(_param(params, "name", str), _param(params, "scopes", list), connection)
+
+    async def m_app_wait(self, params: dict) -> dict:
+        timeout = _param(params, "timeout", (int, float), required=False, default=DEFAULT_WAIT)
+        if isinstance(timeout, bool) or not 0 <= timeout <= MAX_WAIT:
+            raise ApiError(INVALID_PARAMS, f"timeout is a number of seconds from 0 to {MAX_WAIT:.0f}")
+        return await self.apps.wait(_param(params, "request", str), timeout)
+
+    async def m_app_list(self, params: dict) -> list:
+        return self.apps.listing()
+
+    async def m_app_approve(self, params: dict) -> dict:
+        return self.apps.approve(_param(params, "name", str), _param(params, "pid", int, required=False))
+
+    async def m_app_deny(self, params: dict) -> dict:
+        return self.apps.deny(_param(params, "name", str))
+
+    async def m_app_revoke(self, params: dict) -> dict:
+        return self.apps.revoke(_param(params, "name", str))
 
 
 async def _run_in_threads(steps: Generator[Slow, object, object]) -> object:

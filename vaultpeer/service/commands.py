@@ -20,15 +20,17 @@ from pathlib import Path
 
 from vaultpeer.service import backup_files, bundle_files, transfer
 from vaultpeer.core.backup import seal_backup
-from vaultpeer.core.errors import InvalidInput, NotFound, NoVault, WrongRecoveryKey
+from vaultpeer.core.app_scopes import Scopes
+from vaultpeer.core.errors import Ambiguous, Forbidden, InvalidInput, NotFound, NoVault, WrongRecoveryKey
 from vaultpeer.core.generate import GenerateOptions
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.identity import DeviceId
+from vaultpeer.core.item import ItemContent, resolve_reference
 from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.service.device import load_profile, signing_key_state
 from vaultpeer.service.home import Home
 from vaultpeer.service.vault import ItemView, Vault, prepare_password
-from vaultpeer.core.search import search
+from vaultpeer.core.search import Searchable, search
 from vaultpeer.core.totp import parse_totp, totp_code
 from vaultpeer.service.wordlist import generate_json
 from vaultpeer.service.views import (
@@ -78,9 +80,15 @@ def run_here(steps: Generator[Slow, object, object]) -> object:
 
 
 class VaultCommands:
-    def __init__(self, vault: Vault, home: Home):
+    """``access``: the scopes of the app a request comes from (issue 18), when they are limited to
+    a folder or tag: then an item out of its reach is treated as absent (NotFound, left out of
+    lists, searches and conflicts: its existence does not show), and a write that would touch an
+    item out of reach, or move one out of (or into) reach, is Forbidden."""
+
+    def __init__(self, vault: Vault, home: Home, access: Scopes | None = None):
         self.vault = vault
         self.home = home
+        self.access = access if access is not None and (access.limited or access.limits_writes()) else None
 
     # --- state ------------------------------------------------------------------------------
 
@@ -163,22 +171,61 @@ class VaultCommands:
     def _item(self, view: ItemView) -> dict:
         return item_json(view, member_names(self.vault.roster))
 
+    # --- an app's reach (issue 18) --------------------------------------------------------------
+
+    def _views(self, deleted: bool | None) -> list[ItemView]:
+        """The items (live, deleted, or both for None) in the app's reach."""
+        views = self.vault.list_items(deleted=deleted) if deleted is not None else \
+            self.vault.list_items() + self.vault.list_items(deleted=True)
+        return [v for v in views if self.access is None or self.access.visible(v.searchable)]
+
+    def _reference(self, item: str, *, deleted: bool | None = False) -> str:
+        """``item`` as the vault should look it up: unchanged for the person, and for an app with
+        limited scopes resolved among the items in its reach only (to the full id), so that an
+        item out of reach is NotFound, and never a candidate of an ambiguous name."""
+        if self.access is None:
+            return item
+        views = self._views(deleted)
+        try:
+            return str(resolve_reference(item, [(v.id, v.title) for v in views]))
+        except Ambiguous as exc:
+            by_id = {str(v.id): v for v in views}
+            raise Ambiguous(str(exc), [{"id": c["id"], "title": c["title"],
+                                        "username": by_id[c["id"]].searchable.username,
+                                        "folder": by_id[c["id"]].searchable.folder}
+                                       for c in exc.candidates]) from None
+
+    def _writable(self, item: str, *, deleted: bool | None = False) -> str:
+        """``item`` (as ``_reference``), which the app must also be allowed to write."""
+        reference = self._reference(item, deleted=deleted)
+        if self.access is not None and not self.access.writable(self.vault.find(reference, deleted=deleted).searchable):
+            raise Forbidden("this app may read this item but not change it")
+        return reference
+
+    def _stays_in_reach(self, content: ItemContent) -> None:
+        """A write leaves the item in the app's reach (it cannot move one out of, or into, it)."""
+        if self.access is not None and not self.access.writable(
+                Searchable.from_fields(content.title, ((f.name, f.value) for f in content.fields))):
+            raise Forbidden("this app may write only items in its folder or with its tag: this one would not be")
+
+    # --- items ---------------------------------------------------------------------------------
+
     def list_items(self, deleted: bool = False) -> list:
-        return [listing_json(v) for v in self.vault.list_items(deleted=deleted)]
+        return [listing_json(v) for v in self._views(deleted)]
 
     def get(self, item: str) -> dict:
-        return self._item(self.vault.get(item))
+        return self._item(self.vault.get(self._reference(item)))
 
     def search(self, text: str, deleted: bool = False) -> list:
         """Items (``deleted`` ones instead) matching every word of ``text`` (title, username, URL
         and its host, folder, tags; case-insensitive), best first (core/search.py)."""
-        views = {v.id: v for v in self.vault.list_items(deleted=deleted)}
+        views = {v.id: v for v in self._views(deleted)}
         return [search_json(views[i]) for i in search(text, ((i, v.searchable) for i, v in views.items()))]
 
     def otp(self, item: str, now: float | None = None) -> dict:
         """The current TOTP code of ``item`` (its ``totp`` field: an otpauth URI or a base32
         secret; KeePass's ``TOTP Settings`` field is read too), at ``now`` (unix time)."""
-        view = self.vault.get(item)
+        view = self.vault.get(self._reference(item))
         values = {f.name.casefold(): f.value for f in reversed(view.fields)}  # the first of a name wins
         secret = values.get(TOTP_FIELD, "")
         if not secret.strip():
@@ -190,32 +237,55 @@ class VaultCommands:
             options: GenerateOptions = GenerateOptions()) -> dict:
         """A new item; each field named in ``generate`` gets a new password (or passphrase) as
         ``options`` says."""
-        view = self.vault.add(title, _with_generated(fields, generate, options))
+        values = _with_generated(fields, generate, options)
+        self._stays_in_reach(ItemContent.build(title, values))
+        view = self.vault.add(title, values)
         return {"id": str(view.id), "title": view.title, "revision": str(view.revision)}
 
     def edit(self, item: str, fields: Mapping[str, str], remove: Sequence[str] = (), title: str | None = None,
              generate: Sequence[str] = (), options: GenerateOptions = GenerateOptions()) -> dict:
-        return self._item(self.vault.edit(item, _with_generated(fields, generate, options), remove, title))
+        item = self._writable(item)
+        values = _with_generated(fields, generate, options)
+        if self.access is not None:
+            self._stays_in_reach(self.vault.get(item).content.edited(values, remove, title))
+        return self._item(self.vault.edit(item, values, remove, title))
 
     def delete(self, item: str) -> dict:
-        return self._item(self.vault.delete(item))
+        return self._item(self.vault.delete(self._writable(item)))
 
     def history(self, item: str) -> list:
         names = member_names(self.vault.roster)
-        return [history_json(e, names) for e in self.vault.history(item)]
+        return [history_json(e, names) for e in self.vault.history(self._reference(item, deleted=None))]
 
     def restore(self, item: str, revision: str | None = None) -> dict:
+        item = self._writable(item, deleted=None)
+        if self.access is not None and revision is not None:
+            for entry in self.vault.history(item):
+                if str(entry.revision) == revision.strip():
+                    self._stays_in_reach(ItemContent(entry.title, entry.fields))
         return self._item(self.vault.restore(item, revision))
 
     def conflicts(self) -> list:
-        return [conflict_json(v) for v in self.vault.conflicts()]
+        return [conflict_json(v) for v in self.vault.conflicts()
+                if self.access is None or self.access.visible(v.searchable)]
 
     def resolve(self, item: str, take: str | None = None, fields: Mapping[str, str] | None = None,
                 title: str | None = None) -> dict:
+        item = self._writable(item)
+        if self.access is not None:
+            view = self.vault.get(item)
+            deciding = {register[1].casefold() for register in (view.conflicts or {})
+                        if len(register) == 2 and register[0] == "field"}
+            if deciding & self.access.limit_fields():
+                raise Forbidden("this item's folder or tags are in conflict: only the person can resolve that")
+            self._stays_in_reach(view.content.edited(fields or {}, (), title))
         return self._item(self.vault.resolve_conflict(item, take=take, set_fields=fields or {}, title=title))
 
     def import_entries(self, entries: list[ImportEntry], progress: Callable[[int], None] | None = None,
                        file_format: str | None = None) -> dict:
+        if self.access is not None:
+            for entry in entries:
+                self._stays_in_reach(ItemContent.build(entry.title, entry.fields))
         return transfer.import_entries(self.vault, entries, progress, source_format=file_format)
 
     def export_items(self) -> list:

@@ -61,6 +61,17 @@ class Home:
         """The daemon's local API socket (the one place this path is spelled)."""
         return self.path / "run" / "api.sock"
 
+    @property
+    def apps_file(self) -> Path:
+        """The apps the daemon approved (issue 18): names, scopes and SHA-256 of their tokens, 0600."""
+        return self.path / "apps.json"
+
+    @property
+    def cli_token_file(self) -> Path:
+        """The command line's own app token (admin scope), 0600: written by the daemon at start,
+        sent by the CLI on each connection (what `daemon --require-app-tokens` needs)."""
+        return self.path / "cli.token"
+
     def ensure(self) -> "Home":
         """Create the home (0700), or tighten an existing one to 0700."""
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -4,13 +4,19 @@ rejections to one entry a minute per source."""
 
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 
-from vaultpeer.core.audit import AuditEntry, AuditKey, RejectionLimiter, StoredRow, address_detail, printable_name
+from vaultpeer.core.audit import EVENTS, AuditEntry, AuditKey, RejectionLimiter, StoredRow, address_detail, printable_name
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.service.store import Store
 
 #: Audit events that a flood could repeat: written through a RejectionLimiter (``AuditTrail._limited``).
-FLOODABLE_EVENTS = ("peer.rejected", "unlock.failed", "password.change_failed")
+FLOODABLE_EVENTS = ("peer.rejected", "unlock.failed", "password.change_failed", "app.used", "app.refused")
+
+#: The app on whose token the current local API request was made (issue 18), set by the daemon's
+#: dispatch for the request's task: an entry the request causes names it (``app`` detail) where the
+#: event records one. A context variable: requests of several connections interleave.
+acting_app: ContextVar[str | None] = ContextVar("acting_app", default=None)
 
 
 class AuditTrail:
@@ -26,6 +32,8 @@ class AuditTrail:
         self.via = "cli"
         #: Events that a flood could repeat, each written at most once a minute per source, with a count.
         self._limiters = {event: RejectionLimiter() for event in FLOODABLE_EVENTS}
+        # one source per app and method: more of them, with the rest counted under the app "*"
+        self._limiters["app.used"] = RejectionLimiter(max_sources=64, overflow=lambda reason: {"app": "*"})
 
     @property
     def public_keys(self) -> tuple[bytes, bytes]:
@@ -41,6 +49,9 @@ class AuditTrail:
             details["device_name"] = printable_name(str(details["device_name"]))
         if "peer" in details:
             details["peer"] = address_detail(str(details["peer"]))
+        app = acting_app.get()
+        if app is not None and "app" not in details and "app" in EVENTS.get(event, ()):
+            details["app"] = app
         now = int(time.time())
         return self._store.append_audit(lambda seq, previous: AuditEntry.create(
             self._key, seq=seq, time=now, previous=previous, event=event, details=details))
@@ -60,6 +71,14 @@ class AuditTrail:
         """A master-password attempt (``unlock.failed`` or ``password.change_failed``) refused
         unheard because the backoff says wait: recorded as ``rate_limited``, counted per minute."""
         self._limited(event, "local", {"via": self.via, "method": method, "reason": "rate_limited"})
+
+    def app_used(self, app: str, request: str) -> None:
+        """A request made with an app's token: one entry per app, method and minute, with a count."""
+        self._limited("app.used", f"{app}/{request}", {"app": app, "request": request})
+
+    def app_refused(self) -> None:
+        """A token that is not one was presented: one entry a minute, with a count."""
+        self._limited("app.refused", "local", {})
 
     def _limited(self, event: str, source: str, details: dict[str, str]) -> None:
         for summary, count in self._limiters[event].note(source, details, self._clock()):
