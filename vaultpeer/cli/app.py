@@ -55,7 +55,6 @@ from vaultpeer.service.home import (
 
 if TYPE_CHECKING:
     from vaultpeer.cli.backend import DaemonBackend, DaemonFilesBackend, DirectFilesBackend
-    from vaultpeer.core.kdf import KdfParameters
     from vaultpeer.service.commands import VaultCommands
     from vaultpeer.service.vault import Vault
 
@@ -463,7 +462,11 @@ def device_label(device_id: str, name: str | None) -> str:
 
 
 def modified_line(item: dict) -> str:
-    return f"  modified {local_time(item['modified'])} on {device_label(item['modified_by'], item['modified_by_name'])}"
+    """``modified DATE on DEVICE``, and ``, created DATE`` when the first revision's time is known
+    (an item from an older daemon, or whose first revision is unreadable, has none)."""
+    line = f"  modified {local_time(item['modified'])} on {device_label(item['modified_by'], item['modified_by_name'])}"
+    created = item.get("created")
+    return line if created is None else f"{line}, created {local_time(created)}"
 
 
 #: The field where an imported item keeps where it came from (``core.interchange.SOURCE_FIELD``,
@@ -531,38 +534,43 @@ def print_item(item: dict, reveal: bool) -> None:
 def init(ctx: Context, password_stdin: bool, name: str | None, quick_kdf: bool) -> None:
     """Create a new vault on this device and print its recovery key (once).
 
-    The master password is stretched with Argon2id, calibrated here to take about 0.5-1 s.
+    The master password is stretched with Argon2id, calibrated here to take about 0.5-1 s. When a
+    daemon runs for this home, it creates the vault (the API's vault.init) and serves it at once.
     """
-    from vaultpeer.core import kdf as kdf_module
-    from vaultpeer.service.device import DeviceProfile, load_profile, save_profile
     from vaultpeer.service.vault.unlocking import check_new_password
 
-    with ctx.open_vault() as vault:
-        if vault.initialized:
-            raise AlreadyInitialized(f"this device already has a vault (home: {ctx.home.path})")
-        if name:
-            save_profile(ctx.home, DeviceProfile(name, load_profile(ctx.home).os_description))
-        # its length is checked as soon as it is typed: before the confirmation and the calibration
-        password = ctx.secret("master password", from_stdin=password_stdin, confirm=True, check=check_new_password)
-        if ctx.insecure_test_kdf:
-            params = kdf_module.insecure_test_parameters()
-        elif quick_kdf:
-            params = kdf_module.minimum_parameters(os.cpu_count() or 1)
-        else:
-            click.echo("Calibrating Argon2id for this machine...", err=True)
-            params = kdf_module.calibrate(_time_derivation, cpu_count=os.cpu_count() or 1)
-        profile = load_profile(ctx.home)
-        recovery_key = vault.init(password, params, profile.name, profile.os_description)
-        click.echo(f"Created vault in {ctx.home.path}")
-        click.echo(f"Device id: {vault.device.device_id}")
-        click.echo(
-            f"Key derivation: Argon2id, {params.memory_kib // 1024} MiB, {params.time_cost} passes, "
-            f"{params.parallelism} lanes"
-        )
-        click.echo("")
-        click.echo("Recovery key (shown only now; write it down and keep it offline):")
-        click.echo(f"    {recovery_key.reveal()}")
-        click.echo("It opens the vault if you forget the master password: `vaultpeer passwd --recovery-key`.")
+    client = ctx.daemon_client(timeout=300)  # calibrating can take a while
+    if client is None:
+        with ctx.open_vault() as vault:
+            initialized = vault.initialized
+    else:
+        initialized = client.call("status")["vault_id"] is not None
+    if initialized:
+        if client is not None:
+            client.close()
+        raise AlreadyInitialized(f"this device already has a vault (home: {ctx.home.path})")
+    # its length is checked as soon as it is typed: before the confirmation and the calibration
+    password = ctx.secret("master password", from_stdin=password_stdin, confirm=True, check=check_new_password)
+    if not (ctx.insecure_test_kdf or quick_kdf):
+        click.echo("Calibrating Argon2id for this machine...", err=True)
+    if client is not None:
+        with client:
+            created = client.call("vault.init", password=password, quick_kdf=quick_kdf,
+                                  **({"name": name} if name else {}))
+    else:
+        from vaultpeer.service.commands import VaultCommands, run_here
+
+        with ctx.open_vault() as vault:
+            created = run_here(VaultCommands(vault, ctx.home).init(password, name or None, quick_kdf))
+    kdf = created["kdf"]
+    click.echo(f"Created vault in {ctx.home.path}" + (" (through the running daemon)" if client is not None else ""))
+    click.echo(f"Device id: {created['device_id']}")
+    click.echo(f"Key derivation: Argon2id, {kdf['memory_kib'] // 1024} MiB, {kdf['time_cost']} passes, "
+               f"{kdf['parallelism']} lanes")
+    click.echo("")
+    click.echo("Recovery key (shown only now; write it down and keep it offline):")
+    click.echo(f"    {created['recovery_key']}")
+    click.echo("It opens the vault if you forget the master password: `vaultpeer passwd --recovery-key`.")
 
 
 def _echo_health(info: dict) -> None:
@@ -585,12 +593,6 @@ def _removed_line(removed: dict) -> str:
             "it no longer syncs with the other devices. What it holds stays readable here with the master "
             "password; to sync on this machine again, pair a new home with a member "
             "(`vaultpeer --home DIR pair --join`).")
-
-
-def _time_derivation(params: KdfParameters) -> float:
-    start = time.perf_counter()
-    params.derive("calibration")
-    return time.perf_counter() - start
 
 
 @cli.command()
@@ -849,17 +851,27 @@ def rm(ctx: Context, item: str, password_stdin: bool) -> None:
 
 
 @cli.command()
-@click.argument("text")
+@click.argument("text", required=False)
+@click.option("--url", metavar="URL", help="Instead of TEXT: the items for the web page at URL, as browser extensions "
+                                           "match (the same host first, then the same registrable domain).")
 @password_stdin_option
 @json_option
 @pass_context
 @reports_errors
-def search(ctx: Context, text: str, password_stdin: bool, as_json: bool) -> None:
+def search(ctx: Context, text: str | None, url: str | None, password_stdin: bool, as_json: bool) -> None:
     """Find items: every word of TEXT must occur (any case) in the title, username, URL (its host
     too), folder or tags; best matches first. Passwords, notes and TOTP secrets are never searched.
-    --json: [{"id", "title", "username", "url", "folder"}]."""
+
+    With --url URL instead of TEXT: the items whose URL is for that page's site (docs/cli.md, "Search
+    by URL"). --json: [{"id", "title", "username", "url", "folder"}]."""
+    if (text is None) == (url is None):
+        raise click.UsageError("give TEXT or --url URL (one of the two)")
+    if url is not None:
+        from vaultpeer.core.urlmatch import parse_site_url
+
+        parse_site_url(url)  # a bad URL is said before any password is asked
     with item_backend(ctx, password_stdin) as backend:
-        found = backend.search(text, False)
+        found = backend.search(text, False) if url is None else backend.search_url(url, False)
     if as_json:
         print_json(found)
         return

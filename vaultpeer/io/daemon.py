@@ -326,6 +326,14 @@ class Daemon:
         if not self.vault.locked and session.stats.items_touched:
             self.vault.merge_pending(session.stats.items_touched)  # pushed as it commits (on_local_commit)
 
+    def after_init(self) -> None:
+        """A vault was created here through the API (``vault.init``): from now on this daemon
+        serves it as after a join: advertised under its key, dialling members as they come, and
+        unlocked (the apps are told)."""
+        self._refresh_discovery_if_key_changed()
+        self._roster_changed()
+        self.publish({"type": "unlocked"})
+
     def after_import(self, report: dict) -> None:
         """A bundle was imported: what a sync session would have brought, so the same follow-ups."""
         self._refresh_discovery_if_key_changed()
