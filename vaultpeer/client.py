@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import itertools
 import json
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,8 +40,24 @@ def _result(line: bytes) -> object:
     return response.get("result")
 
 
+def find_socket(home: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Path:
+    """Where the daemon's socket is (docs/api.md, "Finding the socket"): the socket of ``home`` if
+    one is named; else ``$VAULTPEER_SOCKET``; else the socket of ``$VAULTPEER_HOME``, or of the
+    default home (the platform's user data directory)."""
+    from vaultpeer.service.home import SOCKET_ENV, Home, resolve_home
+
+    environ = os.environ if environ is None else environ
+    if home is None and environ.get(SOCKET_ENV):
+        return Path(environ[SOCKET_ENV])
+    return Home(resolve_home(home, environ)).socket_path
+
+
 class Client:
-    def __init__(self, socket_path: Path, timeout: float = 30.0):
+    """A blocking client. ``socket_path``: by default, ``find_socket()``'s."""
+
+    def __init__(self, socket_path: Path | None = None, timeout: float = 30.0):
+        if socket_path is None:
+            socket_path = find_socket()
         self.socket_path = Path(socket_path)
         self.timeout = timeout
         self._ids = itertools.count(1)
@@ -99,9 +116,12 @@ class TrioClient:
         self._buffer = b""
 
     @classmethod
-    async def connect(cls, socket_path: Path) -> TrioClient:
+    async def connect(cls, socket_path: Path | None = None) -> TrioClient:
+        """``socket_path``: by default, ``find_socket()``'s."""
         import trio
 
+        if socket_path is None:
+            socket_path = find_socket()
         try:
             return cls(await trio.open_unix_socket(str(socket_path)))
         except OSError as exc:

@@ -47,10 +47,13 @@ from vaultpeer.core.ports import DEFAULT_PORT
 from vaultpeer.clipboard import DEFAULT_CLEAR_AFTER, MAX_CLEAR_AFTER
 from vaultpeer.core.text import inert, inert_json
 from vaultpeer.service.home import (
+    HOME_ENV,
     INSECURE_TEST_KDF_ENV,
+    SOCKET_ENV,
     Home,
     insecure_test_kdf_enabled,
     resolve_home,
+    runtime_dir,
 )
 
 if TYPE_CHECKING:
@@ -110,8 +113,10 @@ MASK = "••••••••"
 
 
 class Context:
-    def __init__(self, home: Home):
+    def __init__(self, home: Home, socket_path: Path | None = None):
         self.home = home
+        #: ``$VAULTPEER_SOCKET``, when neither --home nor $VAULTPEER_HOME names a home.
+        self._socket_path = socket_path
         self.insecure_test_kdf = insecure_test_kdf_enabled()
         self._stdin_lines: Iterator[str] | None = None
 
@@ -122,7 +127,9 @@ class Context:
 
     @property
     def socket_path(self) -> Path:
-        return self.home.socket_path
+        """Where the CLI looks for a daemon: $VAULTPEER_SOCKET unless a home was named, else the
+        home's socket (docs/api.md, "Finding the socket")."""
+        return self._socket_path or self.home.socket_path
 
     def daemon_client(self, timeout: float = 30.0) -> Client | None:
         """A client of this home's daemon, or None when no daemon runs for it."""
@@ -270,7 +277,9 @@ def cli(ctx: click.Context, home: Path | None) -> None:
     Everything of one device lives in its home directory; run several devices side by side on one
     machine by giving each its own --home.
     """
-    ctx.obj = Context(Home(resolve_home(home)))
+    named_home = bool(home) or bool(os.environ.get(HOME_ENV))
+    socket_path = None if named_home or not os.environ.get(SOCKET_ENV) else Path(os.environ[SOCKET_ENV])
+    ctx.obj = Context(Home(resolve_home(home)), socket_path)
     if ctx.obj.insecure_test_kdf:
         click.echo(
             f"WARNING: {INSECURE_TEST_KDF_ENV} is set: vaults created now have NO real password protection. "
@@ -1185,9 +1194,10 @@ def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: t
     from vaultpeer.io.daemon import Daemon, DaemonOptions
     from vaultpeer.io.transports.tcp import tcp_address
 
-    socket_bytes = len(os.fsencode(ctx.socket_path))
+    socket_path = ctx.home.socket_path  # the daemon serves in its home ($VAULTPEER_SOCKET is for clients)
+    socket_bytes = len(os.fsencode(socket_path))
     if socket_bytes > MAX_SOCKET_PATH:
-        raise VaultpeerError(f"this home's API socket path ({ctx.socket_path}) is {socket_bytes} bytes long; a Unix "
+        raise VaultpeerError(f"this home's API socket path ({socket_path}) is {socket_bytes} bytes long; a Unix "
                              f"socket path holds at most {MAX_SOCKET_PATH}: use a home with a shorter path (--home)")
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -1199,7 +1209,8 @@ def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: t
         offline=offline,
         idle_lock=idle_lock or None,  # 0: never
         rotate_every=rotate_names,
-        socket_path=ctx.socket_path,
+        socket_path=socket_path,
+        runtime_dir=runtime_dir(),
     )
     service = Daemon(ctx.home, options, allow_insecure_test_kdf=ctx.insecure_test_kdf)
 

@@ -43,6 +43,7 @@ from vaultpeer.io.dialer import Dialer
 from vaultpeer.io.transports import Address, Transport
 from vaultpeer.io.transports.tcp import TcpTransport
 from vaultpeer.service.home import Home
+from vaultpeer.service.socket_link import link_socket, unlink_socket
 from vaultpeer.io.api_server import serve_api
 from vaultpeer.io.handlers import ApiHandlers
 from vaultpeer.io.link import ERROR_FLUSH_TIMEOUT, Link, LinkTimes
@@ -73,6 +74,8 @@ class DaemonOptions:
     rotate_every: float = 1800.0
     pairing_timeout: float = PAIRING_TIMEOUT
     socket_path: Path | None = None
+    #: ``$XDG_RUNTIME_DIR``: where the daemon links its socket for apps to find (None: no link).
+    runtime_dir: Path | None = None
 
 
 @dataclass
@@ -100,6 +103,8 @@ class Daemon:
         self.transports = list(transports) if transports is not None else [TcpTransport(options.listen)]
         self.listen_address: Address | None = None
         self.socket_path = options.socket_path or home.socket_path
+        #: ``$XDG_RUNTIME_DIR/vaultpeer/<home hash>.sock`` while it is served (service/socket_link.py).
+        self.socket_link: Path | None = None
         self.links: dict[DeviceId, Link] = {}
         self.peers: dict[DeviceId, PeerState] = {}
         #: The one pairing in progress (inviting or joining), driven over its connection.
@@ -135,6 +140,8 @@ class Daemon:
                 await nursery.start(self.pairing_pump.run)
                 handlers = ApiHandlers(self)
                 await nursery.start(serve_api, self.socket_path, handlers.dispatch)
+                if self.options.runtime_dir is not None:
+                    self.socket_link = link_socket(self.options.runtime_dir, self.home.path, self.socket_path)
                 if not self.options.offline:
                     for transport in self.transports:
                         address = await nursery.start(transport.serve, self._inbound)
@@ -167,6 +174,8 @@ class Daemon:
                 self.started.set()
                 task_status.started(self)
         finally:
+            if self.socket_link is not None:
+                unlink_socket(self.socket_link, self.socket_path)
             self.vault.close()
 
     def stop(self) -> None:
