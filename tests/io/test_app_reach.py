@@ -176,3 +176,15 @@ def test_find_socket_prefers_a_named_home_then_the_variable_then_the_home_variab
     (tmp_path / "real").mkdir()
     os.symlink(tmp_path / "real", tmp_path / "alias")
     assert home_hash(tmp_path / "alias") == home_hash(tmp_path / "real") != home_hash(named)
+
+
+def test_init_for_a_caller_that_went_away_writes_nothing(tmp_path):
+    from vaultpeer.core.errors import VaultpeerError
+    from vaultpeer.service.commands import VaultCommands, run_here
+
+    home = Home(tmp_path / "h")
+    with Vault.open(home, allow_insecure_test_kdf=True) as vault:
+        with pytest.raises(VaultpeerError, match="nothing was written"):
+            run_here(VaultCommands(vault, home).init(PASSWORD, "Gone", still_wanted=lambda: False))
+        assert not vault.initialized and vault.locked
+    assert not home.device_file.exists() or "Gone" not in home.device_file.read_text()  # not renamed either

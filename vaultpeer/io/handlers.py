@@ -120,8 +120,9 @@ PARAMETERS: dict[str, frozenset[str]] = {method: frozenset(names) for method, na
 
 
 #: Methods that start a pairing: it is cancelled when the connection that asked closes (the
-#: program that would show the code and ask the person is gone).
-_ENDED_BY_THEIR_CONNECTION = frozenset({"pair.invite", "pair.join"})
+#: program that would show the code and ask the person is gone); and vault.init, whose answer
+#: (the recovery key) no one else could receive.
+_ENDED_BY_THEIR_CONNECTION = frozenset({"pair.invite", "pair.join", "vault.init"})
 
 
 class ApiHandlers:
@@ -192,12 +193,14 @@ class ApiHandlers:
     async def m_vault_check(self, params: dict) -> dict:
         return self.commands.check(_param(params, "decrypt", bool, required=False, default=False))
 
-    async def m_vault_init(self, params: dict) -> dict:
+    async def m_vault_init(self, params: dict, client_gone: trio.Event) -> dict:
         """Create this device's vault (as `vaultpeer init`): the daemon serves it at once, unlocked.
-        The result carries the recovery key, told this once."""
+        The result carries the recovery key, told this once: a client that closed its connection
+        during the derivation gets no vault (it could never learn the key)."""
         result = await _run_in_threads(self.commands.init(
             _param(params, "password", str), _param(params, "name", str, required=False),
-            _param(params, "quick_kdf", bool, required=False, default=False)))
+            _param(params, "quick_kdf", bool, required=False, default=False),
+            still_wanted=lambda: not client_gone.is_set()))
         self.daemon.after_init()
         return result
 

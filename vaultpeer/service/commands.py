@@ -21,7 +21,7 @@ from pathlib import Path
 
 from vaultpeer.service import backup_files, bundle_files, transfer
 from vaultpeer.core.backup import seal_backup
-from vaultpeer.core.errors import AlreadyInitialized, InvalidInput, NotFound, NoVault, WrongRecoveryKey
+from vaultpeer.core.errors import AlreadyInitialized, InvalidInput, NotFound, NoVault, VaultpeerError, WrongRecoveryKey
 from vaultpeer.core.generate import GenerateOptions
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.identity import DeviceId
@@ -153,13 +153,16 @@ class VaultCommands:
                 "announced": announced}
 
     def init(self, password: str, name: str | None = None, quick_kdf: bool = False,
-             measure: Callable[[KdfParameters], float] | None = None) -> Generator[Slow, object, dict]:
+             measure: Callable[[KdfParameters], float] | None = None,
+             still_wanted: Callable[[], bool] = lambda: True) -> Generator[Slow, object, dict]:
         """Create this device's vault under ``password`` (left unlocked) and return
         ``{"vault_id", "device_id", "name", "recovery_key", "kdf"}``: the recovery key is not stored
         anywhere, this is the one time it is told. Argon2id is calibrated on this machine (a slow
         step, timed by ``measure``), or the floor with ``quick_kdf``, or the test-only parameters
         when the vault allows them. Everything is checked before anything is written: an
-        initialized vault (AlreadyInitialized), a short password or a bad ``name`` (InvalidInput)."""
+        initialized vault (AlreadyInitialized), a short password or a bad ``name`` (InvalidInput).
+        ``still_wanted`` is asked after the slow steps, before anything is written: a caller that
+        went away meanwhile could never be told the recovery key, so no vault is made for it."""
         from vaultpeer.core import kdf as kdf_module
         from vaultpeer.service.device import DeviceProfile, save_profile
         from vaultpeer.service.vault.unlocking import check_new_password
@@ -181,6 +184,8 @@ class VaultCommands:
         else:
             params = yield Slow(partial(kdf_module.calibrate, measure or _time_derivation, cpu_count=cpus))
         kek = yield Slow(partial(params.derive, password))
+        if not still_wanted():
+            raise VaultpeerError("the caller went away before the vault was created: nothing was written")
         if name is not None:
             save_profile(self.home, profile)
         recovery_key = vault.init(password, params, profile.name, profile.os_description, kek=kek)
