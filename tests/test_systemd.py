@@ -62,6 +62,9 @@ def test_the_unit_is_a_hardened_notify_user_service():
         "UMask": "0077", "LimitCORE": "0", "CapabilityBoundingSet": "", "PrivateDevices": "yes",
     }
     assert {key: the(unit, service, key) for key in expected} == expected
+    # writable besides the home: only the directory of the socket's link, under $XDG_RUNTIME_DIR
+    assert unit[service]["ReadWritePaths"] == ["-%t/vaultpeer", "%h/.local/share/vaultpeer"]
+    assert "+/bin/mkdir -p -m 0700 %t/vaultpeer" in unit[service]["ExecStartPre"]
     assert set(the(unit, service, "RestrictAddressFamilies").split()) == {"AF_UNIX", "AF_INET", "AF_INET6",
                                                                           "AF_NETLINK"}
     assert unit[service]["SystemCallFilter"] == ["@system-service", "~@privileged @resources"]

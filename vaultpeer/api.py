@@ -15,7 +15,8 @@ from vaultpeer.core.pairing_limits import CONFIRM_FINISH, CONFIRM_TIMEOUT  # noq
 API_VERSION = 3
 
 METHODS = (
-    "api.info", "status", "unlock", "lock", "passwd", "vault.check", "device.rename",
+    "api.info", "status", "unlock", "lock", "passwd", "vault.init", "vault.check", "device.rename",
+    "audit.log", "audit.verify",
     "item.list", "item.get", "item.search", "item.otp", "item.add", "item.edit", "item.delete", "item.history", "item.restore",
     "item.import", "item.export",
     "conflict.list", "conflict.resolve", "generate",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import itertools
 import json
+import os
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -43,6 +44,18 @@ def _result(response: dict | None) -> object:
         error = response["error"]
         raise ApiError(error.get("code", -32603), error.get("message", "error"), error.get("data"))
     return response.get("result")
+
+
+def find_socket(home: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Path:
+    """Where the daemon's socket is (docs/api.md, "Finding the socket"): the socket of ``home`` if
+    one is named; else ``$VAULTPEER_SOCKET``; else the socket of ``$VAULTPEER_HOME``, or of the
+    default home (the platform's user data directory)."""
+    from vaultpeer.service.home import SOCKET_ENV, Home, resolve_home
+
+    environ = os.environ if environ is None else environ
+    if home is None and environ.get(SOCKET_ENV):
+        return Path(environ[SOCKET_ENV])
+    return Home(resolve_home(home, environ)).socket_path
 
 
 def _is_event(message: dict) -> bool:
@@ -110,10 +123,13 @@ def _token_of(result: dict) -> str:
 
 
 class Client(_Cursors):
-    """``token``: an app token (docs/api.md, "App tokens"), presented with ``auth`` as the first
-    request of the connection; None: the connection presents none."""
+    """A blocking client. ``socket_path``: by default, ``find_socket()``'s. ``token``: an app token
+    (docs/api.md, "App tokens"), presented with ``auth`` as the first request of the connection;
+    None: the connection presents none."""
 
-    def __init__(self, socket_path: Path, timeout: float = 30.0, token: str | None = None):
+    def __init__(self, socket_path: Path | None = None, timeout: float = 30.0, token: str | None = None):
+        if socket_path is None:
+            socket_path = find_socket()
         self.socket_path = Path(socket_path)
         self.timeout = timeout
         self._ids = itertools.count(1)
@@ -205,10 +221,13 @@ class TrioClient(_Cursors):
         self._pending: deque[dict] = deque()
 
     @classmethod
-    async def connect(cls, socket_path: Path, token: str | None = None) -> TrioClient:
-        """A connection to the daemon; with ``token``, presented (``auth``) before this returns."""
+    async def connect(cls, socket_path: Path | None = None, token: str | None = None) -> TrioClient:
+        """A connection to the daemon (``socket_path``: by default, ``find_socket()``'s); with
+        ``token``, presented (``auth``) before this returns."""
         import trio
 
+        if socket_path is None:
+            socket_path = find_socket()
         try:
             client = cls(await trio.open_unix_socket(str(socket_path)))
         except OSError as exc:

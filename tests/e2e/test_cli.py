@@ -70,6 +70,7 @@ def test_item_commands_and_json_shapes(home):
     item = json.loads(ok(run_cli(home, "get", added["id"][:8], "--json", "--password-stdin", stdin=PW)))
     modified = item.pop("modified")
     assert before <= modified <= time.time() + 1
+    assert item.pop("created") == modified  # never edited: its one revision is its first
     assert item == {"id": added["id"], "title": "Email", "fields": {"username": "alice", "password": "pw1"},
                     "revision": added["revision"], "conflict": False, "deleted": False, "flags": [],
                     "secrets": ["password"], "unreadable": [], "modified_by": device_id,
@@ -260,10 +261,13 @@ def test_history_ls_and_get_show_when_and_on_which_device_each_revision_was_made
     (listed,) = json.loads(ok(run_cli(home, "ls", "--json", "--password-stdin", stdin=PW)))
     item = json.loads(ok(run_cli(home, "get", "Mail", "--json", "--password-stdin", stdin=PW)))
     assert listed["modified"] == item["modified"] == history[1]["time"]
+    assert item["created"] == history[0]["time"] and history[0]["parents"] == []  # the first revision's time
     assert (item["modified_by"], item["modified_by_name"]) == (me["device_id"], me["name"])
     # for people: "modified <local date and time> on <device name>", in the time zone asked for
     env = cli_env(TZ="VPT-05:30")  # POSIX form (UTC+05:30): needs no time zone database
     human = ok(run_cli(home, "get", "Mail", "--password-stdin", stdin=PW, env=env))
     shown = time.strftime("%Y-%m-%d %H:%M", time.gmtime(item["modified"] + 5 * 3600 + 1800))
     assert f"modified {shown} on {me['name']}" in human
+    created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(item["created"] + 5 * 3600 + 1800))
+    assert f"modified {shown} on {me['name']}, created {created}" in human
     assert f"{shown} on {me['name']}" in ok(run_cli(home, "history", "Mail", "--password-stdin", stdin=PW, env=env))

@@ -10,7 +10,8 @@ from helpers import cli_env
 
 #: Modules a command through the daemon must not load: each costs 10-50 ms at start.
 HEAVY = ("trio", "zeroconf", "noise", "argon2", "cryptography", "pykeepass", "rich", "platformdirs",
-         "vaultpeer.service.vault", "vaultpeer.service.commands", "vaultpeer.core.transport")
+         "vaultpeer.service.vault", "vaultpeer.service.commands", "vaultpeer.core.transport",
+         "publicsuffixlist")  # the daemon reads the suffix list for a lookup by URL, never the client
 
 PROBE = """
 import atexit, json, runpy, sys
@@ -49,3 +50,7 @@ def test_item_commands_through_the_daemon_load_nothing_heavy(world):
     assert result.returncode == 0 and "Email" in result.stdout and loaded == []
     result, loaded = loaded_by(laptop.home, "search", "mail")
     assert result.returncode == 0 and "Email" in result.stdout and loaded == []
+    laptop.api("item.edit", item="Email", fields={"url": "https://mail.example.com"})
+    result, loaded = loaded_by(laptop.home, "search", "--url", "https://www.example.com/", "--json")
+    assert result.returncode == 0 and [i["title"] for i in json.loads(result.stdout)] == ["Email"]
+    assert loaded == []

@@ -47,15 +47,17 @@ from vaultpeer.core.ports import DEFAULT_PORT
 from vaultpeer.clipboard import DEFAULT_CLEAR_AFTER, MAX_CLEAR_AFTER
 from vaultpeer.core.text import inert, inert_json
 from vaultpeer.service.home import (
+    HOME_ENV,
     INSECURE_TEST_KDF_ENV,
+    SOCKET_ENV,
     Home,
     insecure_test_kdf_enabled,
     resolve_home,
+    runtime_dir,
 )
 
 if TYPE_CHECKING:
     from vaultpeer.cli.backend import DaemonBackend, DaemonFilesBackend, DirectFilesBackend
-    from vaultpeer.core.kdf import KdfParameters
     from vaultpeer.service.commands import VaultCommands
     from vaultpeer.service.vault import Vault
 
@@ -113,8 +115,10 @@ MASK = "••••••••"
 
 
 class Context:
-    def __init__(self, home: Home):
+    def __init__(self, home: Home, socket_path: Path | None = None):
         self.home = home
+        #: ``$VAULTPEER_SOCKET``, when neither --home nor $VAULTPEER_HOME names a home.
+        self._socket_path = socket_path
         self.insecure_test_kdf = insecure_test_kdf_enabled()
         self._stdin_lines: Iterator[str] | None = None
 
@@ -125,7 +129,9 @@ class Context:
 
     @property
     def socket_path(self) -> Path:
-        return self.home.socket_path
+        """Where the CLI looks for a daemon: $VAULTPEER_SOCKET unless a home was named, else the
+        home's socket (docs/api.md, "Finding the socket")."""
+        return self._socket_path or self.home.socket_path
 
     def daemon_client(self, timeout: float = 30.0) -> Client | None:
         """A client of this home's daemon, or None when no daemon runs for it."""
@@ -281,7 +287,9 @@ def cli(ctx: click.Context, home: Path | None) -> None:
     Everything of one device lives in its home directory; run several devices side by side on one
     machine by giving each its own --home.
     """
-    ctx.obj = Context(Home(resolve_home(home)))
+    named_home = bool(home) or bool(os.environ.get(HOME_ENV))
+    socket_path = None if named_home or not os.environ.get(SOCKET_ENV) else Path(os.environ[SOCKET_ENV])
+    ctx.obj = Context(Home(resolve_home(home)), socket_path)
     if ctx.obj.insecure_test_kdf:
         click.echo(
             f"WARNING: {INSECURE_TEST_KDF_ENV} is set: vaults created now have NO real password protection. "
@@ -473,7 +481,11 @@ def device_label(device_id: str, name: str | None) -> str:
 
 
 def modified_line(item: dict) -> str:
-    return f"  modified {local_time(item['modified'])} on {device_label(item['modified_by'], item['modified_by_name'])}"
+    """``modified DATE on DEVICE``, and ``, created DATE`` when the first revision's time is known
+    (an item from an older daemon, or whose first revision is unreadable, has none)."""
+    line = f"  modified {local_time(item['modified'])} on {device_label(item['modified_by'], item['modified_by_name'])}"
+    created = item.get("created")
+    return line if created is None else f"{line}, created {local_time(created)}"
 
 
 #: The field where an imported item keeps where it came from (``core.interchange.SOURCE_FIELD``,
@@ -541,38 +553,43 @@ def print_item(item: dict, reveal: bool) -> None:
 def init(ctx: Context, password_stdin: bool, name: str | None, quick_kdf: bool) -> None:
     """Create a new vault on this device and print its recovery key (once).
 
-    The master password is stretched with Argon2id, calibrated here to take about 0.5-1 s.
+    The master password is stretched with Argon2id, calibrated here to take about 0.5-1 s. When a
+    daemon runs for this home, it creates the vault (the API's vault.init) and serves it at once.
     """
-    from vaultpeer.core import kdf as kdf_module
-    from vaultpeer.service.device import DeviceProfile, load_profile, save_profile
     from vaultpeer.service.vault.unlocking import check_new_password
 
-    with ctx.open_vault() as vault:
-        if vault.initialized:
-            raise AlreadyInitialized(f"this device already has a vault (home: {ctx.home.path})")
-        if name:
-            save_profile(ctx.home, DeviceProfile(name, load_profile(ctx.home).os_description))
-        # its length is checked as soon as it is typed: before the confirmation and the calibration
-        password = ctx.secret("master password", from_stdin=password_stdin, confirm=True, check=check_new_password)
-        if ctx.insecure_test_kdf:
-            params = kdf_module.insecure_test_parameters()
-        elif quick_kdf:
-            params = kdf_module.minimum_parameters(os.cpu_count() or 1)
-        else:
-            click.echo("Calibrating Argon2id for this machine...", err=True)
-            params = kdf_module.calibrate(_time_derivation, cpu_count=os.cpu_count() or 1)
-        profile = load_profile(ctx.home)
-        recovery_key = vault.init(password, params, profile.name, profile.os_description)
-        click.echo(f"Created vault in {ctx.home.path}")
-        click.echo(f"Device id: {vault.device.device_id}")
-        click.echo(
-            f"Key derivation: Argon2id, {params.memory_kib // 1024} MiB, {params.time_cost} passes, "
-            f"{params.parallelism} lanes"
-        )
-        click.echo("")
-        click.echo("Recovery key (shown only now; write it down and keep it offline):")
-        click.echo(f"    {recovery_key.reveal()}")
-        click.echo("It opens the vault if you forget the master password: `vaultpeer passwd --recovery-key`.")
+    client = ctx.daemon_client(timeout=300)  # calibrating can take a while
+    if client is None:
+        with ctx.open_vault() as vault:
+            initialized = vault.initialized
+    else:
+        initialized = client.call("status")["vault_id"] is not None
+    if initialized:
+        if client is not None:
+            client.close()
+        raise AlreadyInitialized(f"this device already has a vault (home: {ctx.home.path})")
+    # its length is checked as soon as it is typed: before the confirmation and the calibration
+    password = ctx.secret("master password", from_stdin=password_stdin, confirm=True, check=check_new_password)
+    if not (ctx.insecure_test_kdf or quick_kdf):
+        click.echo("Calibrating Argon2id for this machine...", err=True)
+    if client is not None:
+        with client:
+            created = client.call("vault.init", password=password, quick_kdf=quick_kdf,
+                                  **({"name": name} if name else {}))
+    else:
+        from vaultpeer.service.commands import VaultCommands, run_here
+
+        with ctx.open_vault() as vault:
+            created = run_here(VaultCommands(vault, ctx.home).init(password, name or None, quick_kdf))
+    kdf = created["kdf"]
+    click.echo(f"Created vault in {ctx.home.path}" + (" (through the running daemon)" if client is not None else ""))
+    click.echo(f"Device id: {created['device_id']}")
+    click.echo(f"Key derivation: Argon2id, {kdf['memory_kib'] // 1024} MiB, {kdf['time_cost']} passes, "
+               f"{kdf['parallelism']} lanes")
+    click.echo("")
+    click.echo("Recovery key (shown only now; write it down and keep it offline):")
+    click.echo(f"    {created['recovery_key']}")
+    click.echo("It opens the vault if you forget the master password: `vaultpeer passwd --recovery-key`.")
 
 
 def _echo_health(info: dict) -> None:
@@ -595,12 +612,6 @@ def _removed_line(removed: dict) -> str:
             "it no longer syncs with the other devices. What it holds stays readable here with the master "
             "password; to sync on this machine again, pair a new home with a member "
             "(`vaultpeer --home DIR pair --join`).")
-
-
-def _time_derivation(params: KdfParameters) -> float:
-    start = time.perf_counter()
-    params.derive("calibration")
-    return time.perf_counter() - start
 
 
 @cli.command()
@@ -859,17 +870,27 @@ def rm(ctx: Context, item: str, password_stdin: bool) -> None:
 
 
 @cli.command()
-@click.argument("text")
+@click.argument("text", required=False)
+@click.option("--url", metavar="URL", help="Instead of TEXT: the items for the web page at URL, as browser extensions "
+                                           "match (the same host first, then the same registrable domain).")
 @password_stdin_option
 @json_option
 @pass_context
 @reports_errors
-def search(ctx: Context, text: str, password_stdin: bool, as_json: bool) -> None:
+def search(ctx: Context, text: str | None, url: str | None, password_stdin: bool, as_json: bool) -> None:
     """Find items: every word of TEXT must occur (any case) in the title, username, URL (its host
     too), folder or tags; best matches first. Passwords, notes and TOTP secrets are never searched.
-    --json: [{"id", "title", "username", "url", "folder"}]."""
+
+    With --url URL instead of TEXT: the items whose URL is for that page's site (docs/cli.md, "Search
+    by URL"). --json: [{"id", "title", "username", "url", "folder"}]."""
+    if (text is None) == (url is None):
+        raise click.UsageError("give TEXT or --url URL (one of the two)")
+    if url is not None:
+        from vaultpeer.core.urlmatch import parse_site_url
+
+        parse_site_url(url)  # a bad URL is said before any password is asked
     with item_backend(ctx, password_stdin) as backend:
-        found = backend.search(text, False)
+        found = backend.search(text, False) if url is None else backend.search_url(url, False)
     if as_json:
         print_json(found)
         return
@@ -1186,9 +1207,10 @@ def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: t
     from vaultpeer.io.daemon import Daemon, DaemonOptions
     from vaultpeer.io.transports.tcp import tcp_address
 
-    socket_bytes = len(os.fsencode(ctx.socket_path))
+    socket_path = ctx.home.socket_path  # the daemon serves in its home ($VAULTPEER_SOCKET is for clients)
+    socket_bytes = len(os.fsencode(socket_path))
     if socket_bytes > MAX_SOCKET_PATH:
-        raise VaultpeerError(f"this home's API socket path ({ctx.socket_path}) is {socket_bytes} bytes long; a Unix "
+        raise VaultpeerError(f"this home's API socket path ({socket_path}) is {socket_bytes} bytes long; a Unix "
                              f"socket path holds at most {MAX_SOCKET_PATH}: use a home with a shorter path (--home)")
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -1200,7 +1222,8 @@ def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: t
         offline=offline,
         idle_lock=idle_lock or None,  # 0: never
         rotate_every=rotate_names,
-        socket_path=ctx.socket_path,
+        socket_path=socket_path,
+        runtime_dir=runtime_dir(),
         require_app_tokens=require_app_tokens,
     )
     service = Daemon(ctx.home, options, allow_insecure_test_kdf=ctx.insecure_test_kdf)

@@ -14,26 +14,18 @@ from rich.table import Table
 from rich.text import Text
 
 from vaultpeer.cli.app import EXIT_INTEGRITY, Context, cli, json_option, pass_context, print_json, reports_errors
-from vaultpeer.core.audit import AuditEntry, ChainReport, utc_text, verify_chain
-from vaultpeer.core.errors import IntegrityError
+from vaultpeer.core.audit import ChainReport, parse_noted_head, verify_chain
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.text import inert
-
-#: A noted head may be shortened, but not below 8 bytes (16 hex characters).
-MIN_HEAD_HEX = 16
-
+from vaultpeer.service.views import audit_entry_json
 
 def _noted_head(text: str | None) -> bytes | None:
     if text is None:
         return None
-    cleaned = text.strip().lower()
     try:
-        head = bytes.fromhex(cleaned)
-    except ValueError:
-        head = b""
-    if not MIN_HEAD_HEX <= len(cleaned) <= 64 or len(head) * 2 != len(cleaned):
-        raise click.BadParameter(f"expected the head hash as {MIN_HEAD_HEX}-64 hex characters", param_hint="--head")
-    return head
+        return parse_noted_head(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--head") from None
 
 
 @cli.command(name="log")
@@ -69,7 +61,7 @@ def log_command(ctx: Context, verify: bool, noted_head: str | None, limit: int |
             _print_report(report, as_json)
             return
         rows = vault.audit_trail.rows(newest=limit)
-    entries = [_entry_json(row) for row in rows]
+    entries = [audit_entry_json(row) for row in rows]
     if as_json:
         print_json(entries)
         return
@@ -84,19 +76,6 @@ def log_command(ctx: Context, verify: bool, noted_head: str | None, limit: int |
         table.add_row(str(entry["seq"]), str(entry["time"]).replace("T", " ").rstrip("Z"),
                       Text(inert(entry["event"])), Text(inert(_details_text(entry["details"]))))
     Console(highlight=False).print(table)
-
-
-def _entry_json(row) -> dict:
-    """An entry as `log --json` shows it; a row that does not even parse is shown as unreadable
-    (`log --verify` says where the chain breaks)."""
-    try:
-        return AuditEntry.from_stored(row.seq, row.time, row.event, row.details, row.entry_hash,
-                                      row.signature).to_json()
-    except IntegrityError:
-        seq = row.seq if isinstance(row.seq, int) else None
-        time = utc_text(row.time) if isinstance(row.time, int) and row.time >= 0 else None
-        return {"seq": seq, "time": time, "event": "unreadable", "details": {},
-                "hash": row.entry_hash.hex() if isinstance(row.entry_hash, bytes) else None}
 
 
 def _details_text(details: dict) -> str:

@@ -39,6 +39,9 @@ class DaemonBackend:
     def search(self, text: str, deleted: bool = False) -> list:
         return self.client.call("item.search", text=text, **({"deleted": True} if deleted else {}))
 
+    def search_url(self, url: str, deleted: bool = False) -> list:
+        return self.client.call("item.search", url=url, **({"deleted": True} if deleted else {}))
+
     def otp(self, item: str) -> dict:
         return self.client.call("item.otp", item=item)
 

@@ -444,3 +444,19 @@ class RejectionLimiter:
             else:
                 del self._windows[key]
         return out
+
+
+#: A noted head hash may be shortened, but not below 8 bytes (16 hex characters).
+MIN_HEAD_HEX = 16
+
+
+def parse_noted_head(text: str) -> bytes:
+    """A head hash noted from an earlier `log --verify`: 16-64 hex characters (ValueError else)."""
+    cleaned = text.strip().lower()
+    try:
+        head = bytes.fromhex(cleaned)
+    except ValueError:
+        head = b""
+    if not MIN_HEAD_HEX <= len(cleaned) <= 64 or len(head) * 2 != len(cleaned):
+        raise ValueError(f"expected the head hash as {MIN_HEAD_HEX}-64 hex characters")
+    return head

@@ -43,6 +43,7 @@ from vaultpeer.io.dialer import Dialer
 from vaultpeer.io.transports import Address, Transport
 from vaultpeer.io.transports.tcp import TcpTransport
 from vaultpeer.service.home import Home
+from vaultpeer.service.socket_link import link_socket, unlink_socket
 from vaultpeer.io.api_server import serve_api
 from vaultpeer.io.events import EventFeed
 from vaultpeer.io.handlers import ApiHandlers
@@ -77,6 +78,8 @@ class DaemonOptions:
     #: `--require-app-tokens`: a connection without an app token may call only status, api.info,
     #: app.register, app.wait and auth (issue 18).
     require_app_tokens: bool = False
+    #: ``$XDG_RUNTIME_DIR``: where the daemon links its socket for apps to find (None: no link).
+    runtime_dir: Path | None = None
 
 
 @dataclass
@@ -104,6 +107,8 @@ class Daemon:
         self.transports = list(transports) if transports is not None else [TcpTransport(options.listen)]
         self.listen_address: Address | None = None
         self.socket_path = options.socket_path or home.socket_path
+        #: ``$XDG_RUNTIME_DIR/vaultpeer/<home hash>.sock`` while it is served (service/socket_link.py).
+        self.socket_link: Path | None = None
         self.links: dict[DeviceId, Link] = {}
         self.peers: dict[DeviceId, PeerState] = {}
         #: The one pairing in progress (inviting or joining), driven over its connection.
@@ -141,6 +146,8 @@ class Daemon:
                 await nursery.start(self.pairing_pump.run)
                 handlers = ApiHandlers(self)
                 await nursery.start(serve_api, self.socket_path, handlers.dispatch)
+                if self.options.runtime_dir is not None:
+                    self.socket_link = link_socket(self.options.runtime_dir, self.home.path, self.socket_path)
                 if not self.options.offline:
                     for transport in self.transports:
                         address = await nursery.start(transport.serve, self._inbound)
@@ -173,6 +180,8 @@ class Daemon:
                 self.started.set()
                 task_status.started(self)
         finally:
+            if self.socket_link is not None:
+                unlink_socket(self.socket_link, self.socket_path)
             self.vault.close()
 
     def stop(self) -> None:
@@ -322,6 +331,14 @@ class Daemon:
         # two sides' state digests differ
         if not self.vault.locked and session.stats.items_touched:
             self.vault.merge_pending(session.stats.items_touched)  # pushed as it commits (on_local_commit)
+
+    def after_init(self) -> None:
+        """A vault was created here through the API (``vault.init``): from now on this daemon
+        serves it as after a join: advertised under its key, dialling members as they come, and
+        unlocked (the apps are told)."""
+        self._refresh_discovery_if_key_changed()
+        self._roster_changed()
+        self.publish({"type": "unlocked"})
 
     def after_import(self, report: dict) -> None:
         """A bundle was imported: what a sync session would have brought, so the same follow-ups."""

@@ -21,6 +21,7 @@ from vaultpeer.service.bundle_files import read_bundle_file
 from vaultpeer import __version__
 from vaultpeer.api import API_VERSION, EVENTS, MAX_PAIRING_TIMEOUT, MAX_WATCHED_ITEMS, METHODS, ApiError
 from vaultpeer.core.app_scopes import CLI_APP
+from vaultpeer.core.audit import parse_noted_head
 from vaultpeer.core.errors import InvalidInput, RateLimited
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.generate import GenerateOptions
@@ -122,8 +123,9 @@ def _absolute_path(params: dict) -> Path:
 PARAMETERS: dict[str, frozenset[str]] = {method: frozenset(names) for method, names in {
     "api.info": (), "status": (), "unlock": ("password",), "lock": (),
     "passwd": ("password", "recovery_key", "new_password"),
-    "device.rename": ("name", "os"), "vault.check": ("decrypt",),
-    "item.list": ("deleted",), "item.get": ("item",), "item.search": ("text", "deleted"), "item.otp": ("item",),
+    "device.rename": ("name", "os"), "vault.check": ("decrypt",), "vault.init": ("password", "name", "quick_kdf"),
+    "audit.log": ("limit",), "audit.verify": ("head",),
+    "item.list": ("deleted",), "item.get": ("item",), "item.search": ("text", "url", "deleted"), "item.otp": ("item",),
     "item.add": ("title", "fields", "generate", "length", "words", "separator", "digits", "symbols",
                  "exclude_similar"),
     "item.edit": ("item", "fields", "remove", "title", "generate", "length", "words", "separator", "digits",
@@ -158,6 +160,7 @@ REQUIRED_SCOPE: dict[str, str | None] = {
     "backup.seal": "admin", "device.admit": "admin", "bundle.export": "admin", "bundle.inspect": "admin",
     "bundle.import": "admin",
     "app.list": "admin", "app.approve": "admin", "app.deny": "admin", "app.revoke": "admin",
+    "vault.init": "admin", "audit.log": "read", "audit.verify": "read",
 }
 
 #: Methods that are handed their connection (the app it authenticated as, its peer's process).
@@ -168,8 +171,9 @@ _request_commands: ContextVar[VaultCommands | None] = ContextVar("request_comman
 
 
 #: Methods that start a pairing: it is cancelled when the connection that asked closes (the
-#: program that would show the code and ask the person is gone).
-_ENDED_BY_THEIR_CONNECTION = frozenset({"pair.invite", "pair.join"})
+#: program that would show the code and ask the person is gone); and vault.init, whose answer
+#: (the recovery key) no one else could receive.
+_ENDED_BY_THEIR_CONNECTION = frozenset({"pair.invite", "pair.join", "vault.init"})
 
 
 class ApiHandlers:
@@ -257,6 +261,31 @@ class ApiHandlers:
     async def m_vault_check(self, params: dict) -> dict:
         return self.commands.check(_param(params, "decrypt", bool, required=False, default=False))
 
+    async def m_vault_init(self, params: dict, client_gone: trio.Event) -> dict:
+        """Create this device's vault (as `vaultpeer init`): the daemon serves it at once, unlocked.
+        The result carries the recovery key, told this once: a client that closed its connection
+        during the derivation gets no vault (it could never learn the key)."""
+        result = await _run_in_threads(self.commands.init(
+            _param(params, "password", str), _param(params, "name", str, required=False),
+            _param(params, "quick_kdf", bool, required=False, default=False),
+            still_wanted=lambda: not client_gone.is_set()))
+        self.daemon.after_init()
+        return result
+
+    async def m_audit_log(self, params: dict) -> list:
+        limit = _param(params, "limit", int, required=False)
+        if limit is not None and limit < 1:
+            raise ApiError(INVALID_PARAMS, "limit is a number of entries, at least 1")
+        return self.commands.audit_log(limit)
+
+    async def m_audit_verify(self, params: dict) -> dict:
+        head = _param(params, "head", str, required=False)
+        try:
+            expected = None if head is None else parse_noted_head(head)
+        except ValueError as exc:
+            raise ApiError(INVALID_PARAMS, str(exc)) from None
+        return self.commands.verify_audit_log(expected)
+
     async def m_lock(self, params: dict) -> dict:
         self.daemon.lock()
         return {"locked": True}
@@ -283,8 +312,15 @@ class ApiHandlers:
         return self.commands.get(_param(params, "item", str))
 
     async def m_item_search(self, params: dict) -> list:
-        return self.commands.search(_param(params, "text", str),
-                                    _param(params, "deleted", bool, required=False, default=False))
+        """By words (``text``) or by the web page an item is for (``url``): one of the two."""
+        text = _param(params, "text", str, required=False)
+        url = _param(params, "url", str, required=False)
+        deleted = _param(params, "deleted", bool, required=False, default=False)
+        if (text is None) == (url is None):
+            raise ApiError(INVALID_PARAMS, "give text or url (one of the two)")
+        if url is not None:
+            return self.commands.search_url(url, deleted)
+        return self.commands.search(text, deleted)
 
     async def m_item_otp(self, params: dict) -> dict:
         return self.commands.otp(_param(params, "item", str))

@@ -12,6 +12,7 @@ A command with slow steps (a key derivation) is a generator: it yields each slow
 own thread. Either way, one definition of the command.
 """
 
+import os
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,19 +22,23 @@ from pathlib import Path
 from vaultpeer.service import backup_files, bundle_files, transfer
 from vaultpeer.core.backup import seal_backup
 from vaultpeer.core.app_scopes import Scopes
-from vaultpeer.core.errors import Ambiguous, Forbidden, InvalidInput, NotFound, NoVault, WrongRecoveryKey
+from vaultpeer.core.errors import (AlreadyInitialized, Ambiguous, Forbidden, InvalidInput, NotFound, NoVault,
+                                   VaultpeerError, WrongRecoveryKey)
 from vaultpeer.core.generate import GenerateOptions
 from vaultpeer.core.interchange import ImportEntry
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.item import ItemContent, resolve_reference
+from vaultpeer.core.kdf import KdfParameters
 from vaultpeer.core.keys import RecoveryKey
-from vaultpeer.service.device import load_profile, signing_key_state
+from vaultpeer.core.text import is_plain_text
+from vaultpeer.service.device import MAX_NAME_CHARS, load_profile, signing_key_state
 from vaultpeer.service.home import Home
 from vaultpeer.service.vault import ItemView, Vault, prepare_password
 from vaultpeer.core.search import Searchable, search
 from vaultpeer.core.totp import parse_totp, totp_code
 from vaultpeer.service.wordlist import generate_json
 from vaultpeer.service.views import (
+    audit_entry_json,
     check_json,
     conflict_json,
     history_json,
@@ -156,6 +161,60 @@ class VaultCommands:
         return {"device_id": str(self.vault.device.device_id), "name": profile.name, "os": profile.os_description,
                 "announced": announced}
 
+    def init(self, password: str, name: str | None = None, quick_kdf: bool = False,
+             measure: Callable[[KdfParameters], float] | None = None,
+             still_wanted: Callable[[], bool] = lambda: True) -> Generator[Slow, object, dict]:
+        """Create this device's vault under ``password`` (left unlocked) and return
+        ``{"vault_id", "device_id", "name", "recovery_key", "kdf"}``: the recovery key is not stored
+        anywhere, this is the one time it is told. Argon2id is calibrated on this machine (a slow
+        step, timed by ``measure``), or the floor with ``quick_kdf``, or the test-only parameters
+        when the vault allows them. Everything is checked before anything is written: an
+        initialized vault (AlreadyInitialized), a short password or a bad ``name`` (InvalidInput).
+        ``still_wanted`` is asked after the slow steps, before anything is written: a caller that
+        went away meanwhile could never be told the recovery key, so no vault is made for it."""
+        from vaultpeer.core import kdf as kdf_module
+        from vaultpeer.service.device import DeviceProfile, save_profile
+        from vaultpeer.service.vault.unlocking import check_new_password
+
+        vault = self.vault
+        if vault.initialized:
+            raise AlreadyInitialized(f"this device already has a vault (home: {self.home.path})")
+        check_new_password(password)
+        profile = load_profile(self.home)
+        if name is not None:
+            profile = DeviceProfile(name, profile.os_description)
+            if not is_plain_text(name, MAX_NAME_CHARS) or not name.strip():
+                raise InvalidInput(f"a device name is 1-{MAX_NAME_CHARS} characters of plain text")
+        cpus = os.cpu_count() or 1
+        if vault.allows_insecure_test_kdf:
+            params = kdf_module.insecure_test_parameters()
+        elif quick_kdf:
+            params = kdf_module.minimum_parameters(cpus)
+        else:
+            params = yield Slow(partial(kdf_module.calibrate, measure or _time_derivation, cpu_count=cpus))
+        kek = yield Slow(partial(params.derive, password))
+        if not still_wanted():
+            raise VaultpeerError("the caller went away before the vault was created: nothing was written")
+        if name is not None:
+            save_profile(self.home, profile)
+        recovery_key = vault.init(password, params, profile.name, profile.os_description, kek=kek)
+        return {"vault_id": vault.vault_id.hex(), "device_id": str(vault.device.device_id), "name": profile.name,
+                "recovery_key": recovery_key.reveal(),
+                "kdf": {"memory_kib": params.memory_kib, "time_cost": params.time_cost,
+                        "parallelism": params.parallelism}}
+
+    def audit_log(self, limit: int | None = None) -> list:
+        """This device's audit log, oldest first (``limit``: only the newest that many), as
+        `log --json` shows it; no password needed (it holds no secret)."""
+        return [audit_entry_json(row) for row in self.vault.audit_trail.rows(newest=limit)]
+
+    def verify_audit_log(self, head: bytes | None = None) -> dict:
+        """The audit log's hash chain and signatures checked (and, with ``head``, that the entry
+        with that hash, or hash prefix, noted earlier is still there), as `log --verify --json`."""
+        from vaultpeer.core.audit import verify_chain
+
+        return verify_chain(self.vault.audit_trail.rows(), self.vault.audit_public_keys, expected_head=head).to_json()
+
     def check(self, decrypt: bool = False) -> dict:
         """The database, every revision's signature, and whether every revision decrypts: that
         needs the vault unlocked, and ``decrypt`` insists on it (VaultLocked); an unlocked vault
@@ -169,7 +228,7 @@ class VaultCommands:
     # --- items ------------------------------------------------------------------------------
 
     def _item(self, view: ItemView) -> dict:
-        return item_json(view, member_names(self.vault.roster))
+        return item_json(view, member_names(self.vault.roster), self.vault.created(view.id))
 
     # --- an app's reach (issue 18) --------------------------------------------------------------
 
@@ -221,6 +280,18 @@ class VaultCommands:
         and its host, folder, tags; case-insensitive), best first (core/search.py)."""
         views = {v.id: v for v in self._views(deleted)}
         return [search_json(views[i]) for i in search(text, ((i, v.searchable) for i, v in views.items()))]
+
+    def search_url(self, url: str, deleted: bool = False) -> list:
+        """Items (``deleted`` ones instead) for the web page at ``url``, as browser extensions
+        match (core/urlmatch.py: the same host, else the same registrable domain), best first,
+        in ``search``'s shape. Every URL field of an item counts (``url``, ``url 2``...)."""
+        from vaultpeer.core.urlmatch import parse_site_url, search_by_url
+        from vaultpeer.service.public_suffixes import registrable_domain
+
+        parse_site_url(url)  # a bad URL is refused before the vault is read (locked or not)
+        views = {v.id: v for v in self.vault.list_items(deleted=deleted)}
+        items = ((i, v.title, [f.value for f in v.fields if is_url_field(f.name)]) for i, v in views.items())
+        return [search_json(views[i]) for i in search_by_url(url, items, registrable_domain)]
 
     def otp(self, item: str, now: float | None = None) -> dict:
         """The current TOTP code of ``item`` (its ``totp`` field: an otpauth URI or a base32
@@ -324,6 +395,19 @@ class VaultCommands:
     def create_backup(self, directory: Path, keep: int = backup_files.DEFAULT_KEEP) -> dict:
         """Write a backup file into ``directory`` and rotate old ones (the CLI without a daemon)."""
         return backup_files.create_backup(self.vault, directory, keep=keep).to_json()
+
+
+def _time_derivation(params: KdfParameters) -> float:
+    """How long one derivation under ``params`` takes here (what calibration measures)."""
+    start = time.perf_counter()
+    params.derive("calibration")
+    return time.perf_counter() - start
+
+
+def is_url_field(name: str) -> bool:
+    """``url``, and ``url 2``, ``url 3``... (an import's further URLs), in any case."""
+    words = name.casefold().split()
+    return words[:1] == ["url"] and (len(words) == 1 or (len(words) == 2 and words[1].isdigit()))
 
 
 def _with_generated(fields: Mapping[str, str], generate: Sequence[str], options: GenerateOptions) -> dict:

@@ -4,12 +4,16 @@
 file of a device lives under its home, so several devices can run side by side on one machine.
 """
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 
 HOME_ENV = "VAULTPEER_HOME"
+#: Where a client finds the daemon's socket when no home is named (docs/api.md, "Finding the socket").
+SOCKET_ENV = "VAULTPEER_SOCKET"
+RUNTIME_DIR_ENV = "XDG_RUNTIME_DIR"
 
 #: The one switch that allows trivially cheap Argon2id parameters. It exists so the test suite can
 #: create hundreds of vaults in seconds. It must be set to exactly this value to take effect, every
@@ -32,6 +36,24 @@ def resolve_home(option: str | os.PathLike | None, environ: dict[str, str] | Non
     import platformdirs  # only here: with --home or VAULTPEER_HOME set, a command never loads it
 
     return Path(platformdirs.user_data_dir("vaultpeer", appauthor=False))
+
+
+def home_hash(path: Path) -> str:
+    """The first 16 hex characters of the SHA-256 of the home's real path (absolute, symlinks
+    resolved, as the file system's bytes): how the home's socket link is named."""
+    return hashlib.sha256(os.fsencode(os.path.realpath(path))).hexdigest()[:16]
+
+
+def runtime_dir(environ: dict[str, str] | None = None) -> Path | None:
+    """``$XDG_RUNTIME_DIR`` if it is set to an absolute path."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(RUNTIME_DIR_ENV, "")
+    return Path(value) if value and os.path.isabs(value) else None
+
+
+def runtime_socket_link(home_path: Path, runtime: Path) -> Path:
+    """``$XDG_RUNTIME_DIR/vaultpeer/<home hash>.sock``: the link a running daemon keeps to its socket."""
+    return runtime / "vaultpeer" / f"{home_hash(home_path)}.sock"
 
 
 @dataclass(frozen=True)

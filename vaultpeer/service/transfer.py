@@ -45,7 +45,7 @@ def export_items(vault: Vault) -> list[dict]:
     items, names = [], member_names(vault.roster)
     for view in vault.list_items():
         vault.items.verify_heads(view.id)
-        items.append(item_json(view, names))
+        items.append(item_json(view, names, vault.created(view.id)))
     return items
 
 

@@ -4,6 +4,8 @@ docs/api.md)."""
 
 from collections.abc import Mapping
 
+from vaultpeer.core.audit import AuditEntry, utc_text
+from vaultpeer.core.errors import IntegrityError
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.merge import TITLE
 from vaultpeer.core.roster import Member, Roster
@@ -19,7 +21,8 @@ def member_names(roster: Roster) -> dict[DeviceId, str]:
     return {device_id: member.name for device_id, member in roster.members.items()}
 
 
-def item_json(view: ItemView, names: Names) -> dict:
+def item_json(view: ItemView, names: Names, created: int | None = None) -> dict:
+    """``created``: the time of the item's first revision (``Vault.created``)."""
     return {
         "id": str(view.id),
         "title": view.title,
@@ -32,7 +35,9 @@ def item_json(view: ItemView, names: Names) -> dict:
         # heads that show nothing: quarantined (they do not decrypt) or from a revoked device past
         # its cutoff; the item shows what its readable revisions say, and the next edit buries them
         "unreadable": [str(r) for r in view.opaque_heads],
-        # the displayed head's time and author: the author's claim (docs/threat-model.md)
+        # the displayed head's time and author, and the first revision's time: the authors' claims
+        # (docs/threat-model.md)
+        "created": created,
         "modified": view.modified,
         "modified_by": str(view.revision.author),
         "modified_by_name": names.get(view.revision.author),
@@ -101,3 +106,16 @@ def check_json(report: CheckReport) -> dict:
         "decrypted": report.decrypted,
         "equivocations": list(report.equivocations),
     }
+
+
+def audit_entry_json(row) -> dict:
+    """An audit log entry as `log --json` and the API's audit.log show it (a ``StoredRow``); a row
+    that does not even parse is shown as unreadable (`log --verify` says where the chain breaks)."""
+    try:
+        return AuditEntry.from_stored(row.seq, row.time, row.event, row.details, row.entry_hash,
+                                      row.signature).to_json()
+    except IntegrityError:
+        seq = row.seq if isinstance(row.seq, int) else None
+        time = utc_text(row.time) if isinstance(row.time, int) and row.time >= 0 else None
+        return {"seq": seq, "time": time, "event": "unreadable", "details": {},
+                "hash": row.entry_hash.hex() if isinstance(row.entry_hash, bytes) else None}

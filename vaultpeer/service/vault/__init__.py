@@ -202,9 +202,10 @@ class Vault:
         return self.unlocking.locked_reason
 
     def init(self, password: str, kdf: KdfParameters, name: str = "this device",
-             os_description: str = "unknown") -> RecoveryKey:
-        """Create this device's vault. Returns the recovery key, which is not stored anywhere."""
-        recovery_key = self.membership.create(password, kdf, name, os_description)
+             os_description: str = "unknown", *, kek: bytes | None = None) -> RecoveryKey:
+        """Create this device's vault, left unlocked. Returns the recovery key, which is not stored
+        anywhere. ``kek``: the password's key under ``kdf``, if the caller derived it already."""
+        recovery_key = self.membership.create(password, kdf, name, os_description, kek)
         self.items.forget_index()
         self.items.nothing_to_test_open()
         self.audit("vault.created", via=self.audit_via)
@@ -422,6 +423,10 @@ class Vault:
 
     def get(self, reference: str) -> ItemView:
         return self.items.get(reference)
+
+    def created(self, item_id: ItemId) -> int | None:
+        """The time of the item's first revision (unix seconds, its author's claim), or None."""
+        return self.items.created(item_id)
 
     def history(self, reference: str) -> list[HistoryEntry]:
         return self.items.history(reference)

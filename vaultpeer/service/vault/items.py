@@ -284,6 +284,20 @@ class Items:
     def get(self, reference: str) -> ItemView:
         return self._verified(reference)
 
+    def created(self, item_id: ItemId) -> int | None:
+        """When the item was created: the time its first revision (the one without parents)
+        carries, by its author's claim; None when that revision is opaque or has no time. (Of
+        several roots, which only a misbehaving member makes, the earliest.)"""
+        vault_id, keyring, roster = self._membership.vault_id, self._unlocking.require_unlocked(), self._membership.roster
+        times = []
+        for revision in self._store.revisions_of(item_id):
+            if not revision.parents:
+                revision.verify(vault_id, roster.known_keys(revision.author))  # what is shown is verified
+                content = self._open(revision, vault_id, keyring, roster)
+                if content is not None and content.time is not None:
+                    times.append(content.time)
+        return min(times, default=None)
+
     def history(self, reference: str) -> list[HistoryEntry]:
         view = self.find(reference, deleted=None)
         vault_id, keyring, roster = self._membership.vault_id, self._unlocking.require_unlocked(), self._membership.roster

@@ -92,15 +92,17 @@ class Membership:
 
     # --- creating, enrolling, joining ----------------------------------------------------------
 
-    def create(self, password: str, kdf: KdfParameters, name: str, os_description: str) -> RecoveryKey:
-        """Create this device's vault, unlocked. Returns the recovery key, which is not stored anywhere."""
+    def create(self, password: str, kdf: KdfParameters, name: str, os_description: str,
+               kek: bytes | None = None) -> RecoveryKey:
+        """Create this device's vault, unlocked. Returns the recovery key, which is not stored anywhere.
+        ``kek``: ``kdf.derive(password)`` if the caller derived it already (in a worker thread)."""
         if self.initialized:
             raise AlreadyInitialized()
         unlocking = self._unlocking
         unlocking.require_own_signing_key()
         unlocking.check_kdf(kdf)
         check_new_password(password)
-        kek = kdf.derive(password)
+        kek = kdf.derive(password) if kek is None else kek
         device = unlocking.device
         header, keyring, recovery_key = create_vault(kek, kdf, device)
         with self._store.transaction():
