@@ -231,6 +231,12 @@ async def test_a_folder_limited_app_sees_and_writes_only_its_folder(home_root):
                     break
             bank = await admin.call("item.get", item="Bank")
             assert wiki["id"] in seen and bank["id"] not in seen
+            # lookup by URL is held to the reach too
+            await admin.call("item.add", title="Site at home", fields={"url": "https://example.com", "folder": "Home"})
+            await admin.call("item.add", title="Site at work", fields={"url": "https://example.com", "folder": "Work"})
+            assert len(await admin.call("item.search", url="https://www.example.com/")) == 2
+            found = await app.call("item.search", url="https://www.example.com/")
+            assert [i["title"] for i in found] == ["Site at work"]
             for client in (admin, app, listener, replaying):
                 await client.aclose()
 

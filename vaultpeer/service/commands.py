@@ -289,7 +289,7 @@ class VaultCommands:
         from vaultpeer.service.public_suffixes import registrable_domain
 
         parse_site_url(url)  # a bad URL is refused before the vault is read (locked or not)
-        views = {v.id: v for v in self.vault.list_items(deleted=deleted)}
+        views = {v.id: v for v in self._views(deleted)}  # an app's: its reach only
         items = ((i, v.title, [f.value for f in v.fields if is_url_field(f.name)]) for i, v in views.items())
         return [search_json(views[i]) for i in search_by_url(url, items, registrable_domain)]
 
