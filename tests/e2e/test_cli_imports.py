@@ -10,7 +10,7 @@ from helpers import cli_env
 
 #: Modules a command through the daemon must not load: each costs 10-50 ms at start.
 HEAVY = ("trio", "zeroconf", "noise", "argon2", "cryptography", "pykeepass", "rich", "platformdirs",
-         "vaultpeer.service.vault", "vaultpeer.service.commands", "vaultpeer.core.transport")
+         "jeepney", "vaultpeer.service.vault", "vaultpeer.service.commands", "vaultpeer.core.transport")
 
 PROBE = """
 import atexit, json, runpy, sys
@@ -49,3 +49,6 @@ def test_item_commands_through_the_daemon_load_nothing_heavy(world):
     assert result.returncode == 0 and "Email" in result.stdout and loaded == []
     result, loaded = loaded_by(laptop.home, "search", "mail")
     assert result.returncode == 0 and "Email" in result.stdout and loaded == []
+    # showing an item to the Secret Service is an edit like any other (no D-Bus in the CLI)
+    result, loaded = loaded_by(laptop.home, "edit", "Email", "--expose-to-secret-service")
+    assert result.returncode == 0 and loaded == []

@@ -9,6 +9,8 @@ The two-device acceptance is in test_secret_service_sync.py.
 """
 
 import secrets
+import subprocess
+import sys
 import time
 from contextlib import ExitStack, closing
 
@@ -370,6 +372,15 @@ def test_without_a_bus_the_daemon_says_so_and_runs(world):
     daemon.start()
     assert wait_until(lambda: "the Secret Service is off" in daemon.log_tail(), 10)
     assert daemon.status()["locked"] is True
+
+
+def test_only_a_daemon_with_the_secret_service_loads_jeepney():
+    code = ("import sys\n"
+            "from vaultpeer.io.daemon import Daemon, DaemonOptions\n"
+            "import vaultpeer.cli.app\n"
+            "print('jeepney' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout == "False\n", result.stderr
 
 
 def test_the_secret_service_options_need_secret_service(world):
