@@ -15,10 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from jeepney import HeaderFields, MatchRule, message_bus
 
 from helpers import cli_env
 
 SECRET_TOOL_TIMEOUT = 30
+COLLECTION = "/org/freedesktop/secrets/collection/vaultpeer"
+COLLECTION_IFACE = "org.freedesktop.Secret.Collection"
 
 
 def require_dbus() -> None:
@@ -71,3 +74,15 @@ def python_client(address: str, code: str, *args: str, stdin: str = "",
     return subprocess.run([sys.executable, "-c", code, *args], input=stdin, capture_output=True, text=True,
                           env=bus_env(address, PYTHON_KEYRING_BACKEND="keyring.backends.SecretService.Keyring"),
                           timeout=timeout)
+
+
+def collection_signals(connection):
+    """A filter of the collection's ItemCreated/ItemChanged/ItemDeleted signals (the bus told to send them)."""
+    rule = MatchRule(type="signal", interface=COLLECTION_IFACE, path=COLLECTION)
+    connection.send_and_get_reply(message_bus.AddMatch(rule), timeout=10)
+    return connection.filter(rule, bufsize=64)
+
+
+def next_signal(connection, signals) -> tuple[str, str]:
+    message = connection.recv_until_filtered(signals, timeout=10)
+    return message.header.fields[HeaderFields.member], message.body[0]

@@ -22,13 +22,20 @@ from secretstorage.dhcrypto import Session
 
 from daemons import Daemon, wait_until
 from helpers import PASSWORD
-from session_bus import python_client, require_dbus, secret_tool, session_bus
+from session_bus import (
+    COLLECTION,
+    COLLECTION_IFACE,
+    collection_signals,
+    next_signal,
+    python_client,
+    require_dbus,
+    secret_tool,
+    session_bus,
+)
 
 BUS_NAME = "org.freedesktop.secrets"
 ROOT = "/org/freedesktop/secrets"
-COLLECTION = f"{ROOT}/collection/vaultpeer"
 SERVICE_IFACE = "org.freedesktop.Secret.Service"
-COLLECTION_IFACE = "org.freedesktop.Secret.Collection"
 ITEM_IFACE = "org.freedesktop.Secret.Item"
 
 
@@ -159,6 +166,22 @@ def test_secretstorage_over_plain_and_dh_sessions(device):
         second.delete()
         assert [i.item_path for i in collection.get_all_items()] == [created.item_path]
     assert daemon.titles() == ["renamed"]
+
+
+def test_the_collection_signals_created_changed_and_deleted_items(device):
+    daemon, bus = device("laptop")
+    with closing(open_dbus_connection(bus=bus)) as connection, collection_signals(connection) as signals:
+        store(bus, "signalled", "one", "service", "signals")
+        [entry] = daemon.api("item.list")
+        path = f"{COLLECTION}/{entry['id']}"
+        assert next_signal(connection, signals) == ("ItemCreated", path)
+        store(bus, "signalled", "two", "service", "signals")
+        assert next_signal(connection, signals) == ("ItemChanged", path)
+        daemon.add("not exposed", password="x")  # no signal: clients do not see it
+        daemon.edit("signalled", note="edited through the local API")  # a change from any front end
+        assert next_signal(connection, signals) == ("ItemChanged", path)
+        assert secret_tool(bus, "clear", "service", "signals").returncode == 0
+        assert next_signal(connection, signals) == ("ItemDeleted", path)
 
 
 def test_keyring_sets_gets_and_deletes_a_password(device):

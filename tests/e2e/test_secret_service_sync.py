@@ -4,10 +4,12 @@ and a `clear` on the second show on the first. The Secret Service items are vaul
 travel as every item does (sealed, over the members' Noise connection)."""
 
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
+
+from jeepney.io.blocking import open_dbus_connection
 
 from daemons import enroll, wait_until
-from session_bus import require_dbus, secret_tool, session_bus
+from session_bus import collection_signals, next_signal, require_dbus, secret_tool, session_bus
 
 
 def lookup(bus: str, *attributes: str) -> str | None:
@@ -47,8 +49,12 @@ def test_store_on_one_device_lookup_on_the_other_update_and_clear_come_back(worl
             assert took is not None, "the desktop did not find the laptop's secret within 1 s"
             print(f"store on the laptop -> lookup on the desktop: {took * 1000:.0f} ms")
 
-            assert secret_tool(buses[1], "store", "--label=T", *attributes, stdin="updated on the desktop").returncode == 0
-            assert within(2.0, buses[0], "updated on the desktop", *attributes) is not None
+            with closing(open_dbus_connection(bus=buses[0])) as connection, collection_signals(connection) as signals:
+                assert secret_tool(buses[1], "store", "--label=T", *attributes,
+                                   stdin="updated on the desktop").returncode == 0
+                assert within(2.0, buses[0], "updated on the desktop", *attributes) is not None
+                # the laptop's clients hear of a change made on the desktop
+                assert next_signal(connection, signals)[0] == "ItemChanged"
             assert laptop.titles() == ["T"] and desktop.titles() == ["T"]  # replaced, not a second item
 
             assert secret_tool(buses[1], "clear", *attributes).returncode == 0

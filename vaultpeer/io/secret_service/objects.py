@@ -100,6 +100,7 @@ class SecretServiceObjects:
         self.unlocked = trio.Event()
         if not self.vault.locked:
             self.unlocked.set()
+            self.know_items()
 
     # --- dispatch ------------------------------------------------------------------------------
 
@@ -298,8 +299,11 @@ class SecretServiceObjects:
     async def _service_Unlock(self, target, sender, after, objects):
         if not self.vault.locked:
             return "aoo", (list(objects), NO_OBJECT)
-        if len(self.prompts) >= MAX_PROMPTS:
-            raise DBusError(FAILED, "too many prompts waiting")
+        if len(self.prompts) >= MAX_PROMPTS:  # the oldest never shown goes: no client fills the table
+            idle = next((p for p in self.prompts.values() if not p.started), None)
+            if idle is None:
+                raise DBusError(FAILED, "too many prompts waiting")
+            del self.prompts[idle.path]
         path = f"{ROOT}/prompt/p{next(self._numbers)}"
         self.prompts[path] = Prompt(path, sender, list(objects))
         return "aoo", ([], path)
@@ -483,23 +487,30 @@ class SecretServiceObjects:
         kind = event.get("type")
         if kind == "unlocked":
             self.unlocked.set()
+            self.know_items()
         elif kind == "locked":
             if self.unlocked.is_set():
                 self.unlocked = trio.Event()
             self._known = None
-            return
-        if kind in ("unlocked", "items.changed") and not self.vault.locked:
+        elif kind == "items.changed" and not self.vault.locked:
             await self._announce_changes()
 
-    async def _announce_changes(self) -> None:
-        """ItemCreated, ItemChanged and ItemDeleted for what changed since the last look."""
+    def know_items(self) -> None:
+        """What is exposed now: the items later signals are told against (nothing is announced
+        at an unlock; a client that saw the vault locked reads it again)."""
         try:
-            now = {e.id: e.revision for e in self.commands.exposed_items()}
+            self._known = {e.id: e.revision for e in self.commands.exposed_items()}
         except VaultpeerError:
+            self._known = None
+
+    async def _announce_changes(self) -> None:
+        """ItemCreated, ItemChanged and ItemDeleted for what changed since the last look (here or
+        on another device)."""
+        before = self._known
+        self.know_items()
+        if before is None or self._known is None:
             return
-        before, self._known = self._known, now
-        if before is None:
-            return
+        now = self._known
         collection = DBusAddress(COLLECTION_PATH, interface=ifaces.COLLECTION)
         for item_id, revision in now.items():
             if item_id not in before:
