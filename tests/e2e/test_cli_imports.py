@@ -10,7 +10,7 @@ from helpers import cli_env
 
 #: Modules a command through the daemon must not load: each costs 10-50 ms at start.
 HEAVY = ("trio", "zeroconf", "noise", "argon2", "cryptography", "pykeepass", "rich", "platformdirs",
-         "vaultpeer.service.vault", "vaultpeer.service.commands", "vaultpeer.core.transport",
+         "jeepney", "vaultpeer.service.vault", "vaultpeer.service.commands", "vaultpeer.core.transport",
          "publicsuffixlist")  # the daemon reads the suffix list for a lookup by URL, never the client
 
 PROBE = """
@@ -54,3 +54,6 @@ def test_item_commands_through_the_daemon_load_nothing_heavy(world):
     result, loaded = loaded_by(laptop.home, "search", "--url", "https://www.example.com/", "--json")
     assert result.returncode == 0 and [i["title"] for i in json.loads(result.stdout)] == ["Email"]
     assert loaded == []
+    # showing an item to the Secret Service is an edit like any other (no D-Bus in the CLI)
+    result, loaded = loaded_by(laptop.home, "edit", "Email", "--expose-to-secret-service")
+    assert result.returncode == 0 and loaded == []

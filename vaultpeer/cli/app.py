@@ -837,19 +837,42 @@ def list_items(ctx: Context, pattern: str | None, deleted: bool, password_stdin:
 @field_value_options
 @click.option("--remove-field", "remove", multiple=True, metavar="NAME", help="Remove a field (repeatable).")
 @click.option("--title", help="A new title.")
+@click.option("--expose-to-secret-service/--hide-from-secret-service", "expose", default=None,
+              help="Show ITEM to the desktop's Secret Service clients (its `secret` field, else its password, "
+                   "and its `attr:NAME` fields as attributes), or stop (docs/secret-service.md).")
 @password_stdin_option
 @json_option
 @pass_context
 @reports_errors
 def edit(ctx: Context, item: str, fields: tuple[str, ...], prompted: tuple[str, ...], remove: tuple[str, ...],
-         title: str | None, generated: tuple[str, ...], password_stdin: bool, as_json: bool, **generation) -> None:
+         title: str | None, expose: bool | None, generated: tuple[str, ...], password_stdin: bool, as_json: bool,
+         **generation) -> None:
     """Change ITEM's fields or title (a new revision; the old one stays in history)."""
+    from vaultpeer.core.secret_service_fields import COLLECTION, EXPOSED_FIELD  # imports nothing: start stays fast
+
     options = field_generate_options(generated, **generation)
-    if not fields and not prompted and not generated and not remove and title is None:
-        raise click.UsageError("nothing to change: give --field, --prompt, --remove-field, --generate or --title")
+    if not fields and not prompted and not generated and not remove and title is None and expose is None:
+        raise click.UsageError("nothing to change: give --field, --prompt, --remove-field, --generate, --title "
+                               "or --expose-to-secret-service")
     with item_backend(ctx, password_stdin) as backend:
         values = field_values(ctx, backend, fields, prompted, generated, password_stdin=password_stdin)
-        edited = backend.edit(item, values, list(remove), title, list(generated), options)
+        remove = list(remove)
+        if expose is not None:
+            # the marker field: set to expose, removed to hide (an item already so is left as it is)
+            has = EXPOSED_FIELD in backend.get(item)["fields"]
+            if expose and not has:
+                values[EXPOSED_FIELD] = COLLECTION
+            elif not expose and has:
+                remove.append(EXPOSED_FIELD)
+            elif not values and not remove and title is None and not generated:
+                edited = backend.get(item)
+                if as_json:
+                    print_json(edited)
+                else:
+                    click.echo(f"{edited['title']!r} is already {'shown to' if expose else 'hidden from'} "
+                               "the Secret Service")
+                return
+        edited = backend.edit(item, values, remove, title, list(generated), options)
     if as_json:
         print_json(edited)
     else:
@@ -1189,11 +1212,24 @@ def parse_address(text: str, *, default_host: str | None = None) -> tuple[str, i
 @click.option("--require-app-tokens", is_flag=True,
               help="Refuse every local API call but status, api.info, app.register, app.wait and auth to a "
                    "connection without an app token (`vaultpeer apps`; the CLI uses its own).")
+@click.option("--secret-service", is_flag=True,
+              help="Be the desktop's Secret Service (org.freedesktop.secrets on the session bus): "
+                   "secret-tool, libsecret and keyring store and find their secrets here (docs/secret-service.md).")
+@click.option("--secret-service-replace", is_flag=True,
+              help="With --secret-service: take the name over from the program that holds it, if it allows that.")
+@click.option("--secret-service-prompt", "secret_service_prompt", metavar="CMD",
+              help="With --secret-service: the command that asks for the master password when a client wants "
+                   "the vault unlocked; it prints the password (e.g. 'zenity --password'). Without it, run "
+                   "`vaultpeer unlock`.")
+@click.option("--secret-service-prompt-timeout", type=click.FloatRange(min=1), default=120, show_default=True,
+              metavar="SECONDS", help="How long an unlock prompt waits before it counts as dismissed.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @pass_context
 @reports_errors
 def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: tuple[str, ...], no_mdns: bool,
-           offline: bool, idle_lock: float, rotate_names: float, require_app_tokens: bool, verbose: int) -> None:
+           offline: bool, idle_lock: float, rotate_names: float, require_app_tokens: bool, secret_service: bool,
+           secret_service_replace: bool, secret_service_prompt: str | None, secret_service_prompt_timeout: float,
+           verbose: int) -> None:
     """Run the background service: sync with your other devices, serve the local API.
 
     It runs with or without a vault (a new device waits to join one), starts locked, and stops
@@ -1205,7 +1241,11 @@ def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: t
 
     from vaultpeer.io.api_server import MAX_SOCKET_PATH
     from vaultpeer.io.daemon import Daemon, DaemonOptions
+    from vaultpeer.io.secret_service import SecretServiceOptions
     from vaultpeer.io.transports.tcp import tcp_address
+
+    if (secret_service_replace or secret_service_prompt) and not secret_service:
+        raise click.UsageError("--secret-service-replace and --secret-service-prompt go with --secret-service")
 
     socket_path = ctx.home.socket_path  # the daemon serves in its home ($VAULTPEER_SOCKET is for clients)
     socket_bytes = len(os.fsencode(socket_path))
@@ -1225,6 +1265,9 @@ def daemon(ctx: Context, listen: str, peers: tuple[str, ...], mdns_interfaces: t
         socket_path=socket_path,
         runtime_dir=runtime_dir(),
         require_app_tokens=require_app_tokens,
+        secret_service=SecretServiceOptions(replace=secret_service_replace, prompt_command=secret_service_prompt,
+                                            prompt_timeout=secret_service_prompt_timeout)
+        if secret_service else None,
     )
     service = Daemon(ctx.home, options, allow_insecure_test_kdf=ctx.insecure_test_kdf)
 

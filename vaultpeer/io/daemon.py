@@ -30,7 +30,7 @@ import trio
 
 from vaultpeer.core.backoff import AttemptBackoff
 from vaultpeer.core.discovery import PeerGone, PeerSeen
-from vaultpeer.core.errors import VaultpeerError
+from vaultpeer.core.errors import RateLimited, VaultpeerError
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.item import ItemId
 from vaultpeer.core.kdf import KdfParameters
@@ -40,6 +40,7 @@ from vaultpeer.core.roster import Member
 from vaultpeer.core.sync import removal_notice
 from vaultpeer.core.transport import DEFAULT_PORT, Offer, OlderTransport, TransportError
 from vaultpeer.io.dialer import Dialer
+from vaultpeer.io.secret_service import SecretServiceOptions
 from vaultpeer.io.transports import Address, Transport
 from vaultpeer.io.transports.tcp import TcpTransport
 from vaultpeer.service.home import Home
@@ -80,6 +81,8 @@ class DaemonOptions:
     require_app_tokens: bool = False
     #: ``$XDG_RUNTIME_DIR``: where the daemon links its socket for apps to find (None: no link).
     runtime_dir: Path | None = None
+    #: Serve the freedesktop Secret Service on the session bus (None: off).
+    secret_service: SecretServiceOptions | None = None
 
 
 @dataclass
@@ -176,6 +179,10 @@ class Daemon:
                 if self.options.idle_lock:
                     nursery.start_soon(self._idle_lock)
                 nursery.start_soon(self._flush_audit_log)
+                if self.options.secret_service is not None:
+                    from vaultpeer.io.secret_service.bus import serve_secret_service  # jeepney: only when asked
+
+                    await nursery.start(serve_secret_service, self, self.options.secret_service)
                 notify_systemd("READY=1")
                 self.started.set()
                 task_status.started(self)
@@ -248,6 +255,23 @@ class Daemon:
             forget()
         if not was_locked:
             self.publish({"type": "locked", **({"reason": reason} if reason else {})})
+
+    async def unlock(self, password: str) -> None:
+        """One master-password attempt (the local API's unlock, a Secret Service prompt): refused
+        while the backoff says wait, the slow derivation in a worker thread; then tell the apps and
+        make the merges that waited for the vault key."""
+        was_locked = self.vault.locked
+        try:
+            self.password_attempts.begin(trio.current_time())
+        except RateLimited:
+            self.audit_refused_attempt("unlock.failed")
+            raise
+        kek = await trio.to_thread.run_sync(self.vault.derive_kek, password)
+        self.vault.unlock_with_kek(kek)
+        self.password_attempts.succeeded()
+        if was_locked:  # unlocking an unlocked vault (the password checked again) is no event
+            self.publish({"type": "unlocked"})
+        self.vault.merge_pending()
 
     def notice_self_lock(self, was_unlocked: bool) -> None:
         """The vault locked itself while admitting records (a rotated key it cannot open): finish

@@ -232,14 +232,7 @@ class ApiHandlers:
                                             pairing=daemon.pairing_pump.in_progress()))
 
     async def m_unlock(self, params: dict) -> dict:
-        password = _param(params, "password", str)
-        was_locked = self.vault.locked
-        with self._password_attempt("unlock.failed"):
-            kek = await trio.to_thread.run_sync(self.vault.derive_kek, password)
-            self.vault.unlock_with_kek(kek)
-        if was_locked:  # unlocking an unlocked vault (the password checked again) is no event
-            self.daemon.publish({"type": "unlocked"})
-        self.vault.merge_pending()  # merges wait for the vault key: do them now
+        await self.daemon.unlock(_param(params, "password", str))
         return {"locked": False}
 
     async def m_passwd(self, params: dict) -> dict:

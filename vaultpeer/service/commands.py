@@ -35,6 +35,7 @@ from vaultpeer.service.device import MAX_NAME_CHARS, load_profile, signing_key_s
 from vaultpeer.service.home import Home
 from vaultpeer.service.vault import ItemView, Vault, prepare_password
 from vaultpeer.core.search import Searchable, search
+from vaultpeer.core import secret_service as ss
 from vaultpeer.core.totp import parse_totp, totp_code
 from vaultpeer.service.wordlist import generate_json
 from vaultpeer.service.views import (
@@ -362,6 +363,69 @@ class VaultCommands:
     def export_items(self) -> list:
         return transfer.export_items(self.vault)
 
+    # --- the Secret Service (core/secret_service.py, io/secret_service) -----------------------
+
+    def exposed_items(self) -> list["ExposedItem"]:
+        """The live items D-Bus clients see: those carrying the ``secret-service`` marker."""
+        return [_exposed(v) for v in self.vault.list_items() if ss.is_exposed((f.name, f.value) for f in v.fields)]
+
+    def exposed_item(self, item_id: str) -> "ExposedItem":
+        """One exposed item by its full id (NotFound if it is not there, deleted or not exposed)."""
+        for view in self.vault.list_items():
+            if str(view.id) == item_id and ss.is_exposed((f.name, f.value) for f in view.fields):
+                return _exposed(view)
+        raise NotFound("no such Secret Service item")
+
+    def create_exposed(self, item: ss.SecretItem, replace: bool = False) -> tuple["ExposedItem", bool]:
+        """Store a Secret Service item; with ``replace``, over the exposed item that has exactly
+        these attributes, if there is one. Returns the item and whether it is new."""
+        title, fields = ss.to_fields(item)
+        if replace:
+            same = [e for e in self.exposed_items() if dict(e.item.attributes) == dict(item.attributes)]
+            if same:
+                current = self.vault.get(same[0].id)
+                stale = [f.name for f in current.fields
+                         if f.name.startswith(ss.ATTRIBUTE_PREFIX) and f.name not in fields]
+                return _exposed(self._edit_if_changed(same[0].id, fields, stale, title)), False
+        return _exposed(self.vault.add(title, fields)), True
+
+    def set_exposed_secret(self, item_id: str, secret: bytes, content_type: str) -> "ExposedItem":
+        view = self.vault.get(self.exposed_item(item_id).id)
+        names = {f.name for f in view.fields}
+        if ss.SECRET_FIELD in names or ss.FALLBACK_SECRET_FIELD not in names:
+            fields = ss.secret_fields(secret, content_type)
+        else:  # a person's own login, exposed: its password is the secret
+            ss.check_secret(secret, content_type)
+            try:
+                fields = {ss.FALLBACK_SECRET_FIELD: secret.decode("utf-8")}
+            except UnicodeDecodeError:
+                raise InvalidInput("this item's secret is its password, which is text") from None
+        return _exposed(self._edit_if_changed(item_id, fields))
+
+    def set_exposed_label(self, item_id: str, label: str) -> "ExposedItem":
+        self.exposed_item(item_id)
+        label = ss.check_label(label)
+        return _exposed(self._edit_if_changed(item_id, {}, (), label if label.strip() else ss.EMPTY_LABEL_TITLE))
+
+    def set_exposed_attributes(self, item_id: str, attributes: dict[str, str]) -> "ExposedItem":
+        self.exposed_item(item_id)
+        fields = ss.attribute_fields(attributes)
+        view = self.vault.get(item_id)
+        stale = [f.name for f in view.fields if f.name.startswith(ss.ATTRIBUTE_PREFIX) and f.name not in fields]
+        return _exposed(self._edit_if_changed(item_id, fields, stale))
+
+    def delete_exposed(self, item_id: str) -> None:
+        self.exposed_item(item_id)
+        self.vault.delete(item_id)
+
+    def _edit_if_changed(self, item_id: str, fields: Mapping[str, str], remove: Sequence[str] = (),
+                         title: str | None = None) -> ItemView:
+        view = self.vault.get(item_id)
+        current = view.content
+        if current.edited(fields, remove, title) == current:
+            return view
+        return self.vault.edit(item_id, fields, remove, title)
+
     # --- sync through files (docs/cli.md: join-request, admit, bundle) ------------------------
 
     def join_request(self) -> bytes:
@@ -408,6 +472,24 @@ def is_url_field(name: str) -> bool:
     """``url``, and ``url 2``, ``url 3``... (an import's further URLs), in any case."""
     words = name.casefold().split()
     return words[:1] == ["url"] and (len(words) == 1 or (len(words) == 2 and words[1].isdigit()))
+
+
+@dataclass(frozen=True, repr=False)
+class ExposedItem:
+    """An item Secret Service clients see: its id, their view of it, and when it last changed."""
+
+    id: str
+    item: ss.SecretItem
+    revision: str
+    modified: int
+
+    def __repr__(self) -> str:
+        return f"ExposedItem({self.id}, redacted)"
+
+
+def _exposed(view: ItemView) -> ExposedItem:
+    return ExposedItem(str(view.id), ss.from_fields(view.title, ((f.name, f.value) for f in view.fields)),
+                       str(view.revision), view.modified or 0)
 
 
 def _with_generated(fields: Mapping[str, str], generate: Sequence[str], options: GenerateOptions) -> dict:
