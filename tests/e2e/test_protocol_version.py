@@ -1,12 +1,12 @@
-"""A member that still runs the previous vaultpeer (sync protocol version 2, from before revisions
-carried their time) meets a running daemon: it is told to upgrade, and nothing moves either way.
-The old device is played by its real home and keys (tests/hostile_member.py), speaking version 2."""
+"""A member that still runs an older vaultpeer (sync protocol version 3, from before the `removed`
+message) meets a running daemon: it is told to upgrade, and nothing moves either way. The old
+device is played by its real home and keys (tests/hostile_member.py), speaking version 3."""
 
 from daemons import enroll, wait_until
 from hostile_member import HostileMember
 
 
-def test_a_member_speaking_sync_protocol_2_is_told_to_upgrade_and_nothing_is_exchanged(world):
+def test_a_member_speaking_an_older_sync_protocol_is_told_to_upgrade_and_nothing_is_exchanged(world):
     laptop, phone = world("laptop"), world("phone")
     laptop.init()
     enroll(laptop, phone)
@@ -16,13 +16,13 @@ def test_a_member_speaking_sync_protocol_2_is_told_to_upgrade_and_nothing_is_exc
     old = HostileMember(phone.home)
     try:
         planted = old.sealed(title="sent by an older vaultpeer")
-        answer = old.push(laptop.address, revisions=[planted], version=2)
+        answer = old.push(laptop.address, revisions=[planted], version=3)
         assert answer.error == "version", answer
         assert not any(m.__class__.__name__ == "Records" and m.revisions for m in answer.messages)
         assert "sent by an older vaultpeer" not in laptop.titles()
-        assert wait_until(lambda: "runs an older vaultpeer (sync protocol version 2; this device speaks 3): "
+        assert wait_until(lambda: "runs an older vaultpeer (sync protocol version 3; this device speaks 4): "
                                   "upgrade vaultpeer on it" in laptop.log.read_text(), 10), laptop.log_tail()
-        # an upgrade is not an offense: the same device, now speaking 3, syncs at once
+        # an upgrade is not an offense: the same device, now speaking 4, syncs at once
         answer = old.push(laptop.address, revisions=[planted])
         assert answer.done, answer
         assert "sent by an older vaultpeer" in laptop.titles()
