@@ -159,7 +159,8 @@ class AppAccess:
         when its token is revoked."""
         if app is not None:
             self._subscriptions.setdefault(app.name, set()).add(events)
-        return self._events(events, app, access)
+        # only a reach limited to a folder or tag hides items (a read-only app sees them all)
+        return self._events(events, app, access if access is not None and access.limited else None)
 
     async def _events(self, events: Events, app: App | None, access: Scopes | None) -> AsyncIterator[dict]:
         try:
