@@ -425,3 +425,26 @@ def test_round_trip_times(device):
     print(f"secret-tool lookup: median {sorted(times)[2] * 1000:.0f} ms")
     assert sorted(times)[2] < 5
 
+
+
+def test_deleting_the_collection_deletes_what_clients_stored_and_only_hides_the_persons_own(device):
+    """Collection.Delete (seahorse's "delete keyring"): the items clients stored are deleted, and
+    restorable like any deleted item; a login of the person's own that was shown to clients is
+    hidden again, never deleted. The collection stays, and takes new items at once."""
+    daemon, bus = device("laptop")
+    store(bus, "Token A", "secret-a", "service", "a")
+    store(bus, "Token B", "secret-b", "service", "b")
+    daemon.add("My login", username="me", password="own password", **{"attr:service": "mine"})
+    daemon.ok("edit", "My login", "--expose-to-secret-service")
+    with closing(open_dbus_connection(bus=bus)) as connection:
+        reply = call(connection, COLLECTION, COLLECTION_IFACE, "Delete")
+        assert error_name(reply) is None and reply.body == ("/",), reply.body
+    assert daemon.titles() == ["My login"]
+    assert daemon.item("My login")["fields"]["password"] == "own password"
+    assert "secret-service" not in daemon.item("My login")["fields"]
+    assert all(lookup(bus, "service", s) is None for s in ("a", "b", "mine"))
+    assert sorted(i["title"] for i in daemon.api("item.list", deleted=True)) == ["Token A", "Token B"]
+    daemon.ok("restore", "Token A")
+    assert lookup(bus, "service", "a") == "secret-a"
+    store(bus, "Token C", "secret-c", "service", "c")
+    assert lookup(bus, "service", "c") == "secret-c"

@@ -418,6 +418,21 @@ class VaultCommands:
         self.exposed_item(item_id)
         self.vault.delete(item_id)
 
+    def delete_exposed_collection(self) -> tuple[int, int]:
+        """A client deletes the Secret Service collection: the items clients stored (they hold a
+        ``secret`` field) are deleted, restorable as any deleted item; the person's own items that
+        were shown to clients are hidden again, never deleted. Returns (deleted, hidden)."""
+        deleted = hidden = 0
+        for exposed in self.exposed_items():  # each change its own commit (and pushed as it is)
+            view = self.vault.get(exposed.id)
+            if any(f.name == ss.SECRET_FIELD for f in view.fields):
+                self.vault.delete(exposed.id)
+                deleted += 1
+            else:
+                self.vault.edit(exposed.id, {}, [ss.EXPOSED_FIELD])
+                hidden += 1
+        return deleted, hidden
+
     def _edit_if_changed(self, item_id: str, fields: Mapping[str, str], remove: Sequence[str] = (),
                          title: str | None = None) -> ItemView:
         view = self.vault.get(item_id)

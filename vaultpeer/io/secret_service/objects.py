@@ -345,7 +345,13 @@ class SecretServiceObjects:
     # --- org.freedesktop.Secret.Collection --------------------------------------------------------
 
     async def _collection_Delete(self, target, sender, after):
-        raise DBusError(NOT_SUPPORTED, "vaultpeer's collection cannot be deleted (delete its items)")
+        """The items clients stored are deleted (restorable: `vaultpeer restore`); the person's own
+        items shown to clients are hidden again, never deleted. The collection itself stays (it is
+        vaultpeer's only one, and a later CreateItem fills it again)."""
+        self.vault.unlocked_keyring()  # VaultLocked
+        deleted, hidden = self.commands.delete_exposed_collection()
+        log.info("a Secret Service client deleted the collection: %d item(s) deleted, %d hidden again", deleted, hidden)
+        return "o", (NO_OBJECT,)
 
     async def _collection_SearchItems(self, target, sender, after, attributes):
         return "ao", (await self._service_SearchItems(target, sender, after, attributes))[1][:1]
