@@ -448,3 +448,14 @@ def test_deleting_the_collection_deletes_what_clients_stored_and_only_hides_the_
     assert lookup(bus, "service", "a") == "secret-a"
     store(bus, "Token C", "secret-c", "service", "c")
     assert lookup(bus, "service", "c") == "secret-c"
+
+
+def test_an_items_created_time_is_its_first_revisions(device):
+    daemon, bus = device("laptop")
+    store(bus, "Dated", "one", "service", "dated")
+    with closing(open_dbus_connection(bus=bus)) as connection:
+        [item] = list(secretstorage.search_items(connection, {"service": "dated"}))
+        created = item.get_created()
+        assert created == daemon.item("Dated")["created"]
+        item.set_secret(b"two")
+        assert item.get_created() == created and item.get_modified() >= created

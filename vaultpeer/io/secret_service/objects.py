@@ -25,6 +25,7 @@ import trio
 from jeepney import DBusAddress, HeaderFields, Message, MessageFlag, new_error, new_method_return, new_signal
 
 from vaultpeer.core import secret_service as ss
+from vaultpeer.core.item import ItemId
 from vaultpeer.core.secret_service_fields import COLLECTION_LABEL
 from vaultpeer.core.errors import InvalidInput, NotFound, VaultLocked, VaultpeerError
 from vaultpeer.io.secret_service import SecretServiceOptions, interfaces as ifaces
@@ -264,7 +265,8 @@ class SecretServiceObjects:
         return self._item(target).item.attributes.get("xdg:schema", "")
 
     def _get_item_Created(self, target):
-        return self._item(target).modified
+        item = self._item(target)
+        return self.vault.created(ItemId.parse(item.id)) or item.modified  # its first revision's time
 
     def _get_item_Modified(self, target):
         return self._item(target).modified
