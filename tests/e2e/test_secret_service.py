@@ -459,3 +459,5 @@ def test_an_items_created_time_is_its_first_revisions(device):
         assert created == daemon.item("Dated")["created"]
         item.set_secret(b"two")
         assert item.get_created() == created and item.get_modified() >= created
+        collection = secretstorage.get_default_collection(connection)
+        assert collection._collection.get_property("Created") == created  # its oldest item's

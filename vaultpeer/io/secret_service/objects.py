@@ -242,7 +242,11 @@ class SecretServiceObjects:
         return self.vault.locked
 
     def _get_collection_Created(self, target):
-        return 0
+        """When its oldest item was made (0 while locked, or while it holds none)."""
+        if self.vault.locked:
+            return 0
+        times = [self.vault.created(ItemId.parse(e.id)) for e in self.commands.exposed_items()]
+        return min((t for t in times if t), default=0)
 
     def _get_collection_Modified(self, target):
         if self.vault.locked:
