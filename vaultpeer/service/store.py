@@ -559,8 +559,10 @@ class Store:
         return [_revision_from_row(row) for row in rows]
 
     def all_heads(self) -> Iterator[Revision]:
+        """Every head, ordered by item (the heads table's key: no sort)."""
         cursor = self._db.execute(
             f"SELECT {_REVISION_COLUMNS} FROM heads h JOIN revisions r ON r.author = h.author AND r.seq = h.seq"
+            " ORDER BY h.item_id"
         )
         for row in cursor:
             yield _revision_from_row(row)
