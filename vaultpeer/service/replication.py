@@ -7,7 +7,8 @@ vector, applies each received batch all-or-nothing, compares state digests, narr
 difference, and records what happened in ``notes`` for the caller to log.
 """
 
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from vaultpeer.core.digest import StateDigest, is_leaf_path
@@ -35,6 +36,10 @@ from vaultpeer.core.sync import (
 from vaultpeer.service.vault import Removal, Vault
 
 
+#: How many items a session's stats name one by one (``SyncStats.items_touched``).
+MAX_TOUCHED_ITEMS = 4096
+
+
 @dataclass
 class SyncStats:
     messages_sent: int = 0
@@ -46,14 +51,23 @@ class SyncStats:
     revisions_new: int = 0
     #: How many revisions the peer's hello says it holds that we lack (for progress bars).
     revisions_expected: int = 0
-    items_touched: set = field(default_factory=set)
+    #: The items new revisions came for (up to ``MAX_TOUCHED_ITEMS``; None beyond: many, look
+    #: at every item, as after a new device's first sync).
+    items_touched: set | None = field(default_factory=set)
     #: The roster or the header changed: worth passing on to other members too.
     records_changed: bool = False
 
 
 class SyncPeer:
-    def __init__(self, vault: Vault, *, initiator: bool, peer: DeviceId | None = None):
+    """``lazy``: the records the peer lacks are not returned by ``receive`` but produced one
+    message at a time by ``next_pending`` (a link pulls the next batch when its stream has taken
+    the last: a session's batches are never all in memory). Otherwise ``receive`` returns them."""
+
+    def __init__(self, vault: Vault, *, initiator: bool, peer: DeviceId | None = None, lazy: bool = False):
         self.vault = vault
+        self.lazy = lazy
+        #: What is still to send after the hello's batches, produced as it is pulled (``lazy``).
+        self._pending: Iterator[bytes] | None = None
         self.peer = peer
         self.session = SyncSession(
             vault_id=vault.vault_id,
@@ -139,21 +153,43 @@ class SyncPeer:
                                             for author, count in hello.knowledge.items())
         header_hash, roster_hash = self._hashes()
         revisions = self.vault.revisions_missing_from(hello.knowledge)
-        out = self._batches(revisions, repair=False, header=header_hash != hello.header_hash,
-                            roster=roster_hash != hello.roster_hash)
-        return out + self._maybe_digest()
+        batches = self._batches(revisions, repair=False, header=header_hash != hello.header_hash,
+                                roster=roster_hash != hello.roster_hash)
+        # the digest follows the last batch: whenever that is made, the state is what it says
+        out = itertools.chain(batches, _later(self._maybe_digest))
+        if not self.lazy:
+            return list(out)
+        self._pending = out
+        return []
+
+    @property
+    def has_pending(self) -> bool:
+        """Messages are waiting to be produced by ``next_pending`` (a lazy session's batches)."""
+        return self._pending is not None and not self.failed
+
+    def next_pending(self) -> bytes | None:
+        """The next message of a lazy session's batches (and the digest after them), made now;
+        None when there is none (any more, or the session failed: nothing more is sent)."""
+        if self._pending is None or self.failed:
+            self._pending = None
+            return None
+        message = next(self._pending, None)
+        if message is None:
+            self._pending = None
+            return None
+        return self._out([message])[0]
 
     def _batches(self, revisions: Iterable[Revision], *, repair: bool, header: bool = True,
-                 roster: bool = True) -> list[bytes]:
-        """Records messages for ``revisions``; the first also carries the header and roster if asked."""
+                 roster: bool = True) -> Iterator[bytes]:
+        """Records messages for ``revisions``, made as they are asked for; the first also carries
+        the header and roster if asked."""
         header = self.vault.header if header else None
         roster = self.vault.outgoing_roster() if roster else []
-        messages = []
         for chunk, last in _chunks(revisions):
-            messages.append(self.session.records(header, roster, chunk, last=last, repair=repair))
+            message = self.session.records(header, roster, chunk, last=last, repair=repair)
             self.stats.revisions_sent += len(chunk)
             header, roster = None, []
-        return messages
+            yield message
 
     def _on_records(self, records: Records) -> list[bytes]:
         self.stats.revisions_received += len(records.revisions)
@@ -169,7 +205,10 @@ class SyncPeer:
             self.notes.append(f"{received.equivocations} revision(s) contradict ones held under the same id "
                               "(their author equivocated): the first is kept, both are in the audit log")
         self.stats.records_changed |= received.roster_changed or received.header_replaced
-        self.stats.items_touched |= {r.item_id for r in received.revisions}
+        if self.stats.items_touched is not None:
+            self.stats.items_touched |= {r.item_id for r in received.revisions}
+            if len(self.stats.items_touched) > MAX_TOUCHED_ITEMS:
+                self.stats.items_touched = None
         self.just_applied = {r.item_id for r in received.revisions}
         self._digest = None
         if received.header_replaced:
@@ -177,8 +216,8 @@ class SyncPeer:
         if records.repair:
             if self.session.initiator:
                 return self._maybe_digest()
-            if records.last:
-                out = self._batches(self.vault.intake.revisions_in_leaves(self._repair_leaves), repair=True)
+            if records.last:  # a repair's few leaves: made at once
+                out = list(self._batches(self.vault.intake.revisions_in_leaves(self._repair_leaves), repair=True))
                 self.session.repaired()
                 return out + self._maybe_digest()
             return []
@@ -251,7 +290,7 @@ class SyncPeer:
         self.notes.append(f"repairing {len(differing)} differing part(s) of the vault")
         self._repair_leaves = [bytes.fromhex(leaf) for leaf in differing]
         request = self.session.repair(differing)
-        return [request] + self._batches(self.vault.intake.revisions_in_leaves(self._repair_leaves), repair=True)
+        return [request, *self._batches(self.vault.intake.revisions_in_leaves(self._repair_leaves), repair=True)]
 
     def _on_repair(self, repair: Repair) -> list[bytes]:
         self._repair_leaves = [bytes.fromhex(leaf) for leaf in repair.leaves]
@@ -263,6 +302,11 @@ class SyncPeer:
         if self.converged is None:
             self.converged = done.converged
         return [self.session.done(bool(self.converged))]
+
+
+def _later(make: Callable[[], list[bytes]]) -> Iterator[bytes]:
+    """The messages ``make`` returns, made when the first is asked for (after what comes before)."""
+    yield from make()
 
 
 def _chunks(revisions: Iterable[Revision]) -> Iterator[tuple[list[Revision], bool]]:

@@ -71,17 +71,19 @@ class Intake:
         process has written the store or the roster changed what is pruned."""
         version = self._store.data_version()
         changed = self._store.take_changed_items()
-        rebuild = self._digest is None or self._digest[0] != version
+        rebuild = self._digest is None or self._digest[0] != version or changed is None
         if rebuild:
             self._membership.reread()  # another process may have changed the roster too
         limit = self._membership.roster.revision_limit
         limits: dict[bytes, int] = {}
 
-        def kept(rows: list) -> list:  # Roster.prunes on raw rows, one limit looked up per author
-            for _, author, _, _ in rows:
+        def kept(rows: Iterable) -> Iterator:  # Roster.prunes on raw rows, one limit looked up per author
+            for row in rows:
+                author = row[1]
                 if author not in limits:
                     limits[author] = limit(DeviceId(author))
-            return [row for row in rows if row[2] <= limits[row[1]]]
+                if row[2] <= limits[author]:
+                    yield row
 
         if rebuild:
             digest = StateDigest.from_revision_rows(kept(self._store.revision_rows()))
