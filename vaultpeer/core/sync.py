@@ -26,7 +26,7 @@ from vaultpeer.core import encoding
 from vaultpeer.core.digest import HASH_SIZE, is_leaf_path, valid_path
 from vaultpeer.core.errors import IntegrityError, VaultpeerError
 from vaultpeer.core.keys import VaultHeader
-from vaultpeer.core.revision import MAX_RECORD_SIZE, Revision, RevisionId
+from vaultpeer.core.revision import MAX_RECORD_SIZE, Revision
 from vaultpeer.core.roster import MAX_ENTRIES, RosterEntry
 from vaultpeer.core.vclock import VersionVector
 
@@ -371,11 +371,12 @@ class SyncSession:
 
     # --- receiving ---
 
-    def receive(self, data: bytes) -> Message:
+    def receive(self, data: bytes, decoded: Message | None = None) -> Message:
+        """``decoded``: ``decode_message(data)``, if the caller did that already (elsewhere)."""
         if self.phase in (Phase.ERROR, Phase.REMOVED):
             raise RemoteProtocolError(f"session already ended ({self.error or self.phase.value})")
         try:
-            message = decode_message(data)
+            message = decoded if decoded is not None else decode_message(data)
             self._accept(message)
         except RemoteProtocolError as exc:
             self.phase, self.error = Phase.ERROR, str(exc)

@@ -17,7 +17,7 @@ from vaultpeer.core.roster import Member
 from vaultpeer.core.transport import TransportError
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
 from vaultpeer.io.transports import Address
-from vaultpeer.service.replication import SyncPeer
+from vaultpeer.service.replication import PREPARE_FROM_BYTES, Prepared, SyncPeer, prepare
 
 if TYPE_CHECKING:  # the daemon makes links: no import cycle at run time
     from vaultpeer.io.daemon import Daemon
@@ -140,7 +140,15 @@ class Link:
                 self.times.first_message = trio.current_time()
                 for notify in self.daemon.on_first_message:
                     notify(self)
-            await self._inbox_send.send(("message", message))
+            await self._inbox_send.send(("message", await self._prepared(message)))
+
+    async def _prepared(self, message: bytes) -> "bytes | Prepared":
+        """A batch decoded and its signatures checked on other threads, while the session stores
+        the one before (``replication.prepare``); a small message as it is."""
+        if len(message) < PREPARE_FROM_BYTES:
+            return message
+        vault = self.daemon.vault
+        return await trio.to_thread.run_sync(prepare, message, vault.vault_id, vault.roster)
 
     async def _writer(self) -> None:
         async for message in self._outbox:

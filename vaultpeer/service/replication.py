@@ -15,6 +15,8 @@ from vaultpeer.core.digest import StateDigest, is_leaf_path
 from vaultpeer.core.errors import IntegrityError, InvalidInput
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.revision import Revision
+from vaultpeer.core.roster import Roster
+from vaultpeer.service.parallel_verify import verified_ahead
 from vaultpeer.core.sync import (
     MAX_BATCH_BYTES,
     record_hash,
@@ -32,8 +34,38 @@ from vaultpeer.core.sync import (
     Repair,
     SyncSession,
     VersionMismatch,
+    Message,
+    decode_message,
 )
 from vaultpeer.service.vault import Removal, Vault
+
+
+#: A message at least this long may be a batch worth preparing on another thread (``prepare``).
+PREPARE_FROM_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A message decoded, and its revisions' signatures checked, ahead of the session receiving it."""
+
+    data: bytes
+    message: Message
+    #: ``parallel_verify.verified_ahead``'s answer.
+    verified: dict
+
+
+def prepare(data: bytes, vault_id: bytes, roster: Roster) -> "Prepared | bytes":
+    """Decode a message and check its revisions' signatures under ``roster``'s keys: pure work
+    (no vault, no database), for a thread while the session stores the batch before. What does not
+    decode or verify is returned as it came: receiving it says what is wrong."""
+    try:
+        message = decode_message(data)
+    except RemoteProtocolError:
+        return data
+    if not isinstance(message, Records):
+        return Prepared(data, message, {})
+    revisions = [r for r in message.revisions if not roster.prunes(r.revision_id)]
+    return Prepared(data, message, verified_ahead(revisions, vault_id, [roster.known_keys(r.author) for r in revisions]))
 
 
 #: How many items a session's stats name one by one (``SyncStats.items_touched``).
@@ -82,6 +114,8 @@ class SyncPeer:
         self._digest: StateDigest | None = None
         #: The leaves (id prefixes) being repaired, from our Nodes comparison or the peer's Repair.
         self._repair_leaves: list[bytes] = []
+        #: Signatures of the message being received checked ahead (``prepare``), if any.
+        self._verified: dict | None = None
         #: The items that the last message received changed (new revisions stored), if any.
         self.just_applied: set = set()
         #: The session failed because of what the peer sent (not because it reported an error).
@@ -106,13 +140,17 @@ class SyncPeer:
     def start(self) -> list[bytes]:
         return self._out([self.session.hello(*self._hashes())])
 
-    def receive(self, data: bytes) -> list[bytes]:
-        """Handle one message from the peer; returns the messages to send back (maybe none)."""
+    def receive(self, data: "bytes | Prepared") -> list[bytes]:
+        """Handle one message from the peer (its bytes, or ``prepare``'s answer for them); returns
+        the messages to send back (maybe none)."""
+        decoded, self._verified = None, None
+        if isinstance(data, Prepared):
+            data, decoded, self._verified = data.data, data.message, data.verified
         self.stats.messages_received += 1
         self.stats.bytes_received += len(data)
         self.just_applied = set()
         try:
-            message = self.session.receive(data)
+            message = self.session.receive(data, decoded)
         except RemoteProtocolError as exc:
             self.notes.append(f"sync aborted: {exc}")
             if "peer reported an error" in str(exc):
@@ -194,7 +232,8 @@ class SyncPeer:
     def _on_records(self, records: Records) -> list[bytes]:
         self.stats.revisions_received += len(records.revisions)
         try:
-            received = self.vault.receive_records(records.header, records.roster, records.revisions)
+            received = self.vault.receive_records(records.header, records.roster, records.revisions,
+                                                  self._verified)
         except IntegrityError:
             self.notes.append("sync aborted: the peer sent a record that failed verification; nothing of it was stored")
             self.peer_at_fault = True

@@ -489,9 +489,10 @@ class Vault:
         return list(self.intake.receive_records(None, (), revisions).revisions)
 
     def receive_records(self, header: VaultHeader | None, entries: Iterable[RosterEntry],
-                        revisions: Iterable[Revision]) -> Received:
+                        revisions: Iterable[Revision], verified: Mapping[int, DevicePublicKeys] | None = None,
+                        ) -> Received:
         """Admit a batch from another member; works while locked (see ``Intake.receive_records``)."""
-        return self.intake.receive_records(header, entries, revisions)
+        return self.intake.receive_records(header, entries, revisions, verified)
 
 
 def home_holds_vault(home: Home) -> bool:
