@@ -8,7 +8,7 @@ differing leaves in ``DEPTH`` round trips, whatever the vault's size.
 """
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from vaultpeer.core import encoding
 from vaultpeer.core.item import ItemId
@@ -59,13 +59,15 @@ class StateDigest:
         return digest
 
     def _build(self, rows: Iterable[tuple[bytes, bytes, int, bytes]]) -> None:
-        grouped: dict[bytes, list] = {}
-        for item_raw, author, seq, content_hash in rows:
-            grouped.setdefault(item_raw, []).append((author, seq, content_hash))
         #: leaf path -> {item id bytes: the item's hash}
         self._leaves: dict[str, dict[bytes, bytes]] = {}
-        for item_raw, revisions in grouped.items():
-            self._leaves.setdefault(item_raw[: DEPTH // 2].hex(), {})[item_raw] = item_hash(revisions)
+        # rows come sorted by item: one item's revisions in hand at a time (the rows may be a
+        # database cursor over 100,000 revisions, never all in memory at once)
+        for item_raw, revisions in _grouped(rows):
+            leaf = self._leaves.get(path := item_raw[: DEPTH // 2].hex())
+            if leaf is None:
+                leaf = self._leaves[path] = {}
+            leaf[item_raw] = item_hash(revisions)
         self._nodes: dict[str, bytes] = {path: _leaf_hash(items) for path, items in self._leaves.items()}
         for depth in range(DEPTH - 1, -1, -1):
             parents = {path[:depth] for path in self._nodes if len(path) == depth + 1}
@@ -125,6 +127,21 @@ class StateDigest:
 
     def differing_children(self, path: str, remote_children: list[bytes]) -> list[str]:
         return [path + c for c, local, remote in zip(HEX, self.children(path), remote_children, strict=True) if local != remote]
+
+
+def _grouped(rows: Iterable[tuple[bytes, bytes, int, bytes]]) -> Iterator[tuple[bytes, list]]:
+    """Rows sorted by item id, as (item id, [(author, seq, hash)...]) one item at a time."""
+    current, revisions = None, []
+    for item_raw, author, seq, content_hash in rows:
+        if item_raw != current:
+            if revisions:
+                if item_raw < current:
+                    raise ValueError("revision rows must come sorted by item id")
+                yield current, revisions
+            current, revisions = item_raw, []
+        revisions.append((author, seq, content_hash))
+    if revisions:
+        yield current, revisions
 
 
 def item_hash(revisions: Iterable[tuple[bytes, int, bytes]]) -> bytes:

@@ -26,7 +26,7 @@ from vaultpeer.core import encoding
 from vaultpeer.core.digest import HASH_SIZE, is_leaf_path, valid_path
 from vaultpeer.core.errors import IntegrityError, VaultpeerError
 from vaultpeer.core.keys import VaultHeader
-from vaultpeer.core.revision import MAX_RECORD_SIZE, Revision, RevisionId
+from vaultpeer.core.revision import MAX_RECORD_SIZE, Revision
 from vaultpeer.core.roster import MAX_ENTRIES, RosterEntry
 from vaultpeer.core.vclock import VersionVector
 
@@ -312,7 +312,9 @@ class SyncSession:
     repair_rounds: int = 0
     error: str | None = None
     _state: _Side = field(default_factory=_Side)
-    _seen: set[RevisionId] = field(default_factory=set)
+    #: The revisions received in this round, as author -> seqs (compact: 100,000 of them in a
+    #: new device's first session).
+    _seen: dict[bytes, set[int]] = field(default_factory=dict)
     _repair_sent: bool = False
 
     # --- sending ---
@@ -353,7 +355,7 @@ class SyncSession:
             raise LocalProtocolError("only the initiator asks for repairs")
         self.phase = Phase.REPAIR
         self.repair_rounds += 1
-        self._seen = set()
+        self._seen = {}
         return encode_message(Repair(tuple(leaves)))
 
     def done(self, converged: bool) -> bytes:
@@ -369,11 +371,12 @@ class SyncSession:
 
     # --- receiving ---
 
-    def receive(self, data: bytes) -> Message:
+    def receive(self, data: bytes, decoded: Message | None = None) -> Message:
+        """``decoded``: ``decode_message(data)``, if the caller did that already (elsewhere)."""
         if self.phase in (Phase.ERROR, Phase.REMOVED):
             raise RemoteProtocolError(f"session already ended ({self.error or self.phase.value})")
         try:
-            message = decode_message(data)
+            message = decoded if decoded is not None else decode_message(data)
             self._accept(message)
         except RemoteProtocolError as exc:
             self.phase, self.error = Phase.ERROR, str(exc)
@@ -442,7 +445,7 @@ class SyncSession:
             self._expect(Phase.NARROWING)
             self.phase = Phase.REPAIR
             self.repair_rounds += 1
-            self._seen = set()
+            self._seen = {}
             return
         if isinstance(message, Done):
             if self.phase not in (Phase.DIGEST, Phase.NARROWING, Phase.REPAIR):
@@ -482,9 +485,13 @@ class SyncSession:
     def _check_unique(self, revisions: tuple[Revision, ...]) -> None:
         # check the whole batch before recording any of it: a refused message changes nothing
         ids = [revision.revision_id for revision in revisions]
-        if len(set(ids)) != len(ids) or not self._seen.isdisjoint(ids):
+        if len(set(ids)) != len(ids) or any(i.seq in self._seen.get(i.author.raw, ()) for i in ids):
             raise RemoteProtocolError("peer sent the same revision twice")
-        self._seen.update(ids)
+        for revision_id in ids:
+            seqs = self._seen.get(revision_id.author.raw)
+            if seqs is None:
+                seqs = self._seen[revision_id.author.raw] = set()
+            seqs.add(revision_id.seq)
 
     def _require(self, phase: Phase) -> None:
         if self.phase is not phase:

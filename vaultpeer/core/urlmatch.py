@@ -56,6 +56,12 @@ class SiteUrl:
         return "SiteUrl(redacted)"
 
 
+def is_url_field(name: str) -> bool:
+    """``url``, and ``url 2``, ``url 3``... (an import's further URLs), in any case."""
+    words = name.casefold().split()
+    return words[:1] == ["url"] and (len(words) == 1 or (len(words) == 2 and words[1].isdigit()))
+
+
 def _has_scheme(text: str) -> bool:
     scheme, sep, _ = text.partition("://")
     return bool(sep) and scheme[:1].isascii() and scheme[:1].isalpha() and all(

@@ -186,7 +186,7 @@ class AppAccess:
         """Whether an item of an ``items.changed`` event is in a limited app's reach (while the
         vault is locked nothing can be judged, so nothing is shown)."""
         try:
-            view = self.daemon.vault.find(str(item), deleted=None)
+            view = self.daemon.vault.find_summary(str(item), deleted=None)
         except VaultpeerError:
             return False
         return access.visible(view.searchable)

@@ -353,8 +353,9 @@ class Daemon:
             self._relay(link)
         # merges wait for the session's end: a merge revision made mid-session would make the
         # two sides' state digests differ
-        if not self.vault.locked and session.stats.items_touched:
-            self.vault.merge_pending(session.stats.items_touched)  # pushed as it commits (on_local_commit)
+        touched = session.stats.items_touched
+        if not self.vault.locked and (touched is None or touched):  # None: too many to name, look at all
+            self.vault.merge_pending(touched)  # pushed as it commits (on_local_commit)
 
     def after_init(self) -> None:
         """A vault was created here through the API (``vault.init``): from now on this daemon

@@ -17,7 +17,7 @@ from vaultpeer.core.roster import Member
 from vaultpeer.core.transport import TransportError
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
 from vaultpeer.io.transports import Address
-from vaultpeer.service.replication import SyncPeer
+from vaultpeer.service.replication import PREPARE_FROM_BYTES, Prepared, SyncPeer, prepare
 
 if TYPE_CHECKING:  # the daemon makes links: no import cycle at run time
     from vaultpeer.io.daemon import Daemon
@@ -28,6 +28,9 @@ log = logging.getLogger("vaultpeer.daemon")
 SESSION_TIMEOUT = 30.0
 #: How long a link that is ending waits for its last messages (a session's `error`) to go out.
 ERROR_FLUSH_TIMEOUT = 2.0
+#: Messages read ahead of the session applying them: the reader waits when this many are queued,
+#: so a receiver slower than its sender holds a few batches, not the whole vault, in memory.
+READ_AHEAD = 4
 
 
 @dataclass
@@ -54,8 +57,16 @@ class Link:
         self.member = member
         self.initiator = initiator
         self.address = address
-        self._inbox_send, self._inbox = trio.open_memory_channel(64)
+        self._inbox_send, self._inbox = trio.open_memory_channel(READ_AHEAD)
+        #: Messages to send, and sessions whose batches the writer pulls one at a time as the stream
+        #: takes them (``SyncPeer.next_pending``). Flow control: the writer makes the next batch
+        #: only when the last is written, while the reader keeps reading and the session keeps
+        #: applying, and nothing the session does waits for the writer (this queue takes what it
+        #: is given at once, and holds small messages only): two links sending at once cannot
+        #: deadlock.
         self._outbox_send, self._outbox = trio.open_memory_channel(math.inf)
+        #: A local change came while the inbox was full: a session follows the current one.
+        self._poke_missed = False
         self._cancel = trio.CancelScope()
         self._sessions_scope = trio.CancelScope()
         #: The last message to send before the link ends (``dismiss``), instead of anything queued.
@@ -78,7 +89,7 @@ class Link:
         try:
             self._inbox_send.send_nowait(("sync", b""))
         except trio.WouldBlock:
-            pass  # the link is busy; a session is coming anyway
+            self._poke_missed = True  # the link is busy: a session follows the current one
 
     def close(self) -> None:
         self._cancel.cancel()
@@ -129,11 +140,24 @@ class Link:
                 self.times.first_message = trio.current_time()
                 for notify in self.daemon.on_first_message:
                     notify(self)
-            await self._inbox_send.send(("message", message))
+            await self._inbox_send.send(("message", await self._prepared(message)))
+
+    async def _prepared(self, message: bytes) -> "bytes | Prepared":
+        """A batch decoded and its signatures checked on other threads, while the session stores
+        the one before (``replication.prepare``); a small message as it is."""
+        if len(message) < PREPARE_FROM_BYTES:
+            return message
+        vault = self.daemon.vault
+        return await trio.to_thread.run_sync(prepare, message, vault.vault_id, vault.roster)
 
     async def _writer(self) -> None:
         async for message in self._outbox:
-            await self.stream.send(message)
+            if isinstance(message, bytes):
+                await self.stream.send(message)
+                continue
+            # a session's batches, each made when the one before is written
+            while self._farewell is None and (batch := message.next_pending()) is not None:
+                await self.stream.send(batch)
         self._writer_done.set()
 
     def _drop_queued(self) -> None:
@@ -143,9 +167,16 @@ class Link:
             except trio.WouldBlock:
                 return
 
-    def _send(self, messages: list[bytes]) -> None:
+    def _send(self, messages: list[bytes], session: SyncPeer | None = None) -> None:
         for message in messages:
             self._outbox_send.send_nowait(message)
+        if session is not None and session.has_pending:
+            self._outbox_send.send_nowait(session)
+
+    def _new_session(self) -> SyncPeer:
+        session = SyncPeer(self.daemon.vault, initiator=self.initiator, peer=self.device_id, lazy=True)
+        self._send(session.start())
+        return session
 
     async def _sessions(self) -> None:
         session: SyncPeer | None = None
@@ -160,16 +191,14 @@ class Link:
                 return
             if kind == "sync":
                 if session is None:
-                    session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
-                    self._send(session.start())
+                    session = self._new_session()
                 else:
                     again = True
                 continue
             if session is None:
-                session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
-                self._send(session.start())
+                session = self._new_session()
             received_before, was_unlocked = session.stats.revisions_new, not vault.locked
-            self._send(session.receive(data))
+            self._send(session.receive(data), session)
             self.daemon.notice_self_lock(was_unlocked)
             if session.stats.revisions_new != received_before:
                 # new revisions stored, against what the hello announced (a repair or an edit made
@@ -191,10 +220,9 @@ class Link:
                 self.daemon.publish({"type": "sync.progress", "device_id": str(self.device_id),
                                      "received": 0, "expected": 0})
             session = None
-            if again:
-                again = False
-                session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
-                self._send(session.start())
+            if again or self._poke_missed:
+                again = self._poke_missed = False
+                session = self._new_session()
 
     def _finish(self, session: SyncPeer) -> None:
         self.sessions += 1

@@ -33,7 +33,7 @@ from vaultpeer.core.keys import RecoveryKey
 from vaultpeer.core.text import is_plain_text
 from vaultpeer.service.device import MAX_NAME_CHARS, load_profile, signing_key_state
 from vaultpeer.service.home import Home
-from vaultpeer.service.vault import ItemView, Vault, prepare_password
+from vaultpeer.service.vault import ItemSummary, ItemView, Vault, prepare_password
 from vaultpeer.core.search import Searchable, search
 from vaultpeer.core import secret_service as ss
 from vaultpeer.core.totp import parse_totp, totp_code
@@ -114,7 +114,7 @@ class VaultCommands:
             "socket": running.socket if running else None,
             "peers": running.peers if running else [],
             "pairing": running.pairing if running else None,
-            "conflicts": len(vault.conflicts()) if not vault.locked else vault.conflicted_item_count(),
+            "conflicts": vault.conflict_count() if not vault.locked else vault.conflicted_item_count(),
             "items": counts["items"],
             "revisions": counts["revisions"],
             "home": str(self.home.path),
@@ -233,10 +233,11 @@ class VaultCommands:
 
     # --- an app's reach (issue 18) --------------------------------------------------------------
 
-    def _views(self, deleted: bool | None) -> list[ItemView]:
-        """The items (live, deleted, or both for None) in the app's reach."""
-        views = self.vault.list_items(deleted=deleted) if deleted is not None else \
-            self.vault.list_items() + self.vault.list_items(deleted=True)
+    def _views(self, deleted: bool | None) -> list[ItemSummary]:
+        """The items (live, deleted, or both for None) in the app's reach, as the index has them
+        (nothing decrypted)."""
+        views = self.vault.summaries(deleted=deleted) if deleted is not None else \
+            self.vault.summaries() + self.vault.summaries(deleted=True)
         return [v for v in views if self.access is None or self.access.visible(v.searchable)]
 
     def _reference(self, item: str, *, deleted: bool | None = False) -> str:
@@ -258,7 +259,8 @@ class VaultCommands:
     def _writable(self, item: str, *, deleted: bool | None = False) -> str:
         """``item`` (as ``_reference``), which the app must also be allowed to write."""
         reference = self._reference(item, deleted=deleted)
-        if self.access is not None and not self.access.writable(self.vault.find(reference, deleted=deleted).searchable):
+        if self.access is not None and not self.access.writable(
+                self.vault.find_summary(reference, deleted=deleted).searchable):
             raise Forbidden("this app may read this item but not change it")
         return reference
 
@@ -291,7 +293,7 @@ class VaultCommands:
 
         parse_site_url(url)  # a bad URL is refused before the vault is read (locked or not)
         views = {v.id: v for v in self._views(deleted)}  # an app's: its reach only
-        items = ((i, v.title, [f.value for f in v.fields if is_url_field(f.name)]) for i, v in views.items())
+        items = ((i, v.title, v.urls) for i, v in views.items())
         return [search_json(views[i]) for i in search_by_url(url, items, registrable_domain)]
 
     def otp(self, item: str, now: float | None = None) -> dict:
@@ -367,13 +369,13 @@ class VaultCommands:
 
     def exposed_items(self) -> list["ExposedItem"]:
         """The live items D-Bus clients see: those carrying the ``secret-service`` marker."""
-        return [_exposed(v) for v in self.vault.list_items() if ss.is_exposed((f.name, f.value) for f in v.fields)]
+        return [_exposed(self.vault.view(s.id)) for s in self.vault.summaries() if s.exposed]
 
     def exposed_item(self, item_id: str) -> "ExposedItem":
         """One exposed item by its full id (NotFound if it is not there, deleted or not exposed)."""
-        for view in self.vault.list_items():
-            if str(view.id) == item_id and ss.is_exposed((f.name, f.value) for f in view.fields):
-                return _exposed(view)
+        for summary in self.vault.summaries():
+            if str(summary.id) == item_id and summary.exposed:
+                return _exposed(self.vault.view(summary.id))
         raise NotFound("no such Secret Service item")
 
     def create_exposed(self, item: ss.SecretItem, replace: bool = False) -> tuple["ExposedItem", bool]:
@@ -481,12 +483,6 @@ def _time_derivation(params: KdfParameters) -> float:
     start = time.perf_counter()
     params.derive("calibration")
     return time.perf_counter() - start
-
-
-def is_url_field(name: str) -> bool:
-    """``url``, and ``url 2``, ``url 3``... (an import's further URLs), in any case."""
-    words = name.casefold().split()
-    return words[:1] == ["url"] and (len(words) == 1 or (len(words) == 2 and words[1].isdigit()))
 
 
 @dataclass(frozen=True, repr=False)

@@ -8,9 +8,10 @@ too: every revision passes, or IntegrityError (which one failed is not said).
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from vaultpeer.core.errors import IntegrityError
 from vaultpeer.core.identity import DevicePublicKeys
 from vaultpeer.core.revision import Revision
 
@@ -35,6 +36,29 @@ def verify_revisions(revisions: Sequence[Revision], vault_id: bytes,
         future.exception()
     for future in futures:
         future.result()
+
+
+def verified_ahead(revisions: Sequence[Revision], vault_id: bytes,
+                   keys: Sequence[DevicePublicKeys | None]) -> dict[int, DevicePublicKeys]:
+    """Check signatures before the revisions are admitted (on another thread, while the batch
+    before is being stored): ``{id(revision): the keys it verified under}`` if every one with keys
+    verified; empty otherwise (admitting them will check again, and fail as it should)."""
+    try:
+        verify_revisions([r for r, k in zip(revisions, keys, strict=True) if k is not None], vault_id,
+                         [k for k in keys if k is not None])
+    except IntegrityError:
+        return {}
+    return {id(r): k for r, k in zip(revisions, keys, strict=True) if k is not None}
+
+
+def verify_revisions_unless(revisions: Sequence[Revision], vault_id: bytes, keys: Sequence[DevicePublicKeys | None],
+                            verified: Mapping[int, DevicePublicKeys] | None) -> None:
+    """``verify_revisions``, skipping each revision already checked under exactly these keys
+    (``verified_ahead``; the keys looked up now must be the ones it was checked under)."""
+    if verified:
+        todo = [(r, k) for r, k in zip(revisions, keys, strict=True) if k is None or verified.get(id(r)) != k]
+        revisions, keys = [r for r, _ in todo], [k for _, k in todo]
+    verify_revisions(revisions, vault_id, keys)
 
 
 def _verify(revisions: Sequence[Revision], vault_id: bytes, keys: Sequence[DevicePublicKeys | None]) -> None:

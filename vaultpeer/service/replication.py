@@ -7,13 +7,16 @@ vector, applies each received batch all-or-nothing, compares state digests, narr
 difference, and records what happened in ``notes`` for the caller to log.
 """
 
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from vaultpeer.core.digest import StateDigest, is_leaf_path
 from vaultpeer.core.errors import IntegrityError, InvalidInput
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.revision import Revision
+from vaultpeer.core.roster import Roster
+from vaultpeer.service.parallel_verify import verified_ahead
 from vaultpeer.core.sync import (
     MAX_BATCH_BYTES,
     record_hash,
@@ -31,8 +34,42 @@ from vaultpeer.core.sync import (
     Repair,
     SyncSession,
     VersionMismatch,
+    Message,
+    decode_message,
 )
 from vaultpeer.service.vault import Removal, Vault
+
+
+#: A message at least this long may be a batch worth preparing on another thread (``prepare``).
+PREPARE_FROM_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A message decoded, and its revisions' signatures checked, ahead of the session receiving it."""
+
+    data: bytes
+    message: Message
+    #: ``parallel_verify.verified_ahead``'s answer.
+    verified: dict
+
+
+def prepare(data: bytes, vault_id: bytes, roster: Roster) -> "Prepared | bytes":
+    """Decode a message and check its revisions' signatures under ``roster``'s keys: pure work
+    (no vault, no database), for a thread while the session stores the batch before. What does not
+    decode or verify is returned as it came: receiving it says what is wrong."""
+    try:
+        message = decode_message(data)
+    except RemoteProtocolError:
+        return data
+    if not isinstance(message, Records):
+        return Prepared(data, message, {})
+    revisions = [r for r in message.revisions if not roster.prunes(r.revision_id)]
+    return Prepared(data, message, verified_ahead(revisions, vault_id, [roster.known_keys(r.author) for r in revisions]))
+
+
+#: How many items a session's stats name one by one (``SyncStats.items_touched``).
+MAX_TOUCHED_ITEMS = 4096
 
 
 @dataclass
@@ -46,14 +83,23 @@ class SyncStats:
     revisions_new: int = 0
     #: How many revisions the peer's hello says it holds that we lack (for progress bars).
     revisions_expected: int = 0
-    items_touched: set = field(default_factory=set)
+    #: The items new revisions came for (up to ``MAX_TOUCHED_ITEMS``; None beyond: many, look
+    #: at every item, as after a new device's first sync).
+    items_touched: set | None = field(default_factory=set)
     #: The roster or the header changed: worth passing on to other members too.
     records_changed: bool = False
 
 
 class SyncPeer:
-    def __init__(self, vault: Vault, *, initiator: bool, peer: DeviceId | None = None):
+    """``lazy``: the records the peer lacks are not returned by ``receive`` but produced one
+    message at a time by ``next_pending`` (a link pulls the next batch when its stream has taken
+    the last: a session's batches are never all in memory). Otherwise ``receive`` returns them."""
+
+    def __init__(self, vault: Vault, *, initiator: bool, peer: DeviceId | None = None, lazy: bool = False):
         self.vault = vault
+        self.lazy = lazy
+        #: What is still to send after the hello's batches, produced as it is pulled (``lazy``).
+        self._pending: Iterator[bytes] | None = None
         self.peer = peer
         self.session = SyncSession(
             vault_id=vault.vault_id,
@@ -68,6 +114,8 @@ class SyncPeer:
         self._digest: StateDigest | None = None
         #: The leaves (id prefixes) being repaired, from our Nodes comparison or the peer's Repair.
         self._repair_leaves: list[bytes] = []
+        #: Signatures of the message being received checked ahead (``prepare``), if any.
+        self._verified: dict | None = None
         #: The items that the last message received changed (new revisions stored), if any.
         self.just_applied: set = set()
         #: The session failed because of what the peer sent (not because it reported an error).
@@ -92,13 +140,17 @@ class SyncPeer:
     def start(self) -> list[bytes]:
         return self._out([self.session.hello(*self._hashes())])
 
-    def receive(self, data: bytes) -> list[bytes]:
-        """Handle one message from the peer; returns the messages to send back (maybe none)."""
+    def receive(self, data: "bytes | Prepared") -> list[bytes]:
+        """Handle one message from the peer (its bytes, or ``prepare``'s answer for them); returns
+        the messages to send back (maybe none)."""
+        decoded, self._verified = None, None
+        if isinstance(data, Prepared):
+            data, decoded, self._verified = data.data, data.message, data.verified
         self.stats.messages_received += 1
         self.stats.bytes_received += len(data)
         self.just_applied = set()
         try:
-            message = self.session.receive(data)
+            message = self.session.receive(data, decoded)
         except RemoteProtocolError as exc:
             self.notes.append(f"sync aborted: {exc}")
             if "peer reported an error" in str(exc):
@@ -139,26 +191,49 @@ class SyncPeer:
                                             for author, count in hello.knowledge.items())
         header_hash, roster_hash = self._hashes()
         revisions = self.vault.revisions_missing_from(hello.knowledge)
-        out = self._batches(revisions, repair=False, header=header_hash != hello.header_hash,
-                            roster=roster_hash != hello.roster_hash)
-        return out + self._maybe_digest()
+        batches = self._batches(revisions, repair=False, header=header_hash != hello.header_hash,
+                                roster=roster_hash != hello.roster_hash)
+        # the digest follows the last batch: whenever that is made, the state is what it says
+        out = itertools.chain(batches, _later(self._maybe_digest))
+        if not self.lazy:
+            return list(out)
+        self._pending = out
+        return []
+
+    @property
+    def has_pending(self) -> bool:
+        """Messages are waiting to be produced by ``next_pending`` (a lazy session's batches)."""
+        return self._pending is not None and not self.failed
+
+    def next_pending(self) -> bytes | None:
+        """The next message of a lazy session's batches (and the digest after them), made now;
+        None when there is none (any more, or the session failed: nothing more is sent)."""
+        if self._pending is None or self.failed:
+            self._pending = None
+            return None
+        message = next(self._pending, None)
+        if message is None:
+            self._pending = None
+            return None
+        return self._out([message])[0]
 
     def _batches(self, revisions: Iterable[Revision], *, repair: bool, header: bool = True,
-                 roster: bool = True) -> list[bytes]:
-        """Records messages for ``revisions``; the first also carries the header and roster if asked."""
+                 roster: bool = True) -> Iterator[bytes]:
+        """Records messages for ``revisions``, made as they are asked for; the first also carries
+        the header and roster if asked."""
         header = self.vault.header if header else None
         roster = self.vault.outgoing_roster() if roster else []
-        messages = []
         for chunk, last in _chunks(revisions):
-            messages.append(self.session.records(header, roster, chunk, last=last, repair=repair))
+            message = self.session.records(header, roster, chunk, last=last, repair=repair)
             self.stats.revisions_sent += len(chunk)
             header, roster = None, []
-        return messages
+            yield message
 
     def _on_records(self, records: Records) -> list[bytes]:
         self.stats.revisions_received += len(records.revisions)
         try:
-            received = self.vault.receive_records(records.header, records.roster, records.revisions)
+            received = self.vault.receive_records(records.header, records.roster, records.revisions,
+                                                  self._verified)
         except IntegrityError:
             self.notes.append("sync aborted: the peer sent a record that failed verification; nothing of it was stored")
             self.peer_at_fault = True
@@ -169,7 +244,10 @@ class SyncPeer:
             self.notes.append(f"{received.equivocations} revision(s) contradict ones held under the same id "
                               "(their author equivocated): the first is kept, both are in the audit log")
         self.stats.records_changed |= received.roster_changed or received.header_replaced
-        self.stats.items_touched |= {r.item_id for r in received.revisions}
+        if self.stats.items_touched is not None:
+            self.stats.items_touched |= {r.item_id for r in received.revisions}
+            if len(self.stats.items_touched) > MAX_TOUCHED_ITEMS:
+                self.stats.items_touched = None
         self.just_applied = {r.item_id for r in received.revisions}
         self._digest = None
         if received.header_replaced:
@@ -177,8 +255,8 @@ class SyncPeer:
         if records.repair:
             if self.session.initiator:
                 return self._maybe_digest()
-            if records.last:
-                out = self._batches(self.vault.intake.revisions_in_leaves(self._repair_leaves), repair=True)
+            if records.last:  # a repair's few leaves: made at once
+                out = list(self._batches(self.vault.intake.revisions_in_leaves(self._repair_leaves), repair=True))
                 self.session.repaired()
                 return out + self._maybe_digest()
             return []
@@ -251,7 +329,7 @@ class SyncPeer:
         self.notes.append(f"repairing {len(differing)} differing part(s) of the vault")
         self._repair_leaves = [bytes.fromhex(leaf) for leaf in differing]
         request = self.session.repair(differing)
-        return [request] + self._batches(self.vault.intake.revisions_in_leaves(self._repair_leaves), repair=True)
+        return [request, *self._batches(self.vault.intake.revisions_in_leaves(self._repair_leaves), repair=True)]
 
     def _on_repair(self, repair: Repair) -> list[bytes]:
         self._repair_leaves = [bytes.fromhex(leaf) for leaf in repair.leaves]
@@ -263,6 +341,11 @@ class SyncPeer:
         if self.converged is None:
             self.converged = done.converged
         return [self.session.done(bool(self.converged))]
+
+
+def _later(make: Callable[[], list[bytes]]) -> Iterator[bytes]:
+    """The messages ``make`` returns, made when the first is asked for (after what comes before)."""
+    yield from make()
 
 
 def _chunks(revisions: Iterable[Revision]) -> Iterator[tuple[list[Revision], bool]]:

@@ -134,7 +134,7 @@ class Store:
         self._db = connection
         self.path = path
         #: Items whose heads may have changed through this connection since ``take_changed_items``.
-        self._changed_items: set[bytes] = set()
+        self._changed_items: set[bytes] | None = set()
 
     @classmethod
     def open_in_memory(cls) -> "Store":
@@ -387,10 +387,10 @@ class Store:
             heads.setdefault(ItemId(item_id), []).append(RevisionId(DeviceId(author), seq))
         return heads
 
-    def revision_rows(self) -> list[tuple[bytes, bytes, int, bytes]]:
-        """(item id, author, seq, record hash) of every revision, sorted: the state digest's input."""
-        return self._db.execute(
-            "SELECT item_id, author, seq, hash FROM revisions ORDER BY item_id, author, seq").fetchall()
+    def revision_rows(self) -> Iterator[tuple[bytes, bytes, int, bytes]]:
+        """(item id, author, seq, record hash) of every revision, sorted: the state digest's input,
+        read as it is consumed."""
+        return self._db.execute("SELECT item_id, author, seq, hash FROM revisions ORDER BY item_id, author, seq")
 
     def revision_rows_of(self, item_ids: Iterable[bytes]) -> list[tuple[bytes, bytes, int, bytes]]:
         """The same rows for some items only (raw ids)."""
@@ -486,9 +486,10 @@ class Store:
         rows = self._db.execute("SELECT DISTINCT author, seq FROM equivocations ORDER BY author, seq").fetchall()
         return [RevisionId(_device_id(author), seq) for author, seq in rows]
 
-    def take_changed_items(self) -> set[bytes]:
+    def take_changed_items(self) -> set[bytes] | None:
         """The items (raw ids) whose heads may have changed through this connection since the last
-        call: a superset, since a rolled-back change is counted too."""
+        call: a superset, since a rolled-back change is counted too; None when more than
+        ``_MAX_CHANGED_ITEMS`` did (an initial sync: whoever asks rebuilds from everything)."""
         changed, self._changed_items = self._changed_items, set()
         return changed
 
@@ -502,7 +503,10 @@ class Store:
 
     def _insert(self, revision: Revision) -> None:
         author, seq = revision.revision_id.author.raw, revision.revision_id.seq
-        self._changed_items.add(revision.item_id.raw)
+        if self._changed_items is not None:
+            self._changed_items.add(revision.item_id.raw)
+            if len(self._changed_items) > _MAX_CHANGED_ITEMS:
+                self._changed_items = None
         self._db.execute(
             "INSERT INTO revisions"
             " (author, seq, item_id, parents, deleted, key_epoch, nonce, ciphertext, signature, hash)"
@@ -559,8 +563,10 @@ class Store:
         return [_revision_from_row(row) for row in rows]
 
     def all_heads(self) -> Iterator[Revision]:
+        """Every head, ordered by item (the heads table's key: no sort)."""
         cursor = self._db.execute(
             f"SELECT {_REVISION_COLUMNS} FROM heads h JOIN revisions r ON r.author = h.author AND r.seq = h.seq"
+            " ORDER BY h.item_id"
         )
         for row in cursor:
             yield _revision_from_row(row)
@@ -608,6 +614,10 @@ class Store:
         else:
             rows = self._db.execute(query + " ORDER BY seq DESC LIMIT ?", (newest,)).fetchall()[::-1]
         return [StoredRow(*row) for row in rows]
+
+
+#: Beyond this many items changed, the set of them is dropped (``take_changed_items``).
+_MAX_CHANGED_ITEMS = 4096
 
 
 @lru_cache(maxsize=256)

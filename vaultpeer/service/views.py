@@ -9,7 +9,7 @@ from vaultpeer.core.errors import IntegrityError
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.merge import TITLE
 from vaultpeer.core.roster import Member, Roster
-from vaultpeer.service.vault import CheckReport, HistoryEntry, ItemView
+from vaultpeer.service.vault import CheckReport, HistoryEntry, ItemSummary, ItemView
 
 
 #: Device id -> the roster's name for it (``member_names``): who made a revision, as JSON names it.
@@ -44,14 +44,14 @@ def item_json(view: ItemView, names: Names, created: int | None = None) -> dict:
     }
 
 
-def listing_json(view: ItemView) -> dict:
+def listing_json(view: "ItemView | ItemSummary") -> dict:
     shown = view.searchable
     return {"id": str(view.id), "title": view.title, "username": shown.username, "url": shown.url,
             "folder": shown.folder, "conflict": view.conflict, "flags": sorted(view.flags),
             "modified": view.modified}
 
 
-def search_json(view: ItemView) -> dict:
+def search_json(view: "ItemView | ItemSummary") -> dict:
     found = view.searchable
     return {"id": str(view.id), "title": view.title, "username": found.username, "url": found.url,
             "folder": found.folder}

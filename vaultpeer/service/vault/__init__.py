@@ -36,11 +36,11 @@ from vaultpeer.service.home import Home
 from vaultpeer.service.store import Store
 from vaultpeer.service.vault.audit_trail import AuditTrail
 from vaultpeer.service.vault.intake import Intake, Received
-from vaultpeer.service.vault.items import CheckReport, Conflict, HistoryEntry, Items, ItemView
+from vaultpeer.service.vault.items import CheckReport, Conflict, HistoryEntry, Items, ItemSummary, ItemView
 from vaultpeer.service.vault.membership import LinkStamps, Membership, Removal
 from vaultpeer.service.vault.unlocking import MIN_PASSWORD_CHARS, Unlocking, prepare_password, prepare_rotation
 
-__all__ = ["MIN_PASSWORD_CHARS", "CheckReport", "Conflict", "HeldRecords", "HistoryEntry", "ItemView", "Received",
+__all__ = ["MIN_PASSWORD_CHARS", "CheckReport", "Conflict", "HeldRecords", "HistoryEntry", "ItemSummary", "ItemView", "Received",
            "Removal", "Vault", "home_holds_vault", "prepare_password", "prepare_rotation"]
 
 
@@ -415,11 +415,27 @@ class Vault:
     def find(self, reference: str, *, deleted: bool | None = False) -> ItemView:
         return self.items.find(reference, deleted=deleted)
 
+    def find_summary(self, reference: str, *, deleted: bool | None = False) -> ItemSummary:
+        """``find`` without decrypting the item: what a listing shows of it."""
+        return self.items.find_summary(reference, deleted=deleted)
+
+    def summaries(self, *, deleted: bool | None = False) -> list[ItemSummary]:
+        """What a listing or a search reads of every live item (deleted ones; all for None)."""
+        return self.items.summaries(deleted=deleted)
+
+    def view(self, item_id: ItemId) -> ItemView:
+        """One item whole, by id (KeyError if there is none)."""
+        return self.items.view(item_id)
+
     def list_items(self, *, deleted: bool = False) -> list[ItemView]:
+        """Every item whole (each decrypted: ``summaries`` is what a listing needs)."""
         return self.items.list_items(deleted=deleted)
 
     def conflicts(self) -> list[ItemView]:
         return self.items.conflicts()
+
+    def conflict_count(self) -> int:
+        return self.items.conflict_count()
 
     def get(self, reference: str) -> ItemView:
         return self.items.get(reference)
@@ -473,9 +489,10 @@ class Vault:
         return list(self.intake.receive_records(None, (), revisions).revisions)
 
     def receive_records(self, header: VaultHeader | None, entries: Iterable[RosterEntry],
-                        revisions: Iterable[Revision]) -> Received:
+                        revisions: Iterable[Revision], verified: Mapping[int, DevicePublicKeys] | None = None,
+                        ) -> Received:
         """Admit a batch from another member; works while locked (see ``Intake.receive_records``)."""
-        return self.intake.receive_records(header, entries, revisions)
+        return self.intake.receive_records(header, entries, revisions, verified)
 
 
 def home_holds_vault(home: Home) -> bool:

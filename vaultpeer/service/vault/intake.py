@@ -6,17 +6,17 @@ stored, and one bad record rejects the whole batch. Receiving works while locked
 knowledge vector, what a peer lacks, the state digest, and what this device remembers of each peer.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from vaultpeer.core.digest import StateDigest
 from vaultpeer.core.errors import IntegrityError, InvalidInput, VaultpeerError
-from vaultpeer.core.identity import DeviceId
+from vaultpeer.core.identity import DeviceId, DevicePublicKeys
 from vaultpeer.core.keys import VaultHeader, check_successor, header_rank
 from vaultpeer.core.revision import Revision
 from vaultpeer.core.roster import Roster, RosterEntry
 from vaultpeer.core.vclock import VersionVector
-from vaultpeer.service.parallel_verify import verify_revisions
+from vaultpeer.service.parallel_verify import verify_revisions_unless
 from vaultpeer.service.store import Store
 from vaultpeer.service.vault.audit_trail import AuditTrail
 from vaultpeer.service.vault.items import Items
@@ -71,17 +71,19 @@ class Intake:
         process has written the store or the roster changed what is pruned."""
         version = self._store.data_version()
         changed = self._store.take_changed_items()
-        rebuild = self._digest is None or self._digest[0] != version
+        rebuild = self._digest is None or self._digest[0] != version or changed is None
         if rebuild:
             self._membership.reread()  # another process may have changed the roster too
         limit = self._membership.roster.revision_limit
         limits: dict[bytes, int] = {}
 
-        def kept(rows: list) -> list:  # Roster.prunes on raw rows, one limit looked up per author
-            for _, author, _, _ in rows:
+        def kept(rows: Iterable) -> Iterator:  # Roster.prunes on raw rows, one limit looked up per author
+            for row in rows:
+                author = row[1]
                 if author not in limits:
                     limits[author] = limit(DeviceId(author))
-            return [row for row in rows if row[2] <= limits[row[1]]]
+                if row[2] <= limits[author]:
+                    yield row
 
         if rebuild:
             digest = StateDigest.from_revision_rows(kept(self._store.revision_rows()))
@@ -115,7 +117,8 @@ class Intake:
     # --- receiving -------------------------------------------------------------------------------
 
     def receive_records(self, header: VaultHeader | None, entries: Iterable[RosterEntry],
-                        revisions: Iterable[Revision]) -> Received:
+                        revisions: Iterable[Revision], verified: Mapping[int, DevicePublicKeys] | None = None,
+                        ) -> Received:
         """Admit a batch from another member; works while locked.
 
         In order: the roster entries (a forgery rejects the batch; an entry by a device this one
@@ -126,6 +129,10 @@ class Intake:
         to refuse the batch; every other must be validly signed and causally delivered. A stored
         id met with other content is kept as evidence of equivocation. Otherwise IntegrityError,
         and nothing is stored. Nothing after the commit can fail the batch.
+
+        ``verified``: signatures already checked, while the batch before was stored
+        (``parallel_verify.verified_ahead``): each counts only for a revision whose keys, looked up
+        now, are the ones it was checked under.
         """
         store, membership = self._store, self._membership
         vault_id = membership.vault_id
@@ -133,7 +140,7 @@ class Intake:
         roster = membership.roster.with_entries(entries) if entries else membership.roster
         replace_header = header is not None and self._header_wins(header, roster)
         accepted = [r for r in revisions if not roster.prunes(r.revision_id)]
-        verify_revisions(accepted, vault_id, [roster.known_keys(r.author) for r in accepted])
+        verify_revisions_unless(accepted, vault_id, [roster.known_keys(r.author) for r in accepted], verified)
         before = {(e.member_id, e.author, e.version) for e in store.roster_entries()}
         evidence: list[tuple[Revision, Revision]] = []
 

@@ -1,10 +1,16 @@
 """Items: the index of what the readable revisions show, finding and listing items, their history;
 and every item write (add, edit, delete, restore, resolve, merge), sealed and signed by this device.
 
+The index holds one ``ItemSummary`` per item: what a listing, a search and a lookup by name or URL
+read (never a secret field's value). A whole item (``ItemView``, every field) is decrypted when it
+is asked for, and the last few are kept (``_CACHED_VIEWS``): 100,000 items cost tens of MiB held,
+not the hundreds that keeping every field decrypted did.
+
 A revision that does not decrypt is quarantined here (``_open``): it cannot make its item, or any
 other, unreadable. What arrived while locked is test-opened at the next unlock (``test_open_arrivals``).
 """
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +20,8 @@ from vaultpeer.core.errors import Ambiguous, IntegrityError, InvalidInput, NotFo
 from vaultpeer.core.history import causal_order, displayed_head
 from vaultpeer.core.item import MAX_TIME, Field, ItemContent, ItemId, resolve_reference
 from vaultpeer.core.search import Searchable
+from vaultpeer.core.secret_service import is_exposed
+from vaultpeer.core.urlmatch import is_url_field
 from vaultpeer.core.merge import TITLE, Candidate, ItemGraph, MergedItem, Register
 from vaultpeer.core.revision import Revision, RevisionId, open_revision, seal_revision
 from vaultpeer.core.keys import Keyring
@@ -32,6 +40,9 @@ _NO_CONFLICTS: Mapping = MappingProxyType({})
 #: Quarantined revisions recorded in the audit log, at most, per process (a flood stays bounded).
 _MAX_AUDITED_UNREADABLE = 256
 _OPAQUE_TITLE = "(unreadable revision)"
+#: Whole items (every field decrypted) kept after use: an app reading the same few items again and
+#: again is answered from memory, while the index itself holds no secret field.
+_CACHED_VIEWS = 256
 
 
 @dataclass(frozen=True, repr=False, slots=True)
@@ -66,6 +77,45 @@ class ItemView:
 
     def __repr__(self) -> str:
         return f"ItemView({self.id}, revision={self.revision}, redacted)"
+
+
+@dataclass(frozen=True, repr=False, slots=True)
+class ItemSummary:
+    """What the index keeps of an item: enough to list it, search it, find it by name or by URL,
+    and tell whether the Secret Service shows it; never a secret field's value. The whole item is
+    ``Items.view(summary.id)``."""
+
+    id: ItemId
+    searchable: Searchable
+    revision: RevisionId
+    deleted: bool
+    conflict: bool
+    flags: frozenset[str]
+    modified: int | None
+    #: The values of every URL field (``url``, ``url 2``...), for a lookup by URL.
+    urls: tuple[str, ...]
+    #: The item carries the Secret Service's marker field.
+    exposed: bool
+
+    @property
+    def title(self) -> str:
+        return self.searchable.title
+
+    @classmethod
+    def of(cls, view: ItemView) -> "ItemSummary":
+        urls = tuple(f.value for f in view.fields if is_url_field(f.name))
+        searchable = view.searchable
+        if len(urls) == 1 and urls[0] == searchable.url:
+            urls = (searchable.url,)  # the one string object, not a copy
+        return cls(view.id, searchable, view.revision, view.deleted, view.conflict, view.flags or _NO_FLAGS,
+                   view.modified, urls or _NO_URLS, is_exposed((f.name, f.value) for f in view.fields))
+
+    def __repr__(self) -> str:
+        return f"ItemSummary({self.id}, redacted)"
+
+
+_NO_FLAGS: frozenset[str] = frozenset()
+_NO_URLS: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, repr=False)
@@ -108,7 +158,9 @@ class Items:
         self._membership = membership
         self._audit = audit
         self._committed = committed
-        self._index: dict[ItemId, ItemView] | None = None
+        self._index: dict[ItemId, ItemSummary] | None = None
+        #: The last whole items asked for, least recently used first (bounded: ``_CACHED_VIEWS``).
+        self._views: OrderedDict[ItemId, ItemView] = OrderedDict()
         #: Revisions found not to decrypt with the vault's keys (quarantined; see ``_open``).
         self._unreadable: set[RevisionId] = set()
         #: The arrival number up to which every stored revision was test-opened (while unlocked).
@@ -117,6 +169,7 @@ class Items:
     def forget_index(self) -> None:
         """Build the index again on next use (locked, or what is pruned may have changed)."""
         self._index = None
+        self._views.clear()
 
     # --- quarantine and test-opening -------------------------------------------------------------
 
@@ -214,40 +267,74 @@ class Items:
         return ItemView(item_id, content.title, content.fields, shown.revision_id, merged.deleted,
                         merged.conflicted, heads, content.flags, dict(merged.conflicts), opaque, modified)
 
-    def _items(self) -> dict[ItemId, ItemView]:
+    def _items(self) -> dict[ItemId, ItemSummary]:
         self._unlocking.require_unlocked()
         if self._index is None:
-            grouped: dict[ItemId, list[Revision]] = {}
-            for revision in self._store.all_heads():
-                grouped.setdefault(revision.item_id, []).append(revision)
             vault_id, roster = self._membership.vault_id, self._membership.roster
-            views = ((item_id, self._view(item_id, heads, vault_id, roster)) for item_id, heads in grouped.items())
-            self._index = {item_id: view for item_id, view in views if view is not None}
+            index: dict[ItemId, ItemSummary] = {}
+            # the heads come item by item (the table's key): one item's revisions in memory at a time
+            for item_id, heads in _by_item(self._store.all_heads()):
+                view = self._view(item_id, heads, vault_id, roster)
+                if view is not None:
+                    index[item_id] = ItemSummary.of(view)
+            self._index = index
         return self._index
 
-    def refresh(self, item_ids: Iterable[ItemId]) -> None:
-        """Update the index for these items (new revisions were stored)."""
+    def refresh(self, item_ids: Iterable[ItemId]) -> dict[ItemId, ItemView]:
+        """Update the index for these items (new revisions were stored); returns the whole items
+        it decrypted to do so (none while there is no index)."""
+        built: dict[ItemId, ItemView] = {}
         if self._index is None:
-            return
+            return built
         vault_id, roster = self._membership.vault_id, self._membership.roster
         for item_id in item_ids:
+            self._views.pop(item_id, None)
             view = self._view(item_id, self._store.heads_of(item_id), vault_id, roster)
             if view is None:
                 self._index.pop(item_id, None)
             else:
-                self._index[item_id] = view
+                self._index[item_id] = ItemSummary.of(view)
+                built[item_id] = self._remember(view)
+        return built
+
+    def _remember(self, view: ItemView) -> ItemView:
+        self._views[view.id] = view
+        self._views.move_to_end(view.id)
+        while len(self._views) > _CACHED_VIEWS:
+            self._views.popitem(last=False)
+        return view
+
+    def view(self, item_id: ItemId) -> ItemView:
+        """The whole item (every field decrypted) of an item in the index (KeyError if none)."""
+        items = self._items()
+        summary = items[item_id]
+        cached = self._views.get(item_id)
+        if cached is not None:
+            self._views.move_to_end(item_id)
+            return cached
+        view = self._view(item_id, self._store.heads_of(item_id), self._membership.vault_id, self._membership.roster)
+        if view is None:  # the store changed under the index: keep them in step
+            del items[item_id]
+            raise KeyError(item_id)
+        if view.revision != summary.revision or view.deleted != summary.deleted:
+            items[item_id] = ItemSummary.of(view)
+        return self._remember(view)
 
     def find(self, reference: str, *, deleted: bool | None = False) -> ItemView:
         """The item ``reference`` names among live items (``deleted=False``), deleted ones
         (``True``) or all (``None``)."""
+        return self.view(self.find_summary(reference, deleted=deleted).id)
+
+    def find_summary(self, reference: str, *, deleted: bool | None = False) -> ItemSummary:
+        """``find``, without decrypting the item."""
         items = self._items()
         try:  # a full id names one item: no need to look at the others
-            view = items.get(ItemId.parse(reference.strip()))
+            found = items.get(ItemId.parse(reference.strip()))
         except (InvalidInput, ValueError):
-            view = None
-        if view is not None and str(view.id) == reference.strip().lower() and (
-                deleted is None or view.deleted == deleted):
-            return view
+            found = None
+        if found is not None and str(found.id) == reference.strip().lower() and (
+                deleted is None or found.deleted == deleted):
+            return found
         candidates = [(v.id, v.title) for v in items.values() if deleted is None or v.deleted == deleted]
         try:
             return items[resolve_reference(reference, candidates)]
@@ -261,13 +348,25 @@ class Items:
                 raise NotFound("that item is deleted: see `vaultpeer ls --deleted` and `vaultpeer restore`") from None
             raise
 
+    def summaries(self, *, deleted: bool | None = False) -> list[ItemSummary]:
+        """The index's entries of live items (deleted ones, or all for None), in title order."""
+        found = [v for v in self._items().values() if deleted is None or v.deleted == deleted]
+        return sorted(found, key=lambda v: (v.title.casefold(), str(v.id)))
+
     def list_items(self, *, deleted: bool = False) -> list[ItemView]:
-        views = [v for v in self._items().values() if v.deleted == deleted]
-        return sorted(views, key=lambda v: (v.title.casefold(), str(v.id)))
+        """Every live (or deleted) item whole, in title order: each is decrypted again (a listing
+        needs only ``summaries``)."""
+        vault_id, roster = self._membership.vault_id, self._membership.roster
+        views = (self._view(s.id, self._store.heads_of(s.id), vault_id, roster) for s in self.summaries(deleted=deleted))
+        return [view for view in views if view is not None]
+
+    def conflict_count(self) -> int:
+        """How many items ``conflicts`` lists."""
+        return sum(1 for v in self._items().values() if not v.deleted and (v.conflict or v.flags))
 
     def conflicts(self) -> list[ItemView]:
         """Items with a conflict or a flag for the person's attention."""
-        return [v for v in self.list_items() if v.conflict or v.flags]
+        return [self.view(v.id) for v in self.summaries() if v.conflict or v.flags]
 
     def _verified(self, reference: str, *, deleted: bool | None = False) -> ItemView:
         """Find, then check the heads' signatures: whatever is shown or built upon is verified."""
@@ -344,7 +443,7 @@ class Items:
             self._store.insert_revisions([revision])
         self.refresh([item_id])
         self._committed([str(item_id)])
-        return self._items()[item_id]
+        return self.view(item_id)
 
     def add(self, title: str, fields: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> ItemView:
         return self._commit(ItemId.generate(), ItemContent.build(title, fields), parents=())
@@ -369,11 +468,10 @@ class Items:
                 if progress is not None:
                     progress(n + 1)
             self._store.insert_revisions(revisions)
-        self.refresh(item_id for item_id, _ in items)
+        built = self.refresh(item_id for item_id, _ in items)
         if items:
             self._committed([str(item_id) for item_id, _ in items])
-        index = self._items()
-        return [index[item_id] for item_id, _ in items]
+        return [built.get(item_id) or self.view(item_id) for item_id, _ in items]
 
     def edit(
         self,
@@ -504,7 +602,20 @@ class Items:
                            equivocations)
 
 
-def _candidate(view: ItemView) -> dict:
+def _by_item(heads: Iterable[Revision]) -> Iterator[tuple[ItemId, list[Revision]]]:
+    """Heads that come ordered by item, grouped: (item id, its heads)."""
+    item_id, group = None, []
+    for head in heads:
+        if head.item_id != item_id and group:
+            yield item_id, group
+            group = []
+        item_id = head.item_id
+        group.append(head)
+    if group:
+        yield item_id, group
+
+
+def _candidate(view: "ItemView | ItemSummary") -> dict:
     """How an ambiguous name's candidate is shown: enough to tell two "GitHub" items apart."""
     shown = view.searchable
     return {"id": str(view.id), "title": view.title, "username": shown.username, "folder": shown.folder}
