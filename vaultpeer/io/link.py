@@ -62,6 +62,9 @@ class Link:
         self._farewell: bytes | None = None
         self._writer_done = trio.Event()
         self.sessions = 0
+        #: The header and roster hashes of the member's hello in the last session that converged:
+        #: while they are still ours, a session this side starts sends its records early.
+        self._peer_hashes: tuple[bytes, bytes] | None = None
         self.closed = trio.Event()
         self.times = times or LinkTimes()
 
@@ -160,13 +163,13 @@ class Link:
                 return
             if kind == "sync":
                 if session is None:
-                    session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
-                    self._send(session.start())
+                    session = self._session(vault)
+                    self._send(session.start(early=self._peer_hashes))
                 else:
                     again = True
                 continue
             if session is None:
-                session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
+                session = self._session(vault)
                 self._send(session.start())
             received_before, was_unlocked = session.stats.revisions_new, not vault.locked
             self._send(session.receive(data))
@@ -178,13 +181,13 @@ class Link:
                 self.daemon.publish({"type": "sync.progress", "device_id": str(self.device_id),
                                      "received": received,
                                      "expected": max(received, session.stats.revisions_expected)})
-            if session.just_applied:  # readable now: say so, and pass it on, before the session ends
-                self.daemon.applied(session.just_applied, self)
             if not session.finished:
                 continue
             self._finish(session)
             if session.failed:
                 return
+            hello = session.session.peer_hello
+            self._peer_hashes = (hello.header_hash, hello.roster_hash) if session.converged else None
             if not session.stats.revisions_new and not session.stats.revisions_expected:
                 # nothing to receive (an empty vault, or all of it here already): a joining
                 # device's progress bar learns it is done now rather than waiting for news
@@ -193,8 +196,14 @@ class Link:
             session = None
             if again:
                 again = False
-                session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
-                self._send(session.start())
+                session = self._session(vault)
+                self._send(session.start(early=self._peer_hashes))
+
+    def _session(self, vault) -> SyncPeer:
+        # what a batch made readable is announced, and passed on, the moment it is committed:
+        # before the session ends, and before this side's digest is built
+        return SyncPeer(vault, initiator=self.initiator, peer=self.device_id,
+                        on_stored=lambda items: self.daemon.applied(items, self))
 
     def _finish(self, session: SyncPeer) -> None:
         self.sessions += 1
