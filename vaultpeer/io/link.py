@@ -28,6 +28,8 @@ log = logging.getLogger("vaultpeer.daemon")
 SESSION_TIMEOUT = 30.0
 #: How long a link that is ending waits for its last messages (a session's `error`) to go out.
 ERROR_FLUSH_TIMEOUT = 2.0
+#: The writer joins queued messages into one write until they reach this size.
+_WRITE_BATCH_BYTES = 64 * 1024
 
 
 @dataclass
@@ -136,7 +138,16 @@ class Link:
 
     async def _writer(self) -> None:
         async for message in self._outbox:
-            await self.stream.send(message)
+            # small messages queued together (a hello and its early records, a digest) go in one
+            # write: one wakeup of the peer, not one each; big batches still go one by one
+            messages, size = [message], len(message)
+            while size < _WRITE_BATCH_BYTES:
+                try:
+                    messages.append(self._outbox.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                size += len(messages[-1])
+            await self.stream.send_many(messages)
         self._writer_done.set()
 
     def _drop_queued(self) -> None:
