@@ -232,15 +232,15 @@ def test_oversize_and_malformed_messages_are_protocol_errors(victim):
 
 
 @pytest.mark.parametrize("version,says", [
-    (3, "the peer runs an older vaultpeer (sync protocol version 3; this device speaks 4): upgrade vaultpeer on it"),
-    (5, "the peer runs a newer vaultpeer (sync protocol version 5; this device speaks 4): upgrade vaultpeer on "
+    (4, "the peer runs an older vaultpeer (sync protocol version 4; this device speaks 5): upgrade vaultpeer on it"),
+    (6, "the peer runs a newer vaultpeer (sync protocol version 6; this device speaks 5): upgrade vaultpeer on "
         "this device"),
 ])
 def test_another_protocol_version_is_refused_as_an_upgrade_to_make_not_an_offense(victim, version, says):
-    """Version 4 has the ``removed`` message, which a version 3 device would take for a broken
-    protocol (and version 3 revisions carry their time, which a version 2 device would quarantine as
-    junk): a device that speaks another version is told to upgrade, and nothing moves either way."""
-    assert PROTOCOL_VERSION == 4
+    """Version 5 has early records (a ``records`` with a ``basis``), which a version 4 device would
+    take for a malformed message (version 4 has the ``removed`` message, version 3 revision times):
+    a device that speaks another version is told to upgrade, and nothing moves either way."""
+    assert PROTOCOL_VERSION == 5
     a, b = victim
     before = fingerprint(b)
     peer, replies = deliver(b, a, [hello_from(a, version=version), records_of(a, new_revisions(a))])

@@ -18,7 +18,9 @@ The exchange, the same on both sides::
 Every message is one deterministic-CBOR map; docs/protocol.md gives the field list.
 """
 
+import dataclasses
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -26,7 +28,7 @@ from vaultpeer.core import encoding
 from vaultpeer.core.digest import HASH_SIZE, is_leaf_path, valid_path
 from vaultpeer.core.errors import IntegrityError, VaultpeerError
 from vaultpeer.core.keys import VaultHeader
-from vaultpeer.core.revision import MAX_RECORD_SIZE, Revision
+from vaultpeer.core.revision import MAX_RECORD_SIZE, Revision, RevisionId
 from vaultpeer.core.roster import MAX_ENTRIES, RosterEntry
 from vaultpeer.core.vclock import VersionVector
 
@@ -34,7 +36,9 @@ from vaultpeer.core.vclock import VersionVector
 #: 3: a revision's sealed content may carry its time (formats.md, "Revision"), which a version 2
 #: device's strict decoder would take for junk and quarantine: the two must not exchange revisions.
 #: 4: the ``removed`` message: a member tells a device it was removed from the vault.
-PROTOCOL_VERSION = 4
+#: 5: early records (``records`` with a ``basis``): a side that starts a session may send what the
+#: peer lacked at their last session right after its hello, without waiting for the peer's.
+PROTOCOL_VERSION = 5
 MAX_MESSAGE_SIZE = 8 * 1024 * 1024
 #: A records message carries at most this many revisions, and at most this many bytes of them.
 MAX_BATCH_REVISIONS = 1000
@@ -43,6 +47,9 @@ MAX_PATHS = 4096
 MAX_REPAIR_ROUNDS = 1
 #: A ``removed`` message carries 1 to this many revocations (one per member that signed one).
 MAX_REMOVAL_ENTRIES = 64
+#: An early records message carries at most this many revisions (a bigger backlog waits for the
+#: peer's hello, which costs one round trip it can afford).
+MAX_EARLY_REVISIONS = 64
 
 
 class ProtocolError(VaultpeerError):
@@ -96,6 +103,12 @@ class Records:
     revisions: tuple[Revision, ...]
     last: bool
     repair: bool = False
+    #: Early records only (protocol 5): the knowledge vector the sender believed the receiver to
+    #: hold when it sent them, before it read the receiver's hello. They are every revision the
+    #: sender held beyond it; the receiver takes them only if it holds at least ``basis`` (so each
+    #: is causally deliverable), skipping any it already holds, and ignores them otherwise (the
+    #: sender, seeing the same hello, then sends them again in the usual way).
+    basis: VersionVector | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +165,7 @@ def encode_message(message: Message) -> bytes:
         body = {"t": "records", "header": message.header.to_bytes() if message.header else None,
                 "roster": [e.to_record() for e in message.roster],
                 "revs": [r.to_record() for r in message.revisions], "last": message.last,
-                "repair": message.repair}
+                "repair": message.repair, "basis": message.basis.to_record() if message.basis is not None else None}
     elif isinstance(message, Digest):
         body = {"t": "digest", "root": message.root}
     elif isinstance(message, Query):
@@ -203,7 +216,7 @@ def _parse(body: object) -> Message:
         return Hello(body["vault"], body["store"], VersionVector.from_record(body["knows"]), body["header"],
                      body["roster"], body["v"])
     if kind == "records":
-        _exact_keys(body, "header", "roster", "revs", "last", "repair")
+        _exact_keys(body, "header", "roster", "revs", "last", "repair", "basis")
         revs, roster = body["revs"], body["roster"]
         if not (isinstance(revs, list) and len(revs) <= MAX_BATCH_REVISIONS and isinstance(roster, list)
                 and len(roster) <= MAX_ENTRIES and isinstance(body["last"], bool)
@@ -212,6 +225,10 @@ def _parse(body: object) -> Message:
         header = body["header"]
         if header is not None and not isinstance(header, bytes):
             raise ValueError("bad header")
+        basis = VersionVector.from_record(body["basis"]) if body["basis"] is not None else None
+        if basis is not None and (header is not None or roster or body["last"] or body["repair"]
+                                  or len(revs) > MAX_EARLY_REVISIONS):
+            raise ValueError("early records carry revisions only, at most 64, and are never last")
         revisions = tuple(Revision.from_record(r) for r in revs)
         if sum(len(r.ciphertext) for r in revisions) > MAX_BATCH_BYTES + MAX_RECORD_SIZE:
             raise ValueError("batch too large")
@@ -221,6 +238,7 @@ def _parse(body: object) -> Message:
             revisions=revisions,
             last=body["last"],
             repair=body["repair"],
+            basis=basis,
         )
     if kind == "digest":
         _exact_keys(body, "root")
@@ -316,11 +334,44 @@ class SyncSession:
     #: new device's first session).
     _seen: dict[bytes, set[int]] = field(default_factory=dict)
     _repair_sent: bool = False
+    _hello_sent: bool = False
+    #: What this side sent early (the basis, and the ids), if it did.
+    _early_basis: VersionVector | None = None
+    _early_ids: frozenset[RevisionId] = frozenset()
+    #: Whether the next message may be the peer's early records (only the one right after its hello).
+    _early_allowed: bool = False
 
     # --- sending ---
 
     def hello(self, header_hash: bytes = bytes(HASH_SIZE), roster_hash: bytes = bytes(HASH_SIZE)) -> bytes:
+        self._hello_sent = True
         return encode_message(Hello(self.vault_id, self.store_id, self.knowledge, header_hash, roster_hash))
+
+    def early_records(self, basis: VersionVector, revisions: list[Revision]) -> bytes:
+        """The records sent right after this side's hello, before the peer's hello is read: every
+        revision held beyond ``basis`` (what the peer was last known to hold), in causal order."""
+        if self.phase is not Phase.HELLO or not self._hello_sent or self._early_basis is not None:
+            raise LocalProtocolError("early records go right after this side's hello, once")
+        if not revisions or len(revisions) > MAX_EARLY_REVISIONS:
+            raise LocalProtocolError("early records carry 1 to 64 revisions")
+        self._early_basis, self._early_ids = basis, frozenset(r.revision_id for r in revisions)
+        return encode_message(Records(None, (), tuple(revisions), False, False, basis))
+
+    @property
+    def early_taken(self) -> bool:
+        """Whether the peer takes what this side sent early (it holds at least their basis, as its
+        hello says): then they are not sent again."""
+        return (self._early_basis is not None and self.peer_hello is not None
+                and self._early_basis <= self.peer_hello.knowledge)
+
+    def not_sent_early(self, revisions: Iterable[Revision]) -> Iterator[Revision]:
+        """``revisions`` without those the peer took early."""
+        if not self.early_taken:
+            yield from revisions
+            return
+        for revision in revisions:
+            if revision.revision_id not in self._early_ids:
+                yield revision
 
     def records(self, header: VaultHeader | None, roster: list[RosterEntry], revisions: list[Revision],
                 last: bool, repair: bool = False) -> bytes:
@@ -377,11 +428,26 @@ class SyncSession:
             raise RemoteProtocolError(f"session already ended ({self.error or self.phase.value})")
         try:
             message = decoded if decoded is not None else decode_message(data)
+            early_allowed, self._early_allowed = self._early_allowed, False
+            if isinstance(message, Records) and message.basis is not None:
+                return self._accept_early(message, early_allowed)
             self._accept(message)
         except RemoteProtocolError as exc:
             self.phase, self.error = Phase.ERROR, str(exc)
             raise
         return message
+
+    def _accept_early(self, message: Records, allowed: bool) -> Records:
+        """Early records (protocol 5): only as the message right after the peer's hello. Returned
+        with the revisions to store: none if this side does not hold their basis (the peer sends
+        them again, having read the same hello), else those it does not hold yet."""
+        if not allowed or self.phase is not Phase.RECORDS:
+            raise RemoteProtocolError("early records anywhere but right after the hello")
+        if not message.basis <= self.knowledge:
+            return dataclasses.replace(message, revisions=())
+        new = tuple(r for r in message.revisions if r.revision_id.seq > self.knowledge.get(r.author))
+        self._check_unique(new)
+        return dataclasses.replace(message, revisions=new)
 
     def _accept(self, message: Message) -> None:
         if isinstance(message, Error):
@@ -400,6 +466,7 @@ class SyncSession:
                 raise RemoteProtocolError("peer belongs to another vault")
             self.peer_hello = message
             self.phase = Phase.RECORDS
+            self._early_allowed = True
             return
         if isinstance(message, Records):
             if message.repair:

@@ -337,7 +337,7 @@ class Daemon:
     def applied(self, item_ids: set[ItemId], link: Link) -> None:
         """Revisions from ``link``'s member were stored (mid-session): tell the local apps, and
         pass them on to the other members at once."""
-        self.events.items_may_have_changed()
+        self.events.announce_now()
         self._relay(link)
 
     def _relay(self, link: Link) -> None:

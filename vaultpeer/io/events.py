@@ -60,6 +60,12 @@ class EventFeed:
         """Revisions may have been stored: the feed looks at the next checkpoint (after the commit)."""
         self._due.set()
 
+    def announce_now(self) -> None:
+        """Revisions were just committed: publish them now, from the caller's task (no wait for the
+        feed's own task to be scheduled), or at the next checkpoint if a transaction is open."""
+        if not self.announce_item_changes():
+            self._due.set()
+
     def announce_item_changes(self) -> bool:
         """Publish the item changes stored since the last ones published; False (nothing done)
         while a transaction is open."""

@@ -31,6 +31,8 @@ ERROR_FLUSH_TIMEOUT = 2.0
 #: Messages read ahead of the session applying them: the reader waits when this many are queued,
 #: so a receiver slower than its sender holds a few batches, not the whole vault, in memory.
 READ_AHEAD = 4
+#: The writer joins queued messages into one write until they reach this size.
+_WRITE_BATCH_BYTES = 64 * 1024
 
 
 @dataclass
@@ -73,6 +75,9 @@ class Link:
         self._farewell: bytes | None = None
         self._writer_done = trio.Event()
         self.sessions = 0
+        #: The header and roster hashes of the member's hello in the last session that converged:
+        #: while they are still ours, a session this side starts sends its records early.
+        self._peer_hashes: tuple[bytes, bytes] | None = None
         self.closed = trio.Event()
         self.times = times or LinkTimes()
 
@@ -152,12 +157,28 @@ class Link:
 
     async def _writer(self) -> None:
         async for message in self._outbox:
-            if isinstance(message, bytes):
-                await self.stream.send(message)
-                continue
-            # a session's batches, each made when the one before is written
-            while self._farewell is None and (batch := message.next_pending()) is not None:
-                await self.stream.send(batch)
+            pending = [message]
+            while pending:
+                item = pending.pop()
+                if not isinstance(item, bytes):
+                    # a session's batches, each made when the one before is written
+                    while self._farewell is None and (batch := item.next_pending()) is not None:
+                        await self.stream.send(batch)
+                    continue
+                # small messages queued together (a hello and its early records, a digest) go in
+                # one write: one wakeup of the peer, not one each; big batches still go one by one
+                messages, size = [item], len(item)
+                while size < _WRITE_BATCH_BYTES:
+                    try:
+                        following = self._outbox.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    if not isinstance(following, bytes):
+                        pending.append(following)  # after what is gathered so far
+                        break
+                    messages.append(following)
+                    size += len(following)
+                await self.stream.send_many(messages)
         self._writer_done.set()
 
     def _drop_queued(self) -> None:
@@ -173,9 +194,14 @@ class Link:
         if session is not None and session.has_pending:
             self._outbox_send.send_nowait(session)
 
-    def _new_session(self) -> SyncPeer:
-        session = SyncPeer(self.daemon.vault, initiator=self.initiator, peer=self.device_id, lazy=True)
-        self._send(session.start())
+    def _new_session(self, *, ours: bool = False) -> SyncPeer:
+        """A session, its hello queued. ``ours``: this side starts it (a local change), so it may
+        send early records after the hello (protocol 5), if the last session converged. What a
+        received batch made readable is announced, and passed on, the moment it is committed:
+        before the session ends, and before this side's digest is built."""
+        session = SyncPeer(self.daemon.vault, initiator=self.initiator, peer=self.device_id, lazy=True,
+                           on_stored=lambda items: self.daemon.applied(items, self))
+        self._send(session.start(early=self._peer_hashes if ours else None))
         return session
 
     async def _sessions(self) -> None:
@@ -191,7 +217,7 @@ class Link:
                 return
             if kind == "sync":
                 if session is None:
-                    session = self._new_session()
+                    session = self._new_session(ours=True)
                 else:
                     again = True
                 continue
@@ -207,13 +233,13 @@ class Link:
                 self.daemon.publish({"type": "sync.progress", "device_id": str(self.device_id),
                                      "received": received,
                                      "expected": max(received, session.stats.revisions_expected)})
-            if session.just_applied:  # readable now: say so, and pass it on, before the session ends
-                self.daemon.applied(session.just_applied, self)
             if not session.finished:
                 continue
             self._finish(session)
             if session.failed:
                 return
+            hello = session.session.peer_hello
+            self._peer_hashes = (hello.header_hash, hello.roster_hash) if session.converged else None
             if not session.stats.revisions_new and not session.stats.revisions_expected:
                 # nothing to receive (an empty vault, or all of it here already): a joining
                 # device's progress bar learns it is done now rather than waiting for news
@@ -222,7 +248,7 @@ class Link:
             session = None
             if again or self._poke_missed:
                 again = self._poke_missed = False
-                session = self._new_session()
+                session = self._new_session(ours=True)
 
     def _finish(self, session: SyncPeer) -> None:
         self.sessions += 1

@@ -87,8 +87,13 @@ class NoiseStream:
         return cls(stream, handshake.channel(), handshake.result, reader)
 
     async def send(self, message: bytes) -> None:
+        await self.send_many([message])
+
+    async def send_many(self, messages: list[bytes]) -> None:
+        """Send several messages in order with one write (one wakeup of the peer, not one each)."""
         async with self._send_lock:
-            await self.stream.send_all(b"".join(frame(payload) for payload in self._channel.seal(message)))
+            await self.stream.send_all(b"".join(frame(payload) for message in messages
+                                                for payload in self._channel.seal(message)))
 
     async def receive(self) -> bytes:
         """The next whole message; ConnectionClosed when the peer is gone, TransportError on garbage."""

@@ -19,6 +19,7 @@ from vaultpeer.core.roster import Roster
 from vaultpeer.service.parallel_verify import verified_ahead
 from vaultpeer.core.sync import (
     MAX_BATCH_BYTES,
+    MAX_EARLY_REVISIONS,
     record_hash,
     MAX_BATCH_REVISIONS,
     Digest,
@@ -95,11 +96,15 @@ class SyncPeer:
     message at a time by ``next_pending`` (a link pulls the next batch when its stream has taken
     the last: a session's batches are never all in memory). Otherwise ``receive`` returns them."""
 
-    def __init__(self, vault: Vault, *, initiator: bool, peer: DeviceId | None = None, lazy: bool = False):
+    def __init__(self, vault: Vault, *, initiator: bool, peer: DeviceId | None = None, lazy: bool = False,
+                 on_stored: Callable[[set], None] | None = None):
         self.vault = vault
         self.lazy = lazy
         #: What is still to send after the hello's batches, produced as it is pulled (``lazy``).
         self._pending: Iterator[bytes] | None = None
+        #: Called with the ids of the items a received batch changed, as soon as it is committed
+        #: (before this side's answer is built: the state digest can wait, the apps need not).
+        self.on_stored = on_stored
         self.peer = peer
         self.session = SyncSession(
             vault_id=vault.vault_id,
@@ -137,8 +142,20 @@ class SyncPeer:
         return (record_hash([self.vault.header.to_bytes()]),
                 record_hash([e.to_bytes() for e in self.vault.outgoing_roster()]))
 
-    def start(self) -> list[bytes]:
-        return self._out([self.session.hello(*self._hashes())])
+    def start(self, early: tuple[bytes, bytes] | None = None) -> list[bytes]:
+        """This side's hello, and, when ``early`` gives the header and roster hashes the peer's
+        last hello announced, the early records (protocol 5): what the peer lacked at the end of
+        their last session, sent at once rather than after a round trip. Only if both hashes are
+        still ours (so the peer knows every author of them) and the backlog is small."""
+        messages = [self.session.hello(*self._hashes())]
+        if early is not None and self.peer is not None and early == self._hashes():
+            basis = self.vault.intake.peer_knowledge(self.peer)
+            if basis is not None:
+                revisions = list(itertools.islice(self.vault.revisions_missing_from(basis), MAX_EARLY_REVISIONS + 1))
+                if 0 < len(revisions) <= MAX_EARLY_REVISIONS:
+                    messages.append(self.session.early_records(basis, revisions))
+                    self.stats.revisions_sent += len(revisions)
+        return self._out(messages)
 
     def receive(self, data: "bytes | Prepared") -> list[bytes]:
         """Handle one message from the peer (its bytes, or ``prepare``'s answer for them); returns
@@ -190,7 +207,7 @@ class SyncPeer:
         self.stats.revisions_expected = sum(max(0, count - ours.get(author))
                                             for author, count in hello.knowledge.items())
         header_hash, roster_hash = self._hashes()
-        revisions = self.vault.revisions_missing_from(hello.knowledge)
+        revisions = self.session.not_sent_early(self.vault.revisions_missing_from(hello.knowledge))
         batches = self._batches(revisions, repair=False, header=header_hash != hello.header_hash,
                                 roster=roster_hash != hello.roster_hash)
         # the digest follows the last batch: whenever that is made, the state is what it says
@@ -231,6 +248,8 @@ class SyncPeer:
 
     def _on_records(self, records: Records) -> list[bytes]:
         self.stats.revisions_received += len(records.revisions)
+        if records.basis is not None and not records.revisions:
+            return []  # early records this side holds already, or cannot take: nothing to store
         try:
             received = self.vault.receive_records(records.header, records.roster, records.revisions,
                                                   self._verified)
@@ -250,6 +269,8 @@ class SyncPeer:
                 self.stats.items_touched = None
         self.just_applied = {r.item_id for r in received.revisions}
         self._digest = None
+        if self.just_applied and self.on_stored is not None:
+            self.on_stored(self.just_applied)
         if received.header_replaced:
             self.notes.append("received a newer vault header (a password change or key rotation)")
         if records.repair:

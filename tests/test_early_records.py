@@ -1,0 +1,207 @@
+"""Early records (sync protocol 5): a side that starts a session sends what the peer lacked at
+their last session right after its hello, so an edit reaches the peer after one trip instead of
+three; and what a hostile member can do with them (docs/protocol.md, "Early records")."""
+
+import dataclasses
+
+import pytest
+
+from helpers import make_replicas, sync_pair
+from vaultpeer.core.sync import MAX_EARLY_REVISIONS, Error, Hello, Records, decode_message, encode_message
+from vaultpeer.core.vclock import VersionVector
+from vaultpeer.service.replication import SyncPeer
+
+
+def fingerprint(vault):
+    return (vault.knowledge(), vault.counts(), vault._store.head_ids())
+
+
+@pytest.fixture
+def pair():
+    """a and b in sync (each knows what the other holds), a about to edit."""
+    a, b = make_replicas(2)
+    a.add("existing", {"password": "p"})
+    sync_pair(a, b)
+    return a, b
+
+
+def hashes(vault):
+    return SyncPeer(vault, initiator=True)._hashes()
+
+
+def early_messages(a, b):
+    """What a sends first in a session it starts after an edit: its hello and early records."""
+    return SyncPeer(a, initiator=True, peer=b.device.device_id).start(early=hashes(b))
+
+
+def hello_of(vault):
+    return encode_message(Hello(vault.vault_id, vault.intake.store_id, vault.knowledge(), *hashes(vault)))
+
+
+def early(basis, revisions):
+    return encode_message(Records(None, (), tuple(revisions), False, False, basis))
+
+
+def deliver(b, a, messages):
+    peer = SyncPeer(b, initiator=False, peer=a.device.device_id)
+    replies = peer.start()
+    for message in messages:
+        replies += peer.receive(message)
+        if peer.finished:
+            break
+    return peer, replies
+
+
+def run_session(left, right, to_right, to_left):
+    for _ in range(100):
+        if not (to_right or to_left):
+            return
+        if to_right:
+            to_left += right.receive(to_right.pop(0))
+        if to_left:
+            to_right += left.receive(to_left.pop(0))
+    raise AssertionError("a session did not end")
+
+
+def test_an_edit_is_stored_on_the_peer_from_the_senders_first_two_messages(pair):
+    a, b = pair
+    a.edit("existing", {"password": "changed"})
+    left = SyncPeer(a, initiator=True, peer=b.device.device_id)
+    right = SyncPeer(b, initiator=False, peer=a.device.device_id)
+    stored = []
+    right.on_stored = stored.append
+    first = left.start(early=hashes(b))
+    assert len(first) == 2 and decode_message(first[1]).basis == b.knowledge()
+    to_left = right.start()
+    to_left += right.receive(first[0])
+    to_left += right.receive(first[1])  # before a has read anything of b's
+    assert b.get("existing").fields[0].value == "changed" and len(stored) == 1
+    run_session(left, right, [], to_left)
+    assert left.converged and right.converged
+    assert left.stats.revisions_sent == 1 and right.stats.revisions_new == 1  # sent once, not again
+    assert b.knowledge() == a.knowledge()
+
+
+def test_nothing_goes_early_without_a_peer_state_the_sender_can_trust(pair):
+    a, b = pair
+    a.edit("existing", {"password": "changed"})
+    peer = SyncPeer(a, initiator=True, peer=b.device.device_id)
+    assert len(peer.start()) == 1  # no hashes from a last session on this connection
+    assert len(SyncPeer(a, initiator=True, peer=b.device.device_id).start(early=(bytes(32), bytes(32)))) == 1
+    for n in range(MAX_EARLY_REVISIONS + 1):  # a backlog bigger than an early message waits for the hello
+        a.add(f"more {n}", {})
+    assert len(SyncPeer(a, initiator=True, peer=b.device.device_id).start(early=hashes(b))) == 1
+
+
+def test_early_records_the_peer_cannot_take_are_ignored_and_sent_again_after_its_hello(pair):
+    """The sender believed b held more than it does (its basis): b ignores the early batch, a sees
+    the same from b's hello, sends everything in the usual way, and nobody is at fault."""
+    a, b = pair
+    a.edit("existing", {"password": "first"})
+    before_second = a.knowledge()
+    a.edit("existing", {"password": "second"})
+    a.intake.raise_peer_knowledge(b.device.device_id, before_second)  # wrong: b never got "first"
+    left = SyncPeer(a, initiator=True, peer=b.device.device_id)
+    right = SyncPeer(b, initiator=False, peer=a.device.device_id)
+    to_right = left.start(early=hashes(b))
+    assert len(to_right) == 2
+    run_session(left, right, to_right, right.start())
+    assert left.converged and right.converged and not right.peer_at_fault
+    assert b.get("existing").fields[0].value == "second" and b.knowledge() == a.knowledge()
+
+
+def test_early_records_held_already_are_skipped_not_refused(pair):
+    """b got the edit from a third device since: a's early batch is all held; nothing is stored
+    twice and the session converges."""
+    a, b = pair
+    a.edit("existing", {"password": "changed"})
+    sync_pair(a, b)
+    a.intake._store._db.execute("DELETE FROM peer_knowledge")  # a forgot that b has it
+    a.intake.raise_peer_knowledge(b.device.device_id, VersionVector({b.device.device_id: b.knowledge().get(
+        b.device.device_id)}).merged(VersionVector({a.device.device_id: 1})))
+    before = fingerprint(b)
+    left = SyncPeer(a, initiator=True, peer=b.device.device_id)
+    right = SyncPeer(b, initiator=False, peer=a.device.device_id)
+    to_right = left.start(early=hashes(b))
+    assert len(to_right) == 2
+    run_session(left, right, to_right, right.start())
+    assert right.converged and right.stats.revisions_new == 0 and fingerprint(b) == before
+
+
+# --- a hostile member --------------------------------------------------------------------------------
+
+
+def new_revisions(a, b):
+    a.edit("existing", {"password": "changed"})
+    return list(a.revisions_missing_from(b.knowledge()))
+
+
+def assert_refused(peer, replies, b, before):
+    assert peer.failed and peer.peer_at_fault
+    assert decode_message(replies[-1]) in (Error("protocol"), Error("rejected"))
+    assert fingerprint(b) == before
+
+
+def test_early_records_anywhere_but_right_after_the_hello_are_a_protocol_error(pair):
+    a, b = pair
+    revisions = new_revisions(a, b)
+    before = fingerprint(b)
+    batch = early(b.knowledge(), revisions)
+    empty_last = encode_message(Records(None, (), (), True))
+    for messages in ([batch], [hello_of(a), empty_last, batch]):  # before the hello, after other records
+        peer, replies = deliver(b, a, messages)
+        assert_refused(peer, replies, b, before)
+    peer, replies = deliver(b, a, [hello_of(a), batch, batch])  # twice: the first counts, the second ends it
+    assert peer.failed and peer.peer_at_fault and peer.stats.revisions_new == len(revisions)
+    assert decode_message(replies[-1]) == Error("protocol")
+
+
+@pytest.mark.parametrize("shape", ["last", "repair", "header", "roster", "too_many"])
+def test_early_records_that_are_last_repair_or_carry_header_roster_or_too_much_are_malformed(pair, shape):
+    a, b = pair
+    revisions = new_revisions(a, b)
+    for n in range(MAX_EARLY_REVISIONS if shape == "too_many" else 0):
+        a.add(f"more {n}", {})
+    if shape == "too_many":
+        revisions = list(a.revisions_missing_from(b.knowledge()))
+    record = Records(a.header if shape == "header" else None,
+                     tuple(a.outgoing_roster()) if shape == "roster" else (), tuple(revisions),
+                     shape == "last", shape == "repair", b.knowledge())
+    before = fingerprint(b)
+    peer, replies = deliver(b, a, [hello_of(a), encode_message(record)])
+    assert_refused(peer, replies, b, before)
+
+
+def test_a_tampered_early_revision_rejects_the_batch(pair):
+    a, b = pair
+    (revision,) = new_revisions(a, b)
+    tampered = dataclasses.replace(revision, ciphertext=revision.ciphertext[:-1] + bytes([revision.ciphertext[-1] ^ 1]))
+    before = fingerprint(b)
+    peer, replies = deliver(b, a, [hello_of(a), early(b.knowledge(), [tampered])])
+    assert_refused(peer, replies, b, before)
+
+
+def test_early_replays_are_skipped_cheaply_and_cannot_be_sent_again_as_new(pair):
+    """A member replays everything b holds as early records: nothing is stored or verified again;
+    the same ids in the following records are the replay they always were."""
+    a, b = pair
+    held = list(a.revisions_missing_from(VersionVector()))
+    before = fingerprint(b)
+    peer, replies = deliver(b, a, [hello_of(a), early(VersionVector(), held)])
+    assert not peer.failed and peer.stats.revisions_new == 0 and fingerprint(b) == before
+    peer, replies = deliver(b, a, [hello_of(a), early(VersionVector(), held),
+                                   encode_message(Records(None, (), tuple(held), True))])
+    assert_refused(peer, replies, b, before)
+
+
+def test_a_basis_above_what_the_receiver_holds_stores_nothing_early(pair):
+    """A hostile basis claims b holds more than it does, so as to slip in revisions whose parents
+    b lacks: b takes nothing from that batch (and the revisions must come again, in order)."""
+    a, b = pair
+    a.edit("existing", {"password": "one"})
+    a.edit("existing", {"password": "two"})
+    revisions = list(a.revisions_missing_from(b.knowledge()))
+    inflated = b.knowledge().merged(VersionVector({a.device.device_id: revisions[0].revision_id.seq}))
+    before = fingerprint(b)
+    peer, replies = deliver(b, a, [hello_of(a), early(inflated, revisions[1:])])
+    assert not peer.failed and peer.stats.revisions_new == 0 and fingerprint(b) == before
