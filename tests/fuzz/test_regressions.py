@@ -119,7 +119,7 @@ def test_a_batch_that_repeats_a_revision_leaves_the_session_as_it_was_apart_from
     session = _SCENARIOS[scenario].build()
     with pytest.raises(RemoteProtocolError):
         session.receive(message)
-    assert session.phase is Phase.ERROR and session._seen == set()
+    assert session.phase is Phase.ERROR and not session._seen
 
 
 # --- found by the dedicated bound test in test_fuzz.py ------------------------------------------

@@ -426,13 +426,16 @@ class SyncSession:
         """``decoded``: ``decode_message(data)``, if the caller did that already (elsewhere)."""
         if self.phase in (Phase.ERROR, Phase.REMOVED):
             raise RemoteProtocolError(f"session already ended ({self.error or self.phase.value})")
+        early_allowed = self._early_allowed
         try:
             message = decoded if decoded is not None else decode_message(data)
-            early_allowed, self._early_allowed = self._early_allowed, False
+            self._early_allowed = False  # only the message right after the hello may be early records
             if isinstance(message, Records) and message.basis is not None:
                 return self._accept_early(message, early_allowed)
             self._accept(message)
         except RemoteProtocolError as exc:
+            # a refused message changes nothing but the phase (the session is over anyway)
+            self._early_allowed = early_allowed
             self.phase, self.error = Phase.ERROR, str(exc)
             raise
         return message
