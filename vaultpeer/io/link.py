@@ -15,6 +15,7 @@ import trio
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.roster import Member
 from vaultpeer.core.transport import TransportError
+from vaultpeer.core.vclock import VersionVector
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
 from vaultpeer.io.transports import Address
 from vaultpeer.service.replication import SyncPeer
@@ -64,6 +65,10 @@ class Link:
         self.sessions = 0
         self.closed = trio.Event()
         self.times = times or LinkTimes()
+        stream.meter = daemon.traffic
+        #: What the member is known to hold, from its last hello and the last converged session
+        #: (None before the first): the daemon relays it nothing it holds.
+        self.peer_holds: VersionVector | None = None
 
     @property
     def device_id(self) -> DeviceId:
@@ -161,13 +166,13 @@ class Link:
             if kind == "sync":
                 if session is None:
                     session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
-                    self._send(session.start())
+                    self._send(session.start(self.daemon.hello_links()))
                 else:
                     again = True
                 continue
             if session is None:
                 session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
-                self._send(session.start())
+                self._send(session.start(self.daemon.hello_links()))
             received_before, was_unlocked = session.stats.revisions_new, not vault.locked
             self._send(session.receive(data))
             self.daemon.notice_self_lock(was_unlocked)
@@ -178,8 +183,10 @@ class Link:
                 self.daemon.publish({"type": "sync.progress", "device_id": str(self.device_id),
                                      "received": received,
                                      "expected": max(received, session.stats.revisions_expected)})
+            if session.peer_holds is not None:
+                self.peer_holds = session.peer_holds
             if session.just_applied:  # readable now: say so, and pass it on, before the session ends
-                self.daemon.applied(session.just_applied, self)
+                self.daemon.applied(session, self)
             if not session.finished:
                 continue
             self._finish(session)
@@ -194,10 +201,11 @@ class Link:
             if again:
                 again = False
                 session = SyncPeer(vault, initiator=self.initiator, peer=self.device_id)
-                self._send(session.start())
+                self._send(session.start(self.daemon.hello_links()))
 
     def _finish(self, session: SyncPeer) -> None:
         self.sessions += 1
+        self.daemon.traffic.sessions += 1
         for note in session.notes:
             log.info("sync with %s: %s", self.member.device_id.short, note)
         state = self.daemon.peer_state(self.device_id)
@@ -209,4 +217,6 @@ class Link:
                 self.daemon.offense(self.address, "sync_protocol", audit=False)  # SyncPeer recorded it
             return
         state.last_seen, state.address, state.last_error = time.time(), str(self.address), None
+        if session.peer_holds is not None:
+            self.peer_holds = session.peer_holds
         self.daemon.after_sync(session, self)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from vaultpeer.core.digest import StateDigest, is_leaf_path
 from vaultpeer.core.errors import IntegrityError, InvalidInput
 from vaultpeer.core.identity import DeviceId
-from vaultpeer.core.revision import Revision
+from vaultpeer.core.revision import Revision, RevisionId
+from vaultpeer.core.vclock import VersionVector
 from vaultpeer.core.sync import (
     MAX_BATCH_BYTES,
     record_hash,
@@ -31,6 +32,7 @@ from vaultpeer.core.sync import (
     Repair,
     SyncSession,
     VersionMismatch,
+    link_id,
 )
 from vaultpeer.service.vault import Removal, Vault
 
@@ -70,6 +72,11 @@ class SyncPeer:
         self._repair_leaves: list[bytes] = []
         #: The items that the last message received changed (new revisions stored), if any.
         self.just_applied: set = set()
+        #: The ids of the revisions the last message received stored (new here), if any.
+        self.just_received: tuple[RevisionId, ...] = ()
+        #: What the peer is known to hold: its hello's knowledge, raised to ours once the state
+        #: digests match (None before its hello).
+        self.peer_holds: VersionVector | None = None
         #: The session failed because of what the peer sent (not because it reported an error).
         self.peer_at_fault = False
         #: The peer told this device it was removed from the vault (a ``removed`` message), and
@@ -89,14 +96,24 @@ class SyncPeer:
         return (record_hash([self.vault.header.to_bytes()]),
                 record_hash([e.to_bytes() for e in self.vault.outgoing_roster()]))
 
-    def start(self) -> list[bytes]:
-        return self._out([self.session.hello(*self._hashes())])
+    def start(self, links: Iterable[DeviceId] = ()) -> list[bytes]:
+        """Our hello. ``links``: the members we are connected to now (the peer left out), which the
+        peer need not relay what we wrote to (``relay_targets``)."""
+        named = {link_id(d.raw) for d in links if d != self.peer}
+        return self._out([self.session.hello(*self._hashes(), links=sorted(named))])
+
+    @property
+    def peer_links(self) -> frozenset[bytes]:
+        """What the peer's hello said it is connected to (``link_id``s; empty before its hello)."""
+        hello = self.session.peer_hello
+        return frozenset(hello.links) if hello is not None else frozenset()
 
     def receive(self, data: bytes) -> list[bytes]:
         """Handle one message from the peer; returns the messages to send back (maybe none)."""
         self.stats.messages_received += 1
         self.stats.bytes_received += len(data)
         self.just_applied = set()
+        self.just_received = ()
         try:
             message = self.session.receive(data)
         except RemoteProtocolError as exc:
@@ -134,6 +151,7 @@ class SyncPeer:
             if known is not None and known != hello.store_id:
                 self.notes.append(f"peer {self.peer.short} rebuilt its store: sending it everything it lacks")
             self.vault.intake.raise_peer_knowledge(self.peer, hello.knowledge)
+        self.peer_holds = hello.knowledge
         ours = self.vault.knowledge()
         self.stats.revisions_expected = sum(max(0, count - ours.get(author))
                                             for author, count in hello.knowledge.items())
@@ -171,6 +189,7 @@ class SyncPeer:
         self.stats.records_changed |= received.roster_changed or received.header_replaced
         self.stats.items_touched |= {r.item_id for r in received.revisions}
         self.just_applied = {r.item_id for r in received.revisions}
+        self.just_received = tuple(r.revision_id for r in received.revisions)
         self._digest = None
         if received.header_replaced:
             self.notes.append("received a newer vault header (a password change or key rotation)")
@@ -225,8 +244,10 @@ class SyncPeer:
             return []
         if result:
             self.converged = True
+            ours = self.vault.knowledge()
+            self.peer_holds = ours if self.peer_holds is None else self.peer_holds.merged(ours)
             if self.peer is not None:  # same state on both sides: the peer holds all we hold
-                self.vault.intake.raise_peer_knowledge(self.peer, self.vault.knowledge())
+                self.vault.intake.raise_peer_knowledge(self.peer, ours)
             return [self.session.done(True)]
         if self.session.phase is Phase.NARROWING:
             self.notes.append("state digests differ after sync: narrowing down the difference")
