@@ -315,8 +315,9 @@ class Daemon:
             self._audit(self.vault.flush_audit)
             try:
                 self.vault.save_link_stamps()
+                self.vault.intake.save_peer_knowledge()
             except Exception:  # noqa: BLE001 - a full disk must not stop the daemon; close tries again
-                log.exception("could not save the members' handshake stamps")
+                log.exception("could not save the members' handshake stamps or knowledge")
 
     def _audit(self, record: Callable[..., object], *args: object, **details: object) -> None:
         """Write to the audit log (``Vault.audit``, ``Vault.audit_rejection``...); a failure to

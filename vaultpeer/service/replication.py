@@ -17,7 +17,6 @@ from vaultpeer.core.revision import Revision, RevisionId
 from vaultpeer.core.vclock import VersionVector
 from vaultpeer.core.sync import (
     MAX_BATCH_BYTES,
-    record_hash,
     MAX_BATCH_REVISIONS,
     Digest,
     Done,
@@ -93,8 +92,7 @@ class SyncPeer:
         return self.session.phase in (Phase.ERROR, Phase.REMOVED)
 
     def _hashes(self) -> tuple[bytes, bytes]:
-        return (record_hash([self.vault.header.to_bytes()]),
-                record_hash([e.to_bytes() for e in self.vault.outgoing_roster()]))
+        return self.vault.sync_hashes()
 
     def start(self, links: Iterable[DeviceId] = ()) -> list[bytes]:
         """Our hello. ``links``: the members we are connected to now (the peer left out), which the
