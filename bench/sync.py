@@ -15,9 +15,12 @@ Scenarios (``--only`` picks some):
 - ``reconnect``: two devices apart make 100 edits each on a 10,000-item vault, then reconnect:
   seconds until both return all 200 edits, and bytes.
 - ``mesh``: ten daemons, every one connected to every other, one edit: time until all ten return
-  it (20 rounds), and what each edit costs: sync sessions (in all, each counted once) and bytes on
-  the member links (``status``'s ``sync`` counters; the ideal is one session from the author to each
-  of the nine others).
+  it (20 rounds; each of the nine others watched as its own app would, at once: a thread waits for
+  its ``items.changed`` and asks ``item.get`` on a connection kept open), and what each edit costs:
+  sync sessions (in all, each counted once) and bytes on the member links (``status``'s ``sync``
+  counters; the ideal is one session from the author to each of the nine others), and the CPU time
+  all ten daemons spent on it (/proc/PID/stat: on two cores, half of it bounds the latency from
+  below, whatever else runs).
 - ``idle``: four daemons connected to one another, nothing happening: each one's CPU time
   (/proc/PID/stat) and wakeups (context switches of all its threads, /proc/PID/task/*/status) over
   60 s, and the system calls one makes meanwhile (``strace -f -c``, when strace can attach).
@@ -37,6 +40,7 @@ import argparse
 import os
 import queue
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -540,29 +544,35 @@ def _threads(pid: int) -> int:
 
 
 def _what_wakes(pid: int, seconds: float) -> dict:
-    """The system calls the process makes in ``seconds`` (strace -f -c), if strace can attach:
-    each return from epoll_wait is the event loop waking up."""
+    """Every system call of the process's threads in ``seconds`` (``strace -f -tt``), if strace can
+    attach. The event loop sleeps in epoll_wait with the time to its next timer as the timeout: each
+    call's timeout says which timer woke it (trio's own: the idle lock, the audit log's flush...)."""
     strace = shutil.which("strace")
     if strace is None:
         return {"skipped": "strace is not installed"}
-    # strace -c prints its table when it is interrupted: run it for ``seconds``, then SIGINT it
-    process = subprocess.Popen([strace, "-f", "-c", "-q", "-p", str(pid)], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([strace, "-f", "-tt", "-q", "-p", str(pid)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     time.sleep(seconds)
     process.send_signal(signal.SIGINT)
     try:
-        _, table = process.communicate(timeout=10)
+        _, trace = process.communicate(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
-        _, table = process.communicate()
-    calls = {}
-    for line in table.splitlines():
-        parts = line.split()
-        if len(parts) >= 5 and parts[-1].isidentifier() and parts[-1] != "total" and parts[3].isdigit():
-            calls[parts[-1]] = int(parts[3])
-    if not calls and process.returncode not in (0, None):
-        return {"skipped": f"strace could not attach: {table.strip()[-300:]}"}
-    return {"seconds": seconds, "syscalls": dict(sorted(calls.items(), key=lambda kv: -kv[1]))}
+        _, trace = process.communicate()
+    calls: dict[str, int] = {}
+    waits = []
+    for line in trace.splitlines():
+        match = re.match(r"(?:\[pid\s+\d+\] )?(\d\d:\d\d:\d\d\.\d+) (\w+)\((.*)", line)
+        if match is None or "resumed>" in line:
+            continue
+        stamp, name, args = match.groups()
+        calls[name] = calls.get(name, 0) + 1
+        if name in ("epoll_wait", "epoll_pwait"):
+            timeout = args.split(",")[3].split(")")[0].strip() if args.count(",") >= 3 else "?"
+            waits.append({"at": stamp, "timeout_ms": timeout})
+    if not calls and "attach" in trace:
+        return {"skipped": f"strace could not attach: {trace.strip()[-300:]}"}
+    return {"seconds": seconds, "syscalls": dict(sorted(calls.items(), key=lambda kv: -kv[1])), "epoll_waits": waits}
 
 
 def idle(devices: int, seconds: float, keep: bool) -> dict:
@@ -603,7 +613,9 @@ def idle(devices: int, seconds: float, keep: bool) -> dict:
               f"of a core, {result['worst_wakeups_per_s']:.2f} wakeups/s")
         if "syscalls" in wakes:
             top = ", ".join(f"{name} {count}" for name, count in list(wakes["syscalls"].items())[:6])
-            print(f"    daemon 0's system calls in {wakes['seconds']:.0f} s (strace -f -c): {top or 'none'}")
+            print(f"    daemon 0's system calls in {wakes['seconds']:.0f} s (strace -f): {top or 'none'}")
+            timeouts = ", ".join(f"{w['at']} ({w['timeout_ms']} ms)" for w in wakes["epoll_waits"][:12])
+            print(f"    its event loop's waits (the timeout: time to its next timer): {timeouts or 'none'}")
         else:
             print(f"    what wakes it: {wakes['skipped']}")
         return result
