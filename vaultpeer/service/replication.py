@@ -96,7 +96,7 @@ class SyncPeer:
 
     def start(self, links: Iterable[DeviceId] = ()) -> list[bytes]:
         """Our hello. ``links``: the members we are connected to now (the peer left out), which the
-        peer need not relay what we wrote to (``relay_targets``)."""
+        peer need not relay what we wrote to (``vaultpeer.io.daemon.needs_relay``)."""
         named = {link_id(d.raw) for d in links if d != self.peer}
         return self._out([self.session.hello(*self._hashes(), links=sorted(named))])
 
