@@ -204,3 +204,27 @@ def test_needs_relay_decides_from_the_authors_and_what_the_target_is_known_to_ho
     assert needs_relay(c, VersionVector({a: 5}), source=b, source_links=frozenset(), revisions=by_a)
     assert not needs_relay(c, None, source=b, source_links=frozenset(), revisions=[RevisionId(c, 9)])
     assert not needs_relay(c, None, source=b, source_links=frozenset(), revisions=[])
+
+
+async def test_a_member_whose_link_to_the_author_failed_gets_the_edit_from_the_others(root):
+    """The cost of trusting the author's ``links``: if its push to a member it named is lost with
+    their connection, the others do not relay it. The member gets it once it notices the loss: it
+    syncs with every member still connected (here the author stays out of its reach)."""
+    topology = {"a": [], "b": ["a"], "c": ["a", "b"]}
+    members(root, list(topology))
+    network = MemoryNetwork()
+    daemons = start_all(root, network, topology)
+    a, b, c = (daemons[n] for n in "abc")
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await run_mesh(nursery, daemons, topology)
+            a.links[c.device_id].poke = lambda: None  # a's push to c is lost with their connection
+            a.vault.add("pushed as the link failed", {"password": "x"})
+            await until(lambda: "pushed as the link failed" in titles(b))
+            await quiet(daemons)
+            assert "pushed as the link failed" not in titles(c)  # b relayed nothing: a named c
+            network.listening.pop("a")  # and c cannot reach a again
+            c.links[a.device_id].close()
+            await until(lambda: "pushed as the link failed" in titles(c))
+            assert a.device_id not in c.links
+            nursery.cancel_scope.cancel()
