@@ -26,6 +26,7 @@ from pathlib import Path
 import trio
 
 from helpers import PASSWORD
+from vaultpeer.core import encoding
 from vaultpeer.core.identity import DeviceId, DeviceKeys, DevicePublicKeys
 from vaultpeer.core.item import ItemContent, ItemId
 from vaultpeer.core.keys import Keyring, VaultHeader
@@ -233,7 +234,12 @@ class HostileMember:
         answer = Answer()
         try:
             try:
-                await stream.send(encode_message(self._hello(version)))
+                hello = encode_message(self._hello(version))
+                if version < PROTOCOL_VERSION:  # an older device's hello: no ``links`` (before version 5)
+                    body = encoding.decode(hello, max_size=1 << 20)
+                    del body["links"]
+                    hello = encoding.encode(body)
+                await stream.send(hello)
                 await stream.send(encode_message(batch))
             except trio.BrokenResourceError:
                 pass  # it may have said something before it closed: read it

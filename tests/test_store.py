@@ -96,3 +96,40 @@ def test_store_id_is_stable_and_random(tmp_path, store):
     reopened = Store.open(tmp_path / "other.sqlite3")
     assert reopened.store_id == other_id
     reopened.close()
+
+
+def test_a_peers_knowledge_costs_no_commit_of_its_own_and_is_written_with_the_next_one(tmp_path):
+    """What a hello says a peer holds is bookkeeping (it only lets us send less), so raising it must
+    not make a sync session wait for a commit: it is written by the next transaction, by
+    ``save_peer_knowledge`` and on close; a crash before that loses only it."""
+    from vaultpeer.core.vclock import VersionVector
+
+    peer, author = DeviceKeys.generate().device_id, DeviceKeys.generate().device_id
+    store = Store.open(tmp_path / "vault.sqlite3")
+
+    def on_disk(device_id):
+        other = Store.open(tmp_path / "vault.sqlite3")  # another connection sees only what is committed
+        try:
+            return other.peer_knowledge(device_id)
+        finally:
+            other._db.close()
+
+    commits = []
+    store._db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    store.raise_peer_knowledge(peer, VersionVector({author: 3}))
+    store.raise_peer_knowledge(peer, VersionVector({author: 2}))  # never lowered
+    assert commits == [] and on_disk(peer) is None
+    assert store.peer_knowledge(peer) == VersionVector({author: 3})
+
+    store.insert_revisions(chain(1))  # any durable change carries it along
+    assert commits == ["COMMIT"] and on_disk(peer) == VersionVector({author: 3})
+
+    store.raise_peer_knowledge(peer, VersionVector({author: 5}))
+    store.save_peer_knowledge()
+    assert on_disk(peer) == VersionVector({author: 5})
+    store.save_peer_knowledge()  # nothing new: no commit
+    assert commits == ["COMMIT", "COMMIT"]
+
+    store.raise_peer_knowledge(peer, VersionVector({author: 7}))
+    store.close()
+    assert on_disk(peer) == VersionVector({author: 7})

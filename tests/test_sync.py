@@ -11,7 +11,7 @@ from vaultpeer.core.item import ItemContent, ItemId
 from vaultpeer.core.merge import EDIT_SURVIVED_DELETE
 from vaultpeer.core.revision import seal_revision
 from vaultpeer.core.roster import MAX_UNCOUNTED, RosterEntry, vouch
-from vaultpeer.core.sync import MAX_MESSAGE_SIZE, PROTOCOL_VERSION, Error, Hello, Records, decode_message, encode_message
+from vaultpeer.core.sync import MAX_HELLO_LINKS, MAX_MESSAGE_SIZE, PROTOCOL_VERSION, Error, Hello, Records, decode_message, encode_message
 from vaultpeer.core.vclock import VersionVector
 from vaultpeer.service.store import Store
 from vaultpeer.service.replication import SyncPeer
@@ -225,10 +225,50 @@ def test_oversize_and_malformed_messages_are_protocol_errors(victim):
     a, b = victim
     before = fingerprint(b)
     for junk in (b"\x00" * (MAX_MESSAGE_SIZE + 1), b"\xff\xfe", encoding.encode({"t": "records"}),
-                 encoding.encode({"t": "hello", "v": 1, "vault": b"x", "store": b"y", "knows": []}), b""):
+                 encoding.encode({"t": "hello", "v": PROTOCOL_VERSION, "vault": b"x", "store": b"y", "knows": []}),
+                 b""):
         peer, replies = deliver(b, a, [hello_from(a), junk])
         assert_rejected(peer, replies)
     assert fingerprint(b) == before
+
+
+def old_hello_from(a, version):
+    """A hello as a version 2-4 device sends it: no ``links``."""
+    return encoding.encode({"t": "hello", "v": version, "vault": a.vault_id, "store": a.intake.store_id,
+                            "knows": a.knowledge().to_record(), "header": bytes(32), "roster": bytes(32)})
+
+
+def hello_with_links(a, links):
+    body = encoding.decode(hello_from(a), max_size=1 << 20)
+    if links is None:
+        del body["links"]
+    else:
+        body["links"] = links
+    return encoding.encode(body)
+
+
+def test_a_hello_whose_links_are_malformed_is_a_protocol_error_and_nothing_is_stored(victim):
+    """``links`` (version 5) is a sorted list of at most 256 distinct 16-byte ids: a hostile member
+    that sends anything else (or leaves it out while saying version 5) breaks the protocol."""
+    a, b = victim
+    before = fingerprint(b)
+    one, two = bytes(16), b"\x01" * 16
+    for links in (None, [two, one], [one, one], [b"\x01" * 15], [b"\x01" * 32], "ids", [7],
+                  [i.to_bytes(16, "big") for i in range(MAX_HELLO_LINKS + 1)]):
+        peer, replies = deliver(b, a, [hello_with_links(a, links), records_of(a, new_revisions(a))])
+        assert_rejected(peer, replies)
+        assert peer.peer_at_fault
+    assert fingerprint(b) == before
+
+
+def test_a_hello_may_name_any_links_they_only_say_who_needs_no_relay_of_its_senders_writes(victim):
+    """Links that name no member (or every one) are the sender's claim about its own connections:
+    well-formed, they change nothing in the session."""
+    a, b = victim
+    claims = sorted({bytes([n]) * 16 for n in range(MAX_HELLO_LINKS)})
+    peer, replies = deliver(b, a, [hello_with_links(a, claims), records_of(a, new_revisions(a))])
+    assert not peer.failed and peer.stats.revisions_new == 2
+    assert peer.peer_links == frozenset(claims)
 
 
 @pytest.mark.parametrize("version,says", [
@@ -237,13 +277,15 @@ def test_oversize_and_malformed_messages_are_protocol_errors(victim):
         "this device"),
 ])
 def test_another_protocol_version_is_refused_as_an_upgrade_to_make_not_an_offense(victim, version, says):
-    """Version 5 has early records (a ``records`` with a ``basis``), which a version 4 device would
-    take for a malformed message (version 4 has the ``removed`` message, version 3 revision times):
-    a device that speaks another version is told to upgrade, and nothing moves either way."""
+    """Version 5 has early records (a ``records`` with a ``basis``) and a hello with ``links`` (a
+    version 4 hello has none: it is still recognised as one of version 4, not taken for junk);
+    version 4 has the ``removed`` message, which a version 3 device would take for a broken
+    protocol: a device that speaks another version is told to upgrade, and nothing moves either way."""
     assert PROTOCOL_VERSION == 5
     a, b = victim
     before = fingerprint(b)
-    peer, replies = deliver(b, a, [hello_from(a, version=version), records_of(a, new_revisions(a))])
+    hello = old_hello_from(a, version) if version < PROTOCOL_VERSION else hello_from(a, version=version)
+    peer, replies = deliver(b, a, [hello, records_of(a, new_revisions(a))])
     assert peer.failed and not peer.peer_at_fault  # not counted against the peer's address
     assert decode_message(replies[-1]) == Error("version")
     assert any(says in note for note in peer.notes)

@@ -1,6 +1,6 @@
-"""A member that still runs an older vaultpeer (sync protocol version 4, from before early records)
-meets a running daemon: it is told to upgrade, and nothing moves either way. The old device is
-played by its real home and keys (tests/hostile_member.py), speaking version 4."""
+"""A member that still runs an older vaultpeer (sync protocol version 4, from before early records
+and `hello`'s `links`) meets a running daemon: it is told to upgrade, and nothing moves either way.
+The old device is played by its real home and keys (tests/hostile_member.py), speaking version 4."""
 
 from daemons import enroll, wait_until
 from hostile_member import HostileMember

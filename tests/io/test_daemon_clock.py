@@ -25,7 +25,7 @@ from vaultpeer.core.audit import AuditEntry
 from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.kdf import insecure_test_parameters
 from vaultpeer.service.home import Home
-from vaultpeer.io.daemon import Daemon, DaemonOptions
+from vaultpeer.io.daemon import AUDIT_FLUSH_EVERY, Daemon, DaemonOptions
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
 from vaultpeer.io.transports.tcp import host_port
 from vaultpeer.service.vault import Vault
@@ -191,3 +191,18 @@ async def test_an_address_that_keeps_failing_is_refused_for_the_penalty_by_the_d
         assert not refused()
         await dial()  # heard again (and counted again)
         assert caplog.text.count("refused 127.0.0.1") == daemon.offenders.limit + 1
+
+
+async def test_an_idle_unlocked_daemon_has_no_timer_sooner_than_its_audit_flush(root, mock_clock):
+    """Nothing happening, nothing wakes the daemon every second (laptops on battery): the idle lock
+    sleeps until it could be due, not in ticks; the nearest timer is the audit log's flush."""
+    async with running_daemon(root, idle_lock=900.0) as (daemon, client, home):
+        assert await unlock(client, PASSWORD) == "ok"
+        for _ in range(3):
+            mock_clock.jump(AUDIT_FLUSH_EVERY)
+            await trio.testing.wait_all_tasks_blocked()
+            assert trio.lowlevel.current_statistics().seconds_to_next_deadline >= AUDIT_FLUSH_EVERY - 0.01
+        assert not daemon.vault.locked
+        mock_clock.jump(900 - 3 * AUDIT_FLUSH_EVERY)  # and the lock still comes on time
+        await trio.testing.wait_all_tasks_blocked()
+        assert daemon.vault.locked

@@ -37,7 +37,9 @@ from vaultpeer.core.vclock import VersionVector
 #: device's strict decoder would take for junk and quarantine: the two must not exchange revisions.
 #: 4: the ``removed`` message: a member tells a device it was removed from the vault.
 #: 5: early records (``records`` with a ``basis``): a side that starts a session may send what the
-#: peer lacked at their last session right after its hello, without waiting for the peer's.
+#: peer lacked at their last session right after its hello, without waiting for the peer's; and
+#: ``hello`` carries ``links``, the members the sender is connected to (who need no relay of what
+#: it wrote: it pushes that to each of them itself).
 PROTOCOL_VERSION = 5
 MAX_MESSAGE_SIZE = 8 * 1024 * 1024
 #: A records message carries at most this many revisions, and at most this many bytes of them.
@@ -50,6 +52,9 @@ MAX_REMOVAL_ENTRIES = 64
 #: An early records message carries at most this many revisions (a bigger backlog waits for the
 #: peer's hello, which costs one round trip it can afford).
 MAX_EARLY_REVISIONS = 64
+#: ``hello``'s ``links`` names each member by the first 16 bytes of its device id, at most this many.
+LINK_ID_SIZE = 16
+MAX_HELLO_LINKS = 256
 
 
 class ProtocolError(VaultpeerError):
@@ -89,6 +94,14 @@ class Hello:
     header_hash: bytes = bytes(HASH_SIZE)
     roster_hash: bytes = bytes(HASH_SIZE)
     version: int = PROTOCOL_VERSION
+    #: The members the sender has a connection to as it says hello, other than the receiver
+    #: (``link_id`` of each, sorted): what it writes goes to each of them from itself.
+    links: tuple[bytes, ...] = ()
+
+
+def link_id(device_raw: bytes) -> bytes:
+    """How ``hello``'s ``links`` names a member: the first 16 bytes of its device id."""
+    return device_raw[:LINK_ID_SIZE]
 
 
 def record_hash(records: list[bytes]) -> bytes:
@@ -160,7 +173,7 @@ def encode_message(message: Message) -> bytes:
     if isinstance(message, Hello):
         body = {"t": "hello", "v": message.version, "vault": message.vault_id, "store": message.store_id,
                 "knows": message.knowledge.to_record(), "header": message.header_hash,
-                "roster": message.roster_hash}
+                "roster": message.roster_hash, "links": list(message.links)}
     elif isinstance(message, Records):
         body = {"t": "records", "header": message.header.to_bytes() if message.header else None,
                 "roster": [e.to_record() for e in message.roster],
@@ -208,13 +221,20 @@ def _parse(body: object) -> Message:
         raise ValueError("a message is a map")
     kind = body.get("t")
     if kind == "hello":
-        _exact_keys(body, "v", "vault", "store", "knows", "header", "roster")
+        if type(body.get("v")) is int and body["v"] != PROTOCOL_VERSION:
+            # another version's hello may have other fields: say which version, not "malformed"
+            raise VersionMismatch(version_mismatch(body["v"]))
+        _exact_keys(body, "v", "vault", "store", "knows", "header", "roster", "links")
+        links = body["links"]
         if not (type(body["v"]) is int and isinstance(body["vault"], bytes) and len(body["vault"]) == 16
                 and isinstance(body["store"], bytes) and len(body["store"]) == 16
-                and all(isinstance(body[k], bytes) and len(body[k]) == HASH_SIZE for k in ("header", "roster"))):
+                and all(isinstance(body[k], bytes) and len(body[k]) == HASH_SIZE for k in ("header", "roster"))
+                and isinstance(links, list) and len(links) <= MAX_HELLO_LINKS
+                and all(isinstance(n, bytes) and len(n) == LINK_ID_SIZE for n in links)
+                and all(a < b for a, b in zip(links, links[1:]))):
             raise ValueError("bad hello")
         return Hello(body["vault"], body["store"], VersionVector.from_record(body["knows"]), body["header"],
-                     body["roster"], body["v"])
+                     body["roster"], body["v"], tuple(links))
     if kind == "records":
         _exact_keys(body, "header", "roster", "revs", "last", "repair", "basis")
         revs, roster = body["revs"], body["roster"]
@@ -343,9 +363,15 @@ class SyncSession:
 
     # --- sending ---
 
-    def hello(self, header_hash: bytes = bytes(HASH_SIZE), roster_hash: bytes = bytes(HASH_SIZE)) -> bytes:
+    def hello(self, header_hash: bytes = bytes(HASH_SIZE), roster_hash: bytes = bytes(HASH_SIZE),
+              links: list[bytes] | tuple[bytes, ...] = ()) -> bytes:
+        """Our hello; ``links``: the ``link_id`` of each member we are connected to, but the peer."""
+        links = tuple(sorted(set(links)))
+        if len(links) > MAX_HELLO_LINKS or any(len(n) != LINK_ID_SIZE for n in links):
+            raise LocalProtocolError("bad links")
         self._hello_sent = True
-        return encode_message(Hello(self.vault_id, self.store_id, self.knowledge, header_hash, roster_hash))
+        return encode_message(Hello(self.vault_id, self.store_id, self.knowledge, header_hash, roster_hash,
+                                    links=links))
 
     def early_records(self, basis: VersionVector, revisions: list[Revision]) -> bytes:
         """The records sent right after this side's hello, before the peer's hello is read: every

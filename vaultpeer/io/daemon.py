@@ -22,7 +22,7 @@ import logging
 from functools import partial
 import os
 import socket as stdlib_socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +37,9 @@ from vaultpeer.core.kdf import KdfParameters
 from vaultpeer.core.offenders import Offenders
 from vaultpeer.core.pairing import PairingError
 from vaultpeer.core.roster import Member
-from vaultpeer.core.sync import removal_notice
+from vaultpeer.core.revision import RevisionId
+from vaultpeer.core.sync import link_id, removal_notice
+from vaultpeer.core.vclock import VersionVector
 from vaultpeer.core.transport import DEFAULT_PORT, Offer, OlderTransport, TransportError
 from vaultpeer.io.dialer import Dialer
 from vaultpeer.io.secret_service import SecretServiceOptions
@@ -94,6 +96,19 @@ class PeerState:
     last_error: str | None = None
 
 
+@dataclass
+class Traffic:
+    """What the member links carried since the daemon started (``status``'s ``sync``): sync
+    sessions finished, and transport bytes (Noise frames after the handshakes) each way."""
+
+    sessions: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+    def to_json(self) -> dict:
+        return {"sessions": self.sessions, "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received}
+
+
 class Daemon:
     """``transports``: how to reach other devices (by default TCP, listening on ``options.listen``).
     The first one that listens gives ``listen_address`` (``status``, the mDNS advert)."""
@@ -114,6 +129,7 @@ class Daemon:
         self.socket_link: Path | None = None
         self.links: dict[DeviceId, Link] = {}
         self.peers: dict[DeviceId, PeerState] = {}
+        self.traffic = Traffic()
         #: The one pairing in progress (inviting or joining), driven over its connection.
         self.pairing_pump = PairingPump(self, find_invitation=self._find_invitation, dial=self._dial_invitation)
         self._unauthenticated = 0
@@ -227,11 +243,21 @@ class Daemon:
                 self._nursery.start_soon(self._discovery.refresh)
 
     async def _idle_lock(self) -> None:
+        """Lock once nobody used the daemon for ``idle_lock`` seconds. It sleeps until the moment
+        the lock could be due, not in ticks (a laptop on battery): a use meanwhile only moves that
+        moment later, so it looks again when it wakes."""
         while True:
-            await trio.sleep(1)
-            if not self.vault.locked and trio.current_time() - self._last_activity > self.options.idle_lock:
+            due = self._last_activity + self.options.idle_lock
+            now = trio.current_time()
+            if now < due:
+                await trio.sleep(due - now)
+                continue
+            if not self.vault.locked:
                 self.lock()
                 log.info("locked after %s s without use", self.options.idle_lock)
+            # locked (or just locked): no lock can be due before a use, and one from now on is
+            # due no sooner than this
+            await trio.sleep(self.options.idle_lock)
 
     def offense(self, address: Address, reason: str, *, audit: bool = True) -> None:
         """A failure caused by whoever is at ``address`` (``reason``: a word of ``_OFFENSES``):
@@ -289,8 +315,9 @@ class Daemon:
             self._audit(self.vault.flush_audit)
             try:
                 self.vault.save_link_stamps()
+                self.vault.intake.save_peer_knowledge()
             except Exception:  # noqa: BLE001 - a full disk must not stop the daemon; close tries again
-                log.exception("could not save the members' handshake stamps")
+                log.exception("could not save the members' handshake stamps or knowledge")
 
     def _audit(self, record: Callable[..., object], *args: object, **details: object) -> None:
         """Write to the audit log (``Vault.audit``, ``Vault.audit_rejection``...); a failure to
@@ -334,14 +361,21 @@ class Daemon:
             link.poke()
         self.dialer.redial()
 
-    def applied(self, item_ids: set[ItemId], link: Link) -> None:
+    def applied(self, session: SyncPeer, link: Link) -> None:
         """Revisions from ``link``'s member were stored (mid-session): tell the local apps, and
-        pass them on to the other members at once."""
+        pass them on at once to the other members that may lack them."""
         self.events.announce_now()
-        self._relay(link)
+        for other in list(self.links.values()):
+            if other is not link and needs_relay(other.device_id, other.peer_holds, source=link.device_id,
+                                                 source_links=session.peer_links, revisions=session.just_received):
+                other.poke()
+
+    def hello_links(self) -> Iterable[DeviceId]:
+        """The members this device is connected to, as its hellos name them (``needs_relay``)."""
+        return list(self.links)
 
     def _relay(self, link: Link) -> None:
-        """What arrived from one member goes on to the others at once."""
+        """What arrived from one member (a roster or header change) goes on to all the others."""
         for other in list(self.links.values()):
             if other is not link:
                 other.poke()
@@ -534,6 +568,10 @@ class Daemon:
                 self.publish({"type": "peer.disconnected", "device_id": str(member.device_id)})
                 # a static address skips members already connected: try them again now
                 self.dialer.redial()
+                # what that member was pushing here as it went, and the others did not relay
+                # (they were told it was connected here: ``needs_relay``), comes from them now
+                for other in list(self.links.values()):
+                    other.poke()
         return link
 
     async def _discovery_events(self, events: trio.MemoryReceiveChannel) -> None:
@@ -591,6 +629,28 @@ class Daemon:
         self.vault.revoke_prepared(device_id, kdf, kek)  # pushed as it commits (on_local_commit)
         self._drop_links_to_non_members()
         self._refresh_discovery_if_key_changed()  # the revoked device no longer recognises us
+
+
+def needs_relay(target: DeviceId, target_holds: VersionVector | None, *, source: DeviceId,
+                source_links: frozenset[bytes], revisions: Iterable[RevisionId]) -> bool:
+    """Whether revisions just received from ``source`` must be passed on to the member ``target``.
+
+    Not if ``target`` is known to hold them all (``target_holds``: its knowledge vector, from its
+    last hello or converged session here), nor if it wrote them all, nor if ``source`` wrote them
+    all and said in this session's hello (``source_links``) that it is connected to ``target``:
+    a device pushes what it writes to every member it is connected to itself. In a full mesh no
+    receiver relays an edit; where a member is reachable only through others, each hop passes it
+    on. Only what ``source`` wrote is left to it: a hostile member's claims can keep its own
+    revisions from some members (as not sending them could), never another member's."""
+    revisions = list(revisions)
+    if not revisions:
+        return False
+    if target_holds is not None and all(r.seq <= target_holds.get(r.author) for r in revisions):
+        return False
+    authors = {r.author for r in revisions}
+    if authors == {target}:
+        return False
+    return not (authors == {source} and link_id(target.raw) in source_links)
 
 
 #: What the log says of each kind of offense (keyed by the audit log's reason word).

@@ -227,9 +227,11 @@ class ApiHandlers:
     async def m_status(self, params: dict) -> dict:
         daemon = self.daemon
         listen = str(daemon.listen_address) if daemon.listen_address else None
-        return self.commands.status(Running(listen=listen, socket=str(daemon.socket_path),
-                                            peers=sorted(str(d) for d in daemon.links), process=process_state(),
-                                            pairing=daemon.pairing_pump.in_progress()))
+        status = self.commands.status(Running(listen=listen, socket=str(daemon.socket_path),
+                                              peers=sorted(str(d) for d in daemon.links), process=process_state(),
+                                              pairing=daemon.pairing_pump.in_progress()))
+        status["sync"] = daemon.traffic.to_json()
+        return status
 
     async def m_unlock(self, params: dict) -> dict:
         await self.daemon.unlock(_param(params, "password", str))

@@ -15,6 +15,7 @@ import trio
 from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.roster import Member
 from vaultpeer.core.transport import TransportError
+from vaultpeer.core.vclock import VersionVector
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
 from vaultpeer.io.transports import Address
 from vaultpeer.service.replication import PREPARE_FROM_BYTES, Prepared, SyncPeer, prepare
@@ -80,6 +81,10 @@ class Link:
         self._peer_hashes: tuple[bytes, bytes] | None = None
         self.closed = trio.Event()
         self.times = times or LinkTimes()
+        stream.meter = daemon.traffic
+        #: What the member is known to hold, from its last hello and the last converged session
+        #: (None before the first): the daemon relays it nothing it holds.
+        self.peer_holds: VersionVector | None = None
 
     @property
     def device_id(self) -> DeviceId:
@@ -199,9 +204,9 @@ class Link:
         send early records after the hello (protocol 5), if the last session converged. What a
         received batch made readable is announced, and passed on, the moment it is committed:
         before the session ends, and before this side's digest is built."""
-        session = SyncPeer(self.daemon.vault, initiator=self.initiator, peer=self.device_id, lazy=True,
-                           on_stored=lambda items: self.daemon.applied(items, self))
-        self._send(session.start(early=self._peer_hashes if ours else None))
+        session = SyncPeer(self.daemon.vault, initiator=self.initiator, peer=self.device_id, lazy=True)
+        session.on_stored = lambda _items: self.daemon.applied(session, self)
+        self._send(session.start(self.daemon.hello_links(), early=self._peer_hashes if ours else None))
         return session
 
     async def _sessions(self) -> None:
@@ -233,6 +238,8 @@ class Link:
                 self.daemon.publish({"type": "sync.progress", "device_id": str(self.device_id),
                                      "received": received,
                                      "expected": max(received, session.stats.revisions_expected)})
+            if session.peer_holds is not None:
+                self.peer_holds = session.peer_holds
             if not session.finished:
                 continue
             self._finish(session)
@@ -252,6 +259,7 @@ class Link:
 
     def _finish(self, session: SyncPeer) -> None:
         self.sessions += 1
+        self.daemon.traffic.sessions += 1
         for note in session.notes:
             log.info("sync with %s: %s", self.member.device_id.short, note)
         state = self.daemon.peer_state(self.device_id)
@@ -263,4 +271,6 @@ class Link:
                 self.daemon.offense(self.address, "sync_protocol", audit=False)  # SyncPeer recorded it
             return
         state.last_seen, state.address, state.last_error = time.time(), str(self.address), None
+        if session.peer_holds is not None:
+            self.peer_holds = session.peer_holds
         self.daemon.after_sync(session, self)

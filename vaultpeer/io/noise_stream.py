@@ -36,6 +36,9 @@ class NoiseStream:
         self._channel = channel
         self._reader = reader
         self._send_lock = trio.Lock()
+        #: Counts the transport bytes (frames after the handshake) both ways, if set: an object
+        #: with ``bytes_sent`` and ``bytes_received`` (the daemon's ``Traffic``, for ``status``).
+        self.meter = None
 
     @property
     def remote_static(self) -> bytes:
@@ -92,13 +95,18 @@ class NoiseStream:
     async def send_many(self, messages: list[bytes]) -> None:
         """Send several messages in order with one write (one wakeup of the peer, not one each)."""
         async with self._send_lock:
-            await self.stream.send_all(b"".join(frame(payload) for message in messages
-                                                for payload in self._channel.seal(message)))
+            data = b"".join(frame(payload) for message in messages for payload in self._channel.seal(message))
+            await self.stream.send_all(data)
+        if self.meter is not None:
+            self.meter.bytes_sent += len(data)
 
     async def receive(self) -> bytes:
         """The next whole message; ConnectionClosed when the peer is gone, TransportError on garbage."""
         while True:
-            message = self._channel.open(await _next_frame(self.stream, self._reader))
+            payload = await _next_frame(self.stream, self._reader)
+            if self.meter is not None:
+                self.meter.bytes_received += 2 + len(payload)  # with its length prefix (``frame``)
+            message = self._channel.open(payload)
             if message is not None:
                 return message
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from vaultpeer.core.digest import StateDigest, is_leaf_path
 from vaultpeer.core.errors import IntegrityError, InvalidInput
 from vaultpeer.core.identity import DeviceId
-from vaultpeer.core.revision import Revision
+from vaultpeer.core.revision import Revision, RevisionId
 from vaultpeer.core.roster import Roster
+from vaultpeer.core.vclock import VersionVector
 from vaultpeer.service.parallel_verify import verified_ahead
 from vaultpeer.core.sync import (
     MAX_BATCH_BYTES,
     MAX_EARLY_REVISIONS,
-    record_hash,
     MAX_BATCH_REVISIONS,
     Digest,
     Done,
@@ -37,6 +37,7 @@ from vaultpeer.core.sync import (
     VersionMismatch,
     Message,
     decode_message,
+    link_id,
 )
 from vaultpeer.service.vault import Removal, Vault
 
@@ -123,6 +124,11 @@ class SyncPeer:
         self._verified: dict | None = None
         #: The items that the last message received changed (new revisions stored), if any.
         self.just_applied: set = set()
+        #: The ids of the revisions the last message received stored (new here), if any.
+        self.just_received: tuple[RevisionId, ...] = ()
+        #: What the peer is known to hold: its hello's knowledge, raised to ours once the state
+        #: digests match (None before its hello).
+        self.peer_holds: VersionVector | None = None
         #: The session failed because of what the peer sent (not because it reported an error).
         self.peer_at_fault = False
         #: The peer told this device it was removed from the vault (a ``removed`` message), and
@@ -139,15 +145,17 @@ class SyncPeer:
         return self.session.phase in (Phase.ERROR, Phase.REMOVED)
 
     def _hashes(self) -> tuple[bytes, bytes]:
-        return (record_hash([self.vault.header.to_bytes()]),
-                record_hash([e.to_bytes() for e in self.vault.outgoing_roster()]))
+        return self.vault.sync_hashes()
 
-    def start(self, early: tuple[bytes, bytes] | None = None) -> list[bytes]:
-        """This side's hello, and, when ``early`` gives the header and roster hashes the peer's
-        last hello announced, the early records (protocol 5): what the peer lacked at the end of
-        their last session, sent at once rather than after a round trip. Only if both hashes are
-        still ours (so the peer knows every author of them) and the backlog is small."""
-        messages = [self.session.hello(*self._hashes())]
+    def start(self, links: Iterable[DeviceId] = (), early: tuple[bytes, bytes] | None = None) -> list[bytes]:
+        """This side's hello. ``links``: the members we are connected to now (the peer left out),
+        which the peer need not relay what we wrote to (``vaultpeer.io.daemon.needs_relay``).
+        When ``early`` gives the header and roster hashes the peer's last hello announced, the
+        early records follow (protocol 5): what the peer lacked at the end of their last session,
+        sent at once rather than after a round trip. Only if both hashes are still ours (so the
+        peer knows every author of them) and the backlog is small."""
+        named = {link_id(d.raw) for d in links if d != self.peer}
+        messages = [self.session.hello(*self._hashes(), links=sorted(named))]
         if early is not None and self.peer is not None and early == self._hashes():
             basis = self.vault.intake.peer_knowledge(self.peer)
             if basis is not None:
@@ -156,6 +164,12 @@ class SyncPeer:
                     messages.append(self.session.early_records(basis, revisions))
                     self.stats.revisions_sent += len(revisions)
         return self._out(messages)
+
+    @property
+    def peer_links(self) -> frozenset[bytes]:
+        """What the peer's hello said it is connected to (``link_id``s; empty before its hello)."""
+        hello = self.session.peer_hello
+        return frozenset(hello.links) if hello is not None else frozenset()
 
     def receive(self, data: "bytes | Prepared") -> list[bytes]:
         """Handle one message from the peer (its bytes, or ``prepare``'s answer for them); returns
@@ -166,6 +180,7 @@ class SyncPeer:
         self.stats.messages_received += 1
         self.stats.bytes_received += len(data)
         self.just_applied = set()
+        self.just_received = ()
         try:
             message = self.session.receive(data, decoded)
         except RemoteProtocolError as exc:
@@ -203,6 +218,7 @@ class SyncPeer:
             if known is not None and known != hello.store_id:
                 self.notes.append(f"peer {self.peer.short} rebuilt its store: sending it everything it lacks")
             self.vault.intake.raise_peer_knowledge(self.peer, hello.knowledge)
+        self.peer_holds = hello.knowledge
         ours = self.vault.knowledge()
         self.stats.revisions_expected = sum(max(0, count - ours.get(author))
                                             for author, count in hello.knowledge.items())
@@ -268,6 +284,7 @@ class SyncPeer:
             if len(self.stats.items_touched) > MAX_TOUCHED_ITEMS:
                 self.stats.items_touched = None
         self.just_applied = {r.item_id for r in received.revisions}
+        self.just_received = tuple(r.revision_id for r in received.revisions)
         self._digest = None
         if self.just_applied and self.on_stored is not None:
             self.on_stored(self.just_applied)
@@ -324,8 +341,10 @@ class SyncPeer:
             return []
         if result:
             self.converged = True
+            ours = self.vault.knowledge()
+            self.peer_holds = ours if self.peer_holds is None else self.peer_holds.merged(ours)
             if self.peer is not None:  # same state on both sides: the peer holds all we hold
-                self.vault.intake.raise_peer_knowledge(self.peer, self.vault.knowledge())
+                self.vault.intake.raise_peer_knowledge(self.peer, ours)
             return [self.session.done(True)]
         if self.session.phase is Phase.NARROWING:
             self.notes.append("state digests differ after sync: narrowing down the difference")

@@ -135,6 +135,8 @@ class Store:
         self.path = path
         #: Items whose heads may have changed through this connection since ``take_changed_items``.
         self._changed_items: set[bytes] | None = set()
+        #: Peers' knowledge raised since it was last written (``raise_peer_knowledge``), by device.
+        self._peer_knowledge_unsaved: dict[bytes, VersionVector] = {}
 
     @classmethod
     def open_in_memory(cls) -> "Store":
@@ -185,36 +187,35 @@ class Store:
         self._set_meta("schema_version", SCHEMA_VERSION)
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self.save_peer_knowledge()
+        except sqlite3.Error:
+            pass  # bookkeeping only (``raise_peer_knowledge``): the peers' next hellos say it again
+        finally:
+            self._db.close()
 
     @property
     def in_transaction(self) -> bool:
         return self._db.in_transaction
 
     @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[None]:
-        """One atomic, durable change. Nested use joins the outer transaction.
-
-        ``durable=False`` is for hints only (what a peer is known to hold): the commit is atomic
-        but not synced (``synchronous=NORMAL`` for it, in WAL mode), so a crash may lose it, and
-        the next durable commit syncs it with its own. Nothing a person or an app wrote, and
-        nothing acknowledged to anyone, is ever committed this way."""
+    def transaction(self) -> Iterator[None]:
+        """One atomic, durable change. Nested use joins the outer transaction. It also writes the
+        peers' knowledge raised since the last one (``raise_peer_knowledge``)."""
         if self._db.in_transaction:
             yield
             return
-        if not durable:
-            self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        finally:
-            if not durable:
-                self._db.execute("PRAGMA synchronous = FULL")
+            yield
+            unsaved = self._write_peer_knowledge()
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        for raw, vector in unsaved.items():  # written (unless raised again meanwhile: then next time)
+            if self._peer_knowledge_unsaved.get(raw) is vector:
+                del self._peer_knowledge_unsaved[raw]
 
     # --- meta -------------------------------------------------------------------------------
 
@@ -277,6 +278,10 @@ class Store:
     def roster_entries(self) -> list[RosterEntry]:
         return [RosterEntry.from_bytes(row[0]) for row in self._db.execute("SELECT record FROM roster")]
 
+    def roster_versions(self) -> set[tuple[bytes, bytes, int]]:
+        """(member, author, version) of every roster row: whether the roster changed, without parsing it."""
+        return set(self._db.execute("SELECT member, author, version FROM roster"))
+
     def peer_store_id(self, device_id: DeviceId) -> bytes | None:
         row = self._db.execute("SELECT store_id FROM peers WHERE device_id = ?", (device_id.raw,)).fetchone()
         return None if row is None else row[0]
@@ -289,22 +294,37 @@ class Store:
     # --- revisions ----------------------------------------------------------------------------
 
     def peer_knowledge(self, device_id: DeviceId) -> VersionVector | None:
+        unsaved = self._peer_knowledge_unsaved.get(device_id.raw)
+        if unsaved is not None:  # raised above what is written (it was merged with it)
+            return unsaved
         row = self._db.execute("SELECT vector FROM peer_knowledge WHERE device_id = ?", (device_id.raw,)).fetchone()
         return None if row is None else VersionVector.from_record(encoding.decode(row[0], max_size=1 << 20))
 
     def raise_peer_knowledge(self, device_id: DeviceId, knowledge: VersionVector) -> None:
         """Record that the peer holds at least ``knowledge`` (never lowers what was recorded).
 
-        A hint, committed without a sync of its own (``transaction(durable=False)``): it is written
-        on the way of every edit to a peer (its hello), and a crash that loses it only makes the
-        next sync or bundle send that peer a little more."""
+        Kept in memory, and written by the next transaction on this store (``save_peer_knowledge``
+        and ``close`` write it too): it is bookkeeping that the peer's next ``hello`` restates, used
+        only to send it less, so it costs no commit (no fsync) of its own in the middle of a sync
+        session. Lost in a crash, it only makes the next bundle for that peer bigger."""
         recorded = self.peer_knowledge(device_id)
         if recorded is not None and knowledge.merged(recorded) == recorded:
-            return  # nothing new: no write, no commit to wait for
-        with self.transaction(durable=False):
-            merged = knowledge.merged(self.peer_knowledge(device_id) or VersionVector())
-            self._db.execute("INSERT OR REPLACE INTO peer_knowledge (device_id, vector) VALUES (?, ?)",
-                             (device_id.raw, encoding.encode(merged.to_record())))
+            return  # nothing new
+        self._peer_knowledge_unsaved[device_id.raw] = knowledge.merged(recorded or VersionVector())
+
+    def save_peer_knowledge(self) -> None:
+        """Write the peers' knowledge raised since the last transaction, if any."""
+        if self._peer_knowledge_unsaved and not self._db.in_transaction:
+            with self.transaction():
+                pass  # the transaction writes it (``_write_peer_knowledge``)
+
+    def _write_peer_knowledge(self) -> dict[bytes, VersionVector]:
+        """Inside a transaction: write the unsaved knowledge; what was written."""
+        unsaved = dict(self._peer_knowledge_unsaved)
+        if unsaved:
+            self._db.executemany("INSERT OR REPLACE INTO peer_knowledge (device_id, vector) VALUES (?, ?)",
+                                 [(raw, encoding.encode(vector.to_record())) for raw, vector in unsaved.items()])
+        return unsaved
 
     def next_seq(self, author: DeviceId) -> int:
         """The author's next counter value (call inside the transaction that inserts it)."""

@@ -370,6 +370,9 @@ class Vault:
     def outgoing_roster(self) -> list[RosterEntry]:
         return self.membership.outgoing_roster()
 
+    def sync_hashes(self) -> tuple[bytes, bytes]:
+        return self.membership.sync_hashes()
+
     def previous_discovery_keys(self) -> list[bytes]:
         return self.membership.previous_discovery_keys()
 

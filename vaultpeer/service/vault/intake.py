@@ -114,6 +114,11 @@ class Intake:
     def raise_peer_knowledge(self, peer: DeviceId, knowledge: VersionVector) -> None:
         self._store.raise_peer_knowledge(peer, knowledge)
 
+    def save_peer_knowledge(self) -> None:
+        """Write what was learnt of the peers' knowledge since the last commit (the daemon does,
+        every few seconds; closing does)."""
+        self._store.save_peer_knowledge()
+
     # --- receiving -------------------------------------------------------------------------------
 
     def receive_records(self, header: VaultHeader | None, entries: Iterable[RosterEntry],
@@ -141,7 +146,8 @@ class Intake:
         replace_header = header is not None and self._header_wins(header, roster)
         accepted = [r for r in revisions if not roster.prunes(r.revision_id)]
         verify_revisions_unless(accepted, vault_id, [roster.known_keys(r.author) for r in accepted], verified)
-        before = {(e.member_id, e.author, e.version) for e in store.roster_entries()}
+        # only a batch with roster entries can change the roster (the rows' keys and versions, unparsed)
+        before = store.roster_versions() if entries else None
         evidence: list[tuple[Revision, Revision]] = []
 
         with store.transaction():
@@ -152,7 +158,7 @@ class Intake:
             added = store.insert_revisions(
                 accepted, equivocation=lambda held, other: evidence.append((held, other)), pruned=roster.prunes)
             evidence = [(held, other) for held, other in evidence if store.put_equivocation(other)]
-        roster_changed = before != {(e.member_id, e.author, e.version) for e in store.roster_entries()}
+        roster_changed = before is not None and before != store.roster_versions()
         for held, other in evidence:
             self._audit.record("revision.equivocation", device_id=str(held.author), seq=held.revision_id.seq,
                                kept=held.record_hash.hex(), other=other.record_hash.hex())

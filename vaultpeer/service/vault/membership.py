@@ -13,6 +13,7 @@ from vaultpeer.core.identity import DeviceId, DevicePublicKeys
 from vaultpeer.core.kdf import KdfParameters
 from vaultpeer.core.keys import Keyring, RecoveryKey, VaultHeader, check_successor, create_vault, header_rank
 from vaultpeer.core.roster import Member, Roster, RosterEntry, revoke, vouch
+from vaultpeer.core.sync import record_hash
 from vaultpeer.core.transport import STAMP_RESERVE, next_stamp, stamp_is_fresh
 from vaultpeer.service.store import Store
 from vaultpeer.service.vault.audit_trail import AuditTrail
@@ -39,6 +40,8 @@ class Membership:
         self._committed = committed
         self._verified_header: tuple[bytes, VaultHeader] | None = None
         self._roster: Roster | None = None
+        #: (header, roster, their hashes for a sync hello): ``sync_hashes``.
+        self._sync_hashes: tuple[VaultHeader, Roster, tuple[bytes, bytes]] | None = None
         #: Called whenever the roster changed (what is pruned may have changed with it).
         self.on_change: list[Callable[[], None]] = []
 
@@ -236,6 +239,16 @@ class Membership:
 
     def outgoing_roster(self) -> list[RosterEntry]:
         return self.roster.entries_to_replicate()
+
+    def sync_hashes(self) -> tuple[bytes, bytes]:
+        """What a sync ``hello`` says of the header and the roster to replicate (``record_hash`` of
+        each), computed again only when either changed (every session sends it)."""
+        header, roster = self.header, self.roster
+        if self._sync_hashes is None or self._sync_hashes[0] is not header or self._sync_hashes[1] is not roster:
+            hashes = (record_hash([header.to_bytes()]),
+                      record_hash([e.to_bytes() for e in roster.entries_to_replicate()]))
+            self._sync_hashes = (header, roster, hashes)
+        return self._sync_hashes[2]
 
     def previous_discovery_keys(self) -> list[bytes]:
         """The discovery key of the header before the current one, if it differs: a member that was
