@@ -70,15 +70,3 @@ def _invitations_on_loopback(request):
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
-
-#: Test files whose tests share a module- or session-scoped fixture (the canaries' scenario, built
-#: worlds): .ci/run's `--dist loadgroup` keeps each on one worker, so the fixture is made once.
-#: Every other test goes to whichever worker is free, so no big file is the run's long pole.
-_SHARED_FIXTURE_FILES = frozenset({"test_canaries.py", "test_verify.py", "test_bundle.py",
-                                   "test_pairing_session.py", "test_backup_format.py"})
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.path.name in _SHARED_FIXTURE_FILES:
-            item.add_marker(pytest.mark.xdist_group(item.path.name))

@@ -42,6 +42,7 @@ from vaultpeer.core.transport import HandshakeInitiator, frame
 from vaultpeer.service.device import load_or_create_keys
 from vaultpeer.service.home import Home
 
+
 # Every canary the scenario sends, by the path it takes. Each run draws new random values.
 CANARY_NAMES = (
     "master", "new-master", "third-master", "title", "field-name", "field-value", "edited-value",
@@ -402,7 +403,7 @@ def scenario():
         cleanup(root, [laptop, desktop])
 
 
-def test_no_canary_reaches_any_file_or_daemon_log(scenario):
+def check_no_canary_reaches_any_file_or_daemon_log(scenario):
     """Every file under every home, backup, bundle, export and daemon log (debug level), while the
     daemons run and after they stopped."""
     findings = [finding for scan in scenario.scans for finding in scan.findings]
@@ -420,7 +421,7 @@ def test_no_canary_reaches_any_file_or_daemon_log(scenario):
                                                             "bad-bitwarden", "bad-kdbx", "junk-bundle"}
 
 
-def test_no_cli_output_shows_a_canary_it_was_not_asked_for(scenario):
+def check_no_cli_output_shows_a_canary_it_was_not_asked_for(scenario):
     """stdout and stderr of every call: only what the person asked to see (`get --field`, `generate`,
     the recovery key at init, titles, conflict values under `conflicts --json`)."""
     findings = []
@@ -436,7 +437,7 @@ def test_no_cli_output_shows_a_canary_it_was_not_asked_for(scenario):
     assert {"recovery", "generated", "generate-command", "direct-edited", "bundle-value"} <= shown
 
 
-def test_no_canary_crosses_loopback_outside_encrypted_frames(scenario):
+def check_no_canary_crosses_loopback_outside_encrypted_frames(scenario):
     """The pairing, every sync, the password change and the conflict's resolution crossed this capture."""
     if scenario.capture is None:
         pytest.skip(scenario.capture_skip)
@@ -470,3 +471,12 @@ def test_no_canary_crosses_loopback_outside_encrypted_frames(scenario):
         assert sent and not answered, (kind, sent, answered)
     print(f"\ncapture: {capture.packets} packets, {sum(map(len, payload.values()))} with TCP payload to or from "
           f"the daemons ({sum(sizes.values())} payload bytes), {len(ours)} mDNS from them")
+
+
+def test_no_canary_leaks_to_a_file_a_log_an_unasked_output_or_loopback(scenario):
+    """One test over the one scenario (it takes half a minute to play): .ci/run hands tests to
+    whichever worker is free, and each worker that ran a test of this file would play it again.
+    The loopback check comes last: it skips where no capture could be made."""
+    check_no_canary_reaches_any_file_or_daemon_log(scenario)
+    check_no_cli_output_shows_a_canary_it_was_not_asked_for(scenario)
+    check_no_canary_crosses_loopback_outside_encrypted_frames(scenario)
