@@ -72,6 +72,9 @@ class EventFeed:
         if self.vault.in_transaction:
             return False
         target = self.vault.change_cursor()
+        if not self._subscribers:  # nobody to tell: a later subscriber's replay reads the store itself
+            self.through = max(self.through, target)
+            return True
         while self.through < target:
             batches = self.vault.item_changes(self.through, target, per_batch=CHANGES_PER_EVENT, limit=_READ_STEP)
             if not batches:

@@ -165,11 +165,15 @@ class Items:
         self._unreadable: set[RevisionId] = set()
         #: The arrival number up to which every stored revision was test-opened (while unlocked).
         self._opened_through: int | None = None
+        #: ``created`` of the items asked for (their roots' time; only a new root changes it, and
+        #: every arrival while unlocked goes through ``refresh``). Dropped with the index.
+        self._created: OrderedDict[ItemId, int | None] = OrderedDict()
 
     def forget_index(self) -> None:
         """Build the index again on next use (locked, or what is pruned may have changed)."""
         self._index = None
         self._views.clear()
+        self._created.clear()
 
     # --- quarantine and test-opening -------------------------------------------------------------
 
@@ -284,6 +288,9 @@ class Items:
         """Update the index for these items (new revisions were stored); returns the whole items
         it decrypted to do so (none while there is no index)."""
         built: dict[ItemId, ItemView] = {}
+        item_ids = list(item_ids)
+        for item_id in item_ids:
+            self._created.pop(item_id, None)  # a new root (two devices' adds of one id) may be earlier
         if self._index is None:
             return built
         vault_id, roster = self._membership.vault_id, self._membership.roster
@@ -388,6 +395,9 @@ class Items:
         carries, by its author's claim; None when that revision is opaque or has no time. (Of
         several roots, which only a misbehaving member makes, the earliest.)"""
         vault_id, keyring, roster = self._membership.vault_id, self._unlocking.require_unlocked(), self._membership.roster
+        if item_id in self._created:
+            self._created.move_to_end(item_id)
+            return self._created[item_id]
         times = []
         for revision in self._store.revisions_of(item_id):
             if not revision.parents:
@@ -395,7 +405,10 @@ class Items:
                 content = self._open(revision, vault_id, keyring, roster)
                 if content is not None and content.time is not None:
                     times.append(content.time)
-        return min(times, default=None)
+        self._created[item_id] = created = min(times, default=None)
+        if len(self._created) > _CACHED_VIEWS:
+            self._created.popitem(last=False)
+        return created
 
     def history(self, reference: str) -> list[HistoryEntry]:
         view = self.find(reference, deleted=None)
