@@ -408,11 +408,12 @@ def field_value_options(command: Callable) -> Callable:
 
 
 def print_value(value: str, *, newline: bool = True) -> None:
-    """A field's bare value for scripts: on a terminal as ``inert`` shows it (an escape sequence in
-    a value must not drive the terminal), with a newline; otherwise the exact bytes (click.echo
-    would drop escape sequences), with a newline only if ``newline``."""
+    """A value for scripts (a field's, a filled template): on a terminal line by line as ``inert``
+    shows it (an escape sequence in a value must not drive the terminal), with a newline;
+    otherwise the exact bytes (click.echo would drop escape sequences), with a newline only if
+    ``newline``."""
     if sys.stdout.isatty():
-        click.echo(inert(value))
+        click.echo("\n".join(inert(line) for line in value.split("\n")))
         return
     sys.stdout.flush()
     sys.stdout.buffer.write(value.encode() + (b"\n" if newline else b""))

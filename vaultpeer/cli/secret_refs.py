@@ -85,12 +85,6 @@ def _read_text(path: Path | None, what: str) -> str:
         raise InvalidInput(f"the {what} ({path or 'stdin'}) is not UTF-8 text") from None
 
 
-def _write_stdout(data: bytes) -> None:
-    """The bytes as they are (click.echo would drop escape sequences when stdout is no terminal)."""
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
-
-
 # --- read --------------------------------------------------------------------------------------
 
 
@@ -140,11 +134,11 @@ def inject(ctx: Context, template_path: Path | None, output: Path | None, force:
         check_writable(output, force)
     template = _read_text(template_path, "template")
     values = resolve(ctx, template_refs(template), password_stdin)
-    filled = fill_template(template, values.__getitem__).encode()
+    filled = fill_template(template, values.__getitem__)
     if output is None:
-        _write_stdout(filled)
+        print_value(filled, newline=False)
     else:
-        write_private_file(output, filled, overwrite=force)
+        write_private_file(output, filled.encode(), overwrite=force)
 
 
 # --- run ---------------------------------------------------------------------------------------
