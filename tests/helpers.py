@@ -74,6 +74,19 @@ def edited_apart(laptop: Home, desktop: Home, item: str, field: str, on_laptop: 
         sync_pair(a, b)
 
 
+def deliver(b, a, messages):
+    """Feed a crafted stream to b as if it came from a. Returns b's SyncPeer and its replies."""
+    from vaultpeer.service.replication import SyncPeer
+
+    peer = SyncPeer(b, initiator=False, peer=a.device.device_id)
+    replies = peer.start()
+    for message in messages:
+        replies += peer.receive(message)
+        if peer.finished:
+            break
+    return peer, replies
+
+
 def sync_pair(a, b, *, cut_after: int | None = None, max_messages: int = 10_000, merge: bool = True):
     """Run one sync session between two vaults by passing messages directly (no sockets).
 

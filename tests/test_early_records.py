@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from helpers import make_replicas, sync_pair
+from helpers import deliver, make_replicas, sync_pair
 from vaultpeer.core.sync import MAX_EARLY_REVISIONS, Error, Hello, Records, decode_message, encode_message
 from vaultpeer.core.vclock import VersionVector
 from vaultpeer.service.replication import SyncPeer
@@ -40,16 +40,6 @@ def hello_of(vault):
 
 def early(basis, revisions):
     return encode_message(Records(None, (), tuple(revisions), False, False, basis))
-
-
-def deliver(b, a, messages):
-    peer = SyncPeer(b, initiator=False, peer=a.device.device_id)
-    replies = peer.start()
-    for message in messages:
-        replies += peer.receive(message)
-        if peer.finished:
-            break
-    return peer, replies
 
 
 def run_session(left, right, to_right, to_left):

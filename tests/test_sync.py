@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from helpers import PASSWORD, make_replicas, sync_pair
+from helpers import PASSWORD, deliver, make_replicas, sync_pair
 from vaultpeer.core import encoding
 from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.item import ItemContent, ItemId
@@ -153,17 +153,6 @@ def victim():
     a.add("existing", {"password": "p"})
     sync_pair(a, b)
     return a, b
-
-
-def deliver(b, a, messages):
-    """Feed a crafted stream to b as if it came from a. Returns b's SyncPeer and its replies."""
-    peer = SyncPeer(b, initiator=False, peer=a.device.device_id)
-    replies = peer.start()
-    for message in messages:
-        replies += peer.receive(message)
-        if peer.finished:
-            break
-    return peer, replies
 
 
 def hello_from(a, vault_id=None, knowledge=None, version=PROTOCOL_VERSION):
