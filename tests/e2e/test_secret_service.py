@@ -12,7 +12,7 @@ import secrets
 import subprocess
 import sys
 import time
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, closing, contextmanager
 
 import pytest
 import secretstorage
@@ -25,6 +25,7 @@ from helpers import PASSWORD
 from session_bus import (
     COLLECTION,
     COLLECTION_IFACE,
+    bus_env,
     collection_signals,
     next_signal,
     python_client,
@@ -271,7 +272,11 @@ def test_a_locked_vault_gives_no_secret_until_vaultpeer_unlock(device):
     daemon, bus = device("laptop", "--secret-service-prompt-timeout", "3")
     store(bus, "token", "locked away", "service", "locked")
     daemon.lock()
-    assert lookup(bus, "service", "locked") is None
+    # unlock before search: the search waits for the unlock (the prompt timeout here), then IsLocked
+    started = time.monotonic()
+    result = secret_tool(bus, "lookup", "service", "locked")
+    assert result.returncode != 0 and result.stdout == "" and "locked" in result.stderr
+    assert 2.5 < time.monotonic() - started < 15
     with closing(open_dbus_connection(bus=bus)) as connection:
         locked = call(connection, COLLECTION, "org.freedesktop.DBus.Properties", "Get", "ss", (COLLECTION_IFACE, "Locked"))
         assert locked.body[0] == ("b", True)
@@ -285,6 +290,103 @@ def test_a_locked_vault_gives_no_secret_until_vaultpeer_unlock(device):
         assert completed(connection, wait_for=lambda: daemon.ok("unlock", "--password-stdin", stdin=PASSWORD + "\n")) \
             == (False, ("ao", [COLLECTION]))
     assert lookup(bus, "service", "locked") == "locked away"
+
+
+def test_a_search_on_a_locked_vault_is_answered_once_vaultpeer_unlock_runs(device):
+    """The attributes are sealed, so a locked daemon cannot tell which items match: the search is
+    answered when the person unlocks, and the bus answers everyone else meanwhile."""
+    daemon, bus = device("laptop")
+    store(bus, "token", "found after the unlock", "service", "waits")
+    daemon.lock()
+    with lookups_in_background(bus, 2, "service", "waits") as waiting:
+        time.sleep(1.0)
+        assert all(process.poll() is None for process in waiting)  # waiting for the unlock
+        with closing(open_dbus_connection(bus=bus)) as connection:  # the bus is not blocked
+            locked = call(connection, COLLECTION, "org.freedesktop.DBus.Properties", "Get", "ss",
+                          (COLLECTION_IFACE, "Locked"))
+            assert locked.body[0] == ("b", True)
+        daemon.ok("unlock", "--password-stdin", stdin=PASSWORD + "\n")
+        assert answers(waiting) == ["found after the unlock"] * 2
+
+
+@contextmanager
+def lookups_in_background(bus: str, count: int, *attributes: str):
+    """``count`` `secret-tool lookup` processes at once, killed at the end whatever happened."""
+    processes = [subprocess.Popen(["secret-tool", "lookup", *attributes], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=bus_env(bus)) for _ in range(count)]
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def answers(processes: list[subprocess.Popen], timeout: float = 15) -> list[str]:
+    """What each lookup printed; each must succeed."""
+    printed = []
+    for process in processes:
+        out, err = process.communicate(timeout=timeout)
+        assert process.returncode == 0, err
+        printed.append(out)
+    return printed
+
+
+def test_a_search_on_a_locked_vault_runs_the_prompt_command_once(device):
+    daemon, bus = device("laptop")
+    store(bus, "token", "asked for", "service", "asks")
+    runs = device.root / "prompt-runs"
+    ask = device.root / "ask.sh"
+    ask.write_text(f"#!/bin/sh\necho run >> {runs}\nsleep 1\necho '{PASSWORD}'\n")
+    ask.chmod(0o700)
+    daemon.stop()
+    daemon.extra += ["--secret-service-prompt", str(ask)]
+    daemon.start()  # locked
+    with lookups_in_background(bus, 3, "service", "asks") as searches:
+        assert answers(searches) == ["asked for"] * 3
+    assert runs.read_text() == "run\n"  # one prompt for the three searches
+    assert daemon.status()["locked"] is False
+
+    # a dismissed prompt (the command fails) answers the waiting search IsLocked at once
+    daemon.stop()
+    daemon.extra[-1] = "false"
+    daemon.start()
+    started = time.monotonic()
+    result = secret_tool(bus, "lookup", "service", "asks")
+    assert result.returncode != 0 and result.stdout == "" and time.monotonic() - started < 10
+    assert daemon.status()["locked"] is True
+
+
+def test_a_caller_that_leaves_while_its_search_waits_takes_its_prompt_away(device):
+    daemon, bus = device("laptop")
+    pid_file = device.root / "prompt-pid"
+    ask = device.root / "ask-slowly.sh"
+    ask.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    ask.chmod(0o700)
+    assert daemon.stop() == 0  # a clean stop with the Secret Service on
+    daemon.extra += ["--secret-service-prompt", str(ask)]
+    daemon.start()  # locked
+    with closing(open_dbus_connection(bus=bus)) as connection:
+        search = new_method_call(DBusAddress(ROOT, bus_name=BUS_NAME, interface=SERVICE_IFACE), "SearchItems",
+                                 "a{ss}", ({"service": "gone"},))
+        connection.send(search)
+        assert wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), 10)
+        pid = int(pid_file.read_text())
+        assert process_alive(pid)
+    # the caller left the bus: nobody waits for the prompt, so it is taken away
+    assert wait_until(lambda: not process_alive(pid), 10)
+    with closing(open_dbus_connection(bus=bus)) as connection:  # and the service answers as before
+        locked = call(connection, COLLECTION, "org.freedesktop.DBus.Properties", "Get", "ss", (COLLECTION_IFACE, "Locked"))
+        assert locked.body[0] == ("b", True)
+    assert "Traceback" not in daemon.log.read_text()  # the stop above included: jeepney's router shut down cleanly
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def completed(connection, wait_for) -> tuple:

@@ -1223,7 +1223,8 @@ def parse_address(text: str, *, default_host: str | None = None) -> tuple[str, i
                    "the vault unlocked; it prints the password (e.g. 'zenity --password'). Without it, run "
                    "`vaultpeer unlock`.")
 @click.option("--secret-service-prompt-timeout", type=click.FloatRange(min=1), default=120, show_default=True,
-              metavar="SECONDS", help="How long an unlock prompt waits before it counts as dismissed.")
+              metavar="SECONDS", help="How long an unlock prompt waits before it counts as dismissed. A client's "
+                                       "search on a locked vault waits for the unlock at most this or 20 s.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @pass_context
 @reports_errors

@@ -1,5 +1,6 @@
 """The daemon's connection to the session bus: claim org.freedesktop.secrets, then answer method
-calls one after another (each answer is quick; an unlock waits in a prompt task) and pass the
+calls one after another (each answer is quick; an unlock waits in a prompt task, a search on a
+locked vault in a task of its own) and pass the
 vault's events on as signals. Loaded only when the daemon runs with --secret-service: the CLI and a
 daemon without it never import jeepney.
 
@@ -66,32 +67,32 @@ async def _serve(daemon: "Daemon", options: SecretServiceOptions, ready: Callabl
     async with connection:
         async with connection.router() as router:
             incoming_send, incoming = trio.open_memory_channel(1024)
-            calls = router.filter(MatchRule(type=MessageType.method_call), channel=incoming_send.clone())
-            signals = router.filter(MatchRule(type=MessageType.signal, sender="org.freedesktop.DBus"),
-                                    channel=incoming_send)
-            async with calls, signals:
-                with trio.fail_after(CONNECT_TIMEOUT):
-                    await router.send_and_get_reply(message_bus.AddMatch(MatchRule(
-                        type="signal", sender="org.freedesktop.DBus", interface="org.freedesktop.DBus",
-                        member="NameOwnerChanged")))
-                    claimed = await _claim(router, options.replace)
-                if not claimed:
-                    ready()
-                    return
-                log.info("serving the Secret Service (%s) as %s", NAME, router.unique_name)
-                async with trio.open_nursery() as nursery:
-                    objects = SecretServiceObjects(daemon, options, router.send, nursery.start_soon)
-                    nursery.start_soon(_follow_vault, objects, daemon)
-                    ready()
-                    async for message in incoming:
-                        if message.header.message_type is MessageType.method_call:
-                            await objects.handle(message)
-                        elif _lost_name(message, router.unique_name):
-                            log.warning("the Secret Service is off: another program took %s over", NAME)
-                            break
-                        else:
-                            _departed(message, objects)
-                    nursery.cancel_scope.cancel()
+            router.filter(MatchRule(type=MessageType.method_call), channel=incoming_send.clone())
+            router.filter(MatchRule(type=MessageType.signal, sender="org.freedesktop.DBus"), channel=incoming_send)
+            # The filters stay until the router closes, which closes them: removing them while its
+            # receiver shuts down too changes the dict it walks (jeepney's trio router, at a stop).
+            with trio.fail_after(CONNECT_TIMEOUT):
+                await router.send_and_get_reply(message_bus.AddMatch(MatchRule(
+                    type="signal", sender="org.freedesktop.DBus", interface="org.freedesktop.DBus",
+                    member="NameOwnerChanged")))
+                claimed = await _claim(router, options.replace)
+            if not claimed:
+                ready()
+                return
+            log.info("serving the Secret Service (%s) as %s", NAME, router.unique_name)
+            async with trio.open_nursery() as nursery:
+                objects = SecretServiceObjects(daemon, options, router.send, nursery.start_soon)
+                nursery.start_soon(_follow_vault, objects, daemon)
+                ready()
+                async for message in incoming:
+                    if message.header.message_type is MessageType.method_call:
+                        await objects.handle(message)
+                    elif _lost_name(message, router.unique_name):
+                        log.warning("the Secret Service is off: another program took %s over", NAME)
+                        break
+                    else:
+                        _departed(message, objects)
+                nursery.cancel_scope.cancel()
 
 
 async def _claim(router, replace: bool) -> bool:

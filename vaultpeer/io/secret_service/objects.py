@@ -10,7 +10,9 @@ signals) out. jeepney does every byte of marshalling; this module only reads the
 
 Every item operation goes through the command layer (``VaultCommands``), as the local API's do;
 every commit reaches the other devices through ``Vault.on_local_commit``. No handler waits on
-anything slow: an unlock runs as a prompt task that ends with the ``Completed`` signal.
+anything slow: an unlock runs as a prompt task that ends with the ``Completed`` signal, and a
+search on a locked vault is answered by a task of its own once the vault unlocks ("unlock before
+search": the attributes are sealed, so nothing can be searched before).
 """
 
 import logging
@@ -43,6 +45,13 @@ NO_OBJECT = "/"
 #: Sessions open at once (over all callers); the oldest is closed to make room.
 MAX_SESSIONS = 256
 MAX_PROMPTS = 64
+#: Searches waiting for the vault to unlock (over all callers); one more is answered IsLocked at once.
+MAX_WAITING_SEARCHES = 64
+#: The longest a search waits for the unlock: under the 25 s a libsecret (GDBus) call waits for
+#: its answer by default, so the client gets IsLocked rather than a timeout of its own.
+SEARCH_WAIT_LIMIT = 20.0
+#: Calls answered only once the vault is unlocked (their answer needs the sealed attributes).
+ANSWERED_ONCE_UNLOCKED = {("service", "SearchItems"), ("collection", "SearchItems")}
 #: What a prompt command may print (a password, a newline).
 MAX_PROMPT_OUTPUT = 64 * 1024
 
@@ -71,6 +80,22 @@ class SessionEntry:
 
 
 @dataclass
+class Asking:
+    """One run of the prompt command, shared by every prompt and search waiting for the unlock."""
+    finished: trio.Event = field(default_factory=trio.Event)
+    cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
+    #: How many wait for it: when the last one stops waiting, the command is stopped.
+    waiters: int = 0
+
+
+@dataclass
+class WaitingSearch:
+    """A search that waits for the unlock; cancelled if its caller leaves the bus."""
+    owner: str
+    cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+
+@dataclass
 class Prompt:
     path: str
     owner: str
@@ -95,6 +120,8 @@ class SecretServiceObjects:
         self.spawn = spawn
         self.sessions: dict[str, SessionEntry] = {}
         self.prompts: dict[str, Prompt] = {}
+        self.waiting_searches: list[WaitingSearch] = []
+        self._asking: Asking | None = None
         self._numbers = count(1)
         #: Exposed item id -> revision, as last announced (for ItemCreated/Changed/Deleted).
         self._known: dict[str, str] | None = None
@@ -105,8 +132,10 @@ class SecretServiceObjects:
 
     # --- dispatch ------------------------------------------------------------------------------
 
-    async def handle(self, message: Message) -> None:
-        """Answer one method call (never raises: an error goes back to the caller)."""
+    async def handle(self, message: Message, *, waited: bool = False) -> None:
+        """Answer one method call (never raises: an error goes back to the caller). A search on a
+        locked vault is handed to a task that answers it once the vault unlocks (``waited``: that
+        task's call, answered whatever the vault's state)."""
         fields = message.header.fields
         path = fields.get(HeaderFields.path, "")
         member = fields.get(HeaderFields.member, "")
@@ -119,6 +148,12 @@ class SecretServiceObjects:
             method, expected = self._method(kind, interface, member)
             if signature != expected:
                 raise DBusError(INVALID_ARGS, f"{member} takes ({expected}), not ({signature})")
+            if not waited and self.vault.locked and (kind, member) in ANSWERED_ONCE_UNLOCKED \
+                    and len(self.waiting_searches) < MAX_WAITING_SEARCHES:
+                search = WaitingSearch(sender)
+                self.waiting_searches.append(search)
+                self.spawn(self._answer_once_unlocked, message, search)
+                return
             out_signature, body = await method(target, sender, after, *message.body)
             reply = new_method_return(message, out_signature or None, body)
         except DBusError as exc:
@@ -297,8 +332,7 @@ class SecretServiceObjects:
         return "oo", (COLLECTION_PATH, NO_OBJECT)
 
     async def _service_SearchItems(self, target, sender, after, attributes):
-        if self.vault.locked:
-            return "aoao", ([], [])  # the attributes are sealed: nothing is known while locked
+        self.vault.unlocked_keyring()  # VaultLocked: the attributes are sealed, nothing is known
         found = [item_path(e.id) for e in self.commands.exposed_items() if ss.matches(e.item.attributes, attributes)]
         return "aoao", (found, [])
 
@@ -444,36 +478,77 @@ class SecretServiceObjects:
         return "", ()
 
     async def _run_prompt(self, prompt: Prompt) -> None:
-        """Wait for the vault to unlock (the person runs `vaultpeer unlock`, or the prompt command
-        gives the password), at most the prompt timeout; then Completed."""
+        """Wait for the vault to unlock, at most the prompt timeout; then Completed."""
         with prompt.cancel:
-            with trio.move_on_after(self.options.prompt_timeout):
-                async with trio.open_nursery() as nursery:
-                    if self.options.prompt_command:
-                        nursery.start_soon(self._ask, nursery.cancel_scope)
-                    await self.unlocked.wait()
-                    nursery.cancel_scope.cancel()
+            await self._wait_for_unlock(self.options.prompt_timeout)
         await self._complete(prompt, self.vault.locked)
 
-    async def _ask(self, scope: trio.CancelScope) -> None:
-        """Run the prompt command; its stdout (one line) is the master password."""
+    async def _answer_once_unlocked(self, message: Message, search: WaitingSearch) -> None:
+        """Unlock before search: wait for the unlock (asking the person, as a prompt would), at
+        most SEARCH_WAIT_LIMIT, then answer: the matches, or IsLocked. No answer if the caller left."""
+        try:
+            with search.cancel:
+                await self._wait_for_unlock(min(self.options.prompt_timeout, SEARCH_WAIT_LIMIT))
+                await self.handle(message, waited=True)
+        finally:
+            self.waiting_searches.remove(search)
+
+    async def _wait_for_unlock(self, timeout: float) -> bool:
+        """Wait until the vault unlocks (the person runs `vaultpeer unlock`, or the prompt command
+        gives the password), at most ``timeout`` seconds, or until the prompt command is dismissed;
+        whether the vault is unlocked."""
+        if not self.vault.locked:
+            return True
+        with trio.move_on_after(timeout):
+            async with trio.open_nursery() as nursery:
+                if self.options.prompt_command:
+                    nursery.start_soon(self._follow_asking, nursery.cancel_scope)
+                await self.unlocked.wait()
+                nursery.cancel_scope.cancel()
+        return not self.vault.locked
+
+    async def _follow_asking(self, waiting: trio.CancelScope) -> None:
+        """Wait for the prompt command (started if none runs: the person sees one prompt, however
+        many wait); when it ends, so does the wait: unlocked, or dismissed (a failing command, a
+        wrong password)."""
+        asking = self._asking
+        if asking is None or asking.finished.is_set():
+            asking = self._asking = Asking()
+            self.spawn(self._ask, asking)
+        asking.waiters += 1
+        try:
+            await asking.finished.wait()
+        finally:
+            asking.waiters -= 1
+            if asking.waiters == 0:
+                asking.cancel.cancel()  # nobody waits any more: take the prompt away
+        waiting.cancel()
+
+    async def _ask(self, asking: Asking) -> None:
+        """Run the prompt command, at most the prompt timeout; its stdout (one line) is the master
+        password."""
+        try:
+            with asking.cancel, trio.move_on_after(self.options.prompt_timeout):
+                await self._run_prompt_command()
+        finally:
+            asking.finished.set()
+
+    async def _run_prompt_command(self) -> None:
         try:
             result = await trio.run_process(shlex.split(self.options.prompt_command), capture_stdout=True,
                                             capture_stderr=True, stdin=subprocess.DEVNULL, check=False)
         except OSError as exc:
             log.warning("the Secret Service prompt command did not run: %s", exc.strerror or type(exc).__name__)
-            scope.cancel()
             return
         if result.returncode != 0 or len(result.stdout) > MAX_PROMPT_OUTPUT:
             log.info("the Secret Service prompt was dismissed (the command exited %d)", result.returncode)
-            scope.cancel()
             return
         password = result.stdout.decode("utf-8", "replace").removesuffix("\n").removesuffix("\r")
         try:
-            await self.daemon.unlock(password)
+            with trio.CancelScope(shield=True):  # an unlock under way finishes whoever stopped waiting
+                await self.daemon.unlock(password)
         except VaultpeerError as exc:
             log.warning("the Secret Service prompt did not unlock the vault: %s", exc.code)
-            scope.cancel()
 
     async def _complete(self, prompt: Prompt, dismissed: bool) -> None:
         if prompt.done:
@@ -494,6 +569,9 @@ class SecretServiceObjects:
             prompt.cancel.cancel()
             prompt.done = True
             self.prompts.pop(prompt.path, None)
+        for search in self.waiting_searches:
+            if search.owner == name:
+                search.cancel.cancel()
 
     async def vault_event(self, event: dict) -> None:
         kind = event.get("type")
