@@ -4,6 +4,7 @@ local APIs. Prints a table and writes JSON.
     bash bench/setup                          # once: the venv, and Syncthing for the anchor
     .venv/bin/python bench/sync.py            # everything (about 10 minutes on 2 cores)
     .venv/bin/python bench/sync.py --only propagation,wire --items 1000
+    .venv/bin/python bench/sync.py --only initial --initial 100000 --profile /tmp/profiles
 
 Scenarios (``--only`` picks some):
 
@@ -32,6 +33,12 @@ Scenarios (``--only`` picks some):
 - ``anchor``: the same one-edit workload on a .kdbx synced by two Syncthing instances in a
   network namespace with only loopback (bench/anchor_syncthing.py); skipped with the reason when
   Syncthing or namespaces are unavailable.
+
+``--profile DIR`` attaches py-spy to the daemons of ``propagation`` (A and B, during the timed
+edits) and ``initial`` (the sender and the new device, from the new device's start until it holds
+everything) and writes, per daemon, its collapsed stacks and a summary of the functions where its
+CPU went (bench/profiling.py). The sampler takes CPU of its own: take the figures from a run
+without it.
 
 Every daemon is a real ``vaultpeer daemon`` process (real Noise, real SQLite, real Argon2id at the
 ``--quick-kdf`` floor of 64 MiB) listening on 127.0.0.1 with mDNS off; peers are given with
@@ -62,6 +69,7 @@ from benchlib import (  # noqa: E402
     sync_in_process, timed,
 )
 from daemons import wait_until  # noqa: E402
+from profiling import profiled  # noqa: E402
 from vaultpeer.client import Client, DaemonNotRunning
 from vaultpeer.service.home import Home
 from vaultpeer.service.vault import Vault
@@ -299,7 +307,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def propagation(sizes: list[int], edits: int, keep: bool) -> dict:
+def propagation(sizes: list[int], edits: int, keep: bool, profile: Path | None = None) -> dict:
     """Per size: ``edits`` edits through A's API (one persistent connection), each timed until B's
     subscribed connection has its ``items.changed`` and B's ``item.get`` returns the new value
     (``latency_ms``, the figure of issue 20), with the edit call alone and the event alone beside
@@ -315,10 +323,11 @@ def propagation(sizes: list[int], edits: int, keep: bool) -> dict:
                 app.edit(rng.choice(ids), f"warm-{n}-{random.getrandbits(32)}")
             samples: dict[str, list[float]] = {"latency": [], "edit_call": [], "event": []}
             cpu_before = (_cpu_seconds(a.pid), _cpu_seconds(b.pid))
-            for n in range(edits):
-                for key, value in app.edit(rng.choice(ids), f"edit-{n}-{random.getrandbits(32)}").items():
-                    samples[key].append(value)
-                time.sleep(0.01)  # let the session's tail (digest, done) end: one edit at a time
+            with profiled(profile, f"propagation-{items}", {"a": a.pid, "b": b.pid}):
+                for n in range(edits):
+                    for key, value in app.edit(rng.choice(ids), f"edit-{n}-{random.getrandbits(32)}").items():
+                        samples[key].append(value)
+                    time.sleep(0.01)  # let the session's tail (digest, done) end: one edit at a time
             cpu = (_cpu_seconds(a.pid) - cpu_before[0], _cpu_seconds(b.pid) - cpu_before[1])
             app.close()
             r = results[str(items)] = {
@@ -361,7 +370,7 @@ def wire(sizes: list[int], edits: int, keep: bool) -> dict:
     return results
 
 
-def initial(sizes: list[int], keep: bool) -> dict:
+def initial(sizes: list[int], keep: bool, profile: Path | None = None) -> dict:
     results = {}
     for items in sizes:
         with Workspace(keep) as ws:
@@ -381,10 +390,11 @@ def initial(sizes: list[int], keep: bool) -> dict:
             c = ws.daemon(c_home, "--peer", f"{proxy.address[0]}:{proxy.address[1]}")
             daemon_up = time.perf_counter() - started
             c_events = Events(c)
-            wait_for(lambda: proxy.connections >= 1, 30, "the new device to connect", interval=0.005)
-            connected_at = time.perf_counter() - started
-            wait_for(lambda: progress_reached(c_events, c, expected), 600, "the initial sync", interval=0)
-            done = time.perf_counter() - started
+            with profiled(profile, f"initial-{items}", {"sender": a.pid, "receiver": c.pid}):
+                wait_for(lambda: proxy.connections >= 1, 30, "the new device to connect", interval=0.005)
+                connected_at = time.perf_counter() - started
+                wait_for(lambda: progress_reached(c_events, c, expected), 600, "the initial sync", interval=0)
+                done = time.perf_counter() - started
             c_events.close()
             status = c.api("status")
             receiver_peak, sender_peak = peak_rss_mib(c.pid), peak_rss_mib(a.pid)
@@ -777,6 +787,8 @@ def main() -> int:
     parser.add_argument("--mesh", type=int, default=10, help="daemons in the mesh")
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="how long the idle daemons are watched")
     parser.add_argument("--keep", action="store_true", help="keep the homes and daemon logs")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="record the daemons of propagation and initial with py-spy; stacks and summaries go here")
     parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "sync.json")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
@@ -788,11 +800,11 @@ def main() -> int:
     results: dict[str, object] = {"cpu_count": os.cpu_count(), "python": sys.version.split()[0],
                                   "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     if "propagation" in chosen:
-        results["propagation"] = propagation(args.items, args.edits, args.keep)
+        results["propagation"] = propagation(args.items, args.edits, args.keep, args.profile)
     if "wire" in chosen:
         results["wire"] = wire(args.items, args.wire_edits, args.keep)
     if "initial" in chosen:
-        results["initial"] = initial(args.initial, args.keep)
+        results["initial"] = initial(args.initial, args.keep, args.profile)
     if "reconnect" in chosen:
         results["reconnect"] = reconnect(10_000, 100, args.keep)
     if "mesh" in chosen:
