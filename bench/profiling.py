@@ -29,6 +29,8 @@ RATE = 500
 TOP = 25
 
 _LINE = re.compile(r":\d+\)$")
+#: A frame of vaultpeer's own code, below the CLI (whose frames are on every stack).
+_OURS = re.compile(r"\(vaultpeer/(?!cli/|__main__)")
 
 
 def py_spy() -> str | None:
@@ -101,6 +103,7 @@ def summarize(collapsed: str) -> str:
     lines = [f"{total} samples at {RATE}/s: {seconds:.2f} s with a thread at work (py-spy leaves idle threads out), over {len(threads)} thread(s)",
              "", "self s    self %   function (where the CPU was)"]
     lines += [f"{n / RATE:7.2f}  {100 * n / max(total, 1):6.1f}   {frame}" for frame, n in own.most_common(TOP)]
-    lines += ["", "total s   total %  function (the CPU under it)"]
-    lines += [f"{n / RATE:7.2f}  {100 * n / max(total, 1):6.1f}   {frame}" for frame, n in anywhere.most_common(TOP)]
+    lines += ["", "total s   total %  vaultpeer function (the CPU under it; the CLI's frames left out)"]
+    ours = Counter({frame: n for frame, n in anywhere.items() if _OURS.search(frame)})
+    lines += [f"{n / RATE:7.2f}  {100 * n / max(total, 1):6.1f}   {frame}" for frame, n in ours.most_common(TOP)]
     return "\n".join(lines) + "\n"
