@@ -185,6 +185,34 @@ def test_the_collection_signals_created_changed_and_deleted_items(device):
         assert next_signal(connection, signals) == ("ItemDeleted", path)
 
 
+def test_properties_changed_tells_caching_clients_what_to_read_again(device):
+    """org.freedesktop.DBus.Properties.PropertiesChanged (GDBus proxies, as libsecret's, cache
+    properties by it): the collection's Locked with its value, the rest invalidated."""
+    daemon, bus = device("laptop")
+    store(bus, "cached", "one", "service", "cache")
+    [entry] = daemon.api("item.list")
+    item = f"{COLLECTION}/{entry['id']}"
+    rule = MatchRule(type="signal", interface="org.freedesktop.DBus.Properties", member="PropertiesChanged")
+    with closing(open_dbus_connection(bus=bus)) as connection:
+        connection.send_and_get_reply(message_bus.AddMatch(rule), timeout=10)
+        with connection.filter(rule, bufsize=64) as changes:
+            def next_change() -> tuple:
+                message = connection.recv_until_filtered(changes, timeout=10)
+                return (message.header.fields[HeaderFields.path], *message.body)
+
+            daemon.lock()
+            assert next_change() == (COLLECTION, COLLECTION_IFACE, {"Locked": ("b", True)},
+                                     ["Items", "Created", "Modified"])
+            daemon.unlock()
+            assert next_change() == (COLLECTION, COLLECTION_IFACE, {"Locked": ("b", False)},
+                                     ["Items", "Created", "Modified"])
+            store(bus, "cached", "two", "service", "cache")  # a new revision of the item
+            assert next_change() == (item, ITEM_IFACE, {}, ["Label", "Attributes", "Modified"])
+            assert next_change() == (COLLECTION, COLLECTION_IFACE, {}, ["Modified"])
+            store(bus, "another", "three", "service", "cache-2")
+            assert next_change() == (COLLECTION, COLLECTION_IFACE, {}, ["Items", "Modified"])
+
+
 def test_keyring_sets_gets_and_deletes_a_password(device):
     daemon, bus = device("laptop")
     secret = canary("keyring")

@@ -64,6 +64,8 @@ UNKNOWN_PROPERTY = "org.freedesktop.DBus.Error.UnknownProperty"
 READ_ONLY = "org.freedesktop.DBus.Error.PropertyReadOnly"
 NOT_SUPPORTED = "org.freedesktop.DBus.Error.NotSupported"
 FAILED = "org.freedesktop.DBus.Error.Failed"
+#: The properties of an item that change with a new revision (PropertiesChanged invalidates them).
+ITEM_CHANGES = ["Label", "Attributes", "Modified"]
 
 
 class DBusError(Exception):
@@ -578,10 +580,12 @@ class SecretServiceObjects:
         if kind == "unlocked":
             self.unlocked.set()
             self.know_items()
+            await self._collection_changed(locked=False)
         elif kind == "locked":
             if self.unlocked.is_set():
                 self.unlocked = trio.Event()
             self._known = None
+            await self._collection_changed(locked=True)
         elif kind == "items.changed" and not self.vault.locked:
             await self._announce_changes()
 
@@ -607,8 +611,24 @@ class SecretServiceObjects:
                 await self.send(new_signal(collection, "ItemCreated", "o", (item_path(item_id),)))
             elif before[item_id] != revision:
                 await self.send(new_signal(collection, "ItemChanged", "o", (item_path(item_id),)))
+                await self._properties_changed(item_path(item_id), ifaces.ITEM, {}, ITEM_CHANGES)
         for item_id in before.keys() - now.keys():
             await self.send(new_signal(collection, "ItemDeleted", "o", (item_path(item_id),)))
+        if now.keys() != before.keys():
+            await self._properties_changed(COLLECTION_PATH, ifaces.COLLECTION, {}, ["Items", "Modified"])
+        elif now != before:
+            await self._properties_changed(COLLECTION_PATH, ifaces.COLLECTION, {}, ["Modified"])
+
+    async def _collection_changed(self, locked: bool) -> None:
+        """Locked changed: what the collection shows changed with it."""
+        await self._properties_changed(COLLECTION_PATH, ifaces.COLLECTION, {"Locked": ("b", locked)},
+                                       ["Items", "Created", "Modified"])
+
+    async def _properties_changed(self, path: str, interface: str, changed: dict, invalidated: list[str]) -> None:
+        """org.freedesktop.DBus.Properties.PropertiesChanged: new values only where they tell
+        nothing (Locked); the rest invalidated, for a client that caches to read again."""
+        await self.send(new_signal(DBusAddress(path, interface=ifaces.PROPERTIES), "PropertiesChanged", "sa{sv}as",
+                                   (interface, changed, invalidated)))
 
 
 def item_path(item_id: str) -> str:
