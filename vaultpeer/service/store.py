@@ -122,6 +122,14 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 """
 
+#: SQLite's page cache per connection (its default is 2 MiB), and how many pages the WAL grows to
+#: before a commit copies them into the database (its default is 1,000). A batch of revisions adds
+#: to two indexes keyed by random item ids, so each commit rewrites ~2,000 of their pages: with the
+#: defaults, a new device's first sync of 100,000 revisions (41 MB) read 1.9 GB and wrote 1.1 GB,
+#: as pages were evicted and read back, and checkpointed again and again. Durability is the same:
+#: every commit is still synced (``synchronous=FULL``) before it returns.
+_CACHE_KIB = 8 * 1024
+_CHECKPOINT_PAGES = 4000
 #: Revisions kept as evidence of one author's equivocations, at most (each is also an audit entry).
 MAX_EVIDENCE_PER_AUTHOR = 64
 #: Revisions read per query when many are streamed out (well under SQLite's limit on parameters).
@@ -156,6 +164,8 @@ class Store:
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("PRAGMA foreign_keys = ON")
             connection.execute("PRAGMA busy_timeout = 5000")
+            connection.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+            connection.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
             store = cls(connection, path)
             with store.transaction():
                 connection.execute(_META_TABLE)
@@ -698,7 +708,13 @@ def _device_id(raw: bytes) -> DeviceId:
     return DeviceId(raw)
 
 
+#: The stored parents of a revision that has none (most are an item's first): no decoding needed.
+_NO_PARENTS = encoding.encode([])
+
+
 def _parents(blob: bytes) -> tuple[RevisionId, ...]:
+    if blob == _NO_PARENTS:
+        return ()
     try:
         parent_records = encoding.decode(blob, max_size=MAX_PARENTS * 64)
         if not isinstance(parent_records, list):
