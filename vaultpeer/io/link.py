@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from vaultpeer.core.identity import DeviceId
-from vaultpeer.core.roster import Member
+from vaultpeer.core.roster import Member, Roster
 from vaultpeer.core.transport import TransportError
 from vaultpeer.core.vclock import VersionVector
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
@@ -30,7 +30,8 @@ SESSION_TIMEOUT = 30.0
 #: How long a link that is ending waits for its last messages (a session's `error`) to go out.
 ERROR_FLUSH_TIMEOUT = 2.0
 #: Messages read ahead of the session applying them: the reader waits when this many are queued,
-#: so a receiver slower than its sender holds a few batches, not the whole vault, in memory.
+#: so a receiver slower than its sender holds a few batches, not the whole vault, in memory. The
+#: queued batches are decoded and checked meanwhile, several at once (``Link._preparation``).
 READ_AHEAD = 4
 #: The writer joins queued messages into one write until they reach this size.
 _WRITE_BATCH_BYTES = 64 * 1024
@@ -48,6 +49,25 @@ class LinkTimes:
     connected: float | None = None      # connected, before the handshake
     authenticated: float | None = None  # handshake done: an authenticated stream
     first_message: float | None = None  # the member's first message read and decrypted
+
+
+class _Preparation:
+    """One received message on its way to the session: ``prepare``'s answer once it is made."""
+
+    def __init__(self) -> None:
+        self._ready = trio.Event()
+        self._result: "bytes | Prepared | None" = None
+
+    def done(self, result: "bytes | Prepared") -> None:
+        self._result = result
+        self._ready.set()
+
+    async def run(self, message: bytes, vault_id: bytes, roster: Roster) -> None:
+        self.done(await trio.to_thread.run_sync(prepare, message, vault_id, roster))
+
+    async def result(self) -> "bytes | Prepared":
+        await self._ready.wait()
+        return self._result
 
 
 class Link:
@@ -116,7 +136,7 @@ class Link:
             with self._cancel:
                 try:
                     async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._reader)
+                        nursery.start_soon(self._reader, nursery)
                         nursery.start_soon(self._writer)
                         if start:
                             self.poke()
@@ -143,22 +163,29 @@ class Link:
         finally:
             self.closed.set()
 
-    async def _reader(self) -> None:
+    async def _reader(self, nursery: trio.Nursery) -> None:
+        """Read messages into the inbox; ``nursery`` (the link's, so that what ends the reader ends
+        the link as one exception, not a group of its own) runs their preparations."""
         while True:
             message = await self.stream.receive()
             if self.times.first_message is None:
                 self.times.first_message = trio.current_time()
                 for notify in self.daemon.on_first_message:
                     notify(self)
-            await self._inbox_send.send(("message", await self._prepared(message)))
+            await self._inbox_send.send(("message", self._preparation(message, nursery)))
 
-    async def _prepared(self, message: bytes) -> "bytes | Prepared":
-        """A batch decoded and its signatures checked on other threads, while the session stores
-        the one before (``replication.prepare``); a small message as it is."""
+    def _preparation(self, message: bytes, nursery: trio.Nursery) -> "_Preparation":
+        """A batch decoded and its signatures checked on other threads (``replication.prepare``),
+        while the session stores the ones before and the next ones are read: up to ``READ_AHEAD``
+        batches are prepared at once, so the checking threads always have work. A small message
+        is ready as it is."""
+        preparation = _Preparation()
         if len(message) < PREPARE_FROM_BYTES:
-            return message
-        vault = self.daemon.vault
-        return await trio.to_thread.run_sync(prepare, message, vault.vault_id, vault.roster)
+            preparation.done(message)
+        else:
+            vault = self.daemon.vault
+            nursery.start_soon(preparation.run, message, vault.vault_id, vault.roster)
+        return preparation
 
     async def _writer(self) -> None:
         async for message in self._outbox:
@@ -226,6 +253,7 @@ class Link:
                 else:
                     again = True
                 continue
+            data = await data.result()
             if session is None:
                 session = self._new_session()
             received_before, was_unlocked = session.stats.revisions_new, not vault.locked
