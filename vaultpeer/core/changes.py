@@ -75,6 +75,12 @@ def _heads(marks: Iterable[RevisionMark]) -> list[RevisionMark]:
 def item_change(marks: Iterable[RevisionMark], after: int, through: int) -> ItemChange | None:
     """What the range ``(after, through]`` did to one item, given its revisions (any arrival; those
     after ``through`` are ignored); None when none of them is in the range."""
+    marks = marks if isinstance(marks, (list, tuple)) else list(marks)
+    if len(marks) == 1:  # most items of an initial sync: their one revision is its own head
+        (only,) = marks
+        if not after < only.arrival <= through:
+            return None
+        return ItemChange(only.item_id, "deleted" if only.deleted else "created", only.revision_id.author, only.arrival)
     held = [m for m in marks if m.arrival <= through]
     new = [m for m in held if m.arrival > after]
     if not new:

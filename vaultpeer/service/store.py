@@ -574,6 +574,27 @@ class Store:
                                 " ORDER BY arrival LIMIT ?", (after, through, limit)).fetchall()
         return [(arrival, ItemId(item_id)) for arrival, item_id in rows]
 
+    def marks_between(self, after: int, through: int, limit: int) -> list[RevisionMark]:
+        """What is in the clear of the revisions stored after ``after`` up to ``through``, in arrival
+        order, at most ``limit`` of them (one scan of the arrival order: no ciphertext is read)."""
+        rows = self._db.execute("SELECT arrival, item_id, author, seq, parents, deleted FROM revisions"
+                                " WHERE arrival > ? AND arrival <= ? ORDER BY arrival LIMIT ?",
+                                (after, through, limit)).fetchall()
+        return [RevisionMark(arrival, ItemId(item_id), RevisionId(_device_id(author), seq), _parents(parents),
+                             bool(deleted)) for arrival, item_id, author, seq, parents, deleted in rows]
+
+    def items_held_by(self, item_ids: Iterable[ItemId], arrival: int) -> set[ItemId]:
+        """Which of these items had a revision stored by ``arrival`` (the item index alone answers:
+        it holds each revision's arrival)."""
+        ids = list({item_id.raw for item_id in item_ids})
+        held: set[ItemId] = set()
+        for start in range(0, len(ids), _READ_CHUNK):
+            chunk = ids[start:start + _READ_CHUNK]
+            held.update(ItemId(raw) for (raw,) in self._db.execute(
+                f"SELECT DISTINCT item_id FROM revisions WHERE item_id IN ({','.join('?' * len(chunk))})"
+                " AND arrival <= ?", (*chunk, arrival)))
+        return held
+
     def revision_marks(self, item_ids: Iterable[ItemId], through: int) -> dict[ItemId, list[RevisionMark]]:
         """What is in the clear of every revision of these items stored up to ``through``."""
         ids = [item_id.raw for item_id in item_ids]

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from vaultpeer.core.audit import AuditEntry, AuditKey
-from vaultpeer.core.changes import ChangeBatch, describe, split_ranges
+from vaultpeer.core.changes import ChangeBatch, RevisionMark, describe, split_ranges
 from vaultpeer.core.digest import StateDigest
 from vaultpeer.core.errors import WrongPassword
 from vaultpeer.core.identity import DeviceId, DeviceKeys, DevicePublicKeys
@@ -171,10 +171,17 @@ class Vault:
         """How items changed from ``after`` to ``through`` (arrival numbers), in batches of at most
         ``per_batch`` items, reading at most ``limit`` revisions: the batches end where they end
         (the last one's ``through``), which is before ``through`` if there was more. Needs no key."""
-        ranges = split_ranges(self._store.arrivals_between(after, through, limit), after, per_batch)
+        new = self._store.marks_between(after, through, limit)
+        ranges = split_ranges([(mark.arrival, mark.item_id) for mark in new], after, per_batch)
         if not ranges:
             return []
-        marks = self._store.revision_marks({item for _, _, items in ranges for item in items}, ranges[-1][1])
+        # every revision read stops at the last range's end; only items held before the first
+        # range need their older revisions read (an initial sync's items have none: one scan)
+        marks: dict[ItemId, list[RevisionMark]] = {}
+        for mark in new:
+            marks.setdefault(mark.item_id, []).append(mark)
+        older = self._store.items_held_by(marks, after)
+        marks.update(self._store.revision_marks(older, ranges[-1][1]))
         return [describe(start, end, items, marks) for start, end, items in ranges]
 
     def revisions_between(self, after: int, through: int, *, limit: int) -> int:
