@@ -235,7 +235,7 @@ class HostileMember:
         try:
             try:
                 hello = encode_message(self._hello(version))
-                if version < PROTOCOL_VERSION:  # an older device's hello: no ``links`` (before version 5)
+                if version < 5:  # a hello from before version 5: no ``links``
                     body = encoding.decode(hello, max_size=1 << 20)
                     del body["links"]
                     hello = encoding.encode(body)

@@ -348,3 +348,27 @@ def test_unpair_names_the_devices_only_the_revoked_device_vouched_for(world):
     sync_pair(x, a)
     assert [m.name for m in a.vouched_for_only_by(x.device.device_id)] == ["x's spare"]
     assert a.vouched_for_only_by(b.device.device_id) == []  # b's members are vouched for by a too
+
+
+def test_nobody_can_sign_as_a_device_vouched_for_with_a_small_order_key(world):
+    """x vouches for a sybil whose signing key is the neutral point. Under OpenSSL's rule (before
+    sync protocol 6) R = that point and S = 0 is a valid signature of every message, so anyone
+    could write as the sybil; under libsodium's every member refuses the forgery with its batch,
+    stores nothing, and honest sync goes on."""
+    from vaultpeer.core.identity import DevicePublicKeys
+    from vaultpeer.core.revision import RevisionId
+
+    a, b, x = world
+    neutral_point = b"\x01" + bytes(31)
+    sybil = DevicePublicKeys(os.urandom(32), neutral_point)
+    x.enroll(sybil, "sybil", "made by x")
+    sync_pair(x, a)
+    assert sybil.device_id in a.roster.members  # a member: x vouched for it
+    genuine = signed_by(x, ItemId.generate(), next_seq(x))
+    forged = dataclasses.replace(genuine, revision_id=RevisionId(sybil.device_id, 1),
+                                 signature=neutral_point + bytes(32))
+    before = (a.knowledge(), a.counts(), titles(a))
+    with pytest.raises(IntegrityError):
+        a.receive([forged])
+    assert (a.knowledge(), a.counts(), titles(a)) == before
+    assert converged(a, b)

@@ -96,3 +96,47 @@ def test_any_change_to_a_sealed_seed_is_one_opaque_integrity_error():
         open_signing_seed(sealed, keyring, DeviceKeys.generate().device_id)
     with pytest.raises(IntegrityError):
         open_signing_seed(sealed, Keyring.new(), keys.device_id)
+
+
+# --- the signature rule (sync protocol 6; docs/formats.md, "Signatures") -----------------------
+
+#: The group order of Ed25519 (RFC 8032's L).
+ED25519_ORDER = 2**252 + 27742317777372353535851937790883648493
+#: The neutral point, encoded: a public key of small order (order 1).
+NEUTRAL_POINT = b"\x01" + bytes(31)
+
+
+def test_an_honest_signature_verifies_and_any_change_to_it_or_the_message_does_not():
+    device = DeviceKeys.generate()
+    signature = device.sign(b"a revision")
+    assert device.public.verify(signature, b"a revision")
+    assert not device.public.verify(signature, b"another revision")
+    for at in (0, 31, 32, 63):
+        assert not device.public.verify(signature[:at] + bytes([signature[at] ^ 1]) + signature[at + 1:], b"a revision")
+    assert not DeviceKeys.generate().public.verify(signature, b"a revision")  # another device's key
+
+
+@pytest.mark.parametrize("signature", [b"", bytes(63), bytes(65), "text" * 16, None])
+def test_a_signature_of_the_wrong_shape_is_refused_not_raised(signature):
+    assert DeviceKeys.generate().public.verify(signature, b"message") is False
+
+
+def test_a_small_order_key_accepts_no_signature_not_even_the_one_that_fits_any_message():
+    """For the neutral point as a key, R = the neutral point and S = 0 satisfy RFC 8032's equation for
+    every message (OpenSSL's check, the rule before protocol 6, accepts it): a member that vouched for
+    a device with such a key would have let anyone sign as that device. libsodium's rule refuses
+    small-order keys and R outright."""
+    sybil = DevicePublicKeys(os.urandom(32), NEUTRAL_POINT)
+    universal = NEUTRAL_POINT + bytes(32)
+    for message in (b"anything", b"something else", b""):
+        assert not sybil.verify(universal, message)
+
+
+def test_a_non_canonical_s_is_refused():
+    """S + L satisfies the same equation as S: accepting it would let anyone make a second valid
+    signature of a signed record (a different record hash for the same revision)."""
+    device = DeviceKeys.generate()
+    signature = device.sign(b"a revision")
+    s = int.from_bytes(signature[32:], "little") + ED25519_ORDER
+    assert s < 2**256
+    assert not device.public.verify(signature[:32] + s.to_bytes(32, "little"), b"a revision")

@@ -40,7 +40,10 @@ from vaultpeer.core.vclock import VersionVector
 #: peer lacked at their last session right after its hello, without waiting for the peer's; and
 #: ``hello`` carries ``links``, the members the sender is connected to (who need no relay of what
 #: it wrote: it pushes that to each of them itself).
-PROTOCOL_VERSION = 5
+#: 6: every signature is checked by libsodium's rule (docs/formats.md, "Signatures"), which refuses
+#: what OpenSSL's accepted for a small-order key (any signature at all): a version 5 device could
+#: keep a revision that a version 6 device refuses with its whole batch, so the two must not sync.
+PROTOCOL_VERSION = 6
 MAX_MESSAGE_SIZE = 8 * 1024 * 1024
 #: A records message carries at most this many revisions, and at most this many bytes of them.
 MAX_BATCH_REVISIONS = 1000
