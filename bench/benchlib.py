@@ -57,6 +57,9 @@ class CountingProxy:
         self.forward = 0   # bytes from the connecting side to the target
         self.backward = 0  # bytes from the target back
         self.connections = 0
+        #: time.perf_counter() of the first connection accepted, and of the last byte relayed
+        self.first_connection_at: float | None = None
+        self.last_byte_at: float | None = None
         self._sockets: list = []
         self._listener = socket.create_server((host, 0))
         self.address = self._listener.getsockname()[:2]
@@ -75,6 +78,7 @@ class CountingProxy:
     def _accept(self) -> None:
         import socket
         import threading
+        import time
 
         while not self._closed:
             try:
@@ -89,17 +93,21 @@ class CountingProxy:
                 continue
             with self.lock:
                 self.connections += 1
+                if self.first_connection_at is None:
+                    self.first_connection_at = time.perf_counter()
                 self._sockets += [client, upstream]
             threading.Thread(target=self._pump, args=(client, upstream, "forward"), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, "backward"), daemon=True).start()
 
     def _pump(self, source, sink, direction: str) -> None:
         import socket
+        import time
 
         try:
             while data := source.recv(65536):
                 with self.lock:
                     setattr(self, direction, getattr(self, direction) + len(data))
+                    self.last_byte_at = time.perf_counter()
                 sink.sendall(data)
         except OSError:
             pass
