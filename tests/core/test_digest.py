@@ -61,12 +61,14 @@ def test_the_root_is_the_one_the_protocol_spec_defines():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 2**32), st.integers(1, 30))
+@given(st.integers(0, 2**32), st.integers(1, 40))  # past MAX_LAYERS: the layers merge
 def test_updating_a_digest_equals_rebuilding_it(seed, steps):
     rng = random.Random(seed)
     authors = [rng.randbytes(32) for _ in range(3)]
     heads = {random_item(rng): {(rng.choice(authors), 1)} for _ in range(rng.randint(0, 12))}
     digest = StateDigest.from_revision_rows(rows_of(heads))
+    first = digest  # kept across every update (and the merges of their layers): it never changes
+    first_seen = (first.root, [first.children(path) for path in ("", "0", "ab", "0107")])
     for _ in range(steps):
         before = digest
         before_root = before.root
@@ -90,6 +92,7 @@ def test_updating_a_digest_equals_rebuilding_it(seed, steps):
             assert digest.children(path) == rebuilt.children(path)
             assert digest.items_in(path.ljust(4, "0")) == rebuilt.items_in(path.ljust(4, "0"))
         assert before.root == before_root  # a snapshot never changes under a session using it
+    assert (first.root, [first.children(path) for path in ("", "0", "ab", "0107")]) == first_seen
 
 
 def test_two_revisions_under_one_id_with_different_content_give_different_roots():
@@ -98,3 +101,28 @@ def test_two_revisions_under_one_id_with_different_content_give_different_roots(
     other = StateDigest.from_revision_rows(rows_of({item: {(author, 1, b"\x02" * 32)}}))
     assert one.root != other.root
     assert one.differing_children("", other.children("")) == ["0"]
+
+
+def test_a_long_run_of_updates_on_a_large_digest_equals_rebuilding_it_and_old_snapshots_stay():
+    """Many small updates on thousands of items: the recent layers merge over the base, then into a
+    new base (digest._Layers), and every snapshot still reads as it did."""
+    rng = random.Random(20)
+    author = rng.randbytes(32)
+    heads = {random_item(rng): {(author, 1)} for _ in range(2_000)}
+    digest = StateDigest.from_revision_rows(rows_of(heads))
+    kept = []
+    for step in range(400):
+        item = rng.choice(sorted(heads)) if rng.random() < 0.8 else random_item(rng)
+        if rng.random() < 0.1:
+            heads.pop(item, None)
+        else:
+            heads[item] = {(author, step + 2)}
+        digest = digest.updated([row for row in rows_of(heads) if row[0] == item], [item])
+        if step % 50 == 0:
+            kept.append((digest, digest.root, digest.children(item[:1].hex()[:2]), item[:1].hex()[:2]))
+    rebuilt = StateDigest.from_revision_rows(rows_of(heads))
+    assert digest.root == rebuilt.root
+    for path in ("", "a", "3f", "07c", "1234"):
+        assert digest.children(path) == rebuilt.children(path)
+    for snapshot, root, children, path in kept:
+        assert snapshot.root == root and snapshot.children(path) == children
