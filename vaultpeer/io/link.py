@@ -66,7 +66,11 @@ class _Preparation:
         self.done(await trio.to_thread.run_sync(prepare, message, vault_id, roster))
 
     async def result(self) -> "bytes | Prepared":
-        await self._ready.wait()
+        """The prepared message; no checkpoint when it is ready already (a small message always is):
+        the session takes what was read before anything else runs, so a peer's last message (a
+        ``removed`` notice, then its close) is applied even when the reader meets the close at once."""
+        if not self._ready.is_set():
+            await self._ready.wait()
         return self._result
 
 
