@@ -155,5 +155,8 @@ async def _follow_vault(objects: SecretServiceObjects, daemon: "Daemon") -> None
                     log.exception("could not pass a vault event on to Secret Service clients")
         finally:
             await events.aclose()
-        await objects.vault_event({"type": "items.changed"})  # whatever the missed events said
+        # whatever the missed events said: a lock or unlock among them, and what changed
+        if daemon.vault.locked == objects.unlocked.is_set():
+            await objects.vault_event({"type": "locked" if daemon.vault.locked else "unlocked"})
+        await objects.vault_event({"type": "items.changed"})
         await trio.sleep(0.1)

@@ -501,6 +501,8 @@ class SecretServiceObjects:
         whether the vault is unlocked."""
         if not self.vault.locked:
             return True
+        if self.unlocked.is_set():  # locked, and the lock's event not here yet: wait for the next unlock
+            self.unlocked = trio.Event()
         with trio.move_on_after(timeout):
             async with trio.open_nursery() as nursery:
                 if self.options.prompt_command:
