@@ -2,10 +2,7 @@
 writes the file (the daemon writes nothing outside its home)."""
 
 import base64
-import shutil
 import stat
-import tempfile
-from pathlib import Path
 
 import pytest
 import trio
@@ -18,13 +15,6 @@ from vaultpeer.core.kdf import insecure_test_parameters
 from vaultpeer.service.home import Home
 from vaultpeer.io.daemon import Daemon, DaemonOptions
 from vaultpeer.service.vault import Vault
-
-
-@pytest.fixture
-def root():
-    directory = Path(tempfile.mkdtemp(prefix="vp", dir="/tmp"))  # short: Unix socket paths are limited
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 async def test_backup_seal_needs_an_unlocked_vault_and_gives_a_backup_the_caller_writes(root):

@@ -7,8 +7,6 @@ the same whatever the machine's speed, and ``trio.fail_after`` would never fire,
 bounded by real seconds instead (``wall_clock_limit``)."""
 
 import logging
-import shutil
-import tempfile
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -29,13 +27,6 @@ from vaultpeer.io.daemon import AUDIT_FLUSH_EVERY, Daemon, DaemonOptions
 from vaultpeer.io.noise_stream import ConnectionClosed, NoiseStream
 from vaultpeer.io.transports.tcp import host_port
 from vaultpeer.service.vault import Vault
-
-
-@pytest.fixture
-def root():
-    directory = Path(tempfile.mkdtemp(prefix="vp", dir="/tmp"))  # short: Unix socket paths are limited
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 @asynccontextmanager

@@ -2,11 +2,8 @@
 (``trio.testing.memory_stream_pair``) between named endpoints. They pair, dial and sync through it,
 which is what shows that the daemon treats addresses as opaque: it never learns a host or a port."""
 
-import shutil
-import tempfile
 from pathlib import Path
 
-import pytest
 import trio
 import trio.testing
 
@@ -54,13 +51,6 @@ class MemoryTransport:
         ours, theirs = trio.testing.memory_stream_pair()
         await listener.send((theirs, Address(MEMORY, f"memory:{self.here}#{self.dialled}", self.here)))
         return ours
-
-
-@pytest.fixture
-def root():
-    directory = Path(tempfile.mkdtemp(prefix="vp", dir="/tmp"))  # short: Unix socket paths are limited
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def make_daemon(root: Path, name: str, network: MemoryNetwork, *peers: Address) -> Daemon:

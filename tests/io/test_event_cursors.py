@@ -4,8 +4,6 @@ and author per item; a cursor replays what was missed, once, even while changes 
 committed; a cursor that cannot be replayed says `reset`; bad params are refused and change nothing."""
 
 import json
-import shutil
-import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -20,13 +18,6 @@ from vaultpeer.io import events as event_feed
 from vaultpeer.io.daemon import Daemon, DaemonOptions
 from vaultpeer.service.home import Home
 from vaultpeer.service.vault import Vault
-
-
-@pytest.fixture
-def root():
-    directory = Path(tempfile.mkdtemp(prefix="vp", dir="/tmp"))  # short: Unix socket paths are limited
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def make_home(root: Path) -> Home:

@@ -5,11 +5,6 @@ is written, while its reader keeps reading and its session keeps storing: the ex
 A design in which a side stops reading until it has written (or queues every batch before writing
 one) would hang here, which the ``fail_after`` turns into a failure."""
 
-import shutil
-import tempfile
-from pathlib import Path
-
-import pytest
 import trio
 import trio.testing
 
@@ -52,13 +47,6 @@ class LockstepTransport:
         ours, theirs = trio.testing.lockstep_stream_pair()
         await listener.send((theirs, Address(LOCKSTEP, f"lockstep:{self.here}#1", self.here)))
         return ours
-
-
-@pytest.fixture
-def root():
-    directory = Path(tempfile.mkdtemp(prefix="vp", dir="/tmp"))  # short: Unix socket paths are limited
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def contents(label: str, count: int):

@@ -7,12 +7,8 @@ its connections, cannot keep another member's edit from anyone who has a path to
 Real daemons in this process (real Noise, real SQLite), connected by in-memory streams between
 named endpoints (tests/io/test_daemon_over_memory.py's transport), in the topology each test names."""
 
-import shutil
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 
-import pytest
 import trio
 
 from helpers import PASSWORD
@@ -26,13 +22,6 @@ from vaultpeer.io.handlers import ApiHandlers
 from vaultpeer.io.transports import Address
 from vaultpeer.service.home import Home
 from vaultpeer.service.vault import Vault
-
-
-@pytest.fixture
-def root():
-    directory = Path(tempfile.mkdtemp(prefix="vp", dir="/tmp"))  # short: Unix socket paths are limited
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def members(root, names: list[str]) -> None:
