@@ -74,6 +74,13 @@ def edited_apart(laptop: Home, desktop: Home, item: str, field: str, on_laptop: 
         sync_pair(a, b)
 
 
+def vault_state(vault) -> tuple:
+    """What a sync could change in a vault: its knowledge, counts, heads, header and roster (equal
+    before and after: nothing was stored)."""
+    return (vault.knowledge(), vault.counts(), vault._store.head_ids(), vault._store.header_record(),
+            sorted(e.to_bytes() for e in vault._store.roster_entries()))
+
+
 def deliver(b, a, messages):
     """Feed a crafted stream to b as if it came from a. Returns b's SyncPeer and its replies."""
     from vaultpeer.service.replication import SyncPeer

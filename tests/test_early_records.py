@@ -6,14 +6,10 @@ import dataclasses
 
 import pytest
 
-from helpers import deliver, make_replicas, sync_pair
+from helpers import deliver, make_replicas, sync_pair, vault_state
 from vaultpeer.core.sync import MAX_EARLY_REVISIONS, Error, Hello, Records, decode_message, encode_message
 from vaultpeer.core.vclock import VersionVector
 from vaultpeer.service.replication import SyncPeer
-
-
-def fingerprint(vault):
-    return (vault.knowledge(), vault.counts(), vault._store.head_ids())
 
 
 @pytest.fixture
@@ -110,13 +106,13 @@ def test_early_records_held_already_are_skipped_not_refused(pair):
     a.intake._store._peer_knowledge_unsaved.clear()  # (kept in memory until the next transaction)
     a.intake.raise_peer_knowledge(b.device.device_id, VersionVector({b.device.device_id: b.knowledge().get(
         b.device.device_id)}).merged(VersionVector({a.device.device_id: 1})))
-    before = fingerprint(b)
+    before = vault_state(b)
     left = SyncPeer(a, initiator=True, peer=b.device.device_id)
     right = SyncPeer(b, initiator=False, peer=a.device.device_id)
     to_right = left.start(early=hashes(b))
     assert len(to_right) == 2
     run_session(left, right, to_right, right.start())
-    assert right.converged and right.stats.revisions_new == 0 and fingerprint(b) == before
+    assert right.converged and right.stats.revisions_new == 0 and vault_state(b) == before
 
 
 # --- a hostile member --------------------------------------------------------------------------------
@@ -130,13 +126,13 @@ def new_revisions(a, b):
 def assert_refused(peer, replies, b, before):
     assert peer.failed and peer.peer_at_fault
     assert decode_message(replies[-1]) in (Error("protocol"), Error("rejected"))
-    assert fingerprint(b) == before
+    assert vault_state(b) == before
 
 
 def test_early_records_anywhere_but_right_after_the_hello_are_a_protocol_error(pair):
     a, b = pair
     revisions = new_revisions(a, b)
-    before = fingerprint(b)
+    before = vault_state(b)
     batch = early(b.knowledge(), revisions)
     empty_last = encode_message(Records(None, (), (), True))
     for messages in ([batch], [hello_of(a), empty_last, batch]):  # before the hello, after other records
@@ -158,7 +154,7 @@ def test_early_records_that_are_last_repair_or_carry_header_roster_or_too_much_a
     record = Records(a.header if shape == "header" else None,
                      tuple(a.outgoing_roster()) if shape == "roster" else (), tuple(revisions),
                      shape == "last", shape == "repair", b.knowledge())
-    before = fingerprint(b)
+    before = vault_state(b)
     peer, replies = deliver(b, a, [hello_of(a), encode_message(record)])
     assert_refused(peer, replies, b, before)
 
@@ -167,7 +163,7 @@ def test_a_tampered_early_revision_rejects_the_batch(pair):
     a, b = pair
     (revision,) = new_revisions(a, b)
     tampered = dataclasses.replace(revision, ciphertext=revision.ciphertext[:-1] + bytes([revision.ciphertext[-1] ^ 1]))
-    before = fingerprint(b)
+    before = vault_state(b)
     peer, replies = deliver(b, a, [hello_of(a), early(b.knowledge(), [tampered])])
     assert_refused(peer, replies, b, before)
 
@@ -177,9 +173,9 @@ def test_early_replays_are_skipped_cheaply_and_cannot_be_sent_again_as_new(pair)
     the same ids in the following records are the replay they always were."""
     a, b = pair
     held = list(a.revisions_missing_from(VersionVector()))
-    before = fingerprint(b)
+    before = vault_state(b)
     peer, replies = deliver(b, a, [hello_of(a), early(VersionVector(), held)])
-    assert not peer.failed and peer.stats.revisions_new == 0 and fingerprint(b) == before
+    assert not peer.failed and peer.stats.revisions_new == 0 and vault_state(b) == before
     peer, replies = deliver(b, a, [hello_of(a), early(VersionVector(), held),
                                    encode_message(Records(None, (), tuple(held), True))])
     assert_refused(peer, replies, b, before)
@@ -193,6 +189,6 @@ def test_a_basis_above_what_the_receiver_holds_stores_nothing_early(pair):
     a.edit("existing", {"password": "two"})
     revisions = list(a.revisions_missing_from(b.knowledge()))
     inflated = b.knowledge().merged(VersionVector({a.device.device_id: revisions[0].revision_id.seq}))
-    before = fingerprint(b)
+    before = vault_state(b)
     peer, replies = deliver(b, a, [hello_of(a), early(inflated, revisions[1:])])
-    assert not peer.failed and peer.stats.revisions_new == 0 and fingerprint(b) == before
+    assert not peer.failed and peer.stats.revisions_new == 0 and vault_state(b) == before

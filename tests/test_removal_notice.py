@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from helpers import PASSWORD, make_replicas, sync_pair
+from helpers import PASSWORD, make_replicas, sync_pair, vault_state
 from test_audit import events
 from vaultpeer.core import encoding
 from vaultpeer.core.errors import IntegrityError
@@ -27,10 +27,6 @@ from vaultpeer.core.vclock import VersionVector
 from vaultpeer.service.replication import SyncPeer
 from vaultpeer.service.store import Store
 from vaultpeer.service.vault import Vault
-
-
-def fingerprint(vault):
-    return (vault.knowledge(), vault._store.header_record(), sorted(e.to_bytes() for e in vault._store.roster_entries()))
 
 
 @pytest.fixture
@@ -130,11 +126,11 @@ def test_a_member_abusing_the_notice_changes_nothing(revoked, abuse):
                                   "roster": [revocation_of_c.to_record()] * (MAX_REMOVAL_ENTRIES + 1)})
     else:
         notice = encoding.encode({"t": "removed", "vault": b.vault_id, "roster": []})
-    before = fingerprint(c)
+    before = vault_state(c)
     peer, replies = tell(c, b, notice)
     assert peer.failed and peer.peer_at_fault
     assert c.removal is None and c.device.device_id in c.roster.members
-    assert fingerprint(c) == before
+    assert vault_state(c) == before
     rejected = [d for e, d in events(c) if e == "peer.rejected"]
     assert rejected and rejected[-1]["reason"] in ("sync_protocol", "sync_rejected")
     # and the next honest session with b works as ever
@@ -166,10 +162,10 @@ def test_a_forgery_among_the_revocations_stores_none_of_them(revoked):
     a, b, c = revoked
     good = a.revocations_of(c.device.device_id)
     forged = dataclasses.replace(good[0], version=good[0].version + 1)  # signature no longer matches
-    before = fingerprint(c)
+    before = vault_state(c)
     with pytest.raises(IntegrityError):
         c.intake.receive_removal([*good, forged])
-    assert fingerprint(c) == before and c.removal is None
+    assert vault_state(c) == before and c.removal is None
 
 
 def test_a_member_whose_link_is_told_sends_an_error_code_it_knows(revoked):

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from helpers import PASSWORD, deliver, make_replicas, sync_pair
+from helpers import PASSWORD, deliver, make_replicas, sync_pair, vault_state
 from vaultpeer.core import encoding
 from vaultpeer.core.identity import DeviceKeys
 from vaultpeer.core.item import ItemContent, ItemId
@@ -141,11 +141,6 @@ def test_concurrent_edit_and_delete_keep_the_edit_flagged():
 # --- hostile or broken input ------------------------------------------------------------------------
 
 
-def fingerprint(vault):
-    return (vault.knowledge(), vault.counts(), vault._store.head_ids(), vault._store.header_record(),
-            sorted(e.to_bytes() for e in vault._store.roster_entries()))
-
-
 @pytest.fixture
 def victim():
     """b, a member, with some history; a, its peer, about to send something."""
@@ -180,10 +175,10 @@ def test_tampered_revision_rejects_the_batch(victim):
     a, b = victim
     revisions = new_revisions(a)
     tampered = dataclasses.replace(revisions[1], ciphertext=revisions[1].ciphertext[:-1] + b"\x00")
-    before = fingerprint(b)
+    before = vault_state(b)
     peer, replies = deliver(b, a, [hello_from(a), records_of(a, [revisions[0], tampered])])
     assert_rejected(peer, replies)
-    assert fingerprint(b) == before
+    assert vault_state(b) == before
 
 
 def test_reordered_revisions_reject_the_batch(victim):
@@ -191,19 +186,19 @@ def test_reordered_revisions_reject_the_batch(victim):
     item = a.add("chain", {})
     a.edit("chain", {"password": "2"})
     revisions = [r for r in a.revisions_missing_from(b.knowledge()) if r.item_id == item.id]
-    before = fingerprint(b)
+    before = vault_state(b)
     peer, replies = deliver(b, a, [hello_from(a), records_of(a, list(reversed(revisions)))])
     assert_rejected(peer, replies)
-    assert fingerprint(b) == before
+    assert vault_state(b) == before
 
 
 def test_replayed_revisions_are_a_protocol_error(victim):
     a, b = victim
     old = list(a.revisions_missing_from(VersionVector()))
-    before = fingerprint(b)
+    before = vault_state(b)
     peer, replies = deliver(b, a, [hello_from(a), records_of(a, old)])
     assert_rejected(peer, replies)
-    assert fingerprint(b) == before
+    assert vault_state(b) == before
     # a whole message replayed within a session is refused too
     message = records_of(a, new_revisions(a))
     peer, replies = deliver(b, a, [hello_from(a), message, message])
@@ -212,13 +207,13 @@ def test_replayed_revisions_are_a_protocol_error(victim):
 
 def test_oversize_and_malformed_messages_are_protocol_errors(victim):
     a, b = victim
-    before = fingerprint(b)
+    before = vault_state(b)
     for junk in (b"\x00" * (MAX_MESSAGE_SIZE + 1), b"\xff\xfe", encoding.encode({"t": "records"}),
                  encoding.encode({"t": "hello", "v": PROTOCOL_VERSION, "vault": b"x", "store": b"y", "knows": []}),
                  b""):
         peer, replies = deliver(b, a, [hello_from(a), junk])
         assert_rejected(peer, replies)
-    assert fingerprint(b) == before
+    assert vault_state(b) == before
 
 
 def old_hello_from(a, version):
@@ -240,14 +235,14 @@ def test_a_hello_whose_links_are_malformed_is_a_protocol_error_and_nothing_is_st
     """``links`` (version 5) is a sorted list of at most 256 distinct 16-byte ids: a hostile member
     that sends anything else (or leaves it out while saying version 5) breaks the protocol."""
     a, b = victim
-    before = fingerprint(b)
+    before = vault_state(b)
     one, two = bytes(16), b"\x01" * 16
     for links in (None, [two, one], [one, one], [b"\x01" * 15], [b"\x01" * 32], "ids", [7],
                   [i.to_bytes(16, "big") for i in range(MAX_HELLO_LINKS + 1)]):
         peer, replies = deliver(b, a, [hello_with_links(a, links), records_of(a, new_revisions(a))])
         assert_rejected(peer, replies)
         assert peer.peer_at_fault
-    assert fingerprint(b) == before
+    assert vault_state(b) == before
 
 
 def test_a_hello_may_name_any_links_they_only_say_who_needs_no_relay_of_its_senders_writes(victim):
@@ -274,20 +269,20 @@ def test_another_protocol_version_is_refused_as_an_upgrade_to_make_not_an_offens
     protocol: a device that speaks another version is told to upgrade, and nothing moves either way."""
     assert PROTOCOL_VERSION == 6
     a, b = victim
-    before = fingerprint(b)
+    before = vault_state(b)
     hello = old_hello_from(a, version) if version < 5 else hello_from(a, version=version)
     peer, replies = deliver(b, a, [hello, records_of(a, new_revisions(a))])
     assert peer.failed and not peer.peer_at_fault  # not counted against the peer's address
     assert decode_message(replies[-1]) == Error("version")
     assert any(says in note for note in peer.notes)
-    assert fingerprint(b) == before
+    assert vault_state(b) == before
 
 
 def test_foreign_vault_is_refused(victim):
     a, b = victim
     (stranger,) = make_replicas(1)
     stranger.add("not yours", {})
-    before = fingerprint(b)
+    before = vault_state(b)
     peer, replies = deliver(b, stranger, [hello_from(stranger), records_of(stranger, list(
         stranger.revisions_missing_from(VersionVector())))])
     assert_rejected(peer, replies)
@@ -295,7 +290,7 @@ def test_foreign_vault_is_refused(victim):
     peer, replies = deliver(b, stranger, [hello_from(stranger, vault_id=b.vault_id), records_of(stranger, list(
         stranger.revisions_missing_from(VersionVector())), header=False)])
     assert peer.stats.revisions_new == 0
-    after = fingerprint(b)  # its roster entries are kept, but count for nothing
+    after = vault_state(b)  # its roster entries are kept, but count for nothing
     assert (after[0], after[2], after[3]) == (before[0], before[2], before[3])
     assert after[1]["revisions"] == before[1]["revisions"]
     assert set(b.roster.members) == {a.device.device_id, b.device.device_id}
@@ -306,7 +301,7 @@ def test_a_non_member_author_is_dropped_and_a_forged_roster_entry_refused(victim
     outsider = DeviceKeys.generate()
     forged = seal_revision(vault_id=a.vault_id, keyring=a.unlocking.keyring, author=outsider, item_id=ItemId.generate(),
                            seq=1, parents=(), content=ItemContent.build("sneaky"))
-    before = fingerprint(b)
+    before = vault_state(b)
     peer, replies = deliver(b, a, [hello_from(a), records_of(a, [forged])])
     assert not peer.failed and peer.stats.revisions_new == 0
     entry = a.outgoing_roster()[0]
@@ -314,7 +309,7 @@ def test_a_non_member_author_is_dropped_and_a_forged_roster_entry_refused(victim
     message = encode_message(Records(None, (tampered_entry,), (), True))
     peer, replies = deliver(b, a, [hello_from(a), message])
     assert_rejected(peer, replies)
-    assert fingerprint(b) == before
+    assert vault_state(b) == before
 
 
 def test_strangers_roster_entries_and_names_that_are_not_plain_text_never_fail_a_sync_and_stay_bounded(victim):
@@ -337,12 +332,12 @@ def test_strangers_roster_entries_and_names_that_are_not_plain_text_never_fail_a
 
 def test_messages_out_of_order_are_protocol_errors(victim):
     a, b = victim
-    before = fingerprint(b)
+    before = vault_state(b)
     peer, replies = deliver(b, a, [records_of(a, new_revisions(a))])  # records before hello
     assert_rejected(peer, replies)
     peer, replies = deliver(b, a, [hello_from(a), hello_from(a)])
     assert_rejected(peer, replies)
-    assert fingerprint(b) == before
+    assert vault_state(b) == before
 
 
 def test_a_password_change_replicates_and_the_new_password_is_needed():
