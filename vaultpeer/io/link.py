@@ -66,9 +66,7 @@ class _Preparation:
         self.done(await trio.to_thread.run_sync(prepare, message, vault_id, roster))
 
     async def result(self) -> "bytes | Prepared":
-        """The prepared message; no checkpoint when it is ready already (a small message always is):
-        the session takes what was read before anything else runs, so a peer's last message (a
-        ``removed`` notice, then its close) is applied even when the reader meets the close at once."""
+        """The prepared message; no checkpoint when it is ready already (a small message always is)."""
         if not self._ready.is_set():
             await self._ready.wait()
         return self._result
@@ -169,9 +167,16 @@ class Link:
 
     async def _reader(self, nursery: trio.Nursery) -> None:
         """Read messages into the inbox; ``nursery`` (the link's, so that what ends the reader ends
-        the link as one exception, not a group of its own) runs their preparations."""
+        the link as one exception, not a group of its own) runs their preparations. When the peer
+        closes, the close goes in the inbox after what was read before it: the session applies those
+        messages first (a member's last message, a ``removed`` notice say, is never lost to the close
+        that follows it), then ends the link."""
         while True:
-            message = await self.stream.receive()
+            try:
+                message = await self.stream.receive()
+            except ConnectionClosed as closed:
+                await self._inbox_send.send(("closed", closed))
+                return
             if self.times.first_message is None:
                 self.times.first_message = trio.current_time()
                 for notify in self.daemon.on_first_message:
@@ -251,6 +256,8 @@ class Link:
             if waited.cancelled_caught:
                 log.warning("sync with %s stalled; closing the connection", self.member.device_id.short)
                 return
+            if kind == "closed":
+                raise data  # everything read before the close is applied
             if kind == "sync":
                 if session is None:
                     session = self._new_session(ours=True)
