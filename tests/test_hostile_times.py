@@ -163,3 +163,29 @@ def test_the_largest_time_still_prints_for_a_person():
     assert local_time(MAX_TIME) == f"at unix time {MAX_TIME}" or local_time(MAX_TIME)[:1].isdigit()
     assert local_time(0)[:4] in ("1970", "1969")  # the epoch, in the local zone
     assert local_time(None) == "at an unknown time"
+
+
+def test_created_is_the_earliest_roots_time_and_only_a_new_root_changes_it(world):
+    """``created`` (what item.get says) is worked out once and kept in the index: an edit, here
+    or by a member, keeps it; a second root under the item's id (x adds an item with that id,
+    claiming an earlier time, with an edit on top of it in the same batch, so that the item's one
+    head is no root) makes it that earlier time at once, as a fresh index says too."""
+    a, _, x = world
+    mail = a.get("Mail")
+    created = a.created(mail.id)
+    assert created is not None and created == a.history("Mail")[0].time
+    a.edit("Mail", {"password": "two"})
+    assert a.created(mail.id) == created
+    now = a.get("Mail")
+    a.receive([dated(x, mail.id, now.content.edited({"url": "https://mail.example"}), created + 100,
+                     parents=now.heads)])
+    assert a.created(mail.id) == created
+    now = a.get("Mail")
+    root = dated(x, mail.id, ItemContent.build("Mail", {"password": "x's"}), created - 500)
+    child = dated(x, mail.id, now.content.edited({"notes": "on top"}), created + 200,
+                  parents=(root.revision_id, *now.heads))
+    assert a.receive([root, child])
+    assert len(a.get("Mail").heads) == 1 and a.get("Mail").revision == child.revision_id
+    assert a.created(mail.id) == created - 500
+    a.items.forget_index()
+    assert a.created(mail.id) == created - 500

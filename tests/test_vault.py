@@ -217,6 +217,25 @@ def test_tampered_revision_is_one_opaque_integrity_error(vault, home, sql):
     assert fingerprint(home) == before
 
 
+@pytest.mark.parametrize("sql", [
+    "UPDATE revisions SET ciphertext = CAST(zeroblob(length(ciphertext)) AS BLOB)",
+    "UPDATE revisions SET signature = CAST(zeroblob(64) AS BLOB)",
+    "UPDATE revisions SET nonce = CAST(zeroblob(12) AS BLOB)",
+])
+def test_a_revision_checked_before_is_checked_again_once_the_disk_changed_under_it(vault, home, sql):
+    """A signature checked once is not checked again on the next read of the same record
+    (Items._check), but only of every byte of it: what an attacker edits behind the running
+    vault's back is caught at the next read, as after a restart."""
+    vault.add("Email", {"password": "x"})
+    vault.get("Email")
+    vault.history("Email")  # checked, and remembered as checked
+    _tamper(home, sql)
+    with pytest.raises(IntegrityError):
+        vault.get("Email")
+    with pytest.raises(IntegrityError):
+        vault.history("Email")
+
+
 def test_tampered_header_is_an_integrity_error_not_a_wrong_password(vault, home):
     record = bytearray(vault._store.header_record())
     vault.close()

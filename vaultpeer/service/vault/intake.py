@@ -169,11 +169,13 @@ class Intake:
         if replace_header:
             self._unlocking.adopt(header)
         if not self._unlocking.locked:
-            self._items.test_open_arrivals()  # a junk revision is quarantined (and recorded) on arrival
+            # a junk revision is quarantined (and recorded) on arrival; what opens is not decrypted again
+            opened = self._items.test_open_arrivals(keep=len(added))
+            self._items.checked_on_arrival(added, roster)
             if roster_changed:
                 self._items.forget_index()  # what is pruned may have changed
             else:
-                self._items.refresh({r.item_id for r in added})
+                self._items.refresh(added, opened)
         return Received(tuple(added), replace_header, roster_changed, len(evidence))
 
     def receive_removal(self, revocations: Iterable[RosterEntry]) -> Removal | None:

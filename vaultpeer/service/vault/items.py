@@ -13,11 +13,12 @@ other, unreadable. What arrived while locked is test-opened at the next unlock (
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from vaultpeer.core.errors import Ambiguous, IntegrityError, InvalidInput, NotFound, VaultpeerError
 from vaultpeer.core.history import causal_order, displayed_head
+from vaultpeer.core.identity import DevicePublicKeys
 from vaultpeer.core.item import MAX_TIME, Field, ItemContent, ItemId, resolve_reference
 from vaultpeer.core.search import Searchable
 from vaultpeer.core.secret_service import is_exposed
@@ -43,6 +44,8 @@ _OPAQUE_TITLE = "(unreadable revision)"
 #: Whole items (every field decrypted) kept after use: an app reading the same few items again and
 #: again is answered from memory, while the index itself holds no secret field.
 _CACHED_VIEWS = 256
+#: Revisions whose signature this process checked, remembered (``Items._check``).
+_CHECKED_SIGNATURES = 1024
 
 
 @dataclass(frozen=True, repr=False, slots=True)
@@ -96,19 +99,23 @@ class ItemSummary:
     urls: tuple[str, ...]
     #: The item carries the Secret Service's marker field.
     exposed: bool
+    #: ``Items.created``: when the item was created (None: no time), or ``UNKNOWN_TIME`` until it
+    #: is worked out (an item with history whose first revision was not opened since the index was
+    #: built). An edit keeps it: only a new root can change it.
+    created: "int | None | object" = None
 
     @property
     def title(self) -> str:
         return self.searchable.title
 
     @classmethod
-    def of(cls, view: ItemView) -> "ItemSummary":
+    def of(cls, view: ItemView, created: "int | None | object") -> "ItemSummary":
         urls = tuple(f.value for f in view.fields if is_url_field(f.name))
         searchable = view.searchable
         if len(urls) == 1 and urls[0] == searchable.url:
             urls = (searchable.url,)  # the one string object, not a copy
         return cls(view.id, searchable, view.revision, view.deleted, view.conflict, view.flags or _NO_FLAGS,
-                   view.modified, urls or _NO_URLS, is_exposed((f.name, f.value) for f in view.fields))
+                   view.modified, urls or _NO_URLS, is_exposed((f.name, f.value) for f in view.fields), created)
 
     def __repr__(self) -> str:
         return f"ItemSummary({self.id}, redacted)"
@@ -116,6 +123,8 @@ class ItemSummary:
 
 _NO_FLAGS: frozenset[str] = frozenset()
 _NO_URLS: tuple[str, ...] = ()
+#: ``ItemSummary.created`` not worked out yet.
+UNKNOWN_TIME = object()
 
 
 @dataclass(frozen=True, repr=False)
@@ -165,15 +174,13 @@ class Items:
         self._unreadable: set[RevisionId] = set()
         #: The arrival number up to which every stored revision was test-opened (while unlocked).
         self._opened_through: int | None = None
-        #: ``created`` of the items asked for (their roots' time; only a new root changes it, and
-        #: every arrival while unlocked goes through ``refresh``). Dropped with the index.
-        self._created: OrderedDict[ItemId, int | None] = OrderedDict()
+        #: Signatures checked (``_check``): each whole record, with the key it was checked under.
+        self._checked: OrderedDict[tuple[Revision, bytes], None] = OrderedDict()
 
     def forget_index(self) -> None:
         """Build the index again on next use (locked, or what is pruned may have changed)."""
         self._index = None
         self._views.clear()
-        self._created.clear()
 
     # --- quarantine and test-opening -------------------------------------------------------------
 
@@ -220,18 +227,24 @@ class Items:
         if caught_up:
             self._opened_through = self._store.last_arrival()
 
-    def test_open_arrivals(self) -> None:
+    def test_open_arrivals(self, keep: int = 0) -> dict[RevisionId, ItemContent]:
         """Open every revision stored since the last time (the watermark is kept in memory while
-        unlocked and saved at unlock and close): what does not decrypt is quarantined now."""
+        unlocked and saved at unlock and close): what does not decrypt is quarantined now. Returns
+        the contents of what opened if there were at most ``keep`` (for ``refresh``: a batch just
+        received is not decrypted twice), else nothing."""
         keyring, vault_id, roster = self._unlocking.require_unlocked(), self._membership.vault_id, self._membership.roster
         last = self._store.opened_through() if self._opened_through is None else self._opened_through
+        opened: dict[RevisionId, ItemContent] = {}
         for arrival, revision in self._store.revisions_arrived_after(last):
             try:
-                self._open(revision, vault_id, keyring, roster)
+                content = self._open(revision, vault_id, keyring, roster)
             except IntegrityError:
-                pass  # a bad signature: an edited disk, which every read and `check` report
+                content = None  # a bad signature: an edited disk, which every read and `check` report
+            if content is not None and len(opened) < keep:
+                opened[revision.revision_id] = content
             last = arrival
         self._opened_through = last
+        return opened
 
     def save_watermark(self) -> None:
         """Store how far it test-opened, for the next process."""
@@ -253,11 +266,15 @@ class Items:
     def _merged(self, item_id: ItemId, item_heads: list[Revision], vault_id: bytes) -> MergedItem:
         return self._graph(item_id, vault_id).merged(h.revision_id for h in item_heads)
 
-    def _view(self, item_id: ItemId, item_heads: list[Revision], vault_id: bytes, roster: Roster) -> ItemView | None:
-        """The item as its readable revisions show it; None if none of them reaches a head."""
+    def _view(self, item_id: ItemId, item_heads: list[Revision], vault_id: bytes, roster: Roster,
+              opened: Mapping[RevisionId, ItemContent] = _NO_CONFLICTS) -> ItemView | None:
+        """The item as its readable revisions show it; None if none of them reaches a head.
+        ``opened``: contents known already (just sealed here, or just test-opened), by revision."""
         shown = displayed_head(item_heads)
         heads = tuple(sorted(r.revision_id for r in item_heads))
-        shown_content = self._open(shown, vault_id, self._unlocking.require_unlocked(), roster)
+        shown_content = opened.get(shown.revision_id)
+        if shown_content is None or roster.prunes(shown.revision_id) or shown.revision_id in self._unreadable:
+            shown_content = self._open(shown, vault_id, self._unlocking.require_unlocked(), roster)
         modified = shown_content.time if shown_content is not None else None
         if len(item_heads) == 1 and shown_content is not None:
             return ItemView(item_id, shown_content.title, shown_content.fields, shown.revision_id, shown.deleted,
@@ -280,27 +297,32 @@ class Items:
             for item_id, heads in _by_item(self._store.all_heads()):
                 view = self._view(item_id, heads, vault_id, roster)
                 if view is not None:
-                    index[item_id] = ItemSummary.of(view)
+                    index[item_id] = ItemSummary.of(view, _root_time(view, heads, UNKNOWN_TIME))
             self._index = index
         return self._index
 
-    def refresh(self, item_ids: Iterable[ItemId]) -> dict[ItemId, ItemView]:
-        """Update the index for these items (new revisions were stored); returns the whole items
-        it decrypted to do so (none while there is no index)."""
+    def refresh(self, revisions: Iterable[Revision],
+                opened: Mapping[RevisionId, ItemContent] = _NO_CONFLICTS) -> dict[ItemId, ItemView]:
+        """Update the index for the items of these revisions (just stored); returns the whole items
+        it decrypted to do so (none while there is no index). ``opened``: contents known already."""
         built: dict[ItemId, ItemView] = {}
-        item_ids = list(item_ids)
-        for item_id in item_ids:
-            self._created.pop(item_id, None)  # a new root (two devices' adds of one id) may be earlier
         if self._index is None:
             return built
+        new_roots: set[ItemId] = set()
+        item_ids: dict[ItemId, None] = {}
+        for revision in revisions:
+            item_ids[revision.item_id] = None
+            if not revision.parents:
+                new_roots.add(revision.item_id)  # two devices' adds of one id: it may be earlier
         vault_id, roster = self._membership.vault_id, self._membership.roster
         for item_id in item_ids:
             self._views.pop(item_id, None)
-            view = self._view(item_id, self._store.heads_of(item_id), vault_id, roster)
-            if view is None:
-                self._index.pop(item_id, None)
-            else:
-                self._index[item_id] = ItemSummary.of(view)
+            heads = self._store.heads_of(item_id)
+            view = self._view(item_id, heads, vault_id, roster, opened)
+            before = self._index.pop(item_id, None)
+            if view is not None:
+                kept = before.created if before is not None and item_id not in new_roots else UNKNOWN_TIME
+                self._index[item_id] = ItemSummary.of(view, _root_time(view, heads, kept))
                 built[item_id] = self._remember(view)
         return built
 
@@ -324,7 +346,7 @@ class Items:
             del items[item_id]
             raise KeyError(item_id)
         if view.revision != summary.revision or view.deleted != summary.deleted:
-            items[item_id] = ItemSummary.of(view)
+            items[item_id] = ItemSummary.of(view, UNKNOWN_TIME)
         return self._remember(view)
 
     def find(self, reference: str, *, deleted: bool | None = False) -> ItemView:
@@ -385,7 +407,33 @@ class Items:
         """Check the signatures of an item's heads (IntegrityError if one fails)."""
         vault_id, roster = self._membership.vault_id, self._membership.roster
         for head in self._store.heads_of(item_id):
-            head.verify(vault_id, roster.known_keys(head.author))
+            self._check(head, vault_id, roster)
+
+    def _check(self, revision: Revision, vault_id: bytes, roster: Roster) -> None:
+        """``revision.verify`` under its author's keys, unless this process already checked this
+        very record (every byte of it: the record read now is compared with the one checked, so an
+        edited disk is caught as before) under the same key: an item an app reads right after it
+        arrived, or again and again, is not checked each time (~45 µs a check)."""
+        keys = roster.known_keys(revision.author)
+        if keys is not None:
+            key = (revision, keys.signing_public)
+            if key in self._checked:
+                self._checked.move_to_end(key)
+                return
+        revision.verify(vault_id, keys)
+        self._note_checked([(revision, keys)])  # type: ignore[list-item]
+
+    def _note_checked(self, checked: Iterable[tuple[Revision, DevicePublicKeys]]) -> None:
+        for revision, keys in checked:
+            self._checked[(revision, keys.signing_public)] = None
+        while len(self._checked) > _CHECKED_SIGNATURES:
+            self._checked.popitem(last=False)
+
+    def checked_on_arrival(self, revisions: Iterable[Revision], roster: Roster) -> None:
+        """These revisions' signatures were checked under ``roster``'s keys as they arrived: the
+        first reads of them need not check again. Only the last ``_CHECKED_SIGNATURES`` count."""
+        revisions = list(revisions)[-_CHECKED_SIGNATURES:]
+        self._note_checked((r, k) for r in revisions if (k := roster.known_keys(r.author)) is not None)
 
     def get(self, reference: str) -> ItemView:
         return self._verified(reference)
@@ -395,19 +443,20 @@ class Items:
         carries, by its author's claim; None when that revision is opaque or has no time. (Of
         several roots, which only a misbehaving member makes, the earliest.)"""
         vault_id, keyring, roster = self._membership.vault_id, self._unlocking.require_unlocked(), self._membership.roster
-        if item_id in self._created:
-            self._created.move_to_end(item_id)
-            return self._created[item_id]
+        items = self._items()
+        summary = items.get(item_id)
+        if summary is not None and summary.created is not UNKNOWN_TIME:
+            return summary.created  # type: ignore[return-value]
         times = []
         for revision in self._store.revisions_of(item_id):
             if not revision.parents:
-                revision.verify(vault_id, roster.known_keys(revision.author))  # what is shown is verified
+                self._check(revision, vault_id, roster)  # what is shown is verified
                 content = self._open(revision, vault_id, keyring, roster)
                 if content is not None and content.time is not None:
                     times.append(content.time)
-        self._created[item_id] = created = min(times, default=None)
-        if len(self._created) > _CACHED_VIEWS:
-            self._created.popitem(last=False)
+        created = min(times, default=None)
+        if summary is not None and items.get(item_id) is summary:
+            items[item_id] = replace(summary, created=created)
         return created
 
     def history(self, reference: str) -> list[HistoryEntry]:
@@ -415,7 +464,7 @@ class Items:
         vault_id, keyring, roster = self._membership.vault_id, self._unlocking.require_unlocked(), self._membership.roster
         entries = []
         for revision in causal_order(self._store.revisions_of(view.id)):
-            revision.verify(vault_id, roster.known_keys(revision.author))
+            self._check(revision, vault_id, roster)
             content = self._open(revision, vault_id, keyring, roster) or ItemContent(_OPAQUE_TITLE, ())
             entries.append(
                 HistoryEntry(
@@ -450,11 +499,11 @@ class Items:
                 item_id=item_id,
                 seq=self._store.next_seq(device.device_id),
                 parents=parents,
-                content=content.at(self._now()),  # every revision says when it was made
+                content=(revision_content := content.at(self._now())),  # every revision says when it was made
                 deleted=deleted,
             )
             self._store.insert_revisions([revision])
-        self.refresh([item_id])
+        self.refresh([revision], {revision.revision_id: revision_content})
         self._committed([str(item_id)])
         return self.view(item_id)
 
@@ -481,7 +530,7 @@ class Items:
                 if progress is not None:
                     progress(n + 1)
             self._store.insert_revisions(revisions)
-        built = self.refresh(item_id for item_id, _ in items)
+        built = self.refresh(revisions)
         if items:
             self._committed([str(item_id) for item_id, _ in items])
         return [built.get(item_id) or self.view(item_id) for item_id, _ in items]
@@ -528,7 +577,7 @@ class Items:
             raise NotFound("this item has no such revision (see `vaultpeer history`)")
         target = matches[0]
         vault_id, roster = self._membership.vault_id, self._membership.roster
-        target.verify(vault_id, roster.known_keys(target.author))
+        self._check(target, vault_id, roster)
         content = self._open(target, vault_id, self._unlocking.require_unlocked(), roster)
         if content is None:
             raise InvalidInput("that revision cannot be read (it does not decrypt, or its device was revoked "
@@ -613,6 +662,14 @@ class Items:
         equivocations = tuple(str(r) for r in self._store.equivocated_ids())
         return CheckReport(database_ok, checked, tuple(bad_signatures), tuple(undecryptable), keyring is not None,
                            equivocations)
+
+
+def _root_time(view: ItemView, heads: list[Revision], otherwise: "int | None | object") -> "int | None | object":
+    """``created`` of an item whose one head is a root: that is its only revision (any other
+    would lead to a second head), so its time is the item's. ``otherwise`` for any other item."""
+    if len(heads) == 1 and not heads[0].parents:
+        return view.modified
+    return otherwise
 
 
 def _by_item(heads: Iterable[Revision]) -> Iterator[tuple[ItemId, list[Revision]]]:

@@ -39,6 +39,7 @@ class Membership:
         self._audit = audit
         self._committed = committed
         self._verified_header: tuple[bytes, VaultHeader] | None = None
+        self._vault_id: bytes | None = None
         self._roster: Roster | None = None
         #: (header, roster, their hashes for a sync hello): ``sync_hashes``.
         self._sync_hashes: tuple[VaultHeader, Roster, tuple[bytes, bytes]] | None = None
@@ -49,7 +50,8 @@ class Membership:
 
     @property
     def initialized(self) -> bool:
-        return self._store.header_record() is not None
+        # once a store holds a vault, it always does (``vault_id``)
+        return self._vault_id is not None or self._store.header_record() is not None
 
     @property
     def header(self) -> VaultHeader:
@@ -65,7 +67,12 @@ class Membership:
 
     @property
     def vault_id(self) -> bytes:
-        return self.header.vault_id
+        """The id of the vault this store holds: once it holds one, that never changes (a header
+        that replaces it is for the same vault, and a restored home rejoins only its own vault), so
+        it is read once, from the verified header, not at every use."""
+        if self._vault_id is None:
+            self._vault_id = self.header.vault_id
+        return self._vault_id
 
     def roster_for(self, vault_id: bytes) -> Roster:
         if self._roster is None or self._roster.vault_id != vault_id:

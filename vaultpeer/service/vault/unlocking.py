@@ -111,11 +111,11 @@ class Unlocking:
 
     def require_unlocked(self) -> Keyring:
         """The keyring (NoVault without a vault, VaultLocked while locked)."""
+        if self._keyring is not None:
+            return self._keyring  # only a vault's header unlocks, and a store never loses its header
         if self._store.header_record() is None:
             raise NoVault()
-        if self._keyring is None:
-            raise VaultLocked()
-        return self._keyring
+        raise VaultLocked()
 
     def sealing_keyring(self, header: VaultHeader) -> Keyring:
         """The keyring to seal new revisions with: never one older than the header's key epoch. If
