@@ -31,6 +31,7 @@ from vaultpeer.api import (
     standard_error,
 )
 from vaultpeer.core.text import holds_lone_surrogate
+from vaultpeer.io.locks import held
 
 log = logging.getLogger("vaultpeer.api")
 MAX_SOCKET_PATH = 107
@@ -275,13 +276,7 @@ class _Session:
     async def write(self, message: dict) -> bool:
         """Send one line; False, and the connection ends, when the client is gone or does not read."""
         data = json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
-        try:
-            # a free lock is taken without a trip through the scheduler (``async with`` would yield
-            # first): an event or an answer goes out at once, not after whatever else is runnable
-            self.write_lock.acquire_nowait()
-        except trio.WouldBlock:
-            await self.write_lock.acquire()
-        try:
+        async with held(self.write_lock):  # an event or an answer goes out at once when nothing else is being written
             if self.ended:
                 return False
             try:
@@ -294,8 +289,6 @@ class _Session:
                 log.warning("an API client read nothing for %g s: its connection is closed", WRITE_TIMEOUT)
             self.end()
             return False
-        finally:
-            self.write_lock.release()
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,11 @@ class Link:
         self._outbox_send, self._outbox = trio.open_memory_channel(math.inf)
         #: A local change came while the inbox was full: a session follows the current one.
         self._poke_missed = False
+        #: The session loop waits for the next message with no session under way and nothing
+        #: queued: a local change may start its session at once (``poke``).
+        self._idle = False
+        #: A session ``poke`` started, for the session loop to take over (its ``started`` message).
+        self._started: SyncPeer | None = None
         self._cancel = trio.CancelScope()
         self._sessions_scope = trio.CancelScope()
         #: The last message to send before the link ends (``dismiss``), instead of anything queued.
@@ -117,8 +122,23 @@ class Link:
         return self.daemon.device_id if self.initiator else self.device_id
 
     def poke(self) -> None:
-        """A local change: start a session now (or right after the current one)."""
+        """A local change: start a session now (or right after the current one).
+
+        If the session loop is idle, the session starts here, in the caller's task: its hello and
+        early records are queued before the caller next yields (an edit's API answer, say), one
+        wakeup of the loop sooner. The loop takes the session over from the ``started`` message,
+        which is then first in its inbox, so nothing the member sent can come between."""
+        if self._idle and self._started is None:
+            try:
+                session = self._new_session(ours=True)
+            except Exception:  # noqa: BLE001 - the loop starts it again, where a failure ends the link
+                log.debug("a session could not start at once; the session loop starts it", exc_info=True)
+            else:
+                self._idle, self._started = False, session
+                self._inbox_send.send_nowait(("started", b""))  # the inbox was empty: it has room
+                return
         try:
+            self._idle = False
             self._inbox_send.send_nowait(("sync", b""))
         except trio.WouldBlock:
             self._poke_missed = True  # the link is busy: a session follows the current one
@@ -175,12 +195,14 @@ class Link:
             try:
                 message = await self.stream.receive()
             except ConnectionClosed as closed:
+                self._idle = False  # the loop has something to do (a waiting receiver is handed it directly)
                 await self._inbox_send.send(("closed", closed))
                 return
             if self.times.first_message is None:
                 self.times.first_message = trio.current_time()
                 for notify in self.daemon.on_first_message:
                     notify(self)
+            self._idle = False
             await self._inbox_send.send(("message", self._preparation(message, nursery)))
 
     def _preparation(self, message: bytes, nursery: trio.Nursery) -> "_Preparation":
@@ -251,11 +273,18 @@ class Link:
         vault = self.daemon.vault
         while True:
             timeout = SESSION_TIMEOUT if session is not None else math.inf
-            with trio.move_on_after(timeout) as waited:
-                kind, data = await self._inbox.receive()
+            self._idle = session is None and not self._inbox.statistics().current_buffer_used
+            try:
+                with trio.move_on_after(timeout) as waited:
+                    kind, data = await self._inbox.receive()
+            finally:
+                self._idle = False
             if waited.cancelled_caught:
                 log.warning("sync with %s stalled; closing the connection", self.member.device_id.short)
                 return
+            if kind == "started":  # poke started it (the loop was idle: there was no other)
+                session, self._started = self._started, None
+                continue
             if kind == "closed":
                 raise data  # everything read before the close is applied
             if kind == "sync":

@@ -20,6 +20,7 @@ from vaultpeer.core.transport import (
     TransportError,
     frame,
 )
+from vaultpeer.io.locks import held
 
 HANDSHAKE_TIMEOUT = 10.0
 _READ_SIZE = 65536
@@ -94,7 +95,7 @@ class NoiseStream:
 
     async def send_many(self, messages: list[bytes]) -> None:
         """Send several messages in order with one write (one wakeup of the peer, not one each)."""
-        async with self._send_lock:
+        async with held(self._send_lock):  # free (the usual case): written at once, no wait behind other tasks
             data = b"".join(frame(payload) for message in messages for payload in self._channel.seal(message))
             await self.stream.send_all(data)
         if self.meter is not None:

@@ -285,7 +285,8 @@ class SyncPeer:
                 self.stats.items_touched = None
         self.just_applied = {r.item_id for r in received.revisions}
         self.just_received = tuple(r.revision_id for r in received.revisions)
-        self._digest = None
+        if received.revisions or self.stats.records_changed:
+            self._digest = None  # else nothing changed here (an empty last batch): the digest stands
         if self.just_applied and self.on_stored is not None:
             self.on_stored(self.just_applied)
         if received.header_replaced:

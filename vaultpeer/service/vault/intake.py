@@ -142,6 +142,8 @@ class Intake:
         store, membership = self._store, self._membership
         vault_id = membership.vault_id
         entries, revisions = list(entries), list(revisions)
+        if header is None and not entries and not revisions:
+            return Received((), False, False, 0)  # an empty batch (a phase's last, say): no transaction at all
         roster = membership.roster.with_entries(entries) if entries else membership.roster
         replace_header = header is not None and self._header_wins(header, roster)
         accepted = [r for r in revisions if not roster.prunes(r.revision_id)]
