@@ -270,18 +270,32 @@ class Link:
     async def _sessions(self) -> None:
         session: SyncPeer | None = None
         again = False
+        #: The message just applied was a small one: the next, if read already, is taken at once.
+        follow_on = False
         vault = self.daemon.vault
         while True:
-            timeout = SESSION_TIMEOUT if session is not None else math.inf
-            self._idle = session is None and not self._inbox.statistics().current_buffer_used
-            try:
-                with trio.move_on_after(timeout) as waited:
-                    kind, data = await self._inbox.receive()
-            finally:
-                self._idle = False
-            if waited.cancelled_caught:
-                log.warning("sync with %s stalled; closing the connection", self.member.device_id.short)
-                return
+            kind = None
+            if follow_on:
+                # a hello and the early records behind it (read in one go) are applied one after
+                # the other, before the writer sends the answer to the first: the edit reaches the
+                # apps one wakeup sooner, and the answers go out in one write. At most the few
+                # messages read ahead (READ_AHEAD): the others' tasks are never kept waiting long.
+                follow_on = False
+                try:
+                    kind, data = self._inbox.receive_nowait()
+                except trio.WouldBlock:
+                    pass
+            if kind is None:
+                timeout = SESSION_TIMEOUT if session is not None else math.inf
+                self._idle = session is None and not self._inbox.statistics().current_buffer_used
+                try:
+                    with trio.move_on_after(timeout) as waited:
+                        kind, data = await self._inbox.receive()
+                finally:
+                    self._idle = False
+                if waited.cancelled_caught:
+                    log.warning("sync with %s stalled; closing the connection", self.member.device_id.short)
+                    return
             if kind == "started":  # poke started it (the loop was idle: there was no other)
                 session, self._started = self._started, None
                 continue
@@ -294,6 +308,7 @@ class Link:
                     again = True
                 continue
             data = await data.result()
+            follow_on = isinstance(data, bytes)  # small: a hello, early records, a digest...
             if session is None:
                 session = self._new_session()
             received_before, was_unlocked = session.stats.revisions_new, not vault.locked
