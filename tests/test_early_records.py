@@ -35,17 +35,24 @@ def hello_of(vault):
 
 
 def early(basis, revisions):
-    return encode_message(Records(None, (), tuple(revisions), False, False, basis))
+    return encode_message(Records(None, (), tuple(revisions), True, False, basis))
 
 
 def run_session(left, right, to_right, to_left):
+    """Pass the messages on until neither side has any to send; returns what each side sent
+    (``to_right`` and ``to_left`` included)."""
+    sent_right, sent_left = list(to_right), list(to_left)
     for _ in range(100):
         if not (to_right or to_left):
-            return
+            return sent_right, sent_left
         if to_right:
-            to_left += right.receive(to_right.pop(0))
+            replies = right.receive(to_right.pop(0))
+            sent_left += replies
+            to_left += replies
         if to_left:
-            to_right += left.receive(to_left.pop(0))
+            replies = left.receive(to_left.pop(0))
+            sent_right += replies
+            to_right += replies
     raise AssertionError("a session did not end")
 
 
@@ -66,6 +73,44 @@ def test_an_edit_is_stored_on_the_peer_from_the_senders_first_two_messages(pair)
     assert left.converged and right.converged
     assert left.stats.revisions_sent == 1 and right.stats.revisions_new == 1  # sent once, not again
     assert b.knowledge() == a.knowledge()
+
+
+def kinds(messages):
+    return [type(decode_message(m)).__name__ for m in messages]
+
+
+def test_taken_early_records_are_the_senders_last_batch_so_no_empty_one_follows(pair):
+    """Protocol 7: the receiver that takes early records moves on to the digest at once. The
+    session of one edit is four messages each way, and the sender sends no second ``records``."""
+    a, b = pair
+    a.edit("existing", {"password": "changed"})
+    left = SyncPeer(a, initiator=True, peer=b.device.device_id)
+    right = SyncPeer(b, initiator=False, peer=a.device.device_id)
+    sent_right, sent_left = run_session(left, right, left.start(early=hashes(b)), right.start())
+    assert left.converged and right.converged and b.knowledge() == a.knowledge()
+    assert kinds(sent_right) == ["Hello", "Records", "Digest", "Done"]
+    assert kinds(sent_left) == ["Hello", "Records", "Digest", "Done"]
+    assert decode_message(sent_right[1]).last and decode_message(sent_right[1]).basis is not None
+
+
+def test_an_edit_made_while_the_early_records_travel_follows_in_the_next_session(pair):
+    """a edits again before b's hello comes back: its early records were its last batch, so the
+    second edit cannot follow in this session. It ends unconverged, with no digest narrowing and
+    nobody at fault, and the next session (in the usual way: the last did not converge) brings it."""
+    a, b = pair
+    a.edit("existing", {"password": "first"})
+    left = SyncPeer(a, initiator=True, peer=b.device.device_id)
+    right = SyncPeer(b, initiator=False, peer=a.device.device_id)
+    to_right = left.start(early=hashes(b))
+    a.edit("existing", {"password": "second"})
+    sent, _ = run_session(left, right, to_right, right.start())
+    assert left.finished and right.finished and not left.failed and not right.failed
+    assert left.more_to_send and left.converged is False and right.converged is False
+    assert not right.peer_at_fault and not left.peer_at_fault
+    assert "Query" not in kinds(sent) and "Digest" not in kinds(sent)
+    assert b.get("existing").fields[0].value == "first"
+    left, right = sync_pair(a, b)
+    assert left.converged and right.converged and b.get("existing").fields[0].value == "second"
 
 
 def test_nothing_goes_early_without_a_peer_state_the_sender_can_trust(pair):
@@ -143,8 +188,8 @@ def test_early_records_anywhere_but_right_after_the_hello_are_a_protocol_error(p
     assert decode_message(replies[-1]) == Error("protocol")
 
 
-@pytest.mark.parametrize("shape", ["last", "repair", "header", "roster", "too_many"])
-def test_early_records_that_are_last_repair_or_carry_header_roster_or_too_much_are_malformed(pair, shape):
+@pytest.mark.parametrize("shape", ["not_last", "repair", "header", "roster", "too_many"])
+def test_early_records_not_last_repair_or_carrying_header_roster_or_too_much_are_malformed(pair, shape):
     a, b = pair
     revisions = new_revisions(a, b)
     for n in range(MAX_EARLY_REVISIONS if shape == "too_many" else 0):
@@ -153,10 +198,24 @@ def test_early_records_that_are_last_repair_or_carry_header_roster_or_too_much_a
         revisions = list(a.revisions_missing_from(b.knowledge()))
     record = Records(a.header if shape == "header" else None,
                      tuple(a.outgoing_roster()) if shape == "roster" else (), tuple(revisions),
-                     shape == "last", shape == "repair", b.knowledge())
+                     shape != "not_last", shape == "repair", b.knowledge())
     before = vault_state(b)
     peer, replies = deliver(b, a, [hello_of(a), encode_message(record)])
     assert_refused(peer, replies, b, before)
+
+
+def test_records_after_taken_early_records_are_a_protocol_error_and_not_stored(pair):
+    """Taken early records were the sender's last batch: a member that sends more records after
+    them breaks the protocol. What it sent early stays (valid, and stored before); the rest is not
+    stored, and the member is at fault."""
+    a, b = pair
+    (first,) = new_revisions(a, b)
+    a.edit("existing", {"password": "more"})
+    (more,) = [r for r in a.revisions_missing_from(b.knowledge()) if r.revision_id != first.revision_id]
+    peer, replies = deliver(b, a, [hello_of(a), early(b.knowledge(), [first]),
+                                   encode_message(Records(None, (), (more,), True))])
+    assert peer.failed and peer.peer_at_fault and decode_message(replies[-1]) == Error("protocol")
+    assert peer.stats.revisions_new == 1 and b.get("existing").fields[0].value == "changed"
 
 
 def test_a_tampered_early_revision_rejects_the_batch(pair):

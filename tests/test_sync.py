@@ -256,18 +256,21 @@ def test_a_hello_may_name_any_links_they_only_say_who_needs_no_relay_of_its_send
 
 
 @pytest.mark.parametrize("version,says", [
-    (4, "the peer runs an older vaultpeer (sync protocol version 4; this device speaks 6): upgrade vaultpeer on it"),
-    (5, "the peer runs an older vaultpeer (sync protocol version 5; this device speaks 6): upgrade vaultpeer on it"),
-    (7, "the peer runs a newer vaultpeer (sync protocol version 7; this device speaks 6): upgrade vaultpeer on "
+    (4, "the peer runs an older vaultpeer (sync protocol version 4; this device speaks 7): upgrade vaultpeer on it"),
+    (5, "the peer runs an older vaultpeer (sync protocol version 5; this device speaks 7): upgrade vaultpeer on it"),
+    (6, "the peer runs an older vaultpeer (sync protocol version 6; this device speaks 7): upgrade vaultpeer on it"),
+    (8, "the peer runs a newer vaultpeer (sync protocol version 8; this device speaks 7): upgrade vaultpeer on "
         "this device"),
 ])
 def test_another_protocol_version_is_refused_as_an_upgrade_to_make_not_an_offense(victim, version, says):
-    """Version 6 checks signatures by libsodium's rule, which refuses what a version 5 device (OpenSSL's
-    rule) may keep; version 5 has early records (a ``records`` with a ``basis``) and a hello with
-    ``links`` (a version 4 hello has none: it is still recognised as one of version 4, not taken for
-    junk); version 4 has the ``removed`` message, which a version 3 device would take for a broken
-    protocol: a device that speaks another version is told to upgrade, and nothing moves either way."""
-    assert PROTOCOL_VERSION == 6
+    """Version 7 takes early records as their sender's last batch, which a version 6 device refuses
+    as malformed; version 6 checks signatures by libsodium's rule, which refuses what a version 5
+    device (OpenSSL's rule) may keep; version 5 has early records (a ``records`` with a ``basis``)
+    and a hello with ``links`` (a version 4 hello has none: it is still recognised as one of version
+    4, not taken for junk); version 4 has the ``removed`` message, which a version 3 device would
+    take for a broken protocol: a device that speaks another version is told to upgrade, and nothing
+    moves either way."""
+    assert PROTOCOL_VERSION == 7
     a, b = victim
     before = vault_state(b)
     hello = old_hello_from(a, version) if version < 5 else hello_from(a, version=version)

@@ -43,7 +43,10 @@ from vaultpeer.core.vclock import VersionVector
 #: 6: every signature is checked by libsodium's rule (docs/formats.md, "Signatures"), which refuses
 #: what OpenSSL's accepted for a small-order key (any signature at all): a version 5 device could
 #: keep a revision that a version 6 device refuses with its whole batch, so the two must not sync.
-PROTOCOL_VERSION = 6
+#: 7: early records, if taken, are their sender's last batch of the records phase (``last`` is
+#: true): the receiver moves on to the digest at once, with no empty last batch a trip later (a
+#: version 6 device refuses them as malformed).
+PROTOCOL_VERSION = 7
 MAX_MESSAGE_SIZE = 8 * 1024 * 1024
 #: A records message carries at most this many revisions, and at most this many bytes of them.
 MAX_BATCH_REVISIONS = 1000
@@ -123,7 +126,8 @@ class Records:
     #: hold when it sent them, before it read the receiver's hello. They are every revision the
     #: sender held beyond it; the receiver takes them only if it holds at least ``basis`` (so each
     #: is causally deliverable), skipping any it already holds, and ignores them otherwise (the
-    #: sender, seeing the same hello, then sends them again in the usual way).
+    #: sender, seeing the same hello, then sends them again in the usual way). Taken, they are the
+    #: sender's last batch of the records phase (protocol 7: ``last`` is true).
     basis: VersionVector | None = None
 
 
@@ -249,9 +253,9 @@ def _parse(body: object) -> Message:
         if header is not None and not isinstance(header, bytes):
             raise ValueError("bad header")
         basis = VersionVector.from_record(body["basis"]) if body["basis"] is not None else None
-        if basis is not None and (header is not None or roster or body["last"] or body["repair"]
+        if basis is not None and (header is not None or roster or not body["last"] or body["repair"]
                                   or len(revs) > MAX_EARLY_REVISIONS):
-            raise ValueError("early records carry revisions only, at most 64, and are never last")
+            raise ValueError("early records carry revisions only, at most 64, and are always last")
         revisions = tuple(Revision.from_record(r) for r in revs)
         if sum(len(r.ciphertext) for r in revisions) > MAX_BATCH_BYTES + MAX_RECORD_SIZE:
             raise ValueError("batch too large")
@@ -384,12 +388,13 @@ class SyncSession:
         if not revisions or len(revisions) > MAX_EARLY_REVISIONS:
             raise LocalProtocolError("early records carry 1 to 64 revisions")
         self._early_basis, self._early_ids = basis, frozenset(r.revision_id for r in revisions)
-        return encode_message(Records(None, (), tuple(revisions), False, False, basis))
+        return encode_message(Records(None, (), tuple(revisions), True, False, basis))
 
     @property
     def early_taken(self) -> bool:
         """Whether the peer takes what this side sent early (it holds at least their basis, as its
-        hello says): then they are not sent again."""
+        hello says): then they are not sent again, and they were this side's last batch (protocol
+        7): whatever else the peer lacks waits for the next session."""
         return (self._early_basis is not None and self.peer_hello is not None
                 and self._early_basis <= self.peer_hello.knowledge)
 
@@ -405,6 +410,8 @@ class SyncSession:
     def records(self, header: VaultHeader | None, roster: list[RosterEntry], revisions: list[Revision],
                 last: bool, repair: bool = False) -> bytes:
         self._require(Phase.REPAIR if repair else Phase.RECORDS)
+        if not repair and self._state.sent_last:
+            raise LocalProtocolError("the last batch was sent already (early records the peer took)")
         if len(revisions) > MAX_BATCH_REVISIONS:
             raise LocalProtocolError("batch too large")
         if repair:
@@ -476,9 +483,11 @@ class SyncSession:
         if not allowed or self.phase is not Phase.RECORDS:
             raise RemoteProtocolError("early records anywhere but right after the hello")
         if not message.basis <= self.knowledge:
-            return dataclasses.replace(message, revisions=())
+            return dataclasses.replace(message, revisions=(), last=False)  # ignored: not their last either
         new = tuple(r for r in message.revisions if r.revision_id.seq > self.knowledge.get(r.author))
         self._check_unique(new)
+        self._state.received_last = True  # taken: the sender's last batch (protocol 7)
+        self._maybe_digest_phase()
         return dataclasses.replace(message, revisions=new)
 
     def _accept(self, message: Message) -> None:
@@ -499,6 +508,9 @@ class SyncSession:
             self.peer_hello = message
             self.phase = Phase.RECORDS
             self._early_allowed = True
+            if self.early_taken:  # they were our last batch: nothing more goes in this phase
+                self._state.sent_last = True
+                self._maybe_digest_phase()
             return
         if isinstance(message, Records):
             if message.repair:
@@ -603,6 +615,10 @@ class SyncSession:
     @property
     def digest_sent(self) -> bool:
         return self._state.digest_sent
+
+    @property
+    def done_sent(self) -> bool:
+        return self._state.done_sent
 
     @property
     def peer_knowledge(self) -> VersionVector:

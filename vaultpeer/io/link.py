@@ -335,8 +335,8 @@ class Link:
                 # device's progress bar learns it is done now rather than waiting for news
                 self.daemon.publish({"type": "sync.progress", "device_id": str(self.device_id),
                                      "received": 0, "expected": 0})
-            session = None
-            if again or self._poke_missed:
+            more, session = session.more_to_send, None
+            if again or self._poke_missed or more:
                 again = self._poke_missed = False
                 session = self._new_session(ours=True)
 

@@ -134,6 +134,9 @@ class SyncPeer:
         #: The peer told this device it was removed from the vault (a ``removed`` message), and
         #: the revocation counts here: the connection ends, and no member connection is made again.
         self.removal: Removal | None = None
+        #: The peer took this side's early records as its last batch but lacks more than they held
+        #: (``_on_hello``): this session ends unconverged, and another follows it at once.
+        self.more_to_send = False
 
     @property
     def finished(self) -> bool:
@@ -224,8 +227,16 @@ class SyncPeer:
                                             for author, count in hello.knowledge.items())
         header_hash, roster_hash = self._hashes()
         revisions = self.session.not_sent_early(self.vault.revisions_missing_from(hello.knowledge))
-        batches = self._batches(revisions, repair=False, header=header_hash != hello.header_hash,
-                                roster=roster_hash != hello.roster_hash)
+        if self.session.early_taken:
+            # the early records were this side's last batch (protocol 7); whatever else the peer
+            # lacks (a revision made since they went, our header or roster if its hello shows
+            # others) goes in a session right after this one, which this one ends unconverged for
+            self.more_to_send = (header_hash != hello.header_hash or roster_hash != hello.roster_hash
+                                 or next(iter(revisions), None) is not None)
+            batches: Iterator[bytes] = iter(())
+        else:
+            batches = self._batches(revisions, repair=False, header=header_hash != hello.header_hash,
+                                    roster=roster_hash != hello.roster_hash)
         # the digest follows the last batch: whenever that is made, the state is what it says
         out = itertools.chain(batches, _later(self._maybe_digest))
         if not self.lazy:
@@ -265,7 +276,9 @@ class SyncPeer:
     def _on_records(self, records: Records) -> list[bytes]:
         self.stats.revisions_received += len(records.revisions)
         if records.basis is not None and not records.revisions:
-            return []  # early records this side holds already, or cannot take: nothing to store
+            # early records this side holds already (taken: the digest may follow now), or cannot
+            # take (ignored: the sender sends them again after reading our hello)
+            return self._maybe_digest()
         try:
             received = self.vault.receive_records(records.header, records.roster, records.revisions,
                                                   self._verified)
@@ -330,8 +343,14 @@ class SyncPeer:
         return self._digest
 
     def _maybe_digest(self) -> list[bytes]:
-        if self.session.phase is not Phase.DIGEST or self.session.digest_sent:
+        if self.session.phase is not Phase.DIGEST or self.session.digest_sent or self.session.done_sent:
             return []
+        if self.more_to_send:
+            # the peer cannot hold what this side holds (it lacks more than the early records
+            # carried): no digest could match, and narrowing would only find that out slowly. Both
+            # sides are past their last batch, so `done` is in turn; the next session sends the rest.
+            self.converged = False
+            return [self.session.done(False)]
         return [self.session.digest(self._local_digest().root)] + self._maybe_compare()
 
     def _maybe_compare(self) -> list[bytes]:
