@@ -374,3 +374,21 @@ def test_locking_drops_every_key_and_every_decrypted_item():
     assert vault.locked
     vault.unlock(PASSWORD)
     assert [v.title for v in vault.list_items()] == ["Mail"]
+
+
+def test_a_transaction_that_rolls_back_leaves_nothing_of_its_writes_in_memory(vault):
+    """An import writes its items and its audit entry in one transaction: if it rolls back, the
+    items are gone from the store, and from the index too (a listing or a search that still named
+    them would fail, or show what was never stored)."""
+    vault.add("kept", {"password": "one"})
+    vault.list_items()  # the index is built
+    with pytest.raises(RuntimeError):
+        with vault.transaction():
+            vault.add("rolled back", {"password": "two"})
+            assert {v.title for v in vault.list_items()} == {"kept", "rolled back"}
+            raise RuntimeError("the audit entry could not be written")
+    assert [v.title for v in vault.list_items()] == ["kept"]
+    assert [s.title for s in vault.summaries()] == ["kept"]
+    vault.add("after", {"password": "three"})
+    assert {v.title for v in vault.list_items()} == {"kept", "after"}
+    assert vault.check().ok

@@ -9,6 +9,7 @@ named endpoints (tests/io/test_daemon_over_memory.py's transport), in the topolo
 
 from collections.abc import Iterable
 
+import pytest
 import trio
 
 from helpers import PASSWORD
@@ -216,4 +217,30 @@ async def test_a_member_whose_link_to_the_author_failed_gets_the_edit_from_the_o
             c.links[a.device_id].close()
             await until(lambda: "pushed as the link failed" in titles(c))
             assert a.device_id not in c.links
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_write_is_pushed_only_once_committed_never_from_inside_an_open_transaction(root):
+    """A local change starts its push in the committing task (Link.poke), but not from inside an
+    open transaction (an import with its audit entry): had it, the member would get a revision
+    that a rollback then undid, and the next write here would reuse its id with other content."""
+    topology = {"a": [], "b": ["a"]}
+    members(root, list(topology))
+    daemons = start_all(root, MemoryNetwork(), topology)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await run_mesh(nursery, daemons, topology)
+            a, b = daemons["a"], daemons["b"]
+            a.vault.add("first", {"password": "x"})  # a session converges: the next may send early
+            await until(lambda: "first" in titles(b))
+            await quiet(daemons)
+            with pytest.raises(RuntimeError):
+                with a.vault.transaction():
+                    a.vault.add("rolled back", {"password": "y"})
+                    raise RuntimeError("the import failed after its items were written")
+            a.vault.add("kept", {"password": "z"})
+            await until(lambda: "kept" in titles(b))
+            await quiet(daemons)
+            assert "rolled back" not in titles(b) and titles(b) == titles(a)
+            assert b.vault.knowledge() == a.vault.knowledge()
             nursery.cancel_scope.cancel()

@@ -127,8 +127,10 @@ class Link:
         If the session loop is idle, the session starts here, in the caller's task: its hello and
         early records are queued before the caller next yields (an edit's API answer, say), one
         wakeup of the loop sooner. The loop takes the session over from the ``started`` message,
-        which is then first in its inbox, so nothing the member sent can come between."""
-        if self._idle and self._started is None:
+        which is then first in its inbox, so nothing the member sent can come between. Not while
+        the change is still inside an open transaction (an import and its audit entry): its
+        session would read, and send, what a rollback may yet undo."""
+        if self._idle and self._started is None and not self.daemon.vault.in_transaction:
             try:
                 session = self._new_session(ours=True)
             except Exception:  # noqa: BLE001 - the loop starts it again, where a failure ends the link

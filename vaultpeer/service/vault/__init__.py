@@ -122,9 +122,17 @@ class Vault:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Several vault operations, all or nothing (an import with its audit entry, a join with
-        the records that come with it). Nested use joins the outer transaction."""
-        with self._store.transaction():
-            yield
+        the records that come with it). Nested use joins the outer transaction. If it rolls back,
+        what memory holds of its writes goes with it: the item index (rebuilt on next use), the
+        test-opening watermark and the roster are read from the store again."""
+        try:
+            with self._store.transaction():
+                yield
+        except BaseException:
+            if not self._store.in_transaction:  # the outermost transaction rolled back
+                self.items.forget_uncommitted()
+                self.membership.reread()
+            raise
 
     def counts(self) -> dict[str, int]:
         """``{"items", "revisions"}`` as stored (readable while locked)."""

@@ -182,6 +182,12 @@ class Items:
         self._index = None
         self._views.clear()
 
+    def forget_uncommitted(self) -> None:
+        """A transaction that wrote revisions rolled back: the index, and the watermark of what was
+        test-opened, may count them; both are read from the store again."""
+        self.forget_index()
+        self._opened_through = None
+
     # --- quarantine and test-opening -------------------------------------------------------------
 
     def _open(self, revision: Revision, vault_id: bytes, keyring: Keyring, roster: Roster) -> ItemContent | None:
