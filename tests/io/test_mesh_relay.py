@@ -7,7 +7,9 @@ its connections, cannot keep another member's edit from anyone who has a path to
 Real daemons in this process (real Noise, real SQLite), connected by in-memory streams between
 named endpoints (tests/io/test_daemon_over_memory.py's transport), in the topology each test names."""
 
+import math
 from collections.abc import Iterable
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -19,6 +21,7 @@ from vaultpeer.core.revision import RevisionId
 from vaultpeer.core.sync import link_id
 from vaultpeer.core.vclock import VersionVector
 from vaultpeer.io.daemon import Daemon, needs_relay
+import vaultpeer.io.link as link_module
 from vaultpeer.io.handlers import ApiHandlers
 from vaultpeer.io.transports import Address
 from vaultpeer.service.home import Home
@@ -220,10 +223,10 @@ async def test_a_member_whose_link_to_the_author_failed_gets_the_edit_from_the_o
             nursery.cancel_scope.cancel()
 
 
-async def test_a_write_is_pushed_only_once_committed_never_from_inside_an_open_transaction(root):
-    """A local change starts its push in the committing task (Link.poke), but not from inside an
-    open transaction (an import with its audit entry): had it, the member would get a revision
-    that a rollback then undid, and the next write here would reuse its id with other content."""
+@asynccontextmanager
+async def two_in_sync(root):
+    """a and b (b dials a), linked, with one session between them converged, so the next one a
+    starts sends its records early: ``(a, b, daemons)``."""
     topology = {"a": [], "b": ["a"]}
     members(root, list(topology))
     daemons = start_all(root, MemoryNetwork(), topology)
@@ -231,16 +234,58 @@ async def test_a_write_is_pushed_only_once_committed_never_from_inside_an_open_t
         async with trio.open_nursery() as nursery:
             await run_mesh(nursery, daemons, topology)
             a, b = daemons["a"], daemons["b"]
-            a.vault.add("first", {"password": "x"})  # a session converges: the next may send early
+            a.vault.add("first", {"password": "x"})
             await until(lambda: "first" in titles(b))
+            for link in b.links.values():  # its hold ends now, however long a test made it
+                link._settle_until = -math.inf
+                link._hurry.set()
             await quiet(daemons)
-            with pytest.raises(RuntimeError):
-                with a.vault.transaction():
-                    a.vault.add("rolled back", {"password": "y"})
-                    raise RuntimeError("the import failed after its items were written")
-            a.vault.add("kept", {"password": "z"})
-            await until(lambda: "kept" in titles(b))
-            await quiet(daemons)
-            assert "rolled back" not in titles(b) and titles(b) == titles(a)
-            assert b.vault.knowledge() == a.vault.knowledge()
+            yield a, b, daemons
             nursery.cancel_scope.cancel()
+
+
+async def test_a_write_is_pushed_only_once_committed_never_from_inside_an_open_transaction(root):
+    """A local change starts its push in the committing task (Link.poke), but not from inside an
+    open transaction (an import with its audit entry): had it, the member would get a revision
+    that a rollback then undid, and the next write here would reuse its id with other content."""
+    async with two_in_sync(root) as (a, b, daemons):
+        with pytest.raises(RuntimeError):
+            with a.vault.transaction():
+                a.vault.add("rolled back", {"password": "y"})
+                raise RuntimeError("the import failed after its items were written")
+        a.vault.add("kept", {"password": "z"})
+        await until(lambda: "kept" in titles(b))
+        await quiet(daemons)
+        assert "rolled back" not in titles(b) and titles(b) == titles(a)
+        assert b.vault.knowledge() == a.vault.knowledge()
+
+
+async def test_a_session_that_brought_changes_holds_back_its_bookkeeping_until_a_local_change(root, monkeypatch):
+    """Once a batch stored a's edit on b, and b has nothing for a, the rest of b's session (its
+    hello, empty last batch, digest and done) waits SETTLE_DELAY: b's apps read the edit first.
+    Made 5 s here to be seen: the edit is readable on b at once while the session is held; a
+    change on b cuts the wait short, and the session, and b's change, go on at once. What b
+    writes for one session goes in two writes (the rest of the records phase with the digest,
+    then done), not one per message."""
+    monkeypatch.setattr(link_module, "SETTLE_DELAY", 5.0)
+    async with two_in_sync(root) as (a, b, daemons):
+        b_link = b.links[a.device_id]
+        writes = []
+        real_send_many = b_link.stream.send_many
+
+        async def counted(messages):
+            writes.append(len(messages))
+            await real_send_many(messages)
+
+        monkeypatch.setattr(b_link.stream, "send_many", counted)
+        before = sessions(daemons)
+        started = trio.current_time()
+        a.vault.add("edit", {"password": "y"})
+        await until(lambda: "edit" in titles(b))
+        await trio.sleep(0.5)
+        assert sessions(daemons) == before and writes == []  # held: nothing written yet
+        b.vault.add("on b", {"password": "z"})
+        await until(lambda: "on b" in titles(a))
+        await quiet(daemons)
+        assert trio.current_time() - started < 4.0  # the change cut the 5 s short
+        assert writes[:2] == [3, 1]  # hello, last batch and digest together; then done

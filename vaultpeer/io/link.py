@@ -35,6 +35,12 @@ ERROR_FLUSH_TIMEOUT = 2.0
 READ_AHEAD = 4
 #: The writer joins queued messages into one write until they reach this size.
 _WRITE_BATCH_BYTES = 64 * 1024
+#: Once a batch stored changes here, and this side has none for the member, what is left of the
+#: session (hellos, empty batches, digests, ``done``: nothing the member's apps wait for) waits
+#: this long before it is written, so that the apps told of the changes read them first instead of
+#: competing with the session's bookkeeping, here and on the member, for a few cores. A local
+#: change cuts the wait short. A few local round trips: an app reads within a millisecond or so.
+SETTLE_DELAY = 0.002
 
 
 @dataclass
@@ -97,6 +103,9 @@ class Link:
         self._idle = False
         #: A session ``poke`` started, for the session loop to take over (its ``started`` message).
         self._started: SyncPeer | None = None
+        #: Until when the writer holds back (``SETTLE_DELAY``), and what cuts it short (``poke``).
+        self._settle_until = -math.inf
+        self._hurry = trio.Event()
         self._cancel = trio.CancelScope()
         self._sessions_scope = trio.CancelScope()
         #: The last message to send before the link ends (``dismiss``), instead of anything queued.
@@ -130,6 +139,8 @@ class Link:
         which is then first in its inbox, so nothing the member sent can come between. Not while
         the change is still inside an open transaction (an import and its audit entry): its
         session would read, and send, what a rollback may yet undo."""
+        self._settle_until = -math.inf  # the member waits for this: no more holding back
+        self._hurry.set()
         if self._idle and self._started is None and not self.daemon.vault.in_transaction:
             try:
                 session = self._new_session(ours=True)
@@ -221,30 +232,45 @@ class Link:
         return preparation
 
     async def _writer(self) -> None:
-        async for message in self._outbox:
-            pending = [message]
-            while pending:
-                item = pending.pop()
-                if not isinstance(item, bytes):
-                    # a session's batches, each made when the one before is written
-                    while self._farewell is None and (batch := item.next_pending()) is not None:
-                        await self.stream.send(batch)
-                    continue
-                # small messages queued together (a hello and its early records, a digest) go in
-                # one write: one wakeup of the peer, not one each; big batches still go one by one
-                messages, size = [item], len(item)
-                while size < _WRITE_BATCH_BYTES:
+        async for item in self._outbox:
+            await self._settle()
+            # what is queued together (a hello and its early records; a hello, an empty last batch
+            # and a digest) goes in one write: one wakeup of the peer, not one each
+            messages: list[bytes] = []
+            size = 0
+            while item is not None:
+                if isinstance(item, bytes):
+                    messages.append(item)
+                    size += len(item)
+                else:
+                    # a session's batches, each made only when what comes before it is written (or
+                    # joins it, while small): big batches go one by one, never all in memory
+                    while self._farewell is None:
+                        if size >= _WRITE_BATCH_BYTES:
+                            await self.stream.send_many(messages)
+                            messages, size = [], 0
+                        batch = item.next_pending()
+                        if batch is None:
+                            break
+                        messages.append(batch)
+                        size += len(batch)
+                item = None
+                if size < _WRITE_BATCH_BYTES:
                     try:
-                        following = self._outbox.receive_nowait()
+                        item = self._outbox.receive_nowait()
                     except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                    if not isinstance(following, bytes):
-                        pending.append(following)  # after what is gathered so far
-                        break
-                    messages.append(following)
-                    size += len(following)
+                        pass
+            if messages:
                 await self.stream.send_many(messages)
         self._writer_done.set()
+
+    async def _settle(self) -> None:
+        """Hold back for what is left of ``SETTLE_DELAY``, unless a local change comes first."""
+        if self._settle_until > trio.current_time():
+            with trio.move_on_at(self._settle_until):
+                await self._hurry.wait()
+        if self._hurry.is_set():
+            self._hurry = trio.Event()
 
     def _drop_queued(self) -> None:
         while True:
@@ -314,7 +340,10 @@ class Link:
             if session is None:
                 session = self._new_session()
             received_before, was_unlocked = session.stats.revisions_new, not vault.locked
-            self._send(session.receive(data), session)
+            replies = session.receive(data)
+            if session.stats.revisions_new != received_before and not session.sends_changes:
+                self._settle_until = trio.current_time() + SETTLE_DELAY  # the apps here read first
+            self._send(replies, session)
             self.daemon.notice_self_lock(was_unlocked)
             if session.stats.revisions_new != received_before:
                 # new revisions stored, against what the hello announced (a repair or an edit made

@@ -137,6 +137,9 @@ class SyncPeer:
         #: The peer took this side's early records as its last batch but lacks more than they held
         #: (``_on_hello``): this session ends unconverged, and another follows it at once.
         self.more_to_send = False
+        #: Whether this side's records phase carries anything (revisions, its header or roster):
+        #: known from the peer's hello on (``sends_changes``).
+        self._batches_carry: bool | None = None
 
     @property
     def finished(self) -> bool:
@@ -233,8 +236,14 @@ class SyncPeer:
             # others) goes in a session right after this one, which this one ends unconverged for
             self.more_to_send = (header_hash != hello.header_hash or roster_hash != hello.roster_hash
                                  or next(iter(revisions), None) is not None)
+            self._batches_carry = False
             batches: Iterator[bytes] = iter(())
         else:
+            first = next(iter(revisions), None)
+            if first is not None:
+                revisions = itertools.chain([first], revisions)
+            self._batches_carry = (first is not None or header_hash != hello.header_hash
+                                   or roster_hash != hello.roster_hash)
             batches = self._batches(revisions, repair=False, header=header_hash != hello.header_hash,
                                     roster=roster_hash != hello.roster_hash)
         # the digest follows the last batch: whenever that is made, the state is what it says
@@ -243,6 +252,12 @@ class SyncPeer:
             return list(out)
         self._pending = out
         return []
+
+    @property
+    def sends_changes(self) -> bool:
+        """Whether this side sends the peer anything new in this session (early records, or
+        revisions, its header or roster in its batches); True until the peer's hello tells."""
+        return self.stats.revisions_sent > 0 or self._batches_carry is not False
 
     @property
     def has_pending(self) -> bool:
