@@ -141,7 +141,8 @@ class Link:
         session would read, and send, what a rollback may yet undo."""
         self._settle_until = -math.inf  # the member waits for this: no more holding back
         self._hurry.set()
-        if self._idle and self._started is None and not self.daemon.vault.in_transaction:
+        if (self._idle and self._started is None and self._farewell is None
+                and not self.daemon.vault.in_transaction):
             try:
                 session = self._new_session(ours=True)
             except Exception:  # noqa: BLE001 - the loop starts it again, where a failure ends the link
@@ -343,6 +344,8 @@ class Link:
             replies = session.receive(data)
             if session.stats.revisions_new != received_before and not session.sends_changes:
                 self._settle_until = trio.current_time() + SETTLE_DELAY  # the apps here read first
+                if self._hurry.is_set():  # cut short by a change made before this, not after
+                    self._hurry = trio.Event()
             self._send(replies, session)
             self.daemon.notice_self_lock(was_unlocked)
             if session.stats.revisions_new != received_before:

@@ -102,7 +102,7 @@ class ItemSummary:
     #: ``Items.created``: when the item was created (None: no time), or ``UNKNOWN_TIME`` until it
     #: is worked out (an item with history whose first revision was not opened since the index was
     #: built). An edit keeps it: only a new root can change it.
-    created: "int | None | object" = None
+    created: "int | None | object"
 
     @property
     def title(self) -> str:
