@@ -289,3 +289,24 @@ async def test_a_session_that_brought_changes_holds_back_its_bookkeeping_until_a
         await quiet(daemons)
         assert trio.current_time() - started < 4.0  # the change cut the 5 s short
         assert writes[:2] == [3, 1]  # hello, last batch and digest together; then done
+
+
+async def test_bursts_of_edits_on_both_sides_converge_with_nothing_lost_or_forked(root):
+    """Edits made on both devices while their sessions are under way (pushed at commit, early
+    records that end a records phase, sessions that end unconverged because more came meanwhile,
+    held bookkeeping cut short by the next change): both end with every edit, the same state and
+    no revision id under two contents."""
+    async with two_in_sync(root) as (a, b, daemons):
+        for n in range(25):
+            a.vault.add(f"a {n}", {"password": f"a{n}"})
+            if n % 3:
+                b.vault.add(f"b {n}", {"password": f"b{n}"})
+            if n % 5 == 0:
+                a.vault.edit("first", {"password": f"edited on a {n}"})
+            await trio.sleep(0.001 * (n % 4))
+        await until(lambda: titles(a) == titles(b) and len(titles(a)) == 1 + 25 + 16)
+        await quiet(daemons)
+        assert a.vault.knowledge() == b.vault.knowledge()
+        assert a.vault.get("first").content.field_map() == b.vault.get("first").content.field_map()
+        assert a.vault.state_digest().root == b.vault.state_digest().root
+        assert not a.vault.check().equivocations and not b.vault.check().equivocations
