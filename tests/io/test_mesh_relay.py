@@ -7,7 +7,6 @@ its connections, cannot keep another member's edit from anyone who has a path to
 Real daemons in this process (real Noise, real SQLite), connected by in-memory streams between
 named endpoints (tests/io/test_daemon_over_memory.py's transport), in the topology each test names."""
 
-import math
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
 
@@ -236,9 +235,6 @@ async def two_in_sync(root):
             a, b = daemons["a"], daemons["b"]
             a.vault.add("first", {"password": "x"})
             await until(lambda: "first" in titles(b))
-            for link in b.links.values():  # its hold ends now, however long a test made it
-                link._settle_until = -math.inf
-                link._hurry.set()
             await quiet(daemons)
             yield a, b, daemons
             nursery.cancel_scope.cancel()
@@ -266,8 +262,8 @@ async def test_a_session_that_brought_changes_holds_back_its_bookkeeping_until_a
     SETTLE_DELAY: b's apps read the edit first. Made 5 s here to be seen: the edit is readable on
     b at once while the session is held; a change on b cuts the wait short, and the session, and
     b's change, go on at once. What b writes goes out joined (a hello with the batch after it)."""
-    monkeypatch.setattr(link_module, "SETTLE_DELAY", 5.0)
     async with two_in_sync(root) as (a, b, daemons):
+        monkeypatch.setattr(link_module, "SETTLE_DELAY", 5.0)
         b_link = b.links[a.device_id]
         writes = []
         real_send_many = b_link.stream.send_many

@@ -229,23 +229,21 @@ class SyncPeer:
         self.stats.revisions_expected = sum(max(0, count - ours.get(author))
                                             for author, count in hello.knowledge.items())
         header_hash, roster_hash = self._hashes()
-        revisions = self.session.not_sent_early(self.vault.revisions_missing_from(hello.knowledge))
+        revisions = iter(self.session.not_sent_early(self.vault.revisions_missing_from(hello.knowledge)))
+        first = next(revisions, None)
+        header, roster = header_hash != hello.header_hash, roster_hash != hello.roster_hash
+        carry = first is not None or header or roster
         if self.session.early_taken:
             # the early records were this side's last batch (protocol 7); whatever else the peer
             # lacks (a revision made since they went, our header or roster if its hello shows
             # others) goes in a session right after this one, which this one ends unconverged for
-            self.more_to_send = (header_hash != hello.header_hash or roster_hash != hello.roster_hash
-                                 or next(iter(revisions), None) is not None)
-            self._batches_carry = False
+            self.more_to_send, self._batches_carry = carry, False
             batches: Iterator[bytes] = iter(())
         else:
-            first = next(iter(revisions), None)
+            self._batches_carry = carry
             if first is not None:
                 revisions = itertools.chain([first], revisions)
-            self._batches_carry = (first is not None or header_hash != hello.header_hash
-                                   or roster_hash != hello.roster_hash)
-            batches = self._batches(revisions, repair=False, header=header_hash != hello.header_hash,
-                                    roster=roster_hash != hello.roster_hash)
+            batches = self._batches(revisions, repair=False, header=header, roster=roster)
         # the digest follows the last batch: whenever that is made, the state is what it says
         out = itertools.chain(batches, _later(self._maybe_digest))
         if not self.lazy:
