@@ -3,7 +3,7 @@ is built when the peer's hello arrives, and the digest comes after the last."""
 
 from helpers import make_replicas
 from vaultpeer.core.item import ItemContent
-from vaultpeer.core.sync import MAX_BATCH_REVISIONS, decode_message, Digest, Records
+from vaultpeer.core.sync import MAX_BATCH_REVISIONS, decode_message, Digest, Done, Records
 from vaultpeer.service.replication import SyncPeer
 
 
@@ -41,3 +41,28 @@ def test_a_failed_lazy_session_sends_no_further_batch():
     assert sender.next_pending() is not None
     sender.receive(b"\xff not a message")  # the peer broke the protocol: the session fails
     assert sender.failed and sender.next_pending() is None and not sender.has_pending
+
+
+def test_a_lazy_receiver_makes_its_digest_after_a_batch_only_when_it_is_pulled():
+    """What a batch stored is announced before this side's digest is built: for the peer's last
+    batch a lazy session returns nothing, and makes its digest when the link's writer asks for it
+    (after any hold); a digest the peer sent meanwhile is answered then."""
+    a, b = make_replicas(2)
+    a.add_many(ItemContent.build(f"item {n}", {"password": f"pw {n}"}) for n in range(3))
+    sender = SyncPeer(a, initiator=True, peer=b.device.device_id)
+    receiver = SyncPeer(b, initiator=False, peer=a.device.device_id, lazy=True)
+    hello_a, hello_b = sender.start()[0], receiver.start()[0]
+    assert receiver.receive(hello_a) == []
+    last_b = receiver.next_pending()  # b's (empty) last batch; no digest: a's last is still to come
+    assert isinstance(decode_message(last_b), Records) and receiver.next_pending() is None
+    batches = sender.receive(hello_b)
+    digest_a = sender.receive(last_b)
+    assert [type(decode_message(m)) for m in batches] == [Records] and [type(decode_message(m)) for m in digest_a] == [Digest]
+    assert receiver.receive(batches[0]) == [] and receiver.has_pending  # stored; the digest is made when pulled
+    assert b.counts()["revisions"] == 3
+    assert receiver.receive(digest_a[0]) == []  # a's digest waits for ours
+    pulled = []
+    while (message := receiver.next_pending()) is not None:
+        pulled.append(message)
+    assert [type(decode_message(m)) for m in pulled] == [Digest, Done]
+    assert sender.receive(pulled[0]) != [] and receiver.converged

@@ -104,12 +104,23 @@ class NoiseStream:
     async def receive(self) -> bytes:
         """The next whole message; ConnectionClosed when the peer is gone, TransportError on garbage."""
         while True:
-            payload = await _next_frame(self.stream, self._reader)
-            if self.meter is not None:
-                self.meter.bytes_received += 2 + len(payload)  # with its length prefix (``frame``)
-            message = self._channel.open(payload)
+            message = self._open(await _next_frame(self.stream, self._reader))
             if message is not None:
                 return message
+
+    def receive_read(self) -> bytes | None:
+        """The next whole message if it has been read from the connection already (it came in the
+        same read as the one before), without waiting; None otherwise. TransportError on garbage."""
+        while (payload := self._reader.next_frame()) is not None:
+            message = self._open(payload)
+            if message is not None:
+                return message
+        return None
+
+    def _open(self, payload: bytes) -> bytes | None:
+        if self.meter is not None:
+            self.meter.bytes_received += 2 + len(payload)  # with its length prefix (``frame``)
+        return self._channel.open(payload)
 
     async def close_when_read(self, timeout: float) -> None:
         """Close after a last message: end the sending half, read (and drop) what the peer still

@@ -325,6 +325,17 @@ class SyncPeer:
                 self.session.repaired()
                 return out + self._maybe_digest()
             return []
+        return self._digest_step()
+
+    def _digest_step(self) -> list[bytes]:
+        """The digest step after a received batch, if it is this side's turn: made at once, or in a
+        ``lazy`` session when the link's writer asks for it (``next_pending``), so that the apps
+        told of what the batch stored go first (and a link holding back its session's tail,
+        ``SETTLE_DELAY``, makes it only then). Until it is made, a digest received is kept
+        unanswered: the comparison follows ours."""
+        if self.lazy and self._pending is None and not self.failed:
+            self._pending = _later(self._maybe_digest)
+            return []
         return self._maybe_digest()
 
     def _on_removed(self, notice: Removed) -> list[bytes]:
