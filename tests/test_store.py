@@ -133,3 +133,23 @@ def test_a_peers_knowledge_costs_no_commit_of_its_own_and_is_written_with_the_ne
     store.raise_peer_knowledge(peer, VersionVector({author: 7}))
     store.close()
     assert on_disk(peer) == VersionVector({author: 7})
+
+
+def test_a_large_batch_is_written_in_order_with_every_edge_and_head(store):
+    """A batch is written several rows per statement (``Store._insert``), the rest one by one:
+    nothing is lost or reordered at the seams. One long chain (each a child of the one before)
+    and single-revision items beside it."""
+    from vaultpeer.core.vclock import VersionVector
+    from vaultpeer.service import store as store_module
+
+    per = store_module._ROWS_PER_INSERT
+    long = chain(2 * per + 7)
+    singles = [revision for _ in range(per + 3) for revision in chain(1)]
+    batch = [r for pair in zip(long, singles) for r in pair] + long[len(singles):]
+    assert store.insert_revisions(batch) == batch
+    assert [r.revision_id for r in store.revisions_after(VersionVector({}))] == [r.revision_id for r in batch]
+    assert [r.revision_id for r in store.heads_of(long[0].item_id)] == [long[-1].revision_id]
+    assert all([h.revision_id for h in store.heads_of(r.item_id)] == [r.revision_id] for r in singles)
+    edges = store._db.execute("SELECT COUNT(*) FROM edges").fetchone()[0]
+    assert edges == len(long) - 1
+    assert store.counts()["items"] == 1 + len(singles) and store.counts()["revisions"] == len(batch)
