@@ -388,6 +388,7 @@ def initial(sizes: list[int], keep: bool, profile: Path | None = None) -> dict:
             proxy = ws.proxy(a.address)
             reset_peak_rss(a.pid)
             rss_a_before = _rss_mib(a.pid)
+            sender_cpu_before = _cpu_seconds(a.pid)
             started = time.perf_counter()
             c = ws.daemon(c_home, "--peer", f"{proxy.address[0]}:{proxy.address[1]}")
             daemon_up = time.perf_counter() - started
@@ -397,6 +398,9 @@ def initial(sizes: list[int], keep: bool, profile: Path | None = None) -> dict:
                 connected_at = time.perf_counter() - started
                 wait_for(lambda: progress_reached(c_events, c, expected), 600, "the initial sync", interval=0)
                 done = time.perf_counter() - started
+            # CPU time (from /proc: independent of the machine's load, unlike the seconds above);
+            # the new device's is since it started (it did nothing else)
+            cpu = {"sender": _cpu_seconds(a.pid) - sender_cpu_before, "receiver": _cpu_seconds(c.pid)}
             c_events.close()
             status = c.api("status")
             receiver_peak, sender_peak = peak_rss_mib(c.pid), peak_rss_mib(a.pid)
@@ -408,7 +412,7 @@ def initial(sizes: list[int], keep: bool, profile: Path | None = None) -> dict:
             results[str(items)] = {
                 "items": items, "revisions": expected, "seconds_from_start": done,
                 "seconds_from_connection": done - connected_at, "daemon_start_s": daemon_up,
-                "bytes": proxy.total, "locked": status["locked"],
+                "bytes": proxy.total, "locked": status["locked"], "cpu_s": cpu,
                 "peak_rss_mib": {"sender": sender_peak, "receiver": receiver_peak},
                 "sender_rss_before_mib": rss_a_before, "vault_build_s": build_s,
                 "sender_api_s": {"unlock": unlock_s, "first_status": status_s, "item_list": list_s,
@@ -419,7 +423,8 @@ def initial(sizes: list[int], keep: bool, profile: Path | None = None) -> dict:
             r = results[str(items)]
             print(f"  initial sync, {items:,} items: {r['seconds_from_connection']:.2f} s from connection "
                   f"({r['seconds_from_start']:.2f} s from start), {r['bytes'] / 1e6:.1f} MB, peak RSS "
-                  f"{r['peak_rss_mib']['sender']:.0f} / {r['peak_rss_mib']['receiver']:.0f} MiB")
+                  f"{r['peak_rss_mib']['sender']:.0f} / {r['peak_rss_mib']['receiver']:.0f} MiB, "
+                  f"CPU {cpu['sender']:.2f} / {cpu['receiver']:.2f} s")
             print(f"    sender: unlock {unlock_s:.2f} s, first status {status_s:.2f} s, item.list {list_s:.2f} s, "
                   f"item.search {search_s:.2f} s; new device once synced: unlock {c_unlock_s:.2f} s, "
                   f"first item.list {c_list_s:.2f} s")
@@ -734,7 +739,8 @@ def report(results: dict) -> None:
         target = "<= 2 s" if int(items) <= 10_000 else "<= 8 s"
         rows.append((f"initial sync to a locked device, {int(items):,} items",
                      f"{r['seconds_from_connection']:.2f} s, {r['bytes'] / 1e6:.1f} MB, RSS "
-                     f"{r['peak_rss_mib']['sender']:.0f}/{r['peak_rss_mib']['receiver']:.0f} MiB",
+                     f"{r['peak_rss_mib']['sender']:.0f}/{r['peak_rss_mib']['receiver']:.0f} MiB"
+                     + (f", CPU {r['cpu_s']['sender']:.1f}/{r['cpu_s']['receiver']:.1f} s" if "cpu_s" in r else ""),
                      f"{target}, <= 150 MiB RSS each"))
         if api := r.get("sender_api_s"):
             after = r["receiver_after_sync_s"]

@@ -21,11 +21,14 @@ from vaultpeer.core.item import ItemContent
 from vaultpeer.core.sync import MAX_BATCH_REVISIONS, decode_message, encode_message
 import vaultpeer.io.link as link_module
 from vaultpeer.service import replication
+from vaultpeer.service.replication import FIRST_BATCH_REVISIONS
 from vaultpeer.service.home import Home
 from vaultpeer.service.vault import Vault
 
-#: Five batches from a to b.
-ITEMS = 4 * MAX_BATCH_REVISIONS + 300
+#: Five batches from a to b: a small first one, then full ones.
+ITEMS = FIRST_BATCH_REVISIONS + 4 * MAX_BATCH_REVISIONS
+#: What the first two batches hold.
+TWO_BATCHES = FIRST_BATCH_REVISIONS + MAX_BATCH_REVISIONS
 
 
 def founder_with_items(root) -> None:
@@ -89,7 +92,7 @@ async def test_batches_that_arrived_together_are_committed_together_and_nothing_
             await until(lambda: b.vault.counts()["revisions"] >= ITEMS)
             assert b.vault.knowledge() == a.vault.knowledge()
             assert b.vault.state_digest().root == a.vault.state_digest().root
-            assert "a 04299" in titles(b) and b.vault.find("a 02500").content.field("password").value == "secret-2500"
+            assert f"a {ITEMS - 1:05d}" in titles(b) and b.vault.find("a 02500").content.field("password").value == "secret-2500"
             nursery.cancel_scope.cancel()
     assert joined and max(joined) >= 2, joined  # batches were joined...
     assert max(joined) <= link_module.MAX_JOINED_BATCHES
@@ -139,9 +142,9 @@ async def test_a_members_bad_batch_among_joined_ones_changes_nothing_and_the_goo
             await until(lambda: bool(at_failure))
             nursery.cancel_scope.cancel()
     revisions, held, notes = at_failure[0]
-    assert revisions == 2 * MAX_BATCH_REVISIONS  # the two good batches, committed
-    assert {f"a {n:05d}" for n in range(2 * MAX_BATCH_REVISIONS)} <= held
-    assert not {f"a {n:05d}" for n in range(2 * MAX_BATCH_REVISIONS, ITEMS)} & held  # nothing of the bad one
+    assert revisions == TWO_BATCHES  # the two good batches, committed
+    assert {f"a {n:05d}" for n in range(TWO_BATCHES)} <= held
+    assert not {f"a {n:05d}" for n in range(TWO_BATCHES, ITEMS)} & held  # nothing of the bad one, or after it
     assert any("failed verification" in note for note in notes)
     # the bad batch was checked in the transaction of the one before it (the first batch, which
     # carries a's roster too, is stored on its own)
