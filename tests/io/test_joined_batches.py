@@ -9,7 +9,6 @@ preparation is held back until the ones behind it are ready, as they are when it
 receiver slower than its sender meets at every step of a new device's first sync."""
 
 import dataclasses
-import time
 
 import trio
 
@@ -39,22 +38,19 @@ def founder_with_items(root) -> None:
 
 
 def hold_back_the_first_batch(monkeypatch, behind: int = 3) -> None:
-    """The first big message's preparation (decode, signature checks, on a worker thread) ends
-    only once ``behind`` more have been prepared: they are ready when it is stored."""
-    real_prepare, started, prepared = link_module.prepare, [], []
+    """The first big message's preparation (decode and signature checks, on a worker thread)
+    starts only once the ``behind`` messages after it are ready: they are when it is stored."""
+    real_run, made = link_module._Preparation.run, []
 
-    def prepare(data, vault_id, roster):
-        first = not started
-        started.append(True)
-        if first:
-            deadline = time.monotonic() + 30
-            while len(prepared) < behind and time.monotonic() < deadline:
-                time.sleep(0.005)  # (the daemons' tasks go on reading and preparing meanwhile)
-        result = real_prepare(data, vault_id, roster)
-        prepared.append(True)
-        return result
+    async def run(self, message, vault_id, roster):
+        made.append(self)
+        if len(made) == 1:
+            with trio.fail_after(30):
+                while not (len(made) > behind and all(p.ready for p in made[1:behind + 1])):
+                    await trio.sleep(0.005)
+        await real_run(self, message, vault_id, roster)
 
-    monkeypatch.setattr(link_module, "prepare", prepare)
+    monkeypatch.setattr(link_module._Preparation, "run", run)
 
 
 def record_commits(monkeypatch) -> list[int]:

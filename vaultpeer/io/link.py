@@ -86,10 +86,14 @@ class _Preparation:
         return self._result
 
     @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
     def joinable(self) -> bool:
         """Ready, and a batch of revisions only (no header, roster, repair or early records): one
         that may be stored in the transaction of the batch before it (``MAX_JOINED_BATCHES``)."""
-        return self._ready.is_set() and _only_revisions(self._result)
+        return self.ready and _only_revisions(self._result)
 
 
 def _only_revisions(data: "bytes | Prepared | None") -> bool:
