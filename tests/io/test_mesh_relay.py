@@ -19,8 +19,6 @@ from vaultpeer.core.identity import DeviceId
 from vaultpeer.core.revision import RevisionId
 from vaultpeer.core.sync import decode_message, link_id
 from vaultpeer.core.vclock import VersionVector
-from vaultpeer.client import TrioClient
-from vaultpeer.io import api_server
 from vaultpeer.io.daemon import Daemon, needs_relay
 import vaultpeer.io.link as link_module
 from vaultpeer.io.handlers import ApiHandlers
@@ -310,33 +308,3 @@ async def test_bursts_of_edits_on_both_sides_converge_with_nothing_lost_or_forke
         assert a.vault.state_digest().root == b.vault.state_digest().root
         assert not a.vault.check().equivocations and not b.vault.check().equivocations
 
-
-async def test_an_api_change_is_on_its_way_to_the_members_before_its_answer(root, monkeypatch):
-    """The answer to an edit made through the API is written once the session it started has been
-    sent to the connected member (Daemon.pushed): the member learns of it without waiting behind
-    the answer's write."""
-    async with two_in_sync(root) as (a, b, daemons):
-        order = []
-        a_link = a.links[b.device_id]
-        real_send_many = a_link.stream.send_many
-
-        async def pushed(messages):
-            order.append("push:" + "+".join(type(decode_message(m)).__name__ for m in messages))
-            await real_send_many(messages)
-
-        real_write = api_server._Session.write
-
-        async def write(self, message):
-            if "result" in message:
-                order.append("answer")
-            return await real_write(self, message)
-
-        monkeypatch.setattr(a_link.stream, "send_many", pushed)
-        monkeypatch.setattr(api_server._Session, "write", write)
-        client = await TrioClient.connect(a.socket_path)
-        try:
-            await client.call("item.add", title="through the API", fields={"password": "x"})
-        finally:
-            await client.aclose()
-        assert order[:2] == ["push:Hello+Records", "answer"], order
-        await until(lambda: "through the API" in titles(b))

@@ -63,10 +63,6 @@ MAX_LINKS = 64
 PAIRING_TIMEOUT = 120.0
 #: How often the counts of rejected connections are written to the audit log (once a minute each).
 AUDIT_FLUSH_EVERY = 15.0
-#: How long an API answer for a local change waits, at most, for the change to be sent to the
-#: members it started sessions with (``Daemon.pushed``): a fraction of a millisecond, unless a
-#: member's connection is stuck.
-PUSH_WAIT = 0.005
 
 
 @dataclass
@@ -359,16 +355,6 @@ class Daemon:
         for link in list(self.links.values()):
             link.poke()
         self.events.items_may_have_changed()
-
-    async def pushed(self) -> None:
-        """Return once the sessions that local changes just started are sent to their members
-        (``Link.pushing``), or after ``PUSH_WAIT``: the API answers a change after it has left for
-        the other devices, so they learn of it without waiting behind the answer's write."""
-        pushing = [link.pushing for link in self.links.values() if link.pushing is not None]
-        if pushing:
-            with trio.move_on_after(PUSH_WAIT):
-                for event in pushing:
-                    await event.wait()
 
     def sync_now(self) -> None:
         for link in list(self.links.values()):

@@ -203,18 +203,15 @@ class ApiHandlers:
         acting = acting_app.set(app.name if app is not None and app.name != CLI_APP else None)
         try:
             if method in _ENDED_BY_THEIR_CONNECTION:
-                result = await handler(params or {}, connection.closed)
-            elif method in _GIVEN_THEIR_CONNECTION:
-                result = await handler(params or {}, connection)
-            else:
-                result = await handler(params or {})
+                return await handler(params or {}, connection.closed)
+            if method in _GIVEN_THEIR_CONNECTION:
+                return await handler(params or {}, connection)
+            return await handler(params or {})
         finally:  # a bundle import or a write may have met a rotated key: the vault locked itself
             acting_app.reset(acting)
             _request_commands.reset(commands)
             if method not in ("lock", "unlock"):
                 self.daemon.notice_self_lock(was_unlocked)
-        await self.daemon.pushed()  # a change made here goes to the other devices before its answer
-        return result
 
     @property
     def commands(self) -> VaultCommands:

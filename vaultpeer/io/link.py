@@ -129,9 +129,6 @@ class Link:
         self._idle = False
         #: A session ``poke`` started, for the session loop to take over (its ``started`` message).
         self._started: SyncPeer | None = None
-        #: Set as the writer sends the hello (and early records) of the session ``poke`` last
-        #: started at once: the API answer for the change waits for it (``Daemon.pushed``).
-        self.pushing: trio.Event | None = None
         #: Until when the writer holds back (``SETTLE_DELAY``), and what cuts it short (``poke``).
         self._settle_until = -math.inf
         self._hurry = trio.Event()
@@ -184,7 +181,6 @@ class Link:
             else:
                 self._idle, self._started = False, session
                 self._inbox_send.send_nowait(("started", b""))  # the inbox was empty: it has room
-                self.pushing = self.pushing or trio.Event()
                 return
         try:
             self._idle = False
@@ -291,7 +287,6 @@ class Link:
                     # joins it, while small): big batches go one by one, never all in memory
                     while self._farewell is None:
                         if size >= _WRITE_BATCH_BYTES:
-                            self._pushed()
                             await self.stream.send_many(messages)
                             messages, size = [], 0
                         batch = item.next_pending()
@@ -305,20 +300,9 @@ class Link:
                         item = self._outbox.receive_nowait()
                     except (trio.WouldBlock, trio.EndOfChannel):
                         pass
-            self._pushed()
             if messages:
                 await self.stream.send_many(messages)
-        self._pushed()
         self._writer_done.set()
-
-    def _pushed(self) -> None:
-        """What was queued before the writer last looked is being sent (or never will be: it
-        ended). Called right before the write: from here to the write's system call nothing
-        yields (a free send lock is taken at once), so whoever waits on ``pushing`` runs again
-        only once the bytes are with the kernel, without waiting for this task's next turn."""
-        if self.pushing is not None:
-            self.pushing, pushing = None, self.pushing
-            pushing.set()
 
     async def _settle(self) -> None:
         """Hold back for what is left of ``SETTLE_DELAY``, unless a local change comes first."""
