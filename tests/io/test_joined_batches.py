@@ -147,3 +147,46 @@ async def test_a_members_bad_batch_among_joined_ones_changes_nothing_and_the_goo
     assert joined == [2]
     with Vault.open(Home(root / "b"), allow_insecure_test_kdf=True) as vault:
         assert ("peer.rejected", "sync_rejected") in [(e, d.get("reason")) for e, d in events(vault)]
+
+
+async def test_an_unforeseen_failure_inside_joined_batches_keeps_nothing_of_them(root, monkeypatch):
+    """Should applying a joined batch fail in a way no check foresaw (a bug, after its rows were
+    written), the link ends and the transaction is rolled back: nothing of the batches it held is
+    kept, so nothing half-written is ever committed, and the next session brings them again."""
+    founder_with_items(root)
+    hold_back_the_first_batch(monkeypatch)
+    real_on_records, seen = replication.SyncPeer._on_records, []
+
+    def on_records(self, records):
+        out = real_on_records(self, records)
+        if len(records.revisions) == MAX_BATCH_REVISIONS:
+            seen.append(True)
+            if len(seen) == 2:
+                raise RuntimeError("a bug, after the batch's rows were written")
+        return out
+
+    monkeypatch.setattr(replication.SyncPeer, "_on_records", on_records)
+    at_failure = []
+    real_sessions = link_module.Link._sessions
+
+    async def sessions(self):
+        try:
+            await real_sessions(self)
+        except BaseException:
+            if self.daemon.device_id == daemons["b"].device_id and not at_failure:
+                at_failure.append((self.daemon.vault.counts()["revisions"], self.daemon.vault.in_transaction))
+            raise
+
+    monkeypatch.setattr(link_module.Link, "_sessions", sessions)
+    topology = {"a": [], "b": ["a"]}
+    daemons = start_all(root, MemoryNetwork(), topology)
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            for daemon in daemons.values():
+                await nursery.start(daemon.run)
+                daemon.vault.unlock(PASSWORD)
+            await until(lambda: bool(at_failure))
+            nursery.cancel_scope.cancel()
+    revisions, open_after = at_failure[0]
+    assert not open_after
+    assert revisions <= FIRST_BATCH_REVISIONS  # the first batch (stored on its own) at most

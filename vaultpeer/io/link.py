@@ -338,8 +338,14 @@ class Link:
     async def _sessions(self) -> None:
         try:
             await self._session_loop()
-        finally:
-            self._commit_joined()  # whole batches (a failed one undid its own writes: a savepoint)
+        except BaseException as exc:
+            # something unforeseen (not a bad batch: that ends the session, and wrote nothing, as
+            # every check of a batch comes before its writes): what the transaction holds goes
+            if self._joined is not None:
+                joined, self._joined, self._joined_batches = self._joined, None, 0
+                joined.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._commit_joined()
 
     def _take_queued(self) -> tuple | None:
         try:
