@@ -53,6 +53,17 @@ def hold_back_the_first_batch(monkeypatch, behind: int = 3) -> None:
     monkeypatch.setattr(link_module._Preparation, "run", run)
 
 
+async def run_until(daemons: dict, condition) -> None:
+    """The daemons running (each unlocked, b dialling a) until ``condition`` holds."""
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            for daemon in daemons.values():
+                await nursery.start(daemon.run)
+                daemon.vault.unlock(PASSWORD)
+            await until(condition)
+            nursery.cancel_scope.cancel()
+
+
 def record_commits(monkeypatch) -> list[int]:
     """How many batches each joined transaction held, as it was committed."""
     joined: list[int] = []
@@ -128,15 +139,7 @@ async def test_a_members_bad_batch_among_joined_ones_changes_nothing_and_the_goo
         real_finish(self, session)
 
     monkeypatch.setattr(link_module.Link, "_finish", finish)
-    topology = {"a": [], "b": ["a"]}
-    daemons = start_all(root, MemoryNetwork(), topology)
-    with trio.fail_after(90):
-        async with trio.open_nursery() as nursery:
-            for daemon in daemons.values():
-                await nursery.start(daemon.run)
-                daemon.vault.unlock(PASSWORD)
-            await until(lambda: bool(at_failure))
-            nursery.cancel_scope.cancel()
+    await run_until(start_all(root, MemoryNetwork(), {"a": [], "b": ["a"]}), lambda: bool(at_failure))
     revisions, held, notes = at_failure[0]
     assert revisions == TWO_BATCHES  # the two good batches, committed
     assert {f"a {n:05d}" for n in range(TWO_BATCHES)} <= held
@@ -178,15 +181,7 @@ async def test_an_unforeseen_failure_inside_joined_batches_keeps_nothing_of_them
             raise
 
     monkeypatch.setattr(link_module.Link, "_sessions", sessions)
-    topology = {"a": [], "b": ["a"]}
-    daemons = start_all(root, MemoryNetwork(), topology)
-    with trio.fail_after(90):
-        async with trio.open_nursery() as nursery:
-            for daemon in daemons.values():
-                await nursery.start(daemon.run)
-                daemon.vault.unlock(PASSWORD)
-            await until(lambda: bool(at_failure))
-            nursery.cancel_scope.cancel()
+    await run_until(daemons := start_all(root, MemoryNetwork(), {"a": [], "b": ["a"]}), lambda: bool(at_failure))
     revisions, open_after = at_failure[0]
     assert not open_after
     assert revisions <= FIRST_BATCH_REVISIONS  # the first batch (stored on its own) at most
