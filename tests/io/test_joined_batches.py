@@ -17,17 +17,27 @@ from test_audit import events
 from test_daemon_over_memory import MemoryNetwork, until
 from test_mesh_relay import members, run_mesh, start_all, titles
 from vaultpeer.core.item import ItemContent
-from vaultpeer.core.sync import MAX_BATCH_REVISIONS, decode_message, encode_message
+import pytest
+
+from vaultpeer.core.sync import decode_message, encode_message
 import vaultpeer.io.link as link_module
 from vaultpeer.service import replication
-from vaultpeer.service.replication import FIRST_BATCH_REVISIONS
 from vaultpeer.service.home import Home
 from vaultpeer.service.vault import Vault
 
-#: Five batches from a to b: a small first one, then full ones.
-ITEMS = FIRST_BATCH_REVISIONS + 4 * MAX_BATCH_REVISIONS
+#: Batches as a sender makes them (a small first one, then full ones), cut smaller here so that
+#: five of them are quick to make: each is still big enough to be prepared on a thread.
+FIRST_BATCH, FULL_BATCH = 60, 200
+#: Five batches from a to b.
+ITEMS = FIRST_BATCH + 4 * FULL_BATCH
 #: What the first two batches hold.
-TWO_BATCHES = FIRST_BATCH_REVISIONS + MAX_BATCH_REVISIONS
+TWO_BATCHES = FIRST_BATCH + FULL_BATCH
+
+
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch):
+    monkeypatch.setattr(replication, "FIRST_BATCH_REVISIONS", FIRST_BATCH)
+    monkeypatch.setattr(replication, "MAX_BATCH_REVISIONS", FULL_BATCH)
 
 
 def founder_with_items(root) -> None:
@@ -99,7 +109,7 @@ async def test_batches_that_arrived_together_are_committed_together_and_nothing_
             await until(lambda: b.vault.counts()["revisions"] >= ITEMS)
             assert b.vault.knowledge() == a.vault.knowledge()
             assert b.vault.state_digest().root == a.vault.state_digest().root
-            assert f"a {ITEMS - 1:05d}" in titles(b) and b.vault.find("a 02500").content.field("password").value == "secret-2500"
+            assert f"a {ITEMS - 1:05d}" in titles(b) and b.vault.find("a 00500").content.field("password").value == "secret-500"
             nursery.cancel_scope.cancel()
     assert joined and max(joined) >= 2, joined  # batches were joined...
     assert max(joined) <= link_module.MAX_JOINED_BATCHES
@@ -124,8 +134,8 @@ async def test_a_members_bad_batch_among_joined_ones_changes_nothing_and_the_goo
             sent.append(True)
             if len(sent) == 3:
                 records = decode_message(message)
-                forged = dataclasses.replace(records.revisions[500], signature=bytes(64))
-                revisions = (*records.revisions[:500], forged, *records.revisions[501:])
+                forged = dataclasses.replace(records.revisions[100], signature=bytes(64))
+                revisions = (*records.revisions[:100], forged, *records.revisions[101:])
                 return encode_message(dataclasses.replace(records, revisions=revisions))
         return message
 
@@ -162,7 +172,7 @@ async def test_an_unforeseen_failure_inside_joined_batches_keeps_nothing_of_them
 
     def on_records(self, records):
         out = real_on_records(self, records)
-        if len(records.revisions) == MAX_BATCH_REVISIONS:
+        if len(records.revisions) == FULL_BATCH:
             seen.append(True)
             if len(seen) == 2:
                 raise RuntimeError("a bug, after the batch's rows were written")
@@ -184,4 +194,4 @@ async def test_an_unforeseen_failure_inside_joined_batches_keeps_nothing_of_them
     await run_until(daemons := start_all(root, MemoryNetwork(), {"a": [], "b": ["a"]}), lambda: bool(at_failure))
     revisions, open_after = at_failure[0]
     assert not open_after
-    assert revisions <= FIRST_BATCH_REVISIONS  # the first batch (stored on its own) at most
+    assert revisions <= FIRST_BATCH  # the first batch (stored on its own) at most
