@@ -496,10 +496,6 @@ class Store:
             for row in rows:
                 yield _revision_from_row(row)
 
-    def authors(self) -> list[bytes]:
-        """Every author of a stored revision (raw device ids)."""
-        return list(self._authors())
-
     def _authors(self) -> Iterator[bytes]:
         """Every author of a stored revision, one index lookup each (``SELECT DISTINCT`` would read
         the whole (author, seq) index: 10,000 rows for the one edit a session sends)."""

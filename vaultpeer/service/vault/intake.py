@@ -14,7 +14,7 @@ from vaultpeer.core.errors import IntegrityError, InvalidInput, VaultpeerError
 from vaultpeer.core.identity import DeviceId, DevicePublicKeys
 from vaultpeer.core.keys import VaultHeader, check_successor, header_rank
 from vaultpeer.core.revision import Revision
-from vaultpeer.core.roster import UNLIMITED, Roster, RosterEntry
+from vaultpeer.core.roster import Roster, RosterEntry
 from vaultpeer.core.vclock import VersionVector
 from vaultpeer.service.parallel_verify import verify_revisions_unless
 from vaultpeer.service.store import Store
@@ -86,11 +86,7 @@ class Intake:
                     yield row
 
         if rebuild:
-            rows = self._store.revision_rows()
-            # rows are filtered only if some author's revisions may be pruned (a revoked device,
-            # a non-member): usually every author is a member, and 100,000 rows pass as they are
-            pruning = any(limit(DeviceId(author)) < UNLIMITED for author in self._store.authors())
-            digest = StateDigest.from_revision_rows(kept(rows) if pruning else rows)
+            digest = StateDigest.from_revision_rows(kept(self._store.revision_rows()))
         else:
             digest = self._digest[1].updated(kept(self._store.revision_rows_of(changed)), changed)
         self._digest = (version, digest)
