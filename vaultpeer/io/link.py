@@ -367,25 +367,13 @@ class Link:
     async def _session_loop(self) -> None:
         session: SyncPeer | None = None
         again = False
-        #: The message just applied was a small one: the next, if read already, is taken at once.
-        follow_on = False
-        #: A message taken from the inbox already, to see whether it joins the open transaction.
+        #: The next message, taken from the inbox already (it was read): applied without a wait.
         carried: tuple | None = None
         vault = self.daemon.vault
         while True:
             kind = None
             if carried is not None:
-                (kind, data), carried, follow_on = carried, None, False
-            elif follow_on:
-                # a hello and the early records behind it (read in one go) are applied one after
-                # the other, before the writer sends the answer to the first: the edit reaches the
-                # apps one wakeup sooner, and the answers go out in one write. At most the few
-                # messages read ahead (READ_AHEAD): the others' tasks are never kept waiting long.
-                follow_on = False
-                try:
-                    kind, data = self._inbox.receive_nowait()
-                except trio.WouldBlock:
-                    pass
+                (kind, data), carried = carried, None
             if kind is None:
                 timeout = SESSION_TIMEOUT if session is not None else math.inf
                 self._idle = session is None and not self._inbox.statistics().current_buffer_used
@@ -409,7 +397,6 @@ class Link:
                     again = True
                 continue
             data = await data.result()
-            follow_on = isinstance(data, bytes)  # small: a hello, early records, a digest...
             if session is None:
                 session = self._new_session()
             if self._joined is None and _only_revisions(data) and not session.finished:
@@ -435,6 +422,12 @@ class Link:
                                      "expected": max(received, session.stats.revisions_expected)})
             if session.peer_holds is not None:
                 self.peer_holds = session.peer_holds
+            if isinstance(data, bytes) and carried is None:
+                # a small message (a hello, early records, a digest): the next, if read already, is
+                # applied before the writer sends the answer to this one (a hello's early records:
+                # the edit reaches the apps one wakeup sooner, the answers go out in one write). At
+                # most the few messages read ahead (READ_AHEAD): the other tasks never wait long.
+                carried = self._take_queued()
             if self._joined is not None:
                 self._joined_batches += 1
                 if carried is None and not session.finished:
